@@ -1,0 +1,286 @@
+import { encodeTextFrame, type StoredMessage } from '@push/protocol';
+import type { Broker, Presence, Store } from '@push/backend';
+import type { Logger } from '@push/runtime';
+
+const ZERO_MID = '0'.repeat(26);
+
+/**
+ * Where a connection's bytes go. The hub hands it complete frames; the transport knows whether
+ * that means a WebSocket send or finishing a parked long-poll response.
+ */
+export interface Transport {
+  readonly kind: 'ws' | 'lp';
+  /** Write already-encoded frames. Returns false when the transport is gone or gave up. */
+  write(frames: string): boolean;
+}
+
+/** One subscriber connection (a WebSocket, or a single long-poll request). */
+export interface Connection {
+  readonly id: number;
+  readonly channels: readonly string[];
+  readonly transport: Transport;
+  /** Newest mid this connection has been given (or its starting cursor). */
+  cursor: string | null;
+  state: 'setup' | 'live' | 'closed';
+  /** Live messages that arrived while the history read was in flight. */
+  early: StoredMessage[];
+  /** Frames waiting for the next flush. */
+  pending: string[];
+}
+
+export interface HubOptions {
+  readonly store: Store;
+  readonly broker: Broker;
+  readonly presence: Presence;
+  readonly log: Logger;
+  /** How long a channel stays subscribed after its last local connection left (long polls come back). */
+  readonly unsubscribeDelayMs: number;
+  /** Presence keys are refreshed at a third of this so they never lapse while connected. */
+  readonly onlineTtlMs: number;
+}
+
+export interface OpenResult {
+  /** Newest mid stored on the channels when the connection opened (long-poll 304 cursor). */
+  readonly newestMid: string | null;
+}
+
+export interface HubCounters {
+  delivered: number;
+  frames: number;
+  bytesOut: number;
+  received: number;
+}
+
+/**
+ * The listener's registry of local connections by channel. It keeps the Redis subscription set
+ * equal to what local sockets need, makes "history then live" gap-free and duplicate-free with one
+ * cursor per connection, encodes each message once, and coalesces everything that arrives in one
+ * event-loop turn into one write per connection.
+ */
+export class Hub {
+  private readonly byChannel = new Map<string, Set<Connection>>();
+  private readonly subscribing = new Map<string, Promise<void>>();
+  private readonly subscribed = new Set<string>();
+  private readonly lingering = new Map<string, NodeJS.Timeout>();
+  private readonly dirty = new Set<Connection>();
+  private flushScheduled = false;
+  private nextId = 1;
+  private lastFrameMid = '';
+  private lastFrame = '';
+  private readonly presenceTimer: NodeJS.Timeout;
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0 };
+  private readonly log: Logger;
+
+  constructor(private readonly opts: HubOptions) {
+    this.log = opts.log;
+    opts.broker.setHandler((channel, msg) => this.onMessage(channel, msg));
+    opts.broker.onResync(() => void this.refillAll());
+    this.presenceTimer = setInterval(() => void this.refreshPresence(), Math.max(1000, Math.floor(opts.onlineTtlMs / 3)));
+    this.presenceTimer.unref();
+  }
+
+  get channelCount(): number {
+    return this.byChannel.size;
+  }
+
+  countByTransport(): { ws: number; lp: number } {
+    const seen = new Set<Connection>();
+    for (const set of this.byChannel.values()) for (const c of set) seen.add(c);
+    let ws = 0;
+    let lp = 0;
+    for (const c of seen) (c.transport.kind === 'ws' ? ws++ : lp++);
+    return { ws, lp };
+  }
+
+  /**
+   * Registers a connection and replays what it missed. Order matters: register locally, make sure
+   * Redis delivers the channels, then read history; anything published in between is caught by
+   * `early` and merged, so nothing falls into the gap and nothing is sent twice.
+   * Rejects (and leaves nothing registered) when the backend cannot subscribe or read history.
+   */
+  async open(channels: readonly string[], transport: Transport, clientMid: string | null): Promise<{ conn: Connection; result: OpenResult }> {
+    const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: [], pending: [] };
+    for (const ch of channels) {
+      let set = this.byChannel.get(ch);
+      if (set === undefined) {
+        set = new Set();
+        this.byChannel.set(ch, set);
+      }
+      set.add(conn);
+      const t = this.lingering.get(ch);
+      if (t !== undefined) {
+        clearTimeout(t);
+        this.lingering.delete(ch);
+      }
+    }
+    let newestMid: string | null;
+    try {
+      await this.ensureSubscribed(channels);
+      const history = await this.opts.store.history(channels, clientMid);
+      newestMid = history.newestMid;
+      if (conn.state === 'closed') return { conn, result: { newestMid } };
+      const merged = new Map<string, StoredMessage>();
+      for (const m of history.messages) merged.set(m.mid, m);
+      for (const m of conn.early) if (clientMid === null || m.mid > clientMid) merged.set(m.mid, m);
+      const replay = [...merged.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
+      conn.early = [];
+      conn.state = 'live';
+      if (newestMid !== null && (conn.cursor === null || newestMid > conn.cursor)) conn.cursor = newestMid;
+      for (const m of replay) this.enqueue(conn, m, true);
+    } catch (err) {
+      this.close(conn);
+      throw err;
+    }
+    this.opts.presence.touch(channels).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
+    return { conn, result: { newestMid } };
+  }
+
+  /** Unregisters a connection; channels left without local connections are unsubscribed later. */
+  close(conn: Connection): void {
+    if (conn.state === 'closed') return;
+    conn.state = 'closed';
+    conn.pending = [];
+    conn.early = [];
+    this.dirty.delete(conn);
+    for (const ch of conn.channels) {
+      const set = this.byChannel.get(ch);
+      if (set === undefined) continue;
+      set.delete(conn);
+      if (set.size === 0) {
+        this.byChannel.delete(ch);
+        this.scheduleUnsubscribe(ch);
+      }
+    }
+  }
+
+  private scheduleUnsubscribe(ch: string): void {
+    if (this.lingering.has(ch)) return;
+    const t = setTimeout(() => {
+      this.lingering.delete(ch);
+      if (this.byChannel.has(ch) || !this.subscribed.has(ch)) return;
+      this.subscribed.delete(ch);
+      this.opts.broker.unsubscribe([ch]).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'unsubscribe failed'));
+    }, this.opts.unsubscribeDelayMs);
+    t.unref();
+    this.lingering.set(ch, t);
+  }
+
+  private async ensureSubscribed(channels: readonly string[]): Promise<void> {
+    const waits: Promise<void>[] = [];
+    const fresh: string[] = [];
+    for (const ch of channels) {
+      if (this.subscribed.has(ch)) continue;
+      const inflight = this.subscribing.get(ch);
+      if (inflight !== undefined) waits.push(inflight);
+      else fresh.push(ch);
+    }
+    if (fresh.length > 0) {
+      const p = this.opts.broker.subscribe(fresh).then(
+        () => {
+          for (const ch of fresh) {
+            this.subscribing.delete(ch);
+            this.subscribed.add(ch);
+          }
+        },
+        (err: unknown) => {
+          for (const ch of fresh) this.subscribing.delete(ch);
+          throw err;
+        },
+      );
+      for (const ch of fresh) this.subscribing.set(ch, p);
+      waits.push(p);
+    }
+    await Promise.all(waits);
+  }
+
+  private onMessage(channel: string, msg: StoredMessage): void {
+    this.counters.received++;
+    const set = this.byChannel.get(channel);
+    if (set === undefined) return;
+    for (const conn of set) {
+      if (conn.state === 'setup') conn.early.push(msg);
+      else if (conn.state === 'live') this.enqueue(conn, msg, false);
+    }
+  }
+
+  private frame(msg: StoredMessage): string {
+    // A message published to several channels arrives once per channel, back to back (the publish
+    // script is atomic): a one-entry cache makes that one encoding.
+    if (msg.mid !== this.lastFrameMid) {
+      this.lastFrameMid = msg.mid;
+      this.lastFrame = encodeTextFrame(msg);
+    }
+    return this.lastFrame;
+  }
+
+  private enqueue(conn: Connection, msg: StoredMessage, replay: boolean): void {
+    // Ids arrive in increasing order, so one cursor removes duplicates from a channel listed twice,
+    // from two subscribed channels receiving the same publish, and from history/live overlap.
+    if (!replay && conn.cursor !== null && msg.mid <= conn.cursor) return;
+    if (conn.cursor === null || msg.mid > conn.cursor) conn.cursor = msg.mid;
+    conn.pending.push(replay ? encodeTextFrame(msg) : this.frame(msg));
+    this.dirty.add(conn);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      // Everything that arrives in this event-loop turn (Redis often hands over many messages in
+      // one read) leaves in one write per connection; when idle this adds no delay.
+      setImmediate(() => this.flush());
+    }
+  }
+
+  flush(): void {
+    this.flushScheduled = false;
+    for (const conn of this.dirty) {
+      const frames = conn.pending.length === 1 ? (conn.pending[0] as string) : conn.pending.join('');
+      this.counters.delivered += conn.pending.length;
+      this.counters.frames++;
+      this.counters.bytesOut += frames.length;
+      conn.pending = [];
+      conn.transport.write(frames);
+    }
+    this.dirty.clear();
+  }
+
+  /**
+   * After a broker reconnect: give every connection what was published while the subscription
+   * was down. Connections are grouped by their channel list so each group costs one history read
+   * and a connection's cursor advances over all of its channels at once.
+   */
+  private async refillAll(): Promise<void> {
+    const groups = new Map<string, Connection[]>();
+    for (const set of this.byChannel.values()) {
+      for (const c of set) {
+        if (c.state !== 'live') continue;
+        const key = c.channels.join('/');
+        const g = groups.get(key);
+        if (g === undefined) groups.set(key, [c]);
+        else if (!g.includes(c)) g.push(c);
+      }
+    }
+    for (const conns of groups.values()) {
+      const first = conns[0] as Connection;
+      const oldest = conns.reduce<string>((min, c) => ((c.cursor ?? ZERO_MID) < min ? (c.cursor ?? ZERO_MID) : min), first.cursor ?? ZERO_MID);
+      try {
+        const h = await this.opts.store.history(first.channels, oldest);
+        for (const c of conns) for (const m of h.messages) if (c.state === 'live') this.enqueue(c, m, false);
+      } catch (err) {
+        this.log.warn({ err: { message: (err as Error).message } }, 'refill after reconnect failed');
+      }
+    }
+  }
+
+  private async refreshPresence(): Promise<void> {
+    const all = [...this.byChannel.keys()];
+    try {
+      for (let i = 0; i < all.length; i += 1000) await this.opts.presence.touch(all.slice(i, i + 1000));
+    } catch (err) {
+      this.log.warn({ err: { message: (err as Error).message } }, 'presence refresh failed');
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.presenceTimer);
+    for (const t of this.lingering.values()) clearTimeout(t);
+    this.lingering.clear();
+  }
+}

@@ -1,0 +1,101 @@
+import { Errors, PushError, parseMid, parseSubscriberChannels, type ChannelSecret } from '@push/protocol';
+import { CORS_ANY, Exchange, parseQuery, type Headers, type HttpRequest, type HttpResponse, type Logger } from '@push/runtime';
+import type { Connection, Hub, Transport } from '../hub.js';
+
+/** The client only trusts Last-Message-Id on a 304 when Expires is exactly this (reference 5.1). */
+export const LONG_POLL_EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
+export const EXPOSE_LAST_MESSAGE_ID: readonly [string, string] = ['Access-Control-Expose-Headers', 'Last-Message-Id'];
+const LP_HEADERS: Headers = [...CORS_ANY, EXPOSE_LAST_MESSAGE_ID];
+
+export const PREFLIGHT_HEADERS: Headers = [
+  ...CORS_ANY,
+  ['Access-Control-Allow-Methods', 'POST, GET, DELETE, OPTIONS'],
+  ['Access-Control-Allow-Headers', 'If-Modified-Since, If-None-Match'],
+  ['Content-Type', 'text/plain'],
+];
+
+export interface LongPollOptions {
+  readonly hub: Hub;
+  readonly secret: ChannelSecret;
+  readonly maxChannels: number;
+  readonly holdMs: number;
+  readonly log: Logger;
+  /** Parked polls, so a draining process can answer them all with their cursor. */
+  readonly parked: Set<LongPoll>;
+  readonly isDraining: () => boolean;
+}
+
+/**
+ * One long-poll request: answered at once with stored messages newer than `mid`, otherwise held
+ * until the first live message (200) or the hold time (304 with the cursor to poll again with).
+ */
+export class LongPoll implements Transport {
+  readonly kind = 'lp';
+  private conn: Connection | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private cursor = '';
+
+  constructor(
+    private readonly ex: Exchange,
+    private readonly opts: LongPollOptions,
+  ) {
+    ex.onAbort(() => this.finish());
+  }
+
+  write(frames: string): boolean {
+    const ok = this.ex.send(200, frames, [...LP_HEADERS, ['Content-Type', 'text/plain; charset=utf-8']]);
+    this.finish();
+    return ok;
+  }
+
+  /** Answers "nothing new" with the cursor the client should come back with. */
+  timeout(): void {
+    this.ex.send(304, '', [...LP_HEADERS, ['Last-Message-Id', this.cursor], ['Expires', LONG_POLL_EXPIRES]]);
+    this.finish();
+  }
+
+  bind(conn: Connection, cursor: string): void {
+    this.conn = conn;
+    this.cursor = cursor;
+    if (!this.ex.isOpen) {
+      this.finish();
+      return;
+    }
+    this.opts.parked.add(this);
+    this.timer = setTimeout(() => this.timeout(), this.opts.holdMs);
+  }
+
+  private finish(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
+    this.opts.parked.delete(this);
+    if (this.conn !== null) this.opts.hub.close(this.conn);
+  }
+}
+
+export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPollOptions): void {
+  // uWS frees `req` when this function returns: copy what we need first.
+  const query = parseQuery(req.getQuery() ?? '');
+  const ex = new Exchange(res);
+  if (opts.isDraining()) {
+    ex.sendError(Errors.SHUTTING_DOWN, [EXPOSE_LAST_MESSAGE_ID, ['Retry-After', '1']]);
+    return;
+  }
+  let channels: string[];
+  try {
+    channels = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels).map((c) => c.privateId);
+  } catch (err) {
+    if (err instanceof PushError) ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);
+    else throw err;
+    return;
+  }
+  const mid = parseMid(query.get('mid'));
+  const poll = new LongPoll(ex, opts);
+  opts.hub.open(channels, poll, mid).then(
+    ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
+    (err: Error) => {
+      opts.log.warn({ err: { message: err.message } }, 'long poll setup failed');
+      ex.sendError(Errors.HISTORY_UNAVAILABLE, [EXPOSE_LAST_MESSAGE_ID, ['Retry-After', '2']]);
+    },
+  );
+}

@@ -1,0 +1,166 @@
+import { nanoid } from 'nanoid';
+import {
+  BACKEND_SENDER,
+  Errors,
+  PushError,
+  parseBatchPublish,
+  parsePublisherChannels,
+  parseSinglePublish,
+  type NewMessage,
+  type PublishLimits,
+} from '@push/protocol';
+import type { Backend } from '@push/backend';
+import { CORS_ANY, Exchange, every, parseQuery, readBody, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws, type us_listen_socket } from '@push/runtime';
+
+/** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
+export const PUBLISH_PATHS = ['/pub', '/pub/*', '/bitrix/pub', '/bitrix/pub/*'];
+const BATCH_SUFFIX = '/batch';
+const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
+
+export interface PublisherHandle {
+  readonly port: number;
+  readonly processUniqueId: string;
+  stop(): Promise<void>;
+}
+
+interface Counters {
+  requests: number;
+  published: number;
+  rejected: number;
+  unavailable: number;
+  byType: Map<string, number>;
+}
+
+export async function startPublisher(uws: Uws, config: Config, backend: Backend, log: Logger): Promise<PublisherHandle> {
+  const processUniqueId = nanoid(8);
+  const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl };
+  const counters: Counters = { requests: 0, published: 0, rejected: 0, unavailable: 0, byType: new Map() };
+  const pubLog = log.child({ component: 'publish' });
+  let draining = false;
+  let inFlight = 0;
+
+  function reject(ex: Exchange, err: unknown): void {
+    if (err instanceof PushError) {
+      counters.rejected++;
+      // A body over the limit may still be arriving: close the connection instead of reading it.
+      ex.sendError(err, [], err.spec === Errors.BODY_TOO_LARGE);
+      return;
+    }
+    counters.unavailable++;
+    pubLog.warn({ err: { message: (err as Error).message } }, 'publish failed: store unavailable');
+    ex.sendError(Errors.STORE_UNAVAILABLE, [['Retry-After', '1']]);
+  }
+
+  function publish(res: HttpResponse, req: HttpRequest): void {
+    // Copy everything out of `req` before the first await: uWS frees it when this returns.
+    const url = req.getUrl();
+    const query = parseQuery(req.getQuery() ?? '');
+    const contentLength = req.getHeader('content-length');
+    const expiryHeader = req.getHeader('message-expiry');
+    const typeHeader = req.getHeader('message-type');
+    const ex = new Exchange(res);
+    counters.requests++;
+    if (draining) {
+      ex.sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
+      return;
+    }
+    const batch = url.endsWith(BATCH_SUFFIX) || url.endsWith(`${BATCH_SUFFIX}/`);
+    inFlight++;
+    readBody(ex, contentLength, config.maxBodyBytes)
+      .then(async (buf) => {
+        const text = buf.toString('utf8');
+        const messages: NewMessage[] = batch
+          ? parseBatchPublish(text, limits)
+          : [parseSinglePublish({ channelParam: query.get('CHANNEL_ID') ?? null, body: text, expiryHeader: expiryHeader || null, typeHeader: typeHeader || null }, limits)];
+        // Acknowledge only after Redis has stored and announced everything (not before, as Bitrix does).
+        await backend.store.publish(messages, BACKEND_SENDER);
+        counters.published += messages.length;
+        for (const m of messages) counters.byType.set(m.type, (counters.byType.get(m.type) ?? 0) + 1);
+        ex.send(200, '', [...CORS_ANY, TEXT]);
+      })
+      .catch((err: unknown) => {
+        if (ex.aborted) return;
+        reject(ex, err);
+      })
+      .finally(() => inFlight--);
+  }
+
+  function onlineStatus(res: HttpResponse, req: HttpRequest): void {
+    const query = parseQuery(req.getQuery() ?? '');
+    const ex = new Exchange(res);
+    let channels: string[];
+    try {
+      channels = parsePublisherChannels(query.get('CHANNEL_ID') ?? null, config.maxChannels);
+    } catch (err) {
+      reject(ex, err);
+      return;
+    }
+    backend.presence.online(channels).then(
+      (flags) => {
+        const infos = channels.filter((_, i) => flags[i]).map((channel) => ({ channel, subscribers: 1 }));
+        ex.send(200, JSON.stringify({ infos }), [...CORS_ANY, TEXT]);
+      },
+      (err: unknown) => reject(ex, err),
+    );
+  }
+
+  const app: TemplatedApp = uws.App();
+  for (const path of PUBLISH_PATHS) {
+    app.post(path, publish);
+    app.get(path, onlineStatus);
+    app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
+  }
+  const serverStat = (res: HttpResponse): void => {
+    const ex = new Exchange(res);
+    backend.stats.list().then(
+      (list) => ex.send(200, JSON.stringify(list), [...CORS_ANY, TEXT]),
+      (err: unknown) => reject(ex, err),
+    );
+  };
+  app.get('/server-stat', serverStat);
+  app.get('/server-stat/*', serverStat);
+  app.get('/healthz', (res) => void new Exchange(res).send(200, 'ok\n', CORS_ANY));
+  app.get('/readyz', (res) => {
+    const ex = new Exchange(res);
+    if (draining) {
+      ex.sendError(Errors.SHUTTING_DOWN);
+      return;
+    }
+    backend.store.ping().then(
+      () => ex.send(200, 'ready\n', CORS_ANY),
+      () => ex.sendError(Errors.STORE_UNAVAILABLE),
+    );
+  });
+  app.any('/*', (res) => void new Exchange(res).sendError(Errors.NOT_FOUND));
+
+  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
+  });
+  const port = uws.us_socket_local_port(listenSocket as never);
+  const reporter = every(config.statsIntervalS * 1000, log.child({ component: 'stats' }), 'stats report', () =>
+    backend.stats.report({
+      pid: process.pid,
+      date: Date.now(),
+      processUniqueId,
+      type: 'publisher',
+      port,
+      websockets: 0,
+      pollings: 0,
+      channels: 0,
+      messages: { published: counters.published, rejected: counters.rejected, unavailable: counters.unavailable, byType: Object.fromEntries(counters.byType) },
+    }),
+  );
+
+  return {
+    port,
+    processUniqueId,
+    async stop(): Promise<void> {
+      draining = true;
+      uws.us_listen_socket_close(listenSocket);
+      reporter.stop();
+      const deadline = Date.now() + 5000;
+      while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      await backend.stats.remove(processUniqueId).catch(() => {});
+    },
+  };
+}

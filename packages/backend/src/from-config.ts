@@ -1,0 +1,16 @@
+import type { Config, Logger } from '@push/runtime';
+import { createMemoryBackend } from './memory-backend.js';
+import { createRedisBackend } from './redis-backend.js';
+import type { Backend } from './types.js';
+
+/** The backend the configuration asks for: Redis normally, memory for single-process mode and unit tests. */
+export function backendFromConfig(config: Config, log: Logger, kind: 'redis' | 'memory' = 'redis'): Backend {
+  const common = {
+    historyLimit: config.historyLimit,
+    onlineTtlSeconds: config.onlineTtlS,
+    // Bitrix reports every 30 s and treats 40 s as stale: allow one missed report plus slack.
+    statsStaleMs: config.statsIntervalS * 1000 * 2 + 10_000,
+  };
+  if (kind === 'memory') return createMemoryBackend(common);
+  return createRedisBackend({ ...common, url: config.redisUrl, keyPrefix: config.keyPrefix, log: log.child({ component: 'redis' }) });
+}

@@ -1,0 +1,4 @@
+export * from './types.js';
+export { createMemoryBackend } from './memory-backend.js';
+export { createRedisBackend, type RedisBackendOptions } from './redis-backend.js';
+export { backendFromConfig } from './from-config.js';

@@ -1,0 +1,222 @@
+import { Redis, type RedisOptions } from 'ioredis';
+import { decodeRecord, encodeRecordTail, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import type { Logger } from '@push/runtime';
+import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
+import type { Backend, BackendOptions, Broker, HistoryResult, MessageHandler, ProcessStats } from './types.js';
+
+export interface RedisBackendOptions extends BackendOptions {
+  readonly url: string;
+  readonly keyPrefix: string;
+  readonly log: Logger;
+  /** Fail a command that got no answer in this time, so HTTP callers get 503 instead of hanging. */
+  readonly commandTimeoutMs?: number;
+}
+
+/** Reconnect quickly at first, then back off to 2 s, with jitter so many processes do not stampede. */
+function retryStrategy(times: number): number {
+  const base = Math.min(2000, 50 * 2 ** Math.min(times, 6));
+  return Math.round(base / 2 + Math.random() * (base / 2));
+}
+
+export function redisOptions(url: string, extra: RedisOptions = {}): { url: string; options: RedisOptions } {
+  return {
+    url: url.startsWith('unix://') ? url.slice('unix://'.length) : url,
+    options: {
+      retryStrategy,
+      keepAlive: 10_000,
+      // Fail fast while disconnected: a publish must be answered 503 now, not queued for minutes.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      lazyConnect: false,
+      ...extra,
+    },
+  };
+}
+
+function connect(url: string, extra: RedisOptions): Redis {
+  const { url: target, options } = redisOptions(url, extra);
+  return target.startsWith('/') ? new Redis({ ...options, path: target }) : new Redis(target, options);
+}
+
+function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => reject(new Error(what)), ms);
+    p.then(
+      (v) => (clearTimeout(t), resolve(v)),
+      (e: unknown) => (clearTimeout(t), reject(e)),
+    );
+  });
+}
+
+type ScriptRedis = Redis & {
+  pushPublish(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
+};
+
+export function createRedisBackend(opts: RedisBackendOptions): Backend {
+  const p = opts.keyPrefix;
+  const log = opts.log;
+  const commandTimeout = opts.commandTimeoutMs ?? 3000;
+  const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd' }) as ScriptRedis;
+  redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
+  redis.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
+  redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
+  const brokers = new Set<RedisBroker>();
+
+  class RedisBroker implements Broker {
+    private handler: MessageHandler = () => {};
+    private resync: Array<() => void> = [];
+    private readonly active = new Set<string>();
+    private readonly sub: Redis;
+    private connectedOnce = false;
+    private readonly firstReady: Promise<void>;
+    private readonly topicPrefix = `${p}c:{`;
+    constructor() {
+      // Our own resubscription on reconnect (instead of ioredis' autoResubscribe) lets us know when
+      // it has completed, and only then ask the listener to refill from history.
+      this.sub = connect(opts.url, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
+      this.sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis subscriber connection error'));
+      let markReady: () => void = () => {};
+      this.firstReady = new Promise((resolve) => (markReady = resolve));
+      this.sub.on('ready', () => {
+        if (!this.connectedOnce) {
+          this.connectedOnce = true;
+          markReady();
+          return;
+        }
+        void this.resubscribeAll();
+      });
+      this.sub.on('messageBuffer', (topic: Buffer, payload: Buffer) => this.onMessage(topic, payload));
+    }
+    private onMessage(topic: Buffer, payload: Buffer): void {
+      const t = topic.toString('latin1');
+      if (!t.startsWith(this.topicPrefix)) return;
+      const channel = t.slice(this.topicPrefix.length, -1);
+      const msg = decodeRecord(payload.toString('utf8'));
+      if (msg === null) {
+        log.warn({ topic: t }, 'dropped malformed pub/sub record');
+        return;
+      }
+      this.handler(channel, msg);
+    }
+    private async resubscribeAll(): Promise<void> {
+      const all = [...this.active];
+      try {
+        for (let i = 0; i < all.length; i += 512) await this.sub.subscribe(...all.slice(i, i + 512).map((c) => this.topic(c)));
+        log.info({ channels: all.length }, 'resubscribed after reconnect; refilling from history');
+        for (const h of this.resync) h();
+      } catch (err) {
+        log.warn({ err: { message: (err as Error).message } }, 'resubscribe failed; will retry on next reconnect');
+        this.sub.disconnect(true);
+      }
+    }
+    private topic(channel: string): string {
+      return `${this.topicPrefix}${channel}}`;
+    }
+    setHandler(h: MessageHandler): void {
+      this.handler = h;
+    }
+    onResync(h: () => void): void {
+      this.resync.push(h);
+    }
+    async subscribe(channels: readonly string[]): Promise<void> {
+      if (channels.length === 0) return;
+      for (const c of channels) this.active.add(c);
+      try {
+        // Only the very first connect is waited for; later outages fail fast (offline queue is off).
+        if (!this.connectedOnce) await withTimeout(this.firstReady, commandTimeout, 'redis subscriber not ready');
+        for (let i = 0; i < channels.length; i += 512) await this.sub.subscribe(...channels.slice(i, i + 512).map((c) => this.topic(c)));
+      } catch (err) {
+        for (const c of channels) this.active.delete(c);
+        throw err;
+      }
+    }
+    async unsubscribe(channels: readonly string[]): Promise<void> {
+      if (channels.length === 0) return;
+      for (const c of channels) this.active.delete(c);
+      if (this.sub.status !== 'ready') return; // the next reconnect only resubscribes what is active
+      for (let i = 0; i < channels.length; i += 512) await this.sub.unsubscribe(...channels.slice(i, i + 512).map((c) => this.topic(c)));
+    }
+    async close(): Promise<void> {
+      brokers.delete(this);
+      this.sub.disconnect(false);
+    }
+  }
+
+  return {
+    kind: 'redis',
+    store: {
+      async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
+        const args: Array<string | number> = [p, opts.historyLimit, messages.length];
+        for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
+        return redis.pushPublish(2, `${p}id:start`, `${p}id:counter`, ...args);
+      },
+      async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
+        const keys = channels.map((c) => `${p}h:{${c}}`);
+        const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
+        const messages: StoredMessage[] = [];
+        for (let i = 1; i < out.length; i++) {
+          const msg = decodeRecord(out[i] as string);
+          if (msg !== null) messages.push(msg);
+        }
+        const newest = out[0] ?? '';
+        return { messages, newestMid: newest === '' ? null : newest };
+      },
+      async ping(): Promise<void> {
+        await redis.ping();
+      },
+    },
+    presence: {
+      async touch(channels: readonly string[]): Promise<void> {
+        if (channels.length === 0) return;
+        const pipe = redis.pipeline();
+        for (const c of channels) pipe.set(`${p}o:{${c}}`, '1', 'EX', opts.onlineTtlSeconds);
+        await pipe.exec();
+      },
+      async online(channels: readonly string[]): Promise<boolean[]> {
+        if (channels.length === 0) return [];
+        const pipe = redis.pipeline();
+        for (const c of channels) pipe.exists(`${p}o:{${c}}`);
+        const res = (await pipe.exec()) ?? [];
+        return res.map(([err, n]) => {
+          if (err) throw err;
+          return n === 1;
+        });
+      },
+    },
+    stats: {
+      async report(s: ProcessStats): Promise<void> {
+        await redis.hset(`${p}stats`, s.processUniqueId, JSON.stringify(s));
+      },
+      async list(): Promise<ProcessStats[]> {
+        const all = await redis.hgetall(`${p}stats`);
+        const now = Date.now();
+        const live: ProcessStats[] = [];
+        const stale: string[] = [];
+        for (const [id, json] of Object.entries(all)) {
+          try {
+            const s = JSON.parse(json) as ProcessStats;
+            if (now - s.date <= opts.statsStaleMs) live.push(s);
+            else stale.push(id);
+          } catch {
+            stale.push(id);
+          }
+        }
+        if (stale.length > 0) await redis.hdel(`${p}stats`, ...stale);
+        return live;
+      },
+      async remove(id: string): Promise<void> {
+        await redis.hdel(`${p}stats`, id);
+      },
+    },
+    createBroker(): Broker {
+      const b = new RedisBroker();
+      brokers.add(b);
+      return b;
+    },
+    async close(): Promise<void> {
+      for (const b of [...brokers]) await b.close();
+      redis.disconnect(false);
+    },
+  };
+}

@@ -1,0 +1,74 @@
+import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
+
+export interface HistoryResult {
+  /** Messages newer than the cursor on any of the channels, oldest first, each once. */
+  readonly messages: StoredMessage[];
+  /** Newest mid still stored on any of the channels (for the long-poll 304 cursor); null if none. */
+  readonly newestMid: string | null;
+}
+
+/**
+ * The message log. `publish` assigns ids, stores each message under its TTL and announces it to
+ * subscribers as one atomic step, so every subscriber sees messages in id order and a publish is
+ * either fully done or not done at all. It resolves only once the backend accepted everything.
+ */
+export interface Store {
+  publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]>;
+  /** Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null. */
+  history(channels: readonly string[], after: string | null): Promise<HistoryResult>;
+  /** Resolves when the backend answers; used by readiness checks. */
+  ping(): Promise<void>;
+}
+
+export type MessageHandler = (channel: string, msg: StoredMessage) => void;
+
+/**
+ * The receiving side of fan-out: one per listener process, subscribed to exactly the channels
+ * its sockets need. `subscribe` resolves once messages published afterwards are guaranteed to
+ * arrive, which is what makes "subscribe, then read history" gap-free.
+ */
+export interface Broker {
+  setHandler(handler: MessageHandler): void;
+  /** Called after the subscription was lost and re-established: callers must refill from history. */
+  onResync(handler: () => void): void;
+  subscribe(channels: readonly string[]): Promise<void>;
+  unsubscribe(channels: readonly string[]): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Channel presence shared by all processes; an entry lives `ttlSeconds` unless refreshed. */
+export interface Presence {
+  touch(channels: readonly string[]): Promise<void>;
+  online(channels: readonly string[]): Promise<boolean[]>;
+}
+
+export interface ProcessStats {
+  readonly processUniqueId: string;
+  /** Unix ms of the snapshot; the registry drops entries older than a few report intervals. */
+  readonly date: number;
+  readonly [key: string]: unknown;
+}
+
+export interface StatsRegistry {
+  report(stats: ProcessStats): Promise<void>;
+  list(): Promise<ProcessStats[]>;
+  remove(processUniqueId: string): Promise<void>;
+}
+
+export interface Backend {
+  readonly kind: 'memory' | 'redis';
+  readonly store: Store;
+  readonly presence: Presence;
+  readonly stats: StatsRegistry;
+  /** A new broker (listeners create one each; it owns its subscription connection). */
+  createBroker(): Broker;
+  close(): Promise<void>;
+}
+
+export interface BackendOptions {
+  /** Per-channel history cap; older entries are trimmed on publish. */
+  readonly historyLimit: number;
+  readonly onlineTtlSeconds: number;
+  /** Stats snapshots older than this are not listed. */
+  readonly statsStaleMs: number;
+}

@@ -1,0 +1,76 @@
+/**
+ * The one error catalogue. Every rejection the servers produce (HTTP status or WebSocket close)
+ * comes from here, so clients see stable codes and `docs/errors.md` can be checked against it.
+ *
+ * Codes 4010-4029 are the Bitrix push server's own numbers (reference section 4.2 / 5.2) and keep
+ * their meaning; 4100-4199 are this server's additions for cases Bitrix did not reject at all.
+ * Bodies and close reasons have the Bitrix form "<code>: <reason>".
+ */
+export interface ErrorSpec {
+  /** Stable numeric code; also the WebSocket close code when the error closes a socket. */
+  readonly code: number;
+  /** HTTP status used when the error answers an HTTP request. */
+  readonly status: number;
+  /** Human-readable reason; what a person should do about it where that is not obvious. */
+  readonly reason: string;
+}
+
+export const Errors = {
+  WRONG_CHANNEL_ID: { code: 4010, status: 400, reason: 'Wrong Channel Id.' },
+  HISTORY_UNAVAILABLE: { code: 4011, status: 503, reason: 'Message history could not be read, reconnect later.' },
+  WRONG_REQUEST_DATA: { code: 4013, status: 400, reason: 'Wrong Request Data.' },
+  TOO_MANY_MESSAGES: { code: 4016, status: 400, reason: 'Request exceeded the maximum number of messages.' },
+  NO_CHANNELS: { code: 4017, status: 400, reason: 'No channels found.' },
+  TOO_MANY_CHANNELS: { code: 4018, status: 400, reason: 'Request exceeded the maximum number of channels.' },
+  INVALID_CHANNEL_ID: { code: 4019, status: 400, reason: 'Request has an invalid channel id.' },
+  EMPTY_BODY: { code: 4100, status: 400, reason: 'Empty post requests are not allowed.' },
+  BODY_TOO_LARGE: { code: 4101, status: 413, reason: 'Request body is larger than the configured limit (PUSH_MAX_BODY_BYTES).' },
+  INVALID_JSON: { code: 4102, status: 400, reason: 'Message body is not valid JSON.' },
+  BODY_NOT_OBJECT: { code: 4103, status: 400, reason: 'Message body must be a JSON object.' },
+  INVALID_EXPIRY: { code: 4104, status: 400, reason: 'Message-Expiry must be a whole number of seconds, 0 or more.' },
+  INVALID_TYPE: { code: 4105, status: 400, reason: 'Message-Type must be 1-64 characters from A-Z a-z 0-9 _ . : -.' },
+  INVALID_BATCH: { code: 4106, status: 400, reason: 'Batch must be {"messages":[{"channels":[...],"body":...}]}.' },
+  NOT_FOUND: { code: 4107, status: 404, reason: 'No such path on this server.' },
+  METHOD_NOT_ALLOWED: { code: 4108, status: 405, reason: 'Method not allowed on this path.' },
+  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) is unavailable; nothing was stored, retry later.' },
+  SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
+  SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
+} as const satisfies Record<string, ErrorSpec>;
+
+export type ErrorName = keyof typeof Errors;
+
+/** A rejection carrying its catalogue entry and an optional detail that names the offending input. */
+export class PushError extends Error {
+  readonly spec: ErrorSpec;
+  readonly detail: string | undefined;
+  constructor(spec: ErrorSpec, detail?: string) {
+    super(detail === undefined ? spec.reason : `${spec.reason} ${detail}`);
+    this.spec = spec;
+    this.detail = detail;
+  }
+  /** The "<code>: <reason>" text used as HTTP body and WebSocket close reason. */
+  get wire(): string {
+    return errorText(this.spec, this.detail);
+  }
+}
+
+export function errorText(spec: ErrorSpec, detail?: string): string {
+  return detail === undefined ? `${spec.code}: ${spec.reason}` : `${spec.code}: ${spec.reason} ${detail}`;
+}
+
+/** HTTP status line text for the statuses the servers use. */
+export const statusLine: Readonly<Record<number, string>> = Object.freeze({
+  200: '200 OK',
+  204: '204 No Content',
+  304: '304 Not Modified',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  403: '403 Forbidden',
+  404: '404 Not Found',
+  405: '405 Method Not Allowed',
+  410: '410 Gone',
+  413: '413 Payload Too Large',
+  429: '429 Too Many Requests',
+  500: '500 Internal Server Error',
+  503: '503 Service Unavailable',
+});

@@ -1,0 +1,134 @@
+import { parsePublisherChannels, isChannelId } from './channel-id.js';
+import { Errors, PushError } from './errors.js';
+import { effectiveTtl, type TtlPolicy } from './ttl-policy.js';
+
+/** A validated message, ready for the store: ids and timestamps are assigned there. */
+export interface NewMessage {
+  readonly channels: readonly string[];
+  /** JSON object text, exactly as published (raw newlines, only possible as whitespace, become spaces). */
+  readonly body: string;
+  readonly type: string;
+  /** Seconds to keep for replay; 0 = deliver live only. */
+  readonly ttl: number;
+}
+
+export interface PublishLimits {
+  readonly maxChannels: number;
+  readonly maxBatchMessages: number;
+  readonly ttl: TtlPolicy;
+}
+
+const TYPE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
+
+/** Message-Expiry header: absent -> null; otherwise a whole number of seconds. */
+export function parseExpiry(value: string | null | undefined): number | null {
+  if (value === null || value === undefined || value === '') return null;
+  if (!/^[0-9]{1,10}$/.test(value.trim())) throw new PushError(Errors.INVALID_EXPIRY, `Got ${JSON.stringify(value.slice(0, 40))}.`);
+  return Number(value.trim());
+}
+
+export function parseTypeHeader(value: string | null | undefined): string | null {
+  if (value === null || value === undefined || value === '') return null;
+  if (!TYPE_RE.test(value)) throw new PushError(Errors.INVALID_TYPE);
+  return value;
+}
+
+/** Validates a body as a JSON object and returns the text to store plus the parsed object. */
+export function checkBody(text: string): { body: string; parsed: Record<string, unknown> } {
+  if (text.length === 0) throw new PushError(Errors.EMPTY_BODY);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (err) {
+    throw new PushError(Errors.INVALID_JSON, err instanceof Error ? err.message.slice(0, 200) : undefined);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PushError(Errors.BODY_NOT_OBJECT);
+  // Clients cut text frames with a regex without the dotall flag, so a raw line break (legal JSON
+  // whitespace) would make a message undeliverable. Replacing whitespace with whitespace keeps the
+  // JSON value identical.
+  const body = /[\r\n]/.test(text) ? text.replace(/\r\n|[\r\n]/g, ' ') : text;
+  return { body, parsed: parsed as Record<string, unknown> };
+}
+
+/** "<module_id>_<command>" from the body, reduced to the characters a type may hold. */
+export function typeFromBody(parsed: Record<string, unknown>): string {
+  const mod = parsed['module_id'];
+  const cmd = parsed['command'];
+  if (typeof mod !== 'string' || typeof cmd !== 'string') return 'unknown';
+  const t = `${mod.toLowerCase()}_${cmd}`.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64);
+  return t.length > 0 ? t : 'unknown';
+}
+
+export interface SinglePublishInput {
+  readonly channelParam: string | null;
+  readonly body: string;
+  readonly expiryHeader: string | null;
+  readonly typeHeader: string | null;
+}
+
+/** `POST /pub?CHANNEL_ID=...` with one message. Throws PushError; never partially succeeds. */
+export function parseSinglePublish(input: SinglePublishInput, limits: PublishLimits): NewMessage {
+  const channels = parsePublisherChannels(input.channelParam, limits.maxChannels);
+  const expiry = parseExpiry(input.expiryHeader);
+  const explicitType = parseTypeHeader(input.typeHeader);
+  const { body, parsed } = checkBody(input.body);
+  const type = explicitType ?? typeFromBody(parsed);
+  return { channels, body, type, ttl: effectiveTtl(limits.ttl, type, expiry) };
+}
+
+function batchError(index: number, what: string): PushError {
+  return new PushError(Errors.INVALID_BATCH, `messages[${index}]: ${what}`);
+}
+
+/**
+ * `POST /pub/batch`: {"messages":[{"channels":["<id>",...],"body":{...}|"<json text>","type"?:"..","expiry"?:n}]}.
+ * The whole batch is validated before anything is stored, so it is accepted or refused as a unit.
+ * A body given as a string is kept verbatim; an object is stored as compact JSON.
+ */
+export function parseBatchPublish(text: string, limits: PublishLimits): NewMessage[] {
+  if (text.length === 0) throw new PushError(Errors.EMPTY_BODY);
+  let doc: unknown;
+  try {
+    doc = JSON.parse(text);
+  } catch (err) {
+    throw new PushError(Errors.INVALID_JSON, err instanceof Error ? err.message.slice(0, 200) : undefined);
+  }
+  const list = doc !== null && typeof doc === 'object' ? (doc as { messages?: unknown }).messages : undefined;
+  if (!Array.isArray(list)) throw new PushError(Errors.INVALID_BATCH);
+  if (list.length === 0) throw new PushError(Errors.INVALID_BATCH, 'The batch is empty.');
+  if (list.length > limits.maxBatchMessages) throw new PushError(Errors.TOO_MANY_MESSAGES, `At most ${limits.maxBatchMessages} per batch.`);
+  return list.map((item: unknown, i): NewMessage => {
+    if (item === null || typeof item !== 'object' || Array.isArray(item)) throw batchError(i, 'must be an object');
+    const m = item as Record<string, unknown>;
+    const channels = m['channels'];
+    if (!Array.isArray(channels) || channels.length === 0) throw batchError(i, '"channels" must be a non-empty array of channel ids');
+    if (channels.length > limits.maxChannels) throw new PushError(Errors.TOO_MANY_CHANNELS, `messages[${i}]: at most ${limits.maxChannels}.`);
+    const unique = new Set<string>();
+    for (const c of channels) {
+      if (typeof c !== 'string' || !isChannelId(c)) throw batchError(i, `channel ${JSON.stringify(c)} is not 32 lowercase hex characters`);
+      unique.add(c);
+    }
+    let bodyText: string;
+    if (typeof m['body'] === 'string') bodyText = m['body'];
+    else if (m['body'] !== null && typeof m['body'] === 'object' && !Array.isArray(m['body'])) bodyText = JSON.stringify(m['body']);
+    else throw batchError(i, '"body" must be a JSON object or a string holding one');
+    let checked: ReturnType<typeof checkBody>;
+    try {
+      checked = checkBody(bodyText);
+    } catch (err) {
+      throw err instanceof PushError ? batchError(i, err.message) : err;
+    }
+    let expiry: number | null = null;
+    if (m['expiry'] !== undefined) {
+      const e = m['expiry'];
+      if (typeof e !== 'number' || !Number.isInteger(e) || e < 0) throw batchError(i, '"expiry" must be a whole number of seconds, 0 or more');
+      expiry = e;
+    }
+    let type: string;
+    if (m['type'] !== undefined) {
+      if (typeof m['type'] !== 'string' || !TYPE_RE.test(m['type'])) throw batchError(i, Errors.INVALID_TYPE.reason);
+      type = m['type'];
+    } else type = typeFromBody(checked.parsed);
+    return { channels: [...unique], body: checked.body, type, ttl: effectiveTtl(limits.ttl, type, expiry) };
+  });
+}

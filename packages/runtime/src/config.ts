@@ -1,0 +1,167 @@
+import { readFileSync } from 'node:fs';
+import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
+
+/**
+ * All settings, parsed once at start from the environment (and optionally a KEY=VALUE file named
+ * by PUSH_CONFIG_FILE; the environment wins), validated together so every problem is reported in
+ * one go, then frozen. Nothing else in the code base reads process.env.
+ * The table in README.md documents each variable; tests keep the two in sync.
+ */
+export interface Config {
+  readonly redisUrl: string;
+  readonly keyPrefix: string;
+  readonly host: string;
+  readonly port: number;
+  readonly signatureKey: string;
+  readonly signatureAlgorithm: SignatureAlgorithm;
+  readonly maxBodyBytes: number;
+  readonly maxChannels: number;
+  readonly maxBatchMessages: number;
+  readonly ttl: TtlPolicy;
+  readonly historyLimit: number;
+  readonly longPollTimeoutMs: number;
+  readonly wsIdleTimeoutS: number;
+  readonly wsMaxBackpressureBytes: number;
+  readonly onlineTtlS: number;
+  readonly statsIntervalS: number;
+  readonly unsubscribeDelayMs: number;
+  readonly allowUwsFallback: boolean;
+  readonly shutdownGraceMs: number;
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  readonly problems: readonly string[];
+  constructor(problems: string[]) {
+    super(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.problems = problems;
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface VarSpec {
+  readonly name: string;
+  readonly def: string | undefined;
+}
+
+/** Every variable with its default; `undefined` = required. Order = README order. */
+export const CONFIG_VARS: readonly VarSpec[] = [
+  { name: 'REDIS_URL', def: 'redis://127.0.0.1:6379' },
+  { name: 'PUSH_KEY_PREFIX', def: 'push:' },
+  { name: 'PUSH_HOST', def: '127.0.0.1' },
+  { name: 'PUSH_PORT', def: undefined },
+  { name: 'PUSH_SIGNATURE_KEY', def: undefined },
+  { name: 'PUSH_SIGNATURE_ALGO', def: 'sha1' },
+  { name: 'PUSH_MAX_BODY_BYTES', def: '1048576' },
+  { name: 'PUSH_MAX_CHANNELS', def: '100' },
+  { name: 'PUSH_MAX_BATCH_MESSAGES', def: '1000' },
+  { name: 'PUSH_TTL_TABLE', def: DEFAULT_TTL_TABLE },
+  { name: 'PUSH_HISTORY_LIMIT', def: '100' },
+  { name: 'PUSH_LONGPOLL_TIMEOUT_S', def: '40' },
+  { name: 'PUSH_WS_IDLE_TIMEOUT_S', def: '120' },
+  { name: 'PUSH_WS_MAX_BACKPRESSURE_BYTES', def: '262144' },
+  { name: 'PUSH_ONLINE_TTL_S', def: '130' },
+  { name: 'PUSH_STATS_INTERVAL_S', def: '30' },
+  { name: 'PUSH_UNSUBSCRIBE_DELAY_MS', def: '5000' },
+  { name: 'PUSH_ALLOW_UWS_FALLBACK', def: 'false' },
+  { name: 'PUSH_SHUTDOWN_GRACE_S', def: '10' },
+  { name: 'PUSH_LOG_LEVEL', def: 'info' },
+  { name: 'PUSH_CONFIG_FILE', def: '' },
+];
+
+/** Reads KEY=VALUE lines (# comments, optional quotes); the format scripts/start.sh writes. */
+export function parseEnvFile(text: string): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const line of text.split(/\r?\n/)) {
+    const t = line.trim();
+    if (t === '' || t.startsWith('#')) continue;
+    const eq = t.indexOf('=');
+    if (eq <= 0) continue;
+    let v = t.slice(eq + 1).trim();
+    if (v.length >= 2 && (v[0] === '"' || v[0] === "'") && v[v.length - 1] === v[0]) v = v.slice(1, -1);
+    out[t.slice(0, eq).trim()] = v;
+  }
+  return out;
+}
+
+export interface ConfigDefaults {
+  /** Default port of the app being configured (publisher 9010, listener 8010 like Bitrix). */
+  readonly port: number;
+}
+
+export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config> {
+  const problems: string[] = [];
+  let merged: Record<string, string | undefined> = { ...env };
+  const file = env['PUSH_CONFIG_FILE'];
+  if (file !== undefined && file !== '') {
+    try {
+      merged = { ...parseEnvFile(readFileSync(file, 'utf8')), ...env };
+    } catch (err) {
+      problems.push(`PUSH_CONFIG_FILE: cannot read ${file}: ${(err as Error).message}`);
+    }
+  }
+  const get = (name: string): string | undefined => {
+    const v = merged[name];
+    if (v !== undefined && v !== '') return v;
+    if (name === 'PUSH_PORT') return String(defaults.port);
+    return CONFIG_VARS.find((s) => s.name === name)?.def;
+  };
+  const int = (name: string, min: number, max: number): number => {
+    const raw = get(name) ?? '';
+    if (!/^[0-9]+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
+      problems.push(`${name}: expected a whole number from ${min} to ${max}, got ${JSON.stringify(raw)}`);
+      return min;
+    }
+    return Number(raw);
+  };
+  const bool = (name: string): boolean => {
+    const raw = (get(name) ?? '').toLowerCase();
+    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
+    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
+    problems.push(`${name}: expected true or false, got ${JSON.stringify(raw)}`);
+    return false;
+  };
+
+  const redisUrl = get('REDIS_URL') ?? '';
+  if (!/^(redis|rediss|unix):\/\//.test(redisUrl)) problems.push(`REDIS_URL: expected redis://host:port[/db] or unix:///path, got ${JSON.stringify(redisUrl)}`);
+  const signatureKey = get('PUSH_SIGNATURE_KEY') ?? '';
+  if (signatureKey.length < 16) problems.push('PUSH_SIGNATURE_KEY: required, at least 16 characters (the portal\'s pull "signature_key")');
+  const algo = get('PUSH_SIGNATURE_ALGO') ?? '';
+  if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algo)) problems.push(`PUSH_SIGNATURE_ALGO: one of ${SIGNATURE_ALGORITHMS.join(', ')}, got ${JSON.stringify(algo)}`);
+  let ttl: TtlPolicy | undefined;
+  try {
+    ttl = parseTtlTable(get('PUSH_TTL_TABLE') ?? '');
+  } catch (err) {
+    problems.push(`PUSH_TTL_TABLE: ${(err as Error).message}`);
+  }
+  const logLevel = get('PUSH_LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) problems.push(`PUSH_LOG_LEVEL: fatal|error|warn|info|debug|trace|silent, got ${JSON.stringify(logLevel)}`);
+  const keyPrefix = get('PUSH_KEY_PREFIX') ?? '';
+  if (!/^[A-Za-z0-9:_.-]{0,32}$/.test(keyPrefix)) problems.push('PUSH_KEY_PREFIX: up to 32 characters from A-Z a-z 0-9 : _ . -');
+
+  const config: Config = {
+    redisUrl,
+    keyPrefix,
+    host: get('PUSH_HOST') ?? '127.0.0.1',
+    port: int('PUSH_PORT', 1, 65535),
+    signatureKey,
+    signatureAlgorithm: algo as SignatureAlgorithm,
+    maxBodyBytes: int('PUSH_MAX_BODY_BYTES', 1024, 64 * 1024 * 1024),
+    maxChannels: int('PUSH_MAX_CHANNELS', 1, 10000),
+    maxBatchMessages: int('PUSH_MAX_BATCH_MESSAGES', 1, 100000),
+    ttl: ttl ?? parseTtlTable(DEFAULT_TTL_TABLE),
+    historyLimit: int('PUSH_HISTORY_LIMIT', 1, 10000),
+    longPollTimeoutMs: int('PUSH_LONGPOLL_TIMEOUT_S', 1, 3600) * 1000,
+    wsIdleTimeoutS: int('PUSH_WS_IDLE_TIMEOUT_S', 8, 960),
+    wsMaxBackpressureBytes: int('PUSH_WS_MAX_BACKPRESSURE_BYTES', 1024, 64 * 1024 * 1024),
+    onlineTtlS: int('PUSH_ONLINE_TTL_S', 10, 86400),
+    statsIntervalS: int('PUSH_STATS_INTERVAL_S', 1, 3600),
+    unsubscribeDelayMs: int('PUSH_UNSUBSCRIBE_DELAY_MS', 0, 600000),
+    allowUwsFallback: bool('PUSH_ALLOW_UWS_FALLBACK'),
+    shutdownGraceMs: int('PUSH_SHUTDOWN_GRACE_S', 1, 600) * 1000,
+    logLevel,
+  };
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

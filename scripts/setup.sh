@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Installs what the stack needs on a fresh Debian/Ubuntu box and builds it. Safe to run again:
+# every step is skipped when already done. Used by `npm start` and `npm test`.
+#   SETUP_PACKAGES   extra Debian packages to install (space separated), e.g. "php-cli chromium"
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf 'setup: %s\n' "$*"; }
+
+need=()
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+for p in ${SETUP_PACKAGES:-}; do
+  case "$p" in
+    php-cli) command -v php >/dev/null 2>&1 || need+=(php-cli) ;;
+    chromium) command -v chromium >/dev/null 2>&1 || need+=(chromium) ;;
+    *) dpkg -s "$p" >/dev/null 2>&1 || need+=("$p") ;;
+  esac
+done
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ] && ! command -v sudo >/dev/null 2>&1; then
+    say "missing ${need[*]} and not root: install them with your package manager" >&2
+    exit 1
+  fi
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  say "installing ${need[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+# npm ci when node_modules is missing or older than the lock file.
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  say "npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+say "building (tsc -b)"
+./node_modules/.bin/tsc -b

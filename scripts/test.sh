@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# `npm test`: installs what is missing, builds, then runs every unit and integration test with
+# node's test runner. Integration tests start their own redis-server and nginx on free ports.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+SETUP_PACKAGES="${SETUP_PACKAGES:-php-cli}" bash scripts/setup.sh
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+mapfile -t files < <(find packages apps tests -name '*.test.ts' -not -path '*/node_modules/*' -not -path '*/dist/*' | sort)
+if [ $# -gt 0 ]; then files=("$@"); fi
+exec node --import tsx --test --test-timeout=120000 "${files[@]}"

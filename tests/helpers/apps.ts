@@ -1,0 +1,48 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { eventually, freePort } from './ports.js';
+
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+/** The reference test key (bitrix-protocol.md section 2); the test vectors are signed with it. */
+export const TEST_KEY = 'u9kqCo7qhKIQ8RML9xUGNmcZLVWmS8OsR2UN9jsZuaCY3aqPKGENRWmA36f9r47FHnqXlKuMvgsl0hnft7qCAN8iXHw94nHS4D6dxA07BX1lUjwuMJ0t73Z9wJY25Mpu';
+
+export interface AppProcess {
+  readonly name: 'publisher' | 'listener';
+  readonly port: number;
+  readonly url: string;
+  readonly proc: ChildProcess;
+  readonly output: () => string;
+  /** Sends a signal and waits for exit; resolves with the exit code. */
+  stop(signal?: NodeJS.Signals): Promise<number | null>;
+}
+
+/** Starts the built app (`apps/<name>/dist/main.js`) as a real process on a free port. */
+export async function startApp(name: 'publisher' | 'listener', env: Record<string, string>): Promise<AppProcess> {
+  const port = env['PUSH_PORT'] !== undefined ? Number(env['PUSH_PORT']) : await freePort();
+  const proc = spawn(process.execPath, [`${ROOT}apps/${name}/dist/main.js`], {
+    env: { PATH: process.env['PATH'] ?? '', PUSH_SIGNATURE_KEY: TEST_KEY, PUSH_LOG_LEVEL: 'info', ...env, PUSH_PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<number | null>((resolve) => proc.once('exit', (code) => resolve(code)));
+  await Promise.race([
+    eventually(() => out.includes(`"${name} ready"`), 15_000, `${name} start`),
+    exited.then((code) => {
+      throw new Error(`${name} exited with ${code}:\n${out}`);
+    }),
+  ]);
+  return {
+    name,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    proc,
+    output: () => out,
+    async stop(signal: NodeJS.Signals = 'SIGTERM') {
+      if (proc.exitCode !== null || proc.signalCode !== null) return proc.exitCode;
+      proc.kill(signal);
+      return exited;
+    },
+  };
+}

@@ -1,0 +1,44 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { startApp, type AppProcess } from '../helpers/apps.js';
+import { WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
+import { sleep } from '../helpers/ports.js';
+
+describe('one publisher, two listeners, one Redis', () => {
+  let redis: RedisServer;
+  let pub: AppProcess;
+  let l1: AppProcess;
+  let l2: AppProcess;
+
+  before(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, PUSH_LONGPOLL_TIMEOUT_S: '2', PUSH_UNSUBSCRIBE_DELAY_MS: '200' };
+    [pub, l1, l2] = await Promise.all([startApp('publisher', env), startApp('listener', env), startApp('listener', env)]);
+  });
+  after(async () => {
+    await Promise.all([pub?.stop(), l1?.stop(), l2?.stop()]);
+    await redis?.stop();
+  });
+
+  it('a publish reaches a long poll on one listener and a WebSocket on the other, exactly once', async () => {
+    const ch = channelId();
+    const ws = await WsClient.connect(l2.url, [signed(ch)]);
+    const poll = longPoll(l1.url, [signed(ch)]);
+    await sleep(150);
+    const body = { module_id: 'test', command: 'hello', params: { n: 1 } };
+    const res = await publish(pub.url, [ch], body, { 'Message-Expiry': '60' });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), '');
+    const lp = await poll;
+    assert.equal(lp.status, 200);
+    assert.equal(lp.headers.get('access-control-allow-origin'), '*');
+    assert.equal(lp.messages.length, 1);
+    assert.deepEqual(lp.messages[0]?.text, body);
+    const got = await ws.waitFor(1);
+    await sleep(200);
+    assert.equal(got.length, 1, 'exactly one copy on the WebSocket');
+    assert.equal(got[0]?.mid, lp.messages[0]?.mid);
+    ws.close();
+  });
+});
