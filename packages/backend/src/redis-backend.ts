@@ -60,6 +60,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd' }) as ScriptRedis;
   redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
   redis.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
+  // The offline queue is off (fail fast during outages), so commands issued before the very first
+  // connect completes would fail too: those, and only those, wait for it.
+  let everReady = false;
+  const firstReady = new Promise<void>((resolve) => redis.once('ready', () => ((everReady = true), resolve())));
+  const connected = async (): Promise<void> => {
+    if (!everReady) await withTimeout(firstReady, commandTimeout, 'redis not connected yet');
+  };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
   const brokers = new Set<RedisBroker>();
 
@@ -147,11 +154,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     kind: 'redis',
     store: {
       async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
+        await connected();
         const args: Array<string | number> = [p, opts.historyLimit, messages.length];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
         return redis.pushPublish(2, `${p}id:start`, `${p}id:counter`, ...args);
       },
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
+        await connected();
         const keys = channels.map((c) => `${p}h:{${c}}`);
         const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
         const messages: StoredMessage[] = [];
@@ -163,18 +172,21 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         return { messages, newestMid: newest === '' ? null : newest };
       },
       async ping(): Promise<void> {
+        await connected();
         await redis.ping();
       },
     },
     presence: {
       async touch(channels: readonly string[]): Promise<void> {
         if (channels.length === 0) return;
+        await connected();
         const pipe = redis.pipeline();
         for (const c of channels) pipe.set(`${p}o:{${c}}`, '1', 'EX', opts.onlineTtlSeconds);
         await pipe.exec();
       },
       async online(channels: readonly string[]): Promise<boolean[]> {
         if (channels.length === 0) return [];
+        await connected();
         const pipe = redis.pipeline();
         for (const c of channels) pipe.exists(`${p}o:{${c}}`);
         const res = (await pipe.exec()) ?? [];
@@ -186,9 +198,11 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     },
     stats: {
       async report(s: ProcessStats): Promise<void> {
+        await connected();
         await redis.hset(`${p}stats`, s.processUniqueId, JSON.stringify(s));
       },
       async list(): Promise<ProcessStats[]> {
+        await connected();
         const all = await redis.hgetall(`${p}stats`);
         const now = Date.now();
         const live: ProcessStats[] = [];
@@ -206,6 +220,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         return live;
       },
       async remove(id: string): Promise<void> {
+        await connected();
         await redis.hdel(`${p}stats`, id);
       },
     },

@@ -70,9 +70,10 @@ export function parseSubscriberChannels(
   secret: ChannelSecret,
   maxChannels: number,
 ): SubscribedChannel[] {
-  if (raw === null || raw === '') throw new PushError(Errors.WRONG_CHANNEL_ID, 'CHANNEL_ID is missing.');
+  // No detail text here: official clients compare the close reason with Bitrix's exact string.
+  if (raw === null || raw === '') throw new PushError(Errors.WRONG_CHANNEL_ID);
   const parts = splitList(raw);
-  if (parts.length === 0) throw new PushError(Errors.WRONG_CHANNEL_ID, 'CHANNEL_ID is empty.');
+  if (parts.length === 0) throw new PushError(Errors.WRONG_CHANNEL_ID);
   if (parts.length > maxChannels) throw new PushError(Errors.WRONG_CHANNEL_ID, `More than ${maxChannels} channels.`);
   const seen = new Map<string, SubscribedChannel>();
   for (const part of parts) {

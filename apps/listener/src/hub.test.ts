@@ -1,0 +1,176 @@
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { BACKEND_SENDER, decodeTextFrames, type NewMessage } from '@push/protocol';
+import { createMemoryBackend, type Backend, type Broker, type MessageHandler } from '@push/backend';
+import { Hub, type Transport } from './hub.js';
+
+const log = pino({ level: 'silent' });
+const A = 'a'.repeat(32);
+const B = 'b'.repeat(32);
+const tick = () => new Promise((r) => setImmediate(r));
+
+class Recorder implements Transport {
+  readonly kind = 'ws' as const;
+  writes: string[] = [];
+  write(frames: string): boolean {
+    this.writes.push(frames);
+    return true;
+  }
+  get mids(): string[] {
+    return this.writes.flatMap((w) => decodeTextFrames(w).map((f) => f.mid));
+  }
+}
+
+/** Wraps a broker so a test can lose messages (a dead subscription) and then announce a resync. */
+class FlakyBroker implements Broker {
+  down = false;
+  subscribeFails = false;
+  resync: Array<() => void> = [];
+  subscribed = new Set<string>();
+  private handler: MessageHandler = () => {};
+  constructor(private readonly inner: Broker) {
+    inner.setHandler((c, m) => {
+      if (!this.down) this.handler(c, m);
+    });
+  }
+  setHandler(h: MessageHandler): void {
+    this.handler = h;
+  }
+  onResync(h: () => void): void {
+    this.resync.push(h);
+  }
+  async subscribe(channels: readonly string[]): Promise<void> {
+    if (this.subscribeFails) throw new Error('redis down');
+    for (const c of channels) this.subscribed.add(c);
+    await this.inner.subscribe(channels);
+  }
+  async unsubscribe(channels: readonly string[]): Promise<void> {
+    for (const c of channels) this.subscribed.delete(c);
+    await this.inner.unsubscribe(channels);
+  }
+  async close(): Promise<void> {
+    await this.inner.close();
+  }
+}
+
+const m = (channels: string[], n: number, ttl = 60): NewMessage => ({ channels, body: `{"n":${n}}`, type: 't', ttl });
+
+describe('Hub', () => {
+  let backend: Backend;
+  let broker: FlakyBroker;
+  let hub: Hub;
+  const publish = (...msgs: NewMessage[]) => backend.store.publish(msgs, BACKEND_SENDER);
+
+  beforeEach(() => {
+    backend = createMemoryBackend({ historyLimit: 100, onlineTtlSeconds: 130, statsStaleMs: 1000 });
+    broker = new FlakyBroker(backend.createBroker());
+    hub = new Hub({ store: backend.store, broker, presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000 });
+  });
+  afterEach(() => hub.stop());
+
+  it('replays history after the cursor, then live, with no duplicates', async () => {
+    const [m1, m2] = await publish(m([A], 1), m([A], 2));
+    const t = new Recorder();
+    await hub.open([A], t, m1 as string);
+    const [m3] = await publish(m([A], 3));
+    await tick();
+    assert.deepEqual(t.mids, [m2, m3]);
+  });
+
+  it('without a cursor only live messages are sent; the result carries the newest stored id', async () => {
+    const [, m2] = await publish(m([A], 1), m([A], 2));
+    const t = new Recorder();
+    const { result } = await hub.open([A], t, null);
+    assert.equal(result.newestMid, m2);
+    const [m3] = await publish(m([A], 3));
+    await tick();
+    assert.deepEqual(t.mids, [m3]);
+  });
+
+  it('messages published while the history read is in flight are neither lost nor doubled', async () => {
+    const [m1] = await publish(m([A], 1));
+    const original = backend.store.history.bind(backend.store);
+    let during: string[] = [];
+    backend.store.history = async (channels, after) => {
+      // Published after the subscription is active but before history is read: appears in both.
+      during = await publish(m([A], 2), m([A], 3, 0));
+      return original(channels, after);
+    };
+    const t = new Recorder();
+    await hub.open([A], t, m1 as string);
+    await tick();
+    assert.deepEqual(t.mids, during, 'stored and live-only messages from the gap, once each, in order');
+  });
+
+  it('a publish to two channels the connection holds arrives once', async () => {
+    const t = new Recorder();
+    await hub.open([A, B], t, null);
+    const [x] = await publish(m([A, B], 1));
+    await tick();
+    assert.deepEqual(t.mids, [x]);
+  });
+
+  it('coalesces what arrives in one event-loop turn into one write', async () => {
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    const mids = await publish(m([A], 1), m([A], 2), m([A], 3));
+    await tick();
+    assert.equal(t.writes.length, 1);
+    assert.deepEqual(t.mids, mids);
+  });
+
+  it('unsubscribes a channel only after the last connection left and the delay passed', async () => {
+    const t1 = new Recorder();
+    const t2 = new Recorder();
+    const { conn: c1 } = await hub.open([A], t1, null);
+    const { conn: c2 } = await hub.open([A], t2, null);
+    hub.close(c1);
+    await new Promise((r) => setTimeout(r, 40));
+    assert.ok(broker.subscribed.has(A), 'still one connection');
+    hub.close(c2);
+    assert.ok(broker.subscribed.has(A), 'lingers for returning long polls');
+    await new Promise((r) => setTimeout(r, 40));
+    assert.ok(!broker.subscribed.has(A), 'gone after the delay');
+    assert.equal(hub.channelCount, 0);
+  });
+
+  it('a reconnecting long poll within the delay keeps the subscription', async () => {
+    const { conn } = await hub.open([A], new Recorder(), null);
+    hub.close(conn);
+    await hub.open([A], new Recorder(), null);
+    await new Promise((r) => setTimeout(r, 40));
+    assert.ok(broker.subscribed.has(A));
+  });
+
+  it('open rejects and registers nothing when the subscription fails', async () => {
+    broker.subscribeFails = true;
+    await assert.rejects(hub.open([A], new Recorder(), null), /redis down/);
+    assert.equal(hub.channelCount, 0);
+    assert.deepEqual(hub.countByTransport(), { ws: 0, lp: 0 });
+  });
+
+  it('after a lost subscription, a resync refills exactly what each connection missed', async () => {
+    const t1 = new Recorder();
+    const t2 = new Recorder();
+    await hub.open([A, B], t1, null);
+    await hub.open([B], t2, null);
+    const [x1] = await publish(m([A], 1));
+    await tick();
+    broker.down = true;
+    const missed = await publish(m([B], 2), m([A], 3), m([A, B], 4));
+    broker.down = false;
+    for (const h of broker.resync) h();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t1.mids, [x1, ...missed]);
+    assert.deepEqual(t2.mids, [missed[0], missed[2]]);
+  });
+
+  it('counts connections by transport', async () => {
+    await hub.open([A], new Recorder(), null);
+    const lp: Transport = { kind: 'lp', write: () => true };
+    await hub.open([A, B], lp, null);
+    assert.deepEqual(hub.countByTransport(), { ws: 1, lp: 1 });
+    assert.equal(hub.channelCount, 2);
+  });
+});

@@ -1,0 +1,96 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { PushError } from './errors.js';
+import { checkBody, parseBatchPublish, parseExpiry, parseSinglePublish, typeFromBody, type PublishLimits } from './publish-request.js';
+import { parseTtlTable, DEFAULT_TTL_TABLE } from './ttl-policy.js';
+
+const limits: PublishLimits = { maxChannels: 3, maxBatchMessages: 2, ttl: parseTtlTable(DEFAULT_TTL_TABLE) };
+const A = 'a'.repeat(32);
+const B = 'b'.repeat(32);
+const code = (n: number) => (e: unknown) => e instanceof PushError && e.spec.code === n;
+
+describe('single publish', () => {
+  it('takes type from the body and TTL from the table', () => {
+    const m = parseSinglePublish({ channelParam: `${A}/${B}/${A}`, body: '{"module_id":"IM","command":"startWriting"}', expiryHeader: null, typeHeader: null }, limits);
+    assert.deepEqual(m, { channels: [A, B], body: '{"module_id":"IM","command":"startWriting"}', type: 'im_startWriting', ttl: 120 });
+  });
+  it('Message-Type overrides the body; Message-Expiry lowers the TTL', () => {
+    const m = parseSinglePublish({ channelParam: A, body: '{}', expiryHeader: '30', typeHeader: 'im_message' }, limits);
+    assert.equal(m.type, 'im_message');
+    assert.equal(m.ttl, 30);
+  });
+  it('Message-Expiry: 0 means live only', () => {
+    assert.equal(parseSinglePublish({ channelParam: A, body: '{}', expiryHeader: '0', typeHeader: null }, limits).ttl, 0);
+  });
+  it('raw line breaks become spaces (clients cut frames with a single-line regex)', () => {
+    assert.equal(parseSinglePublish({ channelParam: A, body: '{\n"a":\r\n1}', expiryHeader: null, typeHeader: null }, limits).body, '{ "a": 1}');
+  });
+  const bad: Array<[string, Partial<Parameters<typeof parseSinglePublish>[0]>, number]> = [
+    ['empty body', { body: '' }, 4100],
+    ['not JSON', { body: '{oops' }, 4102],
+    ['JSON array', { body: '[1]' }, 4103],
+    ['JSON string', { body: '"x"' }, 4103],
+    ['JSON null', { body: 'null' }, 4103],
+    ['negative expiry', { expiryHeader: '-1' }, 4104],
+    ['fractional expiry', { expiryHeader: '1.5' }, 4104],
+    ['text expiry', { expiryHeader: 'soon' }, 4104],
+    ['bad type', { typeHeader: 'has space' }, 4105],
+    ['missing channels', { channelParam: null }, 4017],
+    ['malformed channel', { channelParam: 'xyz' }, 4010],
+    ['too many channels', { channelParam: ['1', '2', '3', '4'].map((d) => d.repeat(32)).join('/') }, 4018],
+  ];
+  for (const [name, patch, n] of bad) {
+    it(`rejects ${name} with ${n}`, () => {
+      assert.throws(() => parseSinglePublish({ channelParam: A, body: '{}', expiryHeader: null, typeHeader: null, ...patch }, limits), code(n));
+    });
+  }
+});
+
+describe('batch publish', () => {
+  it('accepts object and string bodies, per-message type and expiry', () => {
+    const out = parseBatchPublish(JSON.stringify({ messages: [{ channels: [A], body: { module_id: 'online', command: 'list' } }, { channels: [A, B, A], body: '{"x": 1}', type: 'im_message', expiry: 5 }] }), limits);
+    assert.deepEqual(out, [
+      { channels: [A], body: '{"module_id":"online","command":"list"}', type: 'online_list', ttl: 240 },
+      { channels: [A, B], body: '{"x": 1}', type: 'im_message', ttl: 5 },
+    ]);
+  });
+  const bad: Array<[string, unknown, number]> = [
+    ['not an object', [1], 4106],
+    ['empty list', { messages: [] }, 4106],
+    ['too many messages', { messages: [1, 2, 3].map(() => ({ channels: [A], body: {} })) }, 4016],
+    ['no channels', { messages: [{ channels: [], body: {} }] }, 4106],
+    ['bad channel', { messages: [{ channels: ['x'], body: {} }] }, 4106],
+    ['too many channels', { messages: [{ channels: ['1', '2', '3', '4'].map((d) => d.repeat(32)), body: {} }] }, 4018],
+    ['body array', { messages: [{ channels: [A], body: [1] }] }, 4106],
+    ['body string not JSON', { messages: [{ channels: [A], body: '{no' }] }, 4106],
+    ['bad expiry', { messages: [{ channels: [A], body: {}, expiry: -5 }] }, 4106],
+    ['bad type', { messages: [{ channels: [A], body: {}, type: 'a b' }] }, 4106],
+    ['second message bad, first fine', { messages: [{ channels: [A], body: {} }, { channels: [A] }] }, 4106],
+  ];
+  for (const [name, doc, n] of bad) it(`rejects ${name} with ${n}`, () => assert.throws(() => parseBatchPublish(JSON.stringify(doc), limits), code(n)));
+  it('rejects invalid JSON and an empty body', () => {
+    assert.throws(() => parseBatchPublish('{', limits), code(4102));
+    assert.throws(() => parseBatchPublish('', limits), code(4100));
+  });
+  it('names the failing message', () => assert.throws(() => parseBatchPublish(JSON.stringify({ messages: [{ channels: [A], body: {} }, { channels: [A] }] }), limits), /messages\[1\]/));
+});
+
+describe('helpers', () => {
+  it('parseExpiry', () => {
+    assert.equal(parseExpiry(null), null);
+    assert.equal(parseExpiry(''), null);
+    assert.equal(parseExpiry(' 60 '), 60);
+  });
+  it('typeFromBody sanitises', () => {
+    assert.equal(typeFromBody({ module_id: 'im', command: 'a b/c' }), 'im_a_b_c');
+    assert.equal(typeFromBody({ module_id: 1 }), 'unknown');
+  });
+  it('checkBody survives very deep nesting without crashing', () => {
+    const deep = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';
+    try {
+      checkBody(deep);
+    } catch (e) {
+      assert.ok(e instanceof PushError, 'deep nesting is either accepted or a PushError, never a crash');
+    }
+  });
+});

@@ -1,0 +1,192 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Redis } from 'ioredis';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { startApp, type AppProcess } from '../helpers/apps.js';
+import { WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
+import { redisSnapshot } from '../helpers/redis-snapshot.js';
+import { eventually, sleep } from '../helpers/ports.js';
+
+describe('publish API (/pub, /bitrix/pub/)', () => {
+  let redis: RedisServer;
+  let pub: AppProcess;
+  let sub: AppProcess;
+  let rc: Redis;
+
+  before(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, PUSH_LONGPOLL_TIMEOUT_S: '2', PUSH_HISTORY_LIMIT: '3', PUSH_ONLINE_TTL_S: '10', PUSH_STATS_INTERVAL_S: '1' };
+    [pub, sub] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
+    rc = redis.client();
+  });
+  after(async () => {
+    await Promise.all([pub?.stop(), sub?.stop()]);
+    await redis?.stop();
+  });
+
+  it('checklist 1: JSON body with Message-Expiry -> 200, empty body, stored with that TTL', async () => {
+    const ch = channelId();
+    const res = await publish(pub.url, [ch], { module_id: 'im', command: 'message', params: {} }, { 'Message-Expiry': '60' });
+    assert.equal(res.status, 200);
+    assert.equal(await res.text(), '');
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    const [mid] = await rc.lrange(`push:h:{${ch}}`, 0, -1);
+    const ttl = await rc.ttl(`push:m:${mid}`);
+    assert.ok(ttl > 55 && ttl <= 60, `ttl ${ttl}`);
+  });
+
+  it('checklist 2: CHANNEL_ID a/b/c (raw and %2F) -> each subscriber gets exactly one copy', async () => {
+    const ids = [channelId(), channelId(), channelId()];
+    const clients = await Promise.all(ids.map((id) => WsClient.connect(sub.url, [signed(id)])));
+    const both = await WsClient.connect(sub.url, [signed(ids[0] as string), signed(ids[1] as string)]);
+    await publish(pub.url, ids, { module_id: 't', command: 'raw' });
+    const encoded = await fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=${ids.join('%2F')}`, { method: 'POST', body: '{"module_id":"t","command":"enc"}' });
+    assert.equal(encoded.status, 200);
+    for (const c of clients) {
+      const got = await c.waitFor(2);
+      await sleep(100);
+      assert.deepEqual(got.map((m) => (m.text as { command: string }).command), ['raw', 'enc']);
+    }
+    await both.waitFor(2);
+    await sleep(100);
+    assert.equal(both.messages.length, 2, 'a connection on two of the channels gets each publish once');
+    for (const c of [...clients, both]) c.close();
+  });
+
+  it('checklist 31: prefix routes; /pub works too; unknown path -> 404 with CORS', async () => {
+    const ch = channelId();
+    for (const path of ['/bitrix/pub/anything', '/pub', '/pub/', '/bitrix/pub']) {
+      const r = await publish(pub.url, [ch], { module_id: 't', command: 'x' }, {}, path);
+      assert.equal(r.status, 200, path);
+    }
+    assert.equal(await rc.llen(`push:h:{${ch}}`), 3, 'capped at PUSH_HISTORY_LIMIT=3 of the 4 publishes');
+    const nf = await fetch(`${pub.url}/nope`);
+    assert.equal(nf.status, 404);
+    assert.equal(nf.headers.get('access-control-allow-origin'), '*');
+    assert.match(await nf.text(), /^4107: /);
+  });
+
+  describe('bad input: clear error, nothing stored, nothing delivered', () => {
+    const big = JSON.stringify({ module_id: 't', command: 'big', params: { pad: 'x'.repeat(1024 * 1024) } });
+    const ch = channelId();
+    const cases: Array<{ name: string; status: number; code: number; send: () => Promise<Response> }> = [
+      { name: 'empty body', status: 400, code: 4100, send: () => publish(pub.url, [ch], '') },
+      { name: 'malformed JSON', status: 400, code: 4102, send: () => publish(pub.url, [ch], '{"module_id":') },
+      { name: 'JSON that is not an object', status: 400, code: 4103, send: () => publish(pub.url, [ch], '[1,2]') },
+      { name: 'malformed channel id', status: 400, code: 4010, send: () => publish(pub.url, [ch, 'nothex'], { a: 1 }) },
+      { name: 'missing CHANNEL_ID', status: 400, code: 4017, send: () => fetch(`${pub.url}/bitrix/pub/`, { method: 'POST', body: '{}' }) },
+      { name: 'more than 100 channels', status: 400, code: 4018, send: () => publish(pub.url, Array.from({ length: 101 }, () => channelId()), { a: 1 }) },
+      { name: 'bad Message-Expiry', status: 400, code: 4104, send: () => publish(pub.url, [ch], { a: 1 }, { 'Message-Expiry': 'tomorrow' }) },
+      { name: 'bad Message-Type', status: 400, code: 4105, send: () => publish(pub.url, [ch], { a: 1 }, { 'Message-Type': 'no spaces allowed' }) },
+      { name: 'body over 1 MiB', status: 413, code: 4101, send: () => publish(pub.url, [ch], big) },
+      { name: 'invalid batch', status: 400, code: 4106, send: () => fetch(`${pub.url}/pub/batch`, { method: 'POST', body: JSON.stringify({ messages: [{ channels: [ch], body: {} }, { channels: ['bad'], body: {} }] }) }) },
+      { name: 'wrong method', status: 405, code: 4108, send: () => fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=${ch}`, { method: 'PUT', body: '{}' }) },
+    ];
+    for (const c of cases) {
+      it(`${c.name} -> ${c.status} "${c.code}: ..."`, async () => {
+        const ws = await WsClient.connect(sub.url, [signed(ch)]);
+        const before = await redisSnapshot(rc);
+        const res = await c.send();
+        assert.equal(res.status, c.status);
+        const text = await res.text();
+        assert.match(text, new RegExp(`^${c.code}: \\S`), text.slice(0, 200));
+        assert.equal(res.headers.get('access-control-allow-origin'), '*');
+        await sleep(100);
+        assert.equal(await redisSnapshot(rc), before, 'Redis unchanged');
+        assert.equal(ws.messages.length, 0, 'nothing delivered');
+        ws.close();
+        // The server is still fine afterwards.
+        assert.equal((await publish(pub.url, [channelId()], { ok: true })).status, 200);
+      });
+    }
+  });
+
+  it('batch: many messages with their own channels, types and expiries in one request', async () => {
+    const [a, b] = [channelId(), channelId()];
+    const wa = await WsClient.connect(sub.url, [signed(a)]);
+    const wb = await WsClient.connect(sub.url, [signed(b)]);
+    const res = await fetch(`${pub.url}/bitrix/pub/batch`, {
+      method: 'POST',
+      body: JSON.stringify({
+        messages: [
+          { channels: [a], body: { module_id: 'im', command: 'one' } },
+          { channels: [a, b], body: '{"module_id":"im","command":"two"}', expiry: 30 },
+          { channels: [b], body: { module_id: 'im', command: 'startWriting' }, expiry: 0 },
+        ],
+      }),
+    });
+    assert.equal(res.status, 200);
+    await wa.waitFor(2);
+    await wb.waitFor(2);
+    assert.deepEqual(wa.messages.map((m) => (m.text as { command: string }).command), ['one', 'two']);
+    assert.deepEqual(wb.messages.map((m) => (m.text as { command: string }).command), ['two', 'startWriting']);
+    assert.equal(await rc.llen(`push:h:{${b}}`), 1, 'expiry 0 delivered live, not stored');
+    wa.close();
+    wb.close();
+  });
+
+  it('per-type TTL: typing is kept at most 2 minutes even when a day is asked for', async () => {
+    const ch = channelId();
+    await publish(pub.url, [ch], { module_id: 'im', command: 'startWriting' }, { 'Message-Expiry': '86400' });
+    await publish(pub.url, [ch], { x: 1 }, { 'Message-Type': 'online_list' });
+    const mids = await rc.lrange(`push:h:{${ch}}`, 0, -1);
+    const t1 = await rc.ttl(`push:m:${mids[0]}`);
+    const t2 = await rc.ttl(`push:m:${mids[1]}`);
+    assert.ok(t1 > 100 && t1 <= 120, `typing ttl ${t1}`);
+    assert.ok(t2 > 200 && t2 <= 240, `online ttl ${t2}`);
+  });
+
+  it('checklist 16: expiry 0 is live only - delivered to connected clients, never replayed', async () => {
+    const ch = channelId();
+    const ws = await WsClient.connect(sub.url, [signed(ch)]);
+    await publish(pub.url, [ch], { module_id: 't', command: 'stored' });
+    await publish(pub.url, [ch], { module_id: 't', command: 'live' }, { 'Message-Expiry': '0' });
+    await ws.waitFor(2);
+    const lp = await longPoll(sub.url, [signed(ch)], `&mid=${'0'.repeat(26)}`);
+    assert.deepEqual(lp.messages.map((m) => (m.text as { command: string }).command), ['stored']);
+    ws.close();
+  });
+
+  it('checklist 18: GET /bitrix/pub/?CHANNEL_ID=a/b lists only online channels', async () => {
+    const [a, b] = [channelId(), channelId()];
+    const ws = await WsClient.connect(sub.url, [signed(a)]);
+    const r = await eventually(async () => {
+      const res = await fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=${a}/${b}`);
+      const j = (await res.json()) as { infos: unknown[] };
+      return j.infos.length === 1 ? j : null;
+    });
+    assert.deepEqual(r, { infos: [{ channel: a, subscribers: 1 }] });
+    ws.close();
+    const bad = await fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=zzz`);
+    assert.equal(bad.status, 400);
+    const none = await fetch(`${pub.url}/bitrix/pub/`);
+    assert.equal(none.status, 400);
+    assert.match(await none.text(), /^4017: /);
+  });
+
+  it('checklist 21: GET /server-stat/ lists every live process', async () => {
+    const list = await eventually(async () => {
+      const res = await fetch(`${pub.url}/server-stat/`);
+      assert.equal(res.status, 200);
+      const j = (await res.json()) as Array<Record<string, unknown>>;
+      return j.length >= 2 ? j : null;
+    });
+    for (const p of list) for (const k of ['pid', 'date', 'processUniqueId', 'websockets', 'pollings', 'channels']) assert.ok(k in p, `${k} in ${JSON.stringify(p)}`);
+    assert.deepEqual(list.map((p) => p['pid']).sort(), [pub.proc.pid, sub.proc.pid].sort());
+  });
+
+  it('Redis unreachable -> 503 with Retry-After, nothing half-written; recovers when Redis is back', async () => {
+    const ch = channelId();
+    await redis.kill();
+    const res = await publish(pub.url, [ch], { module_id: 't', command: 'down' });
+    assert.equal(res.status, 503);
+    assert.equal(res.headers.get('retry-after'), '1');
+    assert.match(await res.text(), /^4109: /);
+    const ready = await fetch(`${pub.url}/readyz`);
+    assert.equal(ready.status, 503);
+    await redis.restart();
+    await eventually(async () => (await fetch(`${pub.url}/readyz`)).status === 200, 10_000, 'ready again');
+    assert.equal(await rc.llen(`push:h:{${ch}}`), 0, 'the refused publish left nothing');
+    assert.equal((await publish(pub.url, [ch], { module_id: 't', command: 'up' })).status, 200);
+  });
+});
