@@ -166,6 +166,24 @@ describe('Hub', () => {
     assert.deepEqual(t2.mids, [missed[0], missed[2]]);
   });
 
+  it('a live message arriving while a refill reads history does not make the refill skip anything', async () => {
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    broker.down = true;
+    const missed = await publish(m([A], 1), m([A], 2));
+    broker.down = false;
+    const original = backend.store.history.bind(backend.store);
+    let live: string[] = [];
+    backend.store.history = async (channels, after) => {
+      const h = await original(channels, after);
+      live = await publish(m([A], 3)); // delivered over the (restored) subscription first
+      return h;
+    };
+    for (const h of broker.resync) h();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.mids, [...missed, ...live]);
+  });
+
   it('counts connections by transport', async () => {
     await hub.open([A], new Recorder(), null);
     const lp: Transport = { kind: 'lp', write: () => true };

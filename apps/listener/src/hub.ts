@@ -119,20 +119,28 @@ export class Hub {
       const history = await this.opts.store.history(channels, clientMid);
       newestMid = history.newestMid;
       if (conn.state === 'closed') return { conn, result: { newestMid } };
-      const merged = new Map<string, StoredMessage>();
-      for (const m of history.messages) merged.set(m.mid, m);
-      for (const m of conn.early) if (clientMid === null || m.mid > clientMid) merged.set(m.mid, m);
-      const replay = [...merged.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
-      conn.early = [];
-      conn.state = 'live';
-      if (newestMid !== null && (conn.cursor === null || newestMid > conn.cursor)) conn.cursor = newestMid;
-      for (const m of replay) this.enqueue(conn, m, true);
+      this.goLive(conn, history.messages, clientMid, newestMid);
     } catch (err) {
       this.close(conn);
       throw err;
     }
     this.opts.presence.touch(channels).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
     return { conn, result: { newestMid } };
+  }
+
+  /**
+   * Ends a buffering phase (setup or refill): merges the history read with the live messages that
+   * arrived meanwhile, drops what the connection already has, sends the rest in id order.
+   */
+  private goLive(conn: Connection, history: readonly StoredMessage[], after: string | null, newestMid: string | null): void {
+    const merged = new Map<string, StoredMessage>();
+    for (const m of history) if (after === null || m.mid > after) merged.set(m.mid, m);
+    for (const m of conn.early) if (after === null || m.mid > after) merged.set(m.mid, m);
+    const replay = [...merged.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
+    conn.early = [];
+    conn.state = 'live';
+    if (newestMid !== null && (conn.cursor === null || newestMid > conn.cursor)) conn.cursor = newestMid;
+    for (const m of replay) this.enqueue(conn, m, true);
   }
 
   /** Unregisters a connection; channels left without local connections are unsubscribed later. */
@@ -251,22 +259,32 @@ export class Hub {
     for (const set of this.byChannel.values()) {
       for (const c of set) {
         if (c.state !== 'live') continue;
+        // Buffer live messages until this connection's history read is back; otherwise a live
+        // message could move the cursor past the ones being refilled and they would be skipped.
+        c.state = 'setup';
+        c.early = [];
         const key = c.channels.join('/');
         const g = groups.get(key);
         if (g === undefined) groups.set(key, [c]);
-        else if (!g.includes(c)) g.push(c);
+        else g.push(c);
       }
     }
-    for (const conns of groups.values()) {
-      const first = conns[0] as Connection;
-      const oldest = conns.reduce<string>((min, c) => ((c.cursor ?? ZERO_MID) < min ? (c.cursor ?? ZERO_MID) : min), first.cursor ?? ZERO_MID);
-      try {
-        const h = await this.opts.store.history(first.channels, oldest);
-        for (const c of conns) for (const m of h.messages) if (c.state === 'live') this.enqueue(c, m, false);
-      } catch (err) {
-        this.log.warn({ err: { message: (err as Error).message } }, 'refill after reconnect failed');
-      }
-    }
+    await Promise.all(
+      [...groups.values()].map(async (conns) => {
+        const first = conns[0] as Connection;
+        const oldest = conns.reduce<string>((min, c) => ((c.cursor ?? ZERO_MID) < min ? (c.cursor ?? ZERO_MID) : min), first.cursor ?? ZERO_MID);
+        let messages: StoredMessage[] = [];
+        try {
+          messages = (await this.opts.store.history(first.channels, oldest)).messages;
+        } catch (err) {
+          this.log.warn({ err: { message: (err as Error).message } }, 'refill after reconnect failed');
+        }
+        for (const c of conns) {
+          // With replay=true enqueue skips nothing, so filter by this connection's own cursor here.
+          if (c.state === 'setup') this.goLive(c, messages, c.cursor, null);
+        }
+      }),
+    );
   }
 
   private async refreshPresence(): Promise<void> {
