@@ -42,3 +42,40 @@ describe('one publisher, two listeners, one Redis', () => {
     ws.close();
   });
 });
+
+describe('targeted subscriptions', () => {
+  let redis: RedisServer;
+  let pub: AppProcess;
+  let l1: AppProcess;
+  let l2: AppProcess;
+  before(async () => {
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, PUSH_STATS_INTERVAL_S: '1', PUSH_UNSUBSCRIBE_DELAY_MS: '100' };
+    [pub, l1, l2] = await Promise.all([startApp('publisher', env), startApp('listener', env), startApp('listener', env)]);
+  });
+  after(async () => {
+    await Promise.all([pub?.stop(), l1?.stop(), l2?.stop()]);
+    await redis?.stop();
+  });
+
+  const received = async (p: AppProcess): Promise<number> => {
+    const list = (await (await fetch(`${pub.url}/server-stat/`)).json()) as Array<{ pid: number; date: number; messages?: { received: number } }>;
+    return list.find((s) => s.pid === p.proc.pid)?.messages?.received ?? -1;
+  };
+
+  it('a listener receives from Redis only messages for channels its sockets hold', async () => {
+    const mine = channelId();
+    const ws = await WsClient.connect(l1.url, [signed(mine)]);
+    for (let i = 0; i < 20; i++) await publish(pub.url, [channelId()], { module_id: 't', command: 'elsewhere' });
+    await publish(pub.url, [mine], { module_id: 't', command: 'mine' });
+    await ws.waitFor(1);
+    await sleep(2200); // two stats intervals
+    assert.equal(await received(l1), 1, 'l1 got only its one message');
+    assert.equal(await received(l2), 0, 'l2 has no sockets and got nothing');
+    ws.close();
+    await sleep(300); // past the unsubscribe delay
+    await publish(pub.url, [mine], { module_id: 't', command: 'after-leaving' });
+    await sleep(2200);
+    assert.equal(await received(l1), 1, 'unsubscribed after its last socket left');
+  });
+});

@@ -87,7 +87,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const statsLog = log.child({ component: 'stats' });
   const snapshot = () => {
     const { ws, lp } = hub.countByTransport();
-    return { pid: process.pid, date: Date.now(), processUniqueId, type: 'listener', port, websockets: ws, pollings: lp, channels: hub.channelCount };
+    const c = hub.counters;
+    return { pid: process.pid, date: Date.now(), processUniqueId, type: 'listener', port, websockets: ws, pollings: lp, channels: hub.channelCount, messages: { received: c.received, delivered: c.delivered, frames: c.frames, bytesOut: c.bytesOut } };
   };
   const reporter = every(config.statsIntervalS * 1000, statsLog, 'stats report', () => backend.stats.report(snapshot()));
 
