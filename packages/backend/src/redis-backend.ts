@@ -126,16 +126,31 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     onResync(h: () => void): void {
       this.resync.push(h);
     }
-    async subscribe(channels: readonly string[]): Promise<void> {
-      if (channels.length === 0) return;
-      for (const c of channels) this.active.add(c);
+    /**
+     * Subscribe requests made in the same event-loop turn (a reconnect storm opens thousands of
+     * sockets at once) are merged into SUBSCRIBE commands of up to 512 channels each.
+     */
+    subscribe(channels: readonly string[]): Promise<void> {
+      if (channels.length === 0) return Promise.resolve();
+      return new Promise((resolve, reject) => {
+        this.queued.push({ channels, resolve, reject });
+        if (this.queued.length === 1) setImmediate(() => void this.flushSubscribes());
+      });
+    }
+    private queued: Array<{ channels: readonly string[]; resolve: () => void; reject: (err: unknown) => void }> = [];
+    private async flushSubscribes(): Promise<void> {
+      const batch = this.queued;
+      this.queued = [];
+      const all = [...new Set(batch.flatMap((b) => b.channels))];
+      for (const c of all) this.active.add(c);
       try {
         // Only the very first connect is waited for; later outages fail fast (offline queue is off).
         if (!this.connectedOnce) await withTimeout(this.firstReady, commandTimeout, 'redis subscriber not ready');
-        for (let i = 0; i < channels.length; i += 512) await this.sub.subscribe(...channels.slice(i, i + 512).map((c) => this.topic(c)));
+        for (let i = 0; i < all.length; i += 512) await this.sub.subscribe(...all.slice(i, i + 512).map((c) => this.topic(c)));
+        for (const b of batch) b.resolve();
       } catch (err) {
-        for (const c of channels) this.active.delete(c);
-        throw err;
+        for (const c of all) this.active.delete(c);
+        for (const b of batch) b.reject(err);
       }
     }
     async unsubscribe(channels: readonly string[]): Promise<void> {

@@ -129,6 +129,17 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       await broker.close();
     });
 
+    it('broker: many concurrent subscribes all take effect before they resolve', async () => {
+      const channels = Array.from({ length: 600 }, () => ch());
+      const broker = backend.createBroker();
+      const got = new Set<string>();
+      broker.setHandler((c) => got.add(c));
+      await Promise.all(channels.map((c) => broker.subscribe([c])));
+      await backend.store.publish([msg(channels, 1)], BACKEND_SENDER);
+      await until(() => got.size === channels.length, 'one delivery per channel');
+      await broker.close();
+    });
+
     it('presence: online after touch, gone after the TTL', async () => {
       const a = ch();
       const b = ch();
