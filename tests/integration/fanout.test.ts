@@ -1,25 +1,21 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { startApp, type AppProcess } from '../helpers/apps.js';
+import type { AppProcess } from '../helpers/apps.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
 import { sleep } from '../helpers/ports.js';
 
 describe('one publisher, two listeners, one Redis', () => {
-  let redis: RedisServer;
+  let stack: Stack;
   let pub: AppProcess;
   let l1: AppProcess;
   let l2: AppProcess;
-
   before(async () => {
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_LONGPOLL_TIMEOUT_S: '2', PUSH_UNSUBSCRIBE_DELAY_MS: '200' };
-    [pub, l1, l2] = await Promise.all([startApp('publisher', env), startApp('listener', env), startApp('listener', env)]);
+    stack = await startStack({ listeners: 2, env: { PUSH_LONGPOLL_TIMEOUT_S: '2', PUSH_UNSUBSCRIBE_DELAY_MS: '200' } });
+    ({ pub } = stack);
+    [l1, l2] = stack.listeners as [AppProcess, AppProcess];
   });
-  after(async () => {
-    await Promise.all([pub?.stop(), l1?.stop(), l2?.stop()]);
-    await redis?.stop();
-  });
+  after(() => stack?.stop());
 
   it('a publish reaches a long poll on one listener and a WebSocket on the other, exactly once', async () => {
     const ch = channelId();
@@ -44,19 +40,16 @@ describe('one publisher, two listeners, one Redis', () => {
 });
 
 describe('targeted subscriptions', () => {
-  let redis: RedisServer;
+  let stack: Stack;
   let pub: AppProcess;
   let l1: AppProcess;
   let l2: AppProcess;
   before(async () => {
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_STATS_INTERVAL_S: '1', PUSH_UNSUBSCRIBE_DELAY_MS: '100' };
-    [pub, l1, l2] = await Promise.all([startApp('publisher', env), startApp('listener', env), startApp('listener', env)]);
+    stack = await startStack({ listeners: 2, env: { PUSH_STATS_INTERVAL_S: '1', PUSH_UNSUBSCRIBE_DELAY_MS: '100' } });
+    ({ pub } = stack);
+    [l1, l2] = stack.listeners as [AppProcess, AppProcess];
   });
-  after(async () => {
-    await Promise.all([pub?.stop(), l1?.stop(), l2?.stop()]);
-    await redis?.stop();
-  });
+  after(() => stack?.stop());
 
   const received = async (p: AppProcess): Promise<number> => {
     const list = (await (await fetch(`${pub.url}/server-stat/`)).json()) as Array<{ pid: number; date: number; messages?: { received: number } }>;

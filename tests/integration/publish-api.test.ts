@@ -1,28 +1,25 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { startApp, type AppProcess } from '../helpers/apps.js';
+import type { RedisServer } from '../helpers/redis.js';
+import type { AppProcess } from '../helpers/apps.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
 import { redisSnapshot } from '../helpers/redis-snapshot.js';
 import { eventually, sleep } from '../helpers/ports.js';
 
 describe('publish API (/pub, /bitrix/pub/)', () => {
+  let stack: Stack;
   let redis: RedisServer;
   let pub: AppProcess;
   let sub: AppProcess;
   let rc: Redis;
-
   before(async () => {
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_LONGPOLL_TIMEOUT_S: '2', PUSH_HISTORY_LIMIT: '3', PUSH_ONLINE_TTL_S: '10', PUSH_STATS_INTERVAL_S: '1' };
-    [pub, sub] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
+    stack = await startStack({ env: { PUSH_LONGPOLL_TIMEOUT_S: '2', PUSH_HISTORY_LIMIT: '3', PUSH_ONLINE_TTL_S: '10', PUSH_STATS_INTERVAL_S: '1' } });
+    ({ redis, pub, sub } = stack);
     rc = redis.client();
   });
-  after(async () => {
-    await Promise.all([pub?.stop(), sub?.stop()]);
-    await redis?.stop();
-  });
+  after(() => stack?.stop());
 
   it('checklist 1: JSON body with Message-Expiry -> 200, empty body, stored with that TTL', async () => {
     const ch = channelId();
@@ -85,6 +82,8 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
     for (const c of cases) {
       it(`${c.name} -> ${c.status} "${c.code}: ..."`, async () => {
         const ws = await WsClient.connect(sub.url, [signed(ch)]);
+        // The subscriber's presence marker is written just after it connects: let it land first.
+        await eventually(async () => (await rc.exists(`push:o:{${ch}}`)) === 1, 3000, 'presence written');
         const before = await redisSnapshot(rc);
         const res = await c.send();
         assert.equal(res.status, c.status);
@@ -170,7 +169,7 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
       assert.equal(res.status, 200);
       const j = (await res.json()) as Array<Record<string, unknown>>;
       return j.length >= 2 ? j : null;
-    });
+    }) as Array<Record<string, unknown>>;
     for (const p of list) for (const k of ['pid', 'date', 'processUniqueId', 'websockets', 'pollings', 'channels']) assert.ok(k in p, `${k} in ${JSON.stringify(p)}`);
     assert.deepEqual(list.map((p) => p['pid']).sort(), [pub.proc.pid, sub.proc.pid].sort());
   });

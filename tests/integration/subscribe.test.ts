@@ -1,8 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { signChannelPair, signPublicChannel, signature } from '@push/protocol';
-import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { startApp, type AppProcess } from '../helpers/apps.js';
+import type { AppProcess } from '../helpers/apps.js';
+import { startStack, type Stack } from '../helpers/stack.js';
 import { SECRET, WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
 import { sleep } from '../helpers/ports.js';
 
@@ -10,19 +10,14 @@ const EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
 const cmd = (m: { text: unknown }) => (m.text as { command: string }).command;
 
 describe('subscribe API (long poll and WebSocket)', () => {
-  let redis: RedisServer;
+  let stack: Stack;
   let pub: AppProcess;
   let sub: AppProcess;
-
   before(async () => {
-    redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_LONGPOLL_TIMEOUT_S: '1' };
-    [pub, sub] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
+    stack = await startStack({ env: { PUSH_LONGPOLL_TIMEOUT_S: '1' } });
+    ({ pub, sub } = stack);
   });
-  after(async () => {
-    await Promise.all([pub?.stop(), sub?.stop()]);
-    await redis?.stop();
-  });
+  after(() => stack?.stop());
 
   it('checklist 5: WS with a correct signature opens; wrong or missing signature -> close 4010', async () => {
     const ch = channelId();

@@ -1,7 +1,7 @@
 import { nanoid } from 'nanoid';
 import { Errors } from '@push/protocol';
 import type { Backend } from '@push/backend';
-import { Exchange, CORS_ANY, every, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket, type us_listen_socket } from '@push/runtime';
+import { Exchange, every, listen, registerCommonRoutes, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
 import { closeWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions, type WsUserData } from './transports/websocket.js';
@@ -65,24 +65,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     app.get(path, (res, req) => handleLongPoll(res, req, lpOpts));
     app.options(path, (res) => void new Exchange(res).send(200, '', PREFLIGHT_HEADERS));
   }
-  app.get('/healthz', (res) => void new Exchange(res).send(200, 'ok\n', CORS_ANY));
-  app.get('/readyz', (res) => {
-    const ex = new Exchange(res);
-    if (draining) {
-      ex.sendError(Errors.SHUTTING_DOWN);
-      return;
-    }
-    backend.store.ping().then(
-      () => ex.send(200, 'ready\n', CORS_ANY),
-      () => ex.sendError(Errors.STORE_UNAVAILABLE),
-    );
-  });
-  app.any('/*', (res) => void new Exchange(res).sendError(Errors.NOT_FOUND));
-
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
-  });
-  const port = uws.us_socket_local_port(listenSocket as never);
+  registerCommonRoutes(app, { isDraining: () => draining, ping: () => backend.store.ping() });
+  const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
 
   const statsLog = log.child({ component: 'stats' });
   const snapshot = () => {

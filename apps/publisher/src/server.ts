@@ -10,7 +10,7 @@ import {
   type PublishLimits,
 } from '@push/protocol';
 import type { Backend } from '@push/backend';
-import { CORS_ANY, Exchange, every, parseQuery, readBody, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws, type us_listen_socket } from '@push/runtime';
+import { CORS_ANY, Exchange, every, listen, parseQuery, registerCommonRoutes, readBody, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 /** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
 export const PUBLISH_PATHS = ['/pub', '/pub/*', '/bitrix/pub', '/bitrix/pub/*'];
@@ -119,24 +119,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   };
   app.get('/server-stat', serverStat);
   app.get('/server-stat/*', serverStat);
-  app.get('/healthz', (res) => void new Exchange(res).send(200, 'ok\n', CORS_ANY));
-  app.get('/readyz', (res) => {
-    const ex = new Exchange(res);
-    if (draining) {
-      ex.sendError(Errors.SHUTTING_DOWN);
-      return;
-    }
-    backend.store.ping().then(
-      () => ex.send(200, 'ready\n', CORS_ANY),
-      () => ex.sendError(Errors.STORE_UNAVAILABLE),
-    );
-  });
-  app.any('/*', (res) => void new Exchange(res).sendError(Errors.NOT_FOUND));
-
-  const listenSocket = await new Promise<us_listen_socket>((resolve, reject) => {
-    app.listen(config.host, config.port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${config.host}:${config.port}`))));
-  });
-  const port = uws.us_socket_local_port(listenSocket as never);
+  registerCommonRoutes(app, { isDraining: () => draining, ping: () => backend.store.ping() });
+  const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
   const reporter = every(config.statsIntervalS * 1000, log.child({ component: 'stats' }), 'stats report', () =>
     backend.stats.report({
       pid: process.pid,

@@ -2,3 +2,4 @@ export * from './types.js';
 export { createMemoryBackend } from './memory-backend.js';
 export { createRedisBackend, type RedisBackendOptions } from './redis-backend.js';
 export { backendFromConfig } from './from-config.js';
+export { runWithBackend } from './run.js';

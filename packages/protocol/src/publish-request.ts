@@ -33,15 +33,19 @@ export function parseTypeHeader(value: string | null | undefined): string | null
   return value;
 }
 
-/** Validates a body as a JSON object and returns the text to store plus the parsed object. */
-export function checkBody(text: string): { body: string; parsed: Record<string, unknown> } {
+/** JSON.parse with the catalogue's errors: empty -> 4100, unparsable -> 4102 with the parser's words. */
+function parseJson(text: string): unknown {
   if (text.length === 0) throw new PushError(Errors.EMPTY_BODY);
-  let parsed: unknown;
   try {
-    parsed = JSON.parse(text);
+    return JSON.parse(text);
   } catch (err) {
     throw new PushError(Errors.INVALID_JSON, err instanceof Error ? err.message.slice(0, 200) : undefined);
   }
+}
+
+/** Validates a body as a JSON object and returns the text to store plus the parsed object. */
+export function checkBody(text: string): { body: string; parsed: Record<string, unknown> } {
+  const parsed = parseJson(text);
   if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PushError(Errors.BODY_NOT_OBJECT);
   // Clients cut text frames with a regex without the dotall flag, so a raw line break (legal JSON
   // whitespace) would make a message undeliverable. Replacing whitespace with whitespace keeps the
@@ -86,13 +90,7 @@ function batchError(index: number, what: string): PushError {
  * A body given as a string is kept verbatim; an object is stored as compact JSON.
  */
 export function parseBatchPublish(text: string, limits: PublishLimits): NewMessage[] {
-  if (text.length === 0) throw new PushError(Errors.EMPTY_BODY);
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new PushError(Errors.INVALID_JSON, err instanceof Error ? err.message.slice(0, 200) : undefined);
-  }
+  const doc = parseJson(text);
   const list = doc !== null && typeof doc === 'object' ? (doc as { messages?: unknown }).messages : undefined;
   if (!Array.isArray(list)) throw new PushError(Errors.INVALID_BATCH);
   if (list.length === 0) throw new PushError(Errors.INVALID_BATCH, 'The batch is empty.');

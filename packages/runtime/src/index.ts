@@ -4,3 +4,4 @@ export * from './uws.js';
 export * from './http.js';
 export * from './lifecycle.js';
 export * from './main.js';
+export * from './app-routes.js';

@@ -1,0 +1,38 @@
+import { Errors } from '@push/protocol';
+import { CORS_ANY, Exchange } from './http.js';
+import type { TemplatedApp, Uws, us_listen_socket } from './uws.js';
+
+export interface HealthChecks {
+  /** True once the process is draining: readiness answers 503 so balancers stop sending work. */
+  readonly isDraining: () => boolean;
+  /** Resolves when the backend (Redis) answers. */
+  readonly ping: () => Promise<void>;
+}
+
+/**
+ * Routes every process has: `/healthz` (alive), `/readyz` (backend reachable and not draining),
+ * and the catch-all 404. Register them after the app's own routes.
+ */
+export function registerCommonRoutes(app: TemplatedApp, checks: HealthChecks): void {
+  app.get('/healthz', (res) => void new Exchange(res).send(200, 'ok\n', CORS_ANY));
+  app.get('/readyz', (res) => {
+    const ex = new Exchange(res);
+    if (checks.isDraining()) {
+      ex.sendError(Errors.SHUTTING_DOWN);
+      return;
+    }
+    checks.ping().then(
+      () => ex.send(200, 'ready\n', CORS_ANY),
+      () => ex.sendError(Errors.STORE_UNAVAILABLE),
+    );
+  });
+  app.any('/*', (res) => void new Exchange(res).sendError(Errors.NOT_FOUND));
+}
+
+/** Listens and returns the socket and the actual port (port 0 picks a free one). */
+export async function listen(uws: Uws, app: TemplatedApp, host: string, port: number): Promise<{ socket: us_listen_socket; port: number }> {
+  const socket = await new Promise<us_listen_socket>((resolve, reject) => {
+    app.listen(host, port, (s) => (s ? resolve(s) : reject(new Error(`cannot listen on ${host}:${port}`))));
+  });
+  return { socket, port: uws.us_socket_local_port(socket as never) };
+}
