@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
 import type { RedisServer } from '../helpers/redis.js';
-import type { AppProcess } from '../helpers/apps.js';
+import { ROOT, TEST_KEY, type AppProcess } from '../helpers/apps.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
 import { redisSnapshot } from '../helpers/redis-snapshot.js';
@@ -187,5 +187,46 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
     await eventually(async () => (await fetch(`${pub.url}/readyz`)).status === 200, 10_000, 'ready again');
     assert.equal(await rc.llen(`push:h:{${ch}}`), 0, 'the refused publish left nothing');
     assert.equal((await publish(pub.url, [ch], { module_id: 't', command: 'up' })).status, 200);
+  });
+});
+
+describe('process hygiene', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({ env: { PUSH_SIGNATURE_ALGO: 'sha256', PUSH_LOG_LEVEL: 'debug' } });
+  });
+  after(() => stack?.stop());
+
+  it('logs which uWS binding runs; never logs keys or payloads', async () => {
+    const ch = channelId();
+    const secret = { key: TEST_KEY, algorithm: 'sha256' as const };
+    const ws = await WsClient.connect(stack.sub.url, [signed(ch, secret)]);
+    await publish(stack.pub.url, [ch], { module_id: 't', command: 'canary', params: { marker: 'PAYLOAD-CANARY-42' } });
+    await ws.waitFor(1);
+    await publish(stack.pub.url, [ch], '{"broken": ');
+    ws.close();
+    await sleep(200);
+    for (const p of [stack.pub, stack.sub]) {
+      const out = p.output();
+      assert.match(out, /"binding":"native"/);
+      assert.ok(!out.includes(TEST_KEY), `${p.name} log holds the key`);
+      assert.ok(!out.includes('PAYLOAD-CANARY-42'), `${p.name} log holds a payload`);
+    }
+  });
+
+  it('checklist 7: PUSH_SIGNATURE_ALGO switches the channel signature (sha256 here; sha1 is refused)', async () => {
+    const ch = channelId();
+    const ok = await WsClient.connect(stack.sub.url, [signed(ch, { key: TEST_KEY, algorithm: 'sha256' })]);
+    const sha1 = new WsClient(`${stack.sub.url.replace('http', 'ws')}/bitrix/subws/?CHANNEL_ID=${signed(ch)}`);
+    await sha1.closed;
+    assert.equal(sha1.closeCode, 4010);
+    ok.close();
+  });
+
+  it('a configuration problem stops the process with status 2 and names every bad variable', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, [`${ROOT}apps/listener/dist/main.js`], { env: { PATH: process.env['PATH'] ?? '', PUSH_PORT: 'x', PUSH_SIGNATURE_ALGO: 'crc' }, encoding: 'utf8' });
+    assert.equal(r.status, 2);
+    for (const v of ['PUSH_PORT', 'PUSH_SIGNATURE_KEY', 'PUSH_SIGNATURE_ALGO']) assert.match(r.stderr, new RegExp(v));
   });
 });

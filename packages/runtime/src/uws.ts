@@ -18,8 +18,9 @@ export interface LoadedUws {
  * because the loader silently falls back to a slow pure-JS emulation when the binary does not
  * load. We refuse that unless explicitly allowed, so a production box never runs degraded unnoticed.
  */
-export function loadUws(allowFallback: boolean): LoadedUws {
-  const name = `uws_${process.platform}_${process.arch}_${process.versions.modules}.node`;
+export function loadUws(allowFallback: boolean, abi: string = process.versions.modules): LoadedUws {
+  // `abi` is a parameter only so tests can ask for a binding that does not exist.
+  const name = `uws_${process.platform}_${process.arch}_${abi}.node`;
   try {
     const uws = require(`uWebSockets.js/binaries/${name}`) as Uws;
     return { uws, binding: 'native', detail: name };

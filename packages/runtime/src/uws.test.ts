@@ -1,0 +1,16 @@
+import { it } from 'node:test';
+import assert from 'node:assert/strict';
+import { loadUws } from './uws.js';
+
+it('loads the native uWebSockets.js binding on this machine', () => {
+  const loaded = loadUws(false);
+  assert.equal(loaded.binding, 'native');
+  assert.equal(typeof loaded.uws.App, 'function');
+});
+
+it('refuses the pure-JS fallback with a clear error unless allowed', () => {
+  assert.throws(() => loadUws(false, '1'), /native binding uws_.*_1\.node did not load.*PUSH_ALLOW_UWS_FALLBACK=true/s);
+  const fallback = loadUws(true, '1');
+  assert.equal(fallback.binding, 'fallback');
+  assert.equal(typeof fallback.uws.App, 'function');
+});
