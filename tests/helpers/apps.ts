@@ -6,8 +6,10 @@ export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 /** The reference test key (bitrix-protocol.md section 2); the test vectors are signed with it. */
 export const TEST_KEY = 'u9kqCo7qhKIQ8RML9xUGNmcZLVWmS8OsR2UN9jsZuaCY3aqPKGENRWmA36f9r47FHnqXlKuMvgsl0hnft7qCAN8iXHw94nHS4D6dxA07BX1lUjwuMJ0t73Z9wJY25Mpu';
 
+export type AppName = 'publisher' | 'listener' | 'standalone';
+
 export interface AppProcess {
-  readonly name: 'publisher' | 'listener';
+  readonly name: AppName;
   readonly port: number;
   readonly url: string;
   readonly proc: ChildProcess;
@@ -17,7 +19,7 @@ export interface AppProcess {
 }
 
 /** Starts the built app (`apps/<name>/dist/main.js`) as a real process on a free port. */
-export async function startApp(name: 'publisher' | 'listener', env: Record<string, string>): Promise<AppProcess> {
+export async function startApp(name: AppName, env: Record<string, string>): Promise<AppProcess> {
   const port = env['PUSH_PORT'] !== undefined ? Number(env['PUSH_PORT']) : await freePort();
   const proc = spawn(process.execPath, [`${ROOT}apps/${name}/dist/main.js`], {
     env: { PATH: process.env['PATH'] ?? '', PUSH_SIGNATURE_KEY: TEST_KEY, PUSH_LOG_LEVEL: 'info', ...env, PUSH_PORT: String(port) },

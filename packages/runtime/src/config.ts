@@ -27,6 +27,7 @@ export interface Config {
   readonly unsubscribeDelayMs: number;
   readonly allowUwsFallback: boolean;
   readonly shutdownGraceMs: number;
+  readonly standalonePublisherPort: number;
   readonly logLevel: string;
 }
 
@@ -66,6 +67,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_UNSUBSCRIBE_DELAY_MS', def: '5000' },
   { name: 'PUSH_ALLOW_UWS_FALLBACK', def: 'false' },
   { name: 'PUSH_SHUTDOWN_GRACE_S', def: '10' },
+  { name: 'PUSH_STANDALONE_PUBLISHER_PORT', def: '9010' },
   { name: 'PUSH_LOG_LEVEL', def: 'info' },
   { name: 'PUSH_CONFIG_FILE', def: '' },
 ];
@@ -160,6 +162,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     unsubscribeDelayMs: int('PUSH_UNSUBSCRIBE_DELAY_MS', 0, 600000),
     allowUwsFallback: bool('PUSH_ALLOW_UWS_FALLBACK'),
     shutdownGraceMs: int('PUSH_SHUTDOWN_GRACE_S', 1, 600) * 1000,
+    standalonePublisherPort: int('PUSH_STANDALONE_PUBLISHER_PORT', 0, 65535),
     logLevel,
   };
   if (problems.length > 0) throw new ConfigError(problems);
