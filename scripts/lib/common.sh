@@ -1,0 +1,201 @@
+# Shared by scripts/start.sh, stop.sh, status.sh and restart.sh (sourced, not run).
+#
+# Settings (environment; every one optional):
+#   PUSH_RUN_DIR          run directory: pid files, rendered nginx config, private Redis data (./run)
+#   PUSH_LOG_DIR          per-process logs ($PUSH_RUN_DIR/log)
+#   PUSH_LISTENERS        listener processes (number of cores)
+#   PUSH_PUBLISHERS       publisher processes (2)
+#   PUSH_FRONT_BIND       address nginx listens on (127.0.0.1; 0.0.0.0 to serve other machines)
+#   PUSH_FRONT_PORT       nginx port, the one URL clients and portals use (8080)
+#   PUSH_PUBLISHER_PORT   first publisher port; publisher i listens on PORT+i-1 (9010)
+#   PUSH_LISTENER_PORT    first listener port; listener i listens on PORT+i-1 (8010)
+#   PUSH_REDIS_PORT       port of the private redis-server (6399); unused when REDIS_URL is set
+#   REDIS_URL             use this Redis instead of starting a private one
+#   PUSH_CONFIG_FILE      KEY=VALUE file the apps read (./.push/config.env, keys generated once)
+#   PUSH_PUB_ALLOW        addresses/CIDRs allowed to publish through nginx (empty = everyone)
+#   PUSH_SUB_CONN_PER_IP  concurrent subscriber connections per client address in nginx (200)
+#   PUSH_NGINX_WORKERS    nginx worker processes (auto)
+#   PUSH_NGINX_USER       user[ group] for nginx workers when started as root (root)
+#   PUSH_NGINX_ACCESS_LOG on|off (off)
+#   PUSH_NOFILE           open-file limit to raise to (65536)
+#   PUSH_START_TIMEOUT_S  how long start/restart wait for readiness (30)
+#   PUSH_SKIP_SETUP       1 = do not run scripts/setup.sh (install + build) first
+# Every other PUSH_* variable (see README) is passed through to the apps unchanged.
+#
+# Exit codes used by the scripts: 0 done, 1 failed (message says what; logs in PUSH_LOG_DIR),
+# 2 bad settings, 3 (status.sh) not running.
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+SCRIPT_NAME="$(basename "$0" .sh)"
+
+say() { printf 'push %s: %s\n' "$SCRIPT_NAME" "$*"; }
+warn() { printf 'push %s: %s\n' "$SCRIPT_NAME" "$*" >&2; }
+die() { warn "$1"; exit "${2:-1}"; }
+
+abspath() { case "$1" in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
+
+RUN_DIR="$(abspath "${PUSH_RUN_DIR:-$ROOT/run}")"
+STATE_FILE="$RUN_DIR/state.env"
+APP_ENV_FILE="$RUN_DIR/app.env"
+PID_DIR="$RUN_DIR/pids"
+
+is_uint() { [[ "$1" =~ ^[0-9]+$ ]]; }
+need_uint() { # name value min max
+  is_uint "$2" && [ "$2" -ge "$3" ] && [ "$2" -le "$4" ] || die "$1 must be a whole number from $3 to $4, got '$2'" 2
+}
+
+# Settings for a new start, from the environment and defaults.
+settings_from_env() {
+  LOG_DIR="$(abspath "${PUSH_LOG_DIR:-$RUN_DIR/log}")"
+  LISTENERS="${PUSH_LISTENERS:-$(nproc 2>/dev/null || echo 2)}"
+  PUBLISHERS="${PUSH_PUBLISHERS:-2}"
+  FRONT_BIND="${PUSH_FRONT_BIND:-127.0.0.1}"
+  FRONT_PORT="${PUSH_FRONT_PORT:-8080}"
+  PUBLISHER_PORT="${PUSH_PUBLISHER_PORT:-9010}"
+  LISTENER_PORT="${PUSH_LISTENER_PORT:-8010}"
+  REDIS_PORT="${PUSH_REDIS_PORT:-6399}"
+  CONFIG_FILE="$(abspath "${PUSH_CONFIG_FILE:-$ROOT/.push/config.env}")"
+  PUB_ALLOW="${PUSH_PUB_ALLOW:-}"
+  SUB_CONN_PER_IP="${PUSH_SUB_CONN_PER_IP:-200}"
+  NGINX_WORKERS="${PUSH_NGINX_WORKERS:-auto}"
+  NGINX_USER="${PUSH_NGINX_USER:-root}"
+  NGINX_ACCESS_LOG="${PUSH_NGINX_ACCESS_LOG:-off}"
+  NOFILE="${PUSH_NOFILE:-65536}"
+  if [ -n "${REDIS_URL:-}" ]; then PRIVATE_REDIS=0; EFFECTIVE_REDIS_URL="$REDIS_URL"; else PRIVATE_REDIS=1; EFFECTIVE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"; fi
+  need_uint PUSH_LISTENERS "$LISTENERS" 1 256
+  need_uint PUSH_PUBLISHERS "$PUBLISHERS" 1 64
+  need_uint PUSH_FRONT_PORT "$FRONT_PORT" 1 65535
+  need_uint PUSH_PUBLISHER_PORT "$PUBLISHER_PORT" 1 $((65536 - PUBLISHERS))
+  need_uint PUSH_LISTENER_PORT "$LISTENER_PORT" 1 $((65536 - LISTENERS))
+  need_uint PUSH_REDIS_PORT "$REDIS_PORT" 1 65535
+  need_uint PUSH_SUB_CONN_PER_IP "$SUB_CONN_PER_IP" 1 1000000
+  need_uint PUSH_NOFILE "$NOFILE" 1024 10000000
+  [[ "$NGINX_WORKERS" =~ ^(auto|[0-9]{1,3})$ ]] || die "PUSH_NGINX_WORKERS must be auto or a number, got '$NGINX_WORKERS'" 2
+  [[ "$NGINX_ACCESS_LOG" =~ ^(on|off)$ ]] || die "PUSH_NGINX_ACCESS_LOG must be on or off, got '$NGINX_ACCESS_LOG'" 2
+  local a b
+  a=$PUBLISHER_PORT; b=$((PUBLISHER_PORT + PUBLISHERS - 1))
+  if [ "$LISTENER_PORT" -le "$b" ] && [ $((LISTENER_PORT + LISTENERS - 1)) -ge "$a" ]; then
+    die "publisher ports $a-$b overlap listener ports $LISTENER_PORT-$((LISTENER_PORT + LISTENERS - 1))" 2
+  fi
+}
+
+STATE_VARS=(LOG_DIR LISTENERS PUBLISHERS FRONT_BIND FRONT_PORT PUBLISHER_PORT LISTENER_PORT REDIS_PORT CONFIG_FILE PUB_ALLOW SUB_CONN_PER_IP NGINX_WORKERS NGINX_USER NGINX_ACCESS_LOG NOFILE PRIVATE_REDIS EFFECTIVE_REDIS_URL)
+
+# What a start decided is written down, so stop/status/restart act on exactly that whatever their
+# own environment says.
+write_state() {
+  mkdir -p "$RUN_DIR"
+  local tmp="$STATE_FILE.tmp" v
+  : >"$tmp"
+  for v in "${STATE_VARS[@]}"; do printf '%s=%q\n' "$v" "${!v}" >>"$tmp"; done
+  mv "$tmp" "$STATE_FILE"
+}
+load_state() {
+  [ -f "$STATE_FILE" ] || return 1
+  # shellcheck disable=SC1090
+  source "$STATE_FILE"
+}
+
+front_host() { case "$FRONT_BIND" in 0.0.0.0|'*') echo 127.0.0.1 ;; ::|'[::]') echo '[::1]' ;; *) echo "$FRONT_BIND" ;; esac; }
+app_port() { # kind index(1-based)
+  if [ "$1" = publisher ]; then echo $((PUBLISHER_PORT + $2 - 1)); else echo $((LISTENER_PORT + $2 - 1)); fi
+}
+app_count() { if [ "$1" = publisher ]; then echo "$PUBLISHERS"; else echo "$LISTENERS"; fi; }
+
+pid_file() { echo "$PID_DIR/$1.pid"; }
+nginx_prefix() { echo "$RUN_DIR/nginx"; }
+
+# The pid in a pid file, only if that process is alive AND still the program we started (a pid
+# recycled by an unrelated process after a crash must never receive our signals).
+live_pid() { # name
+  local f pid cmd want
+  f="$(pid_file "$1")"
+  [ "$1" = nginx ] && f="$(nginx_prefix)/nginx.pid"
+  [ -s "$f" ] || return 1
+  pid="$(tr -dc '0-9' <"$f")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+  case "$1" in
+    publisher-*) want="apps/publisher/dist/main.js" ;;
+    listener-*) want="apps/listener/dist/main.js" ;;
+    redis) want="redis-server" ;;
+    nginx) want="nginx" ;;
+  esac
+  [[ "$cmd" == *"$want"* ]] || return 1
+  echo "$pid"
+}
+
+# Sends SIGTERM and waits up to $2 seconds, then SIGKILL. Returns 0 once the process is gone.
+stop_pid() { # pid timeout_s [signal]
+  local pid=$1 t=$2 sig=${3:-TERM} i
+  kill -"$sig" "$pid" 2>/dev/null || return 0
+  for ((i = 0; i < t * 10; i++)); do
+    kill -0 "$pid" 2>/dev/null || return 0
+    sleep 0.1
+  done
+  warn "pid $pid did not exit within ${t}s; killing it"
+  kill -KILL "$pid" 2>/dev/null || true
+  sleep 0.2
+}
+
+raise_nofile() {
+  local hard
+  hard="$(ulimit -Hn)"
+  if [ "$hard" != unlimited ] && [ "$hard" -lt "$NOFILE" ]; then
+    ulimit -Hn "$NOFILE" 2>/dev/null && hard="$NOFILE"
+  fi
+  if [ "$hard" = unlimited ] || [ "$hard" -ge "$NOFILE" ]; then ulimit -n "$NOFILE"; else ulimit -n "$hard"; fi
+  if [ "$(ulimit -n)" -lt 16384 ]; then
+    warn "open-file limit is only $(ulimit -n) (hard limit $hard): each subscriber needs about 3 descriptors; raise it (see docs/operations.md)"
+  fi
+}
+
+# Starts one app process, detached in its own session so it outlives this script and a Ctrl-C in
+# the terminal, with the environment saved at start (app.env) so restarts behave the same.
+start_app() { # kind index
+  local kind=$1 i=$2 name port
+  name="$kind-$i"
+  port="$(app_port "$kind" "$i")"
+  mkdir -p "$PID_DIR" "$LOG_DIR"
+  (
+    set -a
+    # shellcheck disable=SC1090
+    [ -f "$APP_ENV_FILE" ] && source "$APP_ENV_FILE"
+    set +a
+    export PUSH_PORT="$port" REDIS_URL="$EFFECTIVE_REDIS_URL" PUSH_CONFIG_FILE="$CONFIG_FILE" PUSH_HOST="${PUSH_HOST:-127.0.0.1}"
+    cd "$ROOT"
+    exec setsid node "apps/$kind/dist/main.js" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
+  ) &
+  echo $! >"$(pid_file "$name")"
+}
+
+render_nginx() { # out
+  local pubs=() subs=() i
+  for ((i = 1; i <= PUBLISHERS; i++)); do pubs+=("127.0.0.1:$(app_port publisher "$i")"); done
+  for ((i = 1; i <= LISTENERS; i++)); do subs+=("127.0.0.1:$(app_port listener "$i")"); done
+  local hold ws body
+  hold="$(app_setting PUSH_LONGPOLL_TIMEOUT_S 40)"
+  ws="$(app_setting PUSH_WS_IDLE_TIMEOUT_S 120)"
+  body="$(app_setting PUSH_MAX_BODY_BYTES 1048576)"
+  mkdir -p "$(nginx_prefix)/tmp" "$LOG_DIR"
+  node "$ROOT/scripts/lib/render-nginx.mjs" --out "$1" --prefix "$(nginx_prefix)" --log-dir "$LOG_DIR" \
+    --publishers "${pubs[*]}" --listeners "${subs[*]}" --front-bind "$FRONT_BIND" --front-port "$FRONT_PORT" \
+    --pub-allow "$PUB_ALLOW" --sub-conn-per-ip "$SUB_CONN_PER_IP" --max-body "$body" --hold-s "$hold" \
+    --ws-idle-s "$ws" --workers "$NGINX_WORKERS" --nofile "$NOFILE" --user "$NGINX_USER" --access-log "$NGINX_ACCESS_LOG"
+}
+
+# An app setting as the apps will see it: saved environment, then the config file, then default.
+app_setting() { # NAME default
+  local v=""
+  [ -f "$APP_ENV_FILE" ] && v="$(sed -n "s/^$1=//p" "$APP_ENV_FILE" | tail -1)"
+  [ -z "$v" ] && [ -f "$CONFIG_FILE" ] && v="$(sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$CONFIG_FILE" | tail -1)"
+  v="${v%\"}"; v="${v#\"}"; v="${v%\'}"; v="${v#\'}"
+  echo "${v:-$2}"
+}
+
+NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
+nginx_cmd() { "$NGINX_BIN" -p "$(nginx_prefix)" -c "$(nginx_prefix)/nginx.conf" -e "$LOG_DIR/nginx-error.log" "$@"; }
+
+wait_ready() { # timeout_s url...
+  node "$ROOT/scripts/lib/probe.mjs" wait "$@"
+}

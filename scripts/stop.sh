@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# `npm stop`: stops what scripts/start.sh started (and nothing else), in an order that lets
+# clients be told to reconnect: apps first (they drain), then nginx, then the private Redis
+# (which writes its AOF on the way out). Redis data and logs stay in the run directory.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
+
+if ! load_state; then
+  say "nothing to stop (no $STATE_FILE)"
+  exit 0
+fi
+grace="$(app_setting PUSH_SHUTDOWN_GRACE_S 10)"
+is_uint "$grace" || grace=10
+
+pids=()
+for kind in listener publisher; do
+  for ((i = 1; i <= $(app_count $kind); i++)); do
+    if pid="$(live_pid "$kind-$i")"; then
+      kill -TERM "$pid" 2>/dev/null && pids+=("$pid") && say "stopping $kind-$i (pid $pid)"
+    fi
+    rm -f "$(pid_file "$kind-$i")"
+  done
+done
+# All apps drain in parallel; each exits within its grace period, a stuck one is killed after it.
+failed=0
+for pid in "${pids[@]}"; do stop_pid "$pid" $((grace + 5)) 0 || failed=1; done
+
+if pid="$(live_pid nginx)"; then
+  say "stopping nginx (pid $pid)"
+  stop_pid "$pid" 20 QUIT
+fi
+if [ "$PRIVATE_REDIS" = 1 ] && pid="$(live_pid redis)"; then
+  say "stopping redis-server (pid $pid)"
+  stop_pid "$pid" 30
+  rm -f "$(pid_file redis)"
+fi
+rm -f "$STATE_FILE" "$APP_ENV_FILE"
+say "stopped"
+exit "$failed"
