@@ -49,6 +49,10 @@ export interface HubCounters {
   frames: number;
   bytesOut: number;
   received: number;
+  /** Messages that could not be written because their connection was already gone (it resumes by mid). */
+  dropped: number;
+  /** WebSockets closed by the slow-consumer policy (4110). */
+  slowConsumerCloses: number;
 }
 
 /**
@@ -68,7 +72,7 @@ export class Hub {
   private lastFrameMid = '';
   private lastFrame = '';
   private readonly presenceTimer: NodeJS.Timeout;
-  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0 };
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0 };
   private readonly log: Logger;
 
   constructor(private readonly opts: HubOptions) {
@@ -240,11 +244,13 @@ export class Hub {
     this.flushScheduled = false;
     for (const conn of this.dirty) {
       const frames = conn.pending.length === 1 ? (conn.pending[0] as string) : conn.pending.join('');
-      this.counters.delivered += conn.pending.length;
-      this.counters.frames++;
-      this.counters.bytesOut += frames.length;
+      const count = conn.pending.length;
       conn.pending = [];
-      conn.transport.write(frames);
+      if (conn.transport.write(frames)) {
+        this.counters.delivered += count;
+        this.counters.frames++;
+        this.counters.bytesOut += frames.length;
+      } else this.counters.dropped += count;
     }
     this.dirty.clear();
   }

@@ -1,8 +1,9 @@
 import { nanoid } from 'nanoid';
 import { Errors } from '@push/protocol';
 import type { Backend } from '@push/backend';
-import { Exchange, every, listen, registerCommonRoutes, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { Exchange, RateMeter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
+import { createListenerMetrics, instrumentBroker, instrumentStore, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
 import { closeWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions, type WsUserData } from './transports/websocket.js';
 
@@ -12,6 +13,13 @@ import { closeWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions,
  */
 export const SUBSCRIBE_PATHS = ['/sub', '/sub/*', '/ws', '/ws/*', '/bitrix/sub', '/bitrix/sub/*', '/bitrix/subws', '/bitrix/subws/*'];
 
+/**
+ * A draining listener says goodbye to its clients at random moments within this share of
+ * PUSH_SHUTDOWN_GRACE_S (3 s of the default 10 s): enough to spread the reconnect wave over the
+ * other listeners, leaving most of the grace period for stragglers and closing Redis.
+ */
+export const DRAIN_SPREAD_SHARE = 0.3;
+
 export interface ListenerHandle {
   readonly port: number;
   readonly processUniqueId: string;
@@ -20,11 +28,13 @@ export interface ListenerHandle {
   stop(): Promise<void>;
 }
 
-export async function startListener(uws: Uws, config: Config, backend: Backend, log: Logger): Promise<ListenerHandle> {
+export async function startListener(uws: Uws, config: Config, backend: Backend, log: Logger, metrics: ListenerMetrics = createListenerMetrics()): Promise<ListenerHandle> {
   const processUniqueId = nanoid(8);
-  const broker = backend.createBroker();
+  // Redis round trips and pub/sub lag are measured for /metrics by wrapping, not inside the hub.
+  const store = instrumentStore(backend.store, metrics);
+  const broker = instrumentBroker(backend.createBroker(), metrics);
   const hub = new Hub({
-    store: backend.store,
+    store,
     broker,
     presence: backend.presence,
     log: log.child({ component: 'hub' }),
@@ -36,6 +46,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const isDraining = (): boolean => draining;
   const parked = new Set<LongPoll>();
   const sockets = new Set<WebSocket<WsUserData>>();
+  registerListenerGauges(metrics, { websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
   const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining };
   const wsOpts: WebSocketOptions = {
     hub,
@@ -65,15 +76,32 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     app.get(path, (res, req) => handleLongPoll(res, req, lpOpts));
     app.options(path, (res) => void new Exchange(res).send(200, '', PREFLIGHT_HEADERS));
   }
-  registerCommonRoutes(app, { isDraining: () => draining, ping: () => backend.store.ping() });
+  serveMetrics(app, metrics.registry);
+  registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
 
   const statsLog = log.child({ component: 'stats' });
+  const deliveryRate = new RateMeter();
   const snapshot = () => {
     const { ws, lp } = hub.countByTransport();
     const c = hub.counters;
-    return { pid: process.pid, date: Date.now(), processUniqueId, type: 'listener', port, websockets: ws, pollings: lp, channels: hub.channelCount, messages: { received: c.received, delivered: c.delivered, frames: c.frames, bytesOut: c.bytesOut } };
+    const now = Date.now();
+    return {
+      pid: process.pid,
+      date: now,
+      processUniqueId,
+      type: 'listener',
+      port,
+      websockets: ws,
+      pollings: lp,
+      channels: hub.channelCount,
+      messages: { received: c.received, delivered: c.delivered, frames: c.frames, bytesOut: c.bytesOut },
+      // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
+      rates: { delivered: deliveryRate.rate(c.delivered, now) },
+      draining,
+    };
   };
+  const redisProbe = startRedisProbe(metrics, () => store.ping());
   const reporter = every(config.statsIntervalS * 1000, statsLog, 'stats report', () => backend.stats.report(snapshot()));
 
   return {
@@ -81,9 +109,38 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     processUniqueId,
     hub,
     async stop(): Promise<void> {
+      // Graceful drain. Readiness turns 503 and the listen socket closes at once, so nginx sends
+      // new clients to the other listeners (and retries the 503 a kept-alive upstream connection
+      // may still get). Connected clients stay live and keep receiving until their goodbye, which
+      // comes at a random moment within the spread window: parked long polls get their 304 with
+      // the cursor, WebSockets close with 4111. The official clients treat any close other than
+      // 4010 as "reconnect with backoff" and resume by mid, so nothing is lost; the random moment
+      // is the jitter that keeps a restarted listener's clients from reconnecting in one burst.
+      // (The Bitrix SERVER_RESTART command is not used: it is a pull message that would need a
+      // fake mid in the client's cursor, and the client waits a fixed 15 s, longer than the grace.)
       draining = true;
+      metrics.draining.set(1);
       uws.us_listen_socket_close(listenSocket);
       reporter.stop();
+      redisProbe.stop();
+      const spreadMs = Math.floor(config.shutdownGraceMs * DRAIN_SPREAD_SHARE);
+      const deadline = Date.now() + spreadMs + 1000;
+      const scheduled = new WeakSet<object>();
+      const timers: NodeJS.Timeout[] = [];
+      const later = (target: object, goodbye: () => void): void => {
+        if (scheduled.has(target)) return;
+        scheduled.add(target);
+        timers.push(setTimeout(goodbye, Math.floor(Math.random() * spreadMs)));
+      };
+      // Re-scan until everyone is gone: a long poll or WebSocket still in its setup (history read)
+      // when the drain began joins the sets later and gets its goodbye too.
+      while ((parked.size > 0 || sockets.size > 0) && Date.now() < deadline) {
+        for (const poll of parked) later(poll, () => poll.timeout());
+        // A socket the client closed meanwhile left the set; touching it then would throw.
+        for (const ws of sockets) later(ws, () => sockets.has(ws) && ws.getUserData().transport?.end(Errors.SHUTTING_DOWN));
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      for (const t of timers) clearTimeout(t);
       for (const poll of [...parked]) poll.timeout();
       for (const ws of [...sockets]) ws.getUserData().transport?.end(Errors.SHUTTING_DOWN);
       hub.flush();

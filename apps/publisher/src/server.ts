@@ -10,7 +10,9 @@ import {
   type PublishLimits,
 } from '@push/protocol';
 import type { Backend } from '@push/backend';
-import { CORS_ANY, Exchange, every, listen, parseQuery, registerCommonRoutes, readBody, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { createPublisherMetrics, instrumentStore, type PublisherMetrics } from './metrics.js';
+import { serveStatusPage } from './status-page/routes.js';
+import { CORS_ANY, Exchange, RateMeter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 /** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
 export const PUBLISH_PATHS = ['/pub', '/pub/*', '/bitrix/pub', '/bitrix/pub/*'];
@@ -31,7 +33,9 @@ interface Counters {
   byType: Map<string, number>;
 }
 
-export async function startPublisher(uws: Uws, config: Config, backend: Backend, log: Logger): Promise<PublisherHandle> {
+export async function startPublisher(uws: Uws, config: Config, backend: Backend, log: Logger, metrics: PublisherMetrics = createPublisherMetrics()): Promise<PublisherHandle> {
+  // Every Redis round trip of this process is timed for /metrics.
+  const store = instrumentStore(backend.store, metrics);
   const processUniqueId = nanoid(8);
   const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl };
   const counters: Counters = { requests: 0, published: 0, rejected: 0, unavailable: 0, byType: new Map() };
@@ -42,11 +46,13 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   function reject(ex: Exchange, err: unknown): void {
     if (err instanceof PushError) {
       counters.rejected++;
+      metrics.requests.inc({ result: 'rejected' });
       // A body over the limit may still be arriving: close the connection instead of reading it.
       ex.sendError(err, [], err.spec === Errors.BODY_TOO_LARGE);
       return;
     }
     counters.unavailable++;
+    metrics.requests.inc({ result: 'unavailable' });
     pubLog.warn({ err: { message: (err as Error).message } }, 'publish failed: store unavailable');
     ex.sendError(Errors.STORE_UNAVAILABLE, [['Retry-After', '1']]);
   }
@@ -61,11 +67,14 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const ex = new Exchange(res);
     counters.requests++;
     if (draining) {
+      // 503 before reading or storing anything: nginx hands the request to another publisher.
+      metrics.requests.inc({ result: 'draining' });
       ex.sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
       return;
     }
     const batch = url.endsWith(BATCH_SUFFIX) || url.endsWith(`${BATCH_SUFFIX}/`);
     inFlight++;
+    const endTimer = metrics.publishDuration.startTimer();
     readBody(ex, contentLength, config.maxBodyBytes)
       .then(async (buf) => {
         const text = buf.toString('utf8');
@@ -73,9 +82,14 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
           ? parseBatchPublish(text, limits)
           : [parseSinglePublish({ channelParam: query.get('CHANNEL_ID') ?? null, body: text, expiryHeader: expiryHeader || null, typeHeader: typeHeader || null }, limits)];
         // Acknowledge only after Redis has stored and announced everything (not before, as Bitrix does).
-        await backend.store.publish(messages, BACKEND_SENDER);
+        await store.publish(messages, BACKEND_SENDER);
         counters.published += messages.length;
-        for (const m of messages) counters.byType.set(m.type, (counters.byType.get(m.type) ?? 0) + 1);
+        for (const m of messages) {
+          counters.byType.set(m.type, (counters.byType.get(m.type) ?? 0) + 1);
+          metrics.messages.inc({ storage: m.ttl > 0 ? 'stored' : 'live' });
+        }
+        metrics.requests.inc({ result: 'ok' });
+        endTimer();
         ex.send(200, '', [...CORS_ANY, TEXT]);
       })
       .catch((err: unknown) => {
@@ -119,8 +133,12 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   };
   app.get('/server-stat', serverStat);
   app.get('/server-stat/*', serverStat);
-  registerCommonRoutes(app, { isDraining: () => draining, ping: () => backend.store.ping() });
+  serveMetrics(app, metrics.registry);
+  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping() });
+  registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
+  const redisProbe = startRedisProbe(metrics, () => store.ping());
+  const publishRate = new RateMeter();
   const reporter = every(config.statsIntervalS * 1000, log.child({ component: 'stats' }), 'stats report', () =>
     backend.stats.report({
       pid: process.pid,
@@ -132,6 +150,9 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       pollings: 0,
       channels: 0,
       messages: { published: counters.published, rejected: counters.rejected, unavailable: counters.unavailable, byType: Object.fromEntries(counters.byType) },
+      // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
+      rates: { published: publishRate.rate(counters.published, Date.now()) },
+      draining,
     }),
   );
 
@@ -139,10 +160,15 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     port,
     processUniqueId,
     async stop(): Promise<void> {
+      // Stop accepting (readiness 503, new publishes 503 so nginx retries them elsewhere, listen
+      // socket closed), let in-flight publishes reach Redis and be acknowledged, then go.
       draining = true;
+      metrics.draining.set(1);
       uws.us_listen_socket_close(listenSocket);
       reporter.stop();
-      const deadline = Date.now() + 5000;
+      redisProbe.stop();
+      // Leave a second of the grace period for closing the Redis connections.
+      const deadline = Date.now() + Math.max(500, config.shutdownGraceMs - 1000);
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
       await backend.stats.remove(processUniqueId).catch(() => {});
     },

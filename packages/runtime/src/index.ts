@@ -5,3 +5,4 @@ export * from './http.js';
 export * from './lifecycle.js';
 export * from './main.js';
 export * from './app-routes.js';
+export * from './metrics.js';

@@ -52,6 +52,7 @@ export class WsTransport implements Transport {
     // through), but if the previous writes have not drained past the limit by the time the next is
     // due, the client cannot keep up: close it and let it resume by mid, rather than buffer without bound.
     if (ws.getBufferedAmount() > this.opts.maxBackpressureBytes) {
+      this.opts.hub.counters.slowConsumerCloses++;
       this.end(Errors.SLOW_CONSUMER);
       return false;
     }
@@ -79,15 +80,18 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
   const key = req.getHeader('sec-websocket-key');
   const protocol = req.getHeader('sec-websocket-protocol');
   const extensions = req.getHeader('sec-websocket-extensions');
+  if (opts.isDraining()) {
+    // Refuse the handshake itself (503, not upgrade-then-close): nginx retries a 503 on the next
+    // listener, so a client that raced the drain lands elsewhere without noticing.
+    new Exchange(res).sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
+    return;
+  }
   const data: WsUserData = { channels: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
-  if (opts.isDraining()) data.rejection = new PushError(Errors.SHUTTING_DOWN);
-  else {
-    try {
-      data.channels = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels).map((c) => c.privateId);
-    } catch (err) {
-      if (!(err instanceof PushError)) throw err;
-      data.rejection = err;
-    }
+  try {
+    data.channels = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels).map((c) => c.privateId);
+  } catch (err) {
+    if (!(err instanceof PushError)) throw err;
+    data.rejection = err;
   }
   if (data.channels === null) {
     res.upgrade(data, key, protocol, extensions, context as never);

@@ -1,0 +1,72 @@
+/**
+ * Pure summary of the cluster for the status page, from the /server-stat/ snapshots every process
+ * reports to Redis. Snapshots are untrusted-ish JSON (another version of the server may write
+ * other fields), so every number is read defensively.
+ */
+export interface ProcessRow {
+  readonly type: string;
+  readonly pid: number;
+  readonly processUniqueId: string;
+  readonly port: number;
+  readonly websockets: number;
+  readonly pollings: number;
+  readonly channels: number;
+  /** Messages per second over the last report interval (published for publishers, delivered for listeners). */
+  readonly rate: number;
+  readonly draining: boolean;
+  /** Milliseconds since the process last reported. */
+  readonly ageMs: number;
+}
+
+export interface ClusterSummary {
+  readonly generatedAt: number;
+  readonly redis: { readonly up: boolean; readonly latencyMs: number | null };
+  readonly totals: {
+    readonly publishers: number;
+    readonly listeners: number;
+    readonly websockets: number;
+    readonly pollings: number;
+    readonly channels: number;
+    readonly publishRate: number;
+    readonly deliveryRate: number;
+  };
+  readonly processes: readonly ProcessRow[];
+}
+
+const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
+
+export function summarize(stats: readonly Record<string, unknown>[], redis: { up: boolean; latencyMs: number | null }, now: number): ClusterSummary {
+  const processes: ProcessRow[] = stats
+    .map((s) => {
+      const rates = (typeof s['rates'] === 'object' && s['rates'] !== null ? s['rates'] : {}) as Record<string, unknown>;
+      const type = typeof s['type'] === 'string' ? s['type'] : 'unknown';
+      return {
+        type,
+        pid: num(s['pid']),
+        processUniqueId: typeof s['processUniqueId'] === 'string' ? s['processUniqueId'] : '?',
+        port: num(s['port']),
+        websockets: num(s['websockets']),
+        pollings: num(s['pollings']),
+        channels: num(s['channels']),
+        rate: num(type === 'publisher' ? rates['published'] : rates['delivered']),
+        draining: s['draining'] === true,
+        ageMs: Math.max(0, now - num(s['date'])),
+      };
+    })
+    .sort((a, b) => (a.type === b.type ? a.port - b.port : a.type < b.type ? 1 : -1));
+  const sum = (f: (p: ProcessRow) => number, type?: string): number => processes.filter((p) => type === undefined || p.type === type).reduce((a, p) => a + f(p), 0);
+  return {
+    generatedAt: now,
+    redis,
+    totals: {
+      publishers: processes.filter((p) => p.type === 'publisher').length,
+      listeners: processes.filter((p) => p.type === 'listener').length,
+      websockets: sum((p) => p.websockets),
+      pollings: sum((p) => p.pollings),
+      channels: sum((p) => p.channels),
+      publishRate: sum((p) => p.rate, 'publisher'),
+      deliveryRate: sum((p) => p.rate, 'listener'),
+    },
+    processes,
+  };
+}

@@ -1,0 +1,81 @@
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { run } from './stack-helpers.js';
+
+const NGINX = '/usr/sbin/nginx';
+
+/** Every rendered variant must pass `nginx -t` with a private prefix (no root paths needed). */
+describe('nginx config template', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'push-nginx-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const render = async (name: string, extra: string[]) => {
+    const prefix = join(dir, name);
+    mkdirSync(join(prefix, 'tmp'), { recursive: true });
+    const out = join(prefix, 'nginx.conf');
+    const r = await run('node', ['scripts/lib/render-nginx.mjs', '--out', out, '--prefix', prefix, '--log-dir', prefix, ...extra], {});
+    return { r, out, prefix };
+  };
+  const test = (out: string, prefix: string) => run(NGINX, ['-t', '-p', prefix, '-c', out, '-e', join(prefix, 'error.log')], {});
+
+  const variants: Record<string, string[]> = {
+    'one of each': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010'],
+    'bitrix layout 2x6': ['--publishers', '127.0.0.1:9010 127.0.0.1:9011', '--listeners', '127.0.0.1:8010 127.0.0.1:8011 127.0.0.1:8012 127.0.0.1:8013 127.0.0.1:8014 127.0.0.1:8015'],
+    'many listeners, trusted publishers': ['--publishers', '127.0.0.1:9010,127.0.0.1:9011,127.0.0.1:9012', '--listeners', Array.from({ length: 32 }, (_, i) => `127.0.0.1:${8010 + i}`).join(' '), '--pub-allow', '127.0.0.1 10.0.0.0/8 192.168.0.0/16 ::1'],
+    'public bind, access log, fixed workers': ['--publishers', '10.0.0.5:9010', '--listeners', '10.0.0.6:8010 10.0.0.7:8010', '--front-bind', '0.0.0.0', '--front-port', '80', '--access-log', 'on', '--workers', '4', '--nofile', '200000', '--sub-conn-per-ip', '1000'],
+    'ipv6 bind, long hold, big bodies': ['--publishers', '[::1]:9010', '--listeners', '[::1]:8010', '--front-bind', '::', '--hold-s', '300', '--ws-idle-s', '60', '--max-body', '16777216'],
+  };
+  for (const [name, args] of Object.entries(variants)) {
+    it(`renders a config nginx -t accepts: ${name}`, async () => {
+      const { r, out, prefix } = await render(name.replace(/\W+/g, '-'), args);
+      assert.equal(r.code, 0, r.stderr);
+      const t = await test(out, prefix);
+      assert.equal(t.code, 0, `nginx -t failed:\n${t.stderr}`);
+      assert.match(t.stderr, /test is successful/);
+    });
+  }
+
+  it('routes, upgrade handling, timeouts and limits are in the rendered file', async () => {
+    const { r, out } = await render('content', [...(variants['many listeners, trusted publishers'] as string[]), '--hold-s', '40', '--ws-idle-s', '120']);
+    assert.equal(r.code, 0, r.stderr);
+    const conf = readFileSync(out, 'utf8');
+    assert.equal((conf.match(/^\s+server 127\.0\.0\.1:80\d\d max_fails=0;$/gm) ?? []).length, 32, 'one upstream server per listener');
+    assert.equal((conf.match(/^\s+server 127\.0\.0\.1:901\d max_fails=0;$/gm) ?? []).length, 3, 'one upstream server per publisher');
+    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|server-stat\|status\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
+    const sub = conf.slice(conf.indexOf('location ~ ^/(sub|ws|bitrix/sub|bitrix/subws)'));
+    assert.match(sub, /proxy_set_header Upgrade \$http_upgrade;/);
+    assert.match(sub, /proxy_set_header Connection \$push_connection;/);
+    assert.match(sub, /proxy_buffering off;/);
+    assert.match(sub, /limit_conn push_sub_per_ip 200;/);
+    // Longer than both the 40 s hold and the 120 s WebSocket ping interval.
+    assert.match(sub, /proxy_read_timeout 150s;/);
+    assert.match(conf, /keepalive 64;/);
+    assert.match(conf, /location \^~ \/bitrix\/rest\/ \{\n\s+proxy_set_header/, '/bitrix/rest/ is not restricted to trusted networks');
+    assert.match(conf, /location = \/nginx-status \{\n\s+stub_status;/);
+    assert.match(conf, /client_max_body_size 1048576;/);
+    assert.doesNotMatch(conf, /\{\{/);
+  });
+
+  const bad: Record<string, string[]> = {
+    'missing listeners': ['--publishers', '127.0.0.1:9010'],
+    'listener without port': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1'],
+    'port out of range': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--front-port', '70000'],
+    'allow list with a hostname': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--pub-allow', 'portal.example.com'],
+    'workers not a number': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--workers', 'many'],
+    'dangling option': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--hold-s'],
+  };
+  for (const [name, args] of Object.entries(bad)) {
+    it(`refuses bad options with exit 2 and writes nothing: ${name}`, async () => {
+      const { r, out } = await render(`bad-${name.replace(/\W+/g, '-')}`, args);
+      assert.equal(r.code, 2);
+      assert.match(r.stderr, /^render-nginx: /);
+      assert.throws(() => readFileSync(out), /ENOENT/);
+    });
+  }
+});
