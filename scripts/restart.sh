@@ -44,9 +44,15 @@ if pid="$(live_pid nginx)"; then
   prefix="$(nginx_prefix)"
   render_nginx "$prefix/nginx.conf.new" || die "could not render the nginx config" 2
   "$NGINX_BIN" -t -q -p "$prefix" -c "$prefix/nginx.conf.new" -e "$LOG_DIR/nginx-error.log" || die "rendered nginx config fails nginx -t; nginx keeps the old one"
-  mv "$prefix/nginx.conf.new" "$prefix/nginx.conf"
-  kill -HUP "$pid"
-  say "nginx reloaded"
+  if cmp -s "$prefix/nginx.conf.new" "$prefix/nginx.conf"; then
+    # A reload closes idle keep-alive client connections; skip it when nothing changed.
+    rm -f "$prefix/nginx.conf.new"
+    say "nginx config unchanged"
+  else
+    mv "$prefix/nginx.conf.new" "$prefix/nginx.conf"
+    kill -HUP "$pid"
+    say "nginx reloaded"
+  fi
 else
   warn "nginx is not running; npm start brings it up"
 fi

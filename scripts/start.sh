@@ -26,7 +26,7 @@ else
     while IFS='=' read -r k _; do
       case "$k" in PUSH_RUN_DIR|PUSH_LOG_DIR|PUSH_LISTENERS|PUSH_PUBLISHERS|PUSH_FRONT_*|PUSH_PUBLISHER_PORT|PUSH_LISTENER_PORT|PUSH_REDIS_PORT|PUSH_PUB_ALLOW|PUSH_SUB_CONN_PER_IP|PUSH_NGINX_*|PUSH_NOFILE|PUSH_START_TIMEOUT_S|PUSH_SKIP_SETUP|PUSH_PORT|PUSH_CONFIG_FILE) continue ;; esac
       printf '%s=%q\n' "$k" "${!k}" >>"$APP_ENV_FILE"
-    done < <(env | grep -E '^(PUSH_[A-Z0-9_]+|REDIS_URL)=' || true)
+    done < <(env | grep -E '^(PUSH_[A-Z0-9_]+|REDIS_URL)=.' || true)
   )
 fi
 TIMEOUT="${PUSH_START_TIMEOUT_S:-30}"

@@ -162,6 +162,10 @@ start_app() { # kind index
     # shellcheck disable=SC1090
     [ -f "$APP_ENV_FILE" ] && source "$APP_ENV_FILE"
     set +a
+    # An empty variable would hide the config file's value from the app: treat it as unset.
+    for v in $(compgen -e); do
+      case "$v" in PUSH_*|REDIS_URL) [ -z "${!v}" ] && unset "$v" ;; esac
+    done
     export PUSH_PORT="$port" REDIS_URL="$EFFECTIVE_REDIS_URL" PUSH_CONFIG_FILE="$CONFIG_FILE" PUSH_HOST="${PUSH_HOST:-127.0.0.1}"
     cd "$ROOT"
     exec setsid node "apps/$kind/dist/main.js" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
@@ -196,6 +200,9 @@ app_setting() { # NAME default
 NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 nginx_cmd() { "$NGINX_BIN" -p "$(nginx_prefix)" -c "$(nginx_prefix)/nginx.conf" -e "$LOG_DIR/nginx-error.log" "$@"; }
 
+# Waits until every URL answers 200; gives up early when a process we started has died.
 wait_ready() { # timeout_s url...
-  node "$ROOT/scripts/lib/probe.mjs" wait "$@"
+  local pids=() f p
+  for f in "$PID_DIR"/*.pid; do [ -f "$f" ] && p="$(tr -dc '0-9' <"$f")" && [ -n "$p" ] && pids+=("$p"); done
+  PROBE_PIDS="${pids[*]}" node "$ROOT/scripts/lib/probe.mjs" wait "$@"
 }

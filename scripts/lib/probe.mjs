@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // HTTP probes for the bash scripts (curl is not on every fresh box; node always is here).
 //   node probe.mjs wait TIMEOUT_S URL...   exit 0 once every URL answers 200, else 1 naming the laggards
+//                                          (early when a pid listed in PROBE_PIDS has exited)
 //   node probe.mjs status URL...           prints "<status>\t<url>" per URL (000 = no answer), exit 0
 const [mode, ...rest] = process.argv.slice(2);
 
@@ -11,6 +12,15 @@ async function status(url, timeoutMs = 2000) {
     return res.status;
   } catch {
     return 0;
+  }
+}
+
+function alive(pid) {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return err.code === 'EPERM';
   }
 }
 
@@ -25,6 +35,12 @@ if (mode === 'status') {
     const codes = await Promise.all(pending.map((u) => status(u)));
     pending = pending.filter((_, i) => codes[i] !== 200);
     if (pending.length === 0) break;
+    // PROBE_PIDS: processes whose death means waiting longer is pointless.
+    const dead = (process.env['PROBE_PIDS'] ?? '').split(' ').filter((p) => p !== '' && !alive(Number(p)));
+    if (dead.length > 0) {
+      process.stderr.write(`process ${dead.join(' ')} exited; not ready: ${pending.join(' ')}\n`);
+      process.exit(1);
+    }
     if (Date.now() > deadline) {
       process.stderr.write(`not ready after ${timeoutS}s: ${pending.join(' ')}\n`);
       process.exit(1);
