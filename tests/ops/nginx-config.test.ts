@@ -1,8 +1,9 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ROOT } from '../helpers/apps.js';
 import { run } from './stack-helpers.js';
 
 const NGINX = '/usr/sbin/nginx';
@@ -78,4 +79,36 @@ describe('nginx config template', () => {
       assert.throws(() => readFileSync(out), /ENOENT/);
     });
   }
+});
+
+describe('the TLS server block in docs/operations.md', () => {
+  it('passes nginx -t inside the rendered config (throwaway certificate)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'push-nginx-tls-'));
+    try {
+      const prefix = join(dir, 'p');
+      mkdirSync(join(prefix, 'tmp'), { recursive: true });
+      const out = join(prefix, 'nginx.conf');
+      const r = await run('node', ['scripts/lib/render-nginx.mjs', '--out', out, '--prefix', prefix, '--log-dir', prefix, '--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010 127.0.0.1:8011'], {});
+      assert.equal(r.code, 0, r.stderr);
+      const cert = join(dir, 'cert.pem');
+      const key = join(dir, 'key.pem');
+      const ssl = await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=push.example.com', '-keyout', key, '-out', cert], {});
+      assert.equal(ssl.code, 0, ssl.stderr);
+      const doc = readFileSync(join(ROOT, 'docs', 'operations.md'), 'utf8');
+      const block = /```nginx\n([\s\S]*?)```/.exec(doc)?.[1];
+      assert.ok(block !== undefined, 'docs contain an nginx block');
+      assert.match(block, /listen 443 ssl;/);
+      const tls = block
+        .replace(/ssl_certificate\s+\S+;/, `ssl_certificate ${cert};`)
+        .replace(/ssl_certificate_key\s+\S+;/, `ssl_certificate_key ${key};`)
+        .replace('listen 443 ssl;', 'listen 127.0.0.1:8443 ssl;');
+      const conf = readFileSync(out, 'utf8');
+      const at = conf.lastIndexOf('}');
+      writeFileSync(out, `${conf.slice(0, at)}\n${tls}\n}\n`);
+      const t = await run(NGINX, ['-t', '-p', prefix, '-c', out, '-e', join(prefix, 'error.log')], {});
+      assert.equal(t.code, 0, t.stderr);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
