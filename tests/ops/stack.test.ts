@@ -45,7 +45,6 @@ describe('npm start / status / restart / stop', () => {
       PUSH_SIGNATURE_KEY: '',
       REDIS_URL: '',
       PUSH_STATS_INTERVAL_S: '1',
-      PUSH_DRAIN_SPREAD_S: '1',
       PUSH_SHUTDOWN_GRACE_S: '5',
       PUSH_LONGPOLL_TIMEOUT_S: '5',
       PUSH_LOG_LEVEL: 'warn',
@@ -108,12 +107,13 @@ describe('npm start / status / restart / stop', () => {
     const ws = await WsClient.connect(front, [sign(ch)]);
     const poll = longPoll(front, [sign(ch)]);
     // Which listener holds which client, from each listener's own metrics.
-    const holders = await eventually(async () => {
+    const found = await eventually(async () => {
       const per = await Promise.all(listenerPorts.map(async (p) => parsePrometheus(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text())));
       const wsAt = listenerPorts.filter((_, i) => sampleSum(per[i]!, 'push_connections', { transport: 'ws' }) === 1);
       const lpAt = listenerPorts.filter((_, i) => sampleSum(per[i]!, 'push_connections', { transport: 'lp' }) === 1);
       return wsAt.length === 1 && lpAt.length === 1 ? { ws: wsAt[0], lp: lpAt[0] } : null;
     }, 5000, 'one WebSocket and one parked poll');
+    const holders = found as { ws: number; lp: number };
     assert.notEqual(holders.ws, holders.lp, 'nginx spread the two clients over two listeners');
     const body = { module_id: 'test', command: 'through_nginx', params: { n: 1 } };
     const res = await publish(front, [ch], body, { 'Message-Expiry': '60' });
@@ -165,10 +165,11 @@ describe('npm start / status / restart / stop', () => {
         await page.goto(`${front}/status`);
         await page.waitForSelector('body[data-loaded="yes"]', { timeout: 10_000 });
         // Stats are reported every second; wait until the new WebSocket shows up in a refresh.
-        await page.waitForFunction(() => document.getElementById('ws')?.textContent === '1', undefined, { timeout: 10_000 });
+        await page.waitForFunction(`document.getElementById('ws')?.textContent === '1'`, undefined, { timeout: 10_000 });
         // The listener killed in the status test lingers in /server-stat/ until its snapshot is
         // stale (2 report intervals + 10 s); then exactly the live processes are listed.
-        await page.waitForFunction((n) => document.querySelectorAll('#rows tr[data-type="listener"]').length === n, LISTENERS, { timeout: 20_000 });
+        // (Expressions as strings: they run in the page, not in this Node process.)
+      await page.waitForFunction(`document.querySelectorAll('#rows tr[data-type="listener"]').length === ${LISTENERS}`, undefined, { timeout: 20_000 });
         assert.equal(await page.locator('#rows tr[data-type="publisher"]').count(), 2);
         assert.match((await page.textContent('#redis')) ?? '', /^up, [\d.]+ ms$/);
         assert.equal(await page.textContent('#procs'), `2 pub / ${LISTENERS} sub`);
