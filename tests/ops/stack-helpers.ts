@@ -62,13 +62,15 @@ export interface PromFamily {
  * Strict parser for the Prometheus text exposition format (0.0.4): every line is a HELP, a TYPE
  * or a sample; every sample belongs to a family declared by TYPE; label values are quoted with
  * the allowed escapes; values are floats or +Inf/-Inf/NaN. Throws naming the first bad line.
+ * NaN/Inf are matched without case, as Prometheus's own parser does (Go's ParseFloat): prom-client
+ * writes an empty event-loop histogram's mean as "Nan".
  */
 export function parsePrometheus(text: string): Map<string, PromFamily> {
   const families = new Map<string, PromFamily>();
   const NAME = '[a-zA-Z_:][a-zA-Z0-9_:]*';
   const helpRe = new RegExp(`^# HELP (${NAME}) (.*)$`);
   const typeRe = new RegExp(`^# TYPE (${NAME}) (counter|gauge|histogram|summary|untyped)$`);
-  const sampleRe = new RegExp(`^(${NAME})(?:\\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*",?)*)\\})? (-?[0-9.eE+-]+|[+-]Inf|NaN)(?: -?[0-9]+)?$`);
+  const sampleRe = new RegExp(`^(${NAME})(?:\\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\\\\n]|\\\\[\\\\"n])*",?)*)\\})? (-?[0-9.eE+-]+|[+-][Ii][Nn][Ff]|[Nn][Aa][Nn])(?: -?[0-9]+)?$`);
   const labelRe = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"/g;
   if (!text.endsWith('\n')) throw new Error('exposition must end with a newline');
   const lines = text.split('\n').slice(0, -1);
@@ -93,8 +95,9 @@ export function parsePrometheus(text: string): Map<string, PromFamily> {
     m = sampleRe.exec(line);
     if (!m) throw new Error(`line ${i + 1}: malformed sample: ${line}`);
     const name = m[1] as string;
-    const value = m[3] === '+Inf' ? Infinity : m[3] === '-Inf' ? -Infinity : Number(m[3]);
-    if (m[3] !== 'NaN' && Number.isNaN(value)) throw new Error(`line ${i + 1}: bad value ${m[3]}`);
+    const raw = (m[3] as string).toLowerCase();
+    const value = raw === '+inf' ? Infinity : raw === '-inf' ? -Infinity : raw === 'nan' ? Number.NaN : Number(raw);
+    if (raw !== 'nan' && Number.isNaN(value)) throw new Error(`line ${i + 1}: bad value ${m[3]}`);
     const family = families.get(name) ?? families.get(name.replace(/_(bucket|sum|count)$/, ''));
     if (family === undefined || family.type === '') throw new Error(`line ${i + 1}: sample ${name} has no TYPE`);
     if (name !== [...families.entries()].find(([, f]) => f === family)?.[0] && !['histogram', 'summary'].includes(family.type)) {
