@@ -35,8 +35,8 @@ describe('config', () => {
     const dir = mkdtempSync(join(tmpdir(), 'push-cfg-'));
     const file = join(dir, 'config.env');
     writeFileSync(file, `# generated\nPUSH_SIGNATURE_KEY="${'f'.repeat(40)}"\nPUSH_HISTORY_LIMIT=7\nPUSH_MAX_CHANNELS=5\n`);
-    const c = loadConfig({ PUSH_CONFIG_FILE: file, PUSH_MAX_CHANNELS: '9' }, { port: 1 });
-    assert.equal(c.signatureKey, 'f'.repeat(40));
+    const c = loadConfig({ PUSH_CONFIG_FILE: file, PUSH_MAX_CHANNELS: '9', PUSH_SIGNATURE_KEY: '' }, { port: 1 });
+    assert.equal(c.signatureKey, 'f'.repeat(40), 'an empty variable does not hide the file');
     assert.equal(c.historyLimit, 7);
     assert.equal(c.maxChannels, 9);
   });

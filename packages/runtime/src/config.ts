@@ -98,7 +98,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   const file = env['PUSH_CONFIG_FILE'];
   if (file !== undefined && file !== '') {
     try {
-      merged = { ...parseEnvFile(readFileSync(file, 'utf8')), ...env };
+      // An empty variable counts as unset, so `PUSH_SIGNATURE_KEY=` does not hide the file's key.
+      const set = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+      merged = { ...parseEnvFile(readFileSync(file, 'utf8')), ...set };
     } catch (err) {
       problems.push(`PUSH_CONFIG_FILE: cannot read ${file}: ${(err as Error).message}`);
     }
