@@ -70,6 +70,9 @@ export interface HubCounters {
   frames: number;
   bytesOut: number;
   received: number;
+  /** Live-message encodings done per format: at most one per message and format (cache hits are free). */
+  encodedText: number;
+  encodedProtobuf: number;
 }
 
 /**
@@ -92,7 +95,7 @@ export class Hub {
   private lastText: string | null = null;
   private lastProto: Uint8Array | null = null;
   private readonly presenceTimer: NodeJS.Timeout;
-  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0 };
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, encodedText: 0, encodedProtobuf: 0 };
   private readonly log: Logger;
 
   constructor(private readonly opts: HubOptions) {
@@ -259,8 +262,18 @@ export class Hub {
       this.lastText = null;
       this.lastProto = null;
     }
-    if (format === 'protobuf') return (this.lastProto ??= encodeOutgoingElement(msg));
-    return (this.lastText ??= encodeTextFrame(msg));
+    if (format === 'protobuf') {
+      if (this.lastProto === null) {
+        this.lastProto = encodeOutgoingElement(msg);
+        this.counters.encodedProtobuf++;
+      }
+      return this.lastProto;
+    }
+    if (this.lastText === null) {
+      this.lastText = encodeTextFrame(msg);
+      this.counters.encodedText++;
+    }
+    return this.lastText;
   }
 
   private enqueue(conn: Connection, msg: StoredMessage, replay: boolean): void {
