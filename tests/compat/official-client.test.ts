@@ -119,6 +119,23 @@ describe('official client @bitrix24/b24jssdk against the stack', () => {
     });
   });
 
+  it('channel_expire with action reconnect and new_channel: the client swaps the channel and reconnects without asking REST', async () => {
+    const cs = await eachMode(MODES, (mode) => client(mode));
+    await eachMode(MODES, async (mode) => {
+      const c = cs.find((x) => x.mode === mode) as SdkClient;
+      const old = portal.channels(c.userId);
+      const oldSigned = portal.signedPrivate(c.userId, mode.version);
+      portal.rotate(c.userId);
+      const fresh = portal.channels(c.userId);
+      const newChannel = (portal.config(c.userId, mode)['channels'] as { private: Record<string, unknown> }).private;
+      await portal.publish([old.priv], 'pull', 'channel_expire', { action: 'reconnect', channel: { id: oldSigned, type: 'private' }, new_channel: newChannel });
+      await eventually(() => c.connectionPath().includes(fresh.priv) && c.pull.isConnected(), 10_000, `${mode.name} reconnected on the new id`);
+      await portal.publish([fresh.priv], 'test', 'on-swapped-channel', {});
+      await c.waitForCommands(['on-swapped-channel']);
+      assert.ok(!c.restCalls.includes('pull.config.get'), `${mode.name}: no REST config reload`);
+    });
+  });
+
   it('a WebSocket closed with 4010 makes the client reload its config (after its own 6-35 s delay) and connect', async () => {
     const cs = await eachMode(WS_MODES, async (mode) => {
       const c = new SdkClient(portal, nextUser++, mode);
