@@ -251,4 +251,19 @@ describe('protocol 4 over the real stack', () => {
     assert.ok([conns[1], conns[2], fourth, ...sharedOnly].every((c) => c?.closeCode === null), 'only the oldest was closed');
     for (const c of [...conns, fourth, ...sharedOnly]) c.ws.close();
   });
+
+  it('a parked long poll that is the oldest connection on its priv:pub is answered 429 "4029: Too many connections"', async () => {
+    const pair = signChannelPair(channelId(), channelId(), SECRET);
+    const poll = fetch(`${l2.url}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(pair)}&binaryMode=true`);
+    await sleep(150);
+    const ws: BinWs[] = [];
+    for (let i = 0; i < 3; i++) ws.push(await BinWs.open(l2.url, [pair]));
+    const res = await poll;
+    assert.equal(res.status, 429);
+    assert.equal(await res.text(), '4029: Too many connections');
+    assert.equal(res.headers.get('access-control-allow-origin'), '*');
+    await sleep(100);
+    assert.ok(ws.every((c) => c.closeCode === null), 'the WebSockets stay');
+    for (const c of ws) c.ws.close();
+  });
 });

@@ -1,4 +1,3 @@
-import pb from 'protobufjs';
 import { hexEqual, signature, type ChannelSecret } from '../channel-id.js';
 import { Errors, PushError } from '../errors.js';
 import { checkBody, parseTypeHeader, typeFromBody, type NewMessage } from '../publish-request.js';
@@ -63,9 +62,9 @@ function decodeFirstRequest(bytes: Uint8Array): RawRequest {
   try {
     const msg = V4Types.RequestBatch.decode(bytes);
     batch = V4Types.RequestBatch.toObject(msg, { oneofs: true, arrays: true }) as { requests?: RawRequest[] };
-  } catch (err) {
-    if (err instanceof pb.util.ProtocolError || err instanceof Error) throw new PushError(Errors.WRONG_REQUEST_DATA);
-    throw err;
+  } catch {
+    // Truncated or malformed protobuf: protobufjs throws; the request is refused as a whole.
+    throw new PushError(Errors.WRONG_REQUEST_DATA);
   }
   // Bitrix reads only requests[0]; the portal sends exactly one request per call.
   const first = batch.requests?.[0];
