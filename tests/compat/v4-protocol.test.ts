@@ -92,6 +92,11 @@ describe('protocol 4 over the real stack', () => {
     assert.equal(m.expiry, 60);
     assert.ok(Math.abs(m.created - Date.now() / 1000) < 30);
     assert.ok((txt.textFrames[0] as string).includes(`"mid":"${bytesToHex(m.id)}"`));
+    // The short route takes binary publishes too.
+    const short = await binPublish(pub.url, [incoming([{ id: hex(ch), isPrivate: true }], { module_id: 'test', command: 'short' })], '/pub?binaryMode=true');
+    assert.equal(short.status, 200);
+    await eventually(() => bin.messages.length === 2, 5000, 'publish via /pub?binaryMode=true');
+    assert.equal(JSON.parse((bin.messages[1] as OutMsg).body).command, 'short');
     bin.ws.close();
     txt.ws.close();
   });
@@ -226,6 +231,12 @@ describe('protocol 4 over the real stack', () => {
       assert.equal(res.status, 400, text);
       assert.equal(await res.text(), text);
     }
+    const preflight = await fetch(restUrl, { method: 'OPTIONS' });
+    assert.equal(preflight.status, 200);
+    assert.equal(preflight.headers.get('access-control-allow-origin'), '*');
+    const tooBig = await fetch(restUrl, { method: 'POST', body: new Uint8Array(1024 * 1024 + 1) });
+    assert.equal(tooBig.status, 413);
+    assert.match(await tooBig.text(), /^4101: /);
     await sleep(200);
     assert.equal(b.messages.length, 1, 'rejected requests delivered nothing');
     b.ws.close();
