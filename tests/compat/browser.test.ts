@@ -75,17 +75,17 @@ describe('official client bundle in headless Chromium, cross-origin', () => {
     await redis?.stop();
   });
 
-  const received = (name: string): Promise<string[]> => page.evaluate((n) => (window as unknown as { clients: Record<string, { received: string[] }> }).clients[n]?.received ?? [], name);
+  const received = (name: string): Promise<string[]> => page.evaluate((n) => (globalThis as unknown as { clients: Record<string, { received: string[] }> }).clients[n]?.received ?? [], name);
   const waitReceived = async (name: string, cmds: string[]): Promise<void> => {
-    await page.waitForFunction(({ n, c }) => c.every((x) => (window as unknown as { clients: Record<string, { received: string[] }> }).clients[n]?.received.includes(x)), { n: name, c: cmds }, { timeout: 15_000 });
+    await page.waitForFunction(({ n, c }) => c.every((x) => (globalThis as unknown as { clients: Record<string, { received: string[] }> }).clients[n]?.received.includes(x)), { n: name, c: cmds }, { timeout: 15_000 });
   };
 
   it('long poll and WebSocket clients on another origin receive messages (text and protobuf)', async () => {
     assert.notEqual(new URL(pageOrigin).port, new URL(listener.url).port);
     const modes: readonly Mode[] = MODES;
     let user = 100;
-    for (const mode of modes) await page.evaluate(([n, u, cfg]) => (window as unknown as { startClient: (a: unknown, b: unknown, c: unknown) => Promise<void> }).startClient(n, u, cfg), [mode.name, user, portal.config(user++, mode)] as const);
-    await page.waitForFunction((names) => names.every((n) => (window as unknown as { clients: Record<string, { pull: { isConnected(): boolean } }> }).clients[n]?.pull.isConnected()), modes.map((m) => m.name), { timeout: 15_000 });
+    for (const mode of modes) await page.evaluate(([n, u, cfg]) => (globalThis as unknown as { startClient: (a: unknown, b: unknown, c: unknown) => Promise<void> }).startClient(n, u, cfg), [mode.name, user, portal.config(user++, mode)] as const);
+    await page.waitForFunction((names) => names.every((n) => (globalThis as unknown as { clients: Record<string, { pull: { isConnected(): boolean } }> }).clients[n]?.pull.isConnected()), modes.map((m) => m.name), { timeout: 15_000 });
     // One message to each private channel, then one to the shared channel every client listens on.
     user = 100;
     for (const mode of modes) await portal.publish([portal.channels(user++).priv], 'test', 'private', {});
@@ -94,7 +94,7 @@ describe('official client bundle in headless Chromium, cross-origin', () => {
     await new Promise((r) => setTimeout(r, 300));
     for (const mode of modes) assert.deepEqual(await received(mode.name), ['private', 'shared'], mode.name);
     for (const mode of modes) {
-      const info = await page.evaluate((n) => (window as unknown as { clients: Record<string, { pull: { getDebugInfo(): Record<string, unknown> } }> }).clients[n]?.pull.getDebugInfo(), mode.name);
+      const info = await page.evaluate((n) => (globalThis as unknown as { clients: Record<string, { pull: { getDebugInfo(): Record<string, unknown> } }> }).clients[n]?.pull.getDebugInfo(), mode.name);
       assert.equal(info?.['WebSocket connected'], mode.websocket ? 'Y' : 'N', `${mode.name}: transport`);
       assert.equal(String(info?.['Path']).includes('binaryMode=true'), mode.version === 4, `${mode.name}: framing`);
     }
@@ -106,13 +106,13 @@ describe('official client bundle in headless Chromium, cross-origin', () => {
     const priv = portal.channels(user).priv;
     await portal.publish([priv], 'test', 'stored-before-start', {});
     // Raw XHR from the page: a 304 after the 2 s hold, with the newest stored id exposed to script.
-    const raw = await page.evaluate((url) => (window as unknown as { rawPoll: (u: string) => Promise<{ status: number; lastMessageId: string | null; expires: string | null }> }).rawPoll(url), `${listener.url}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(portal.signedPrivate(user, 4))}`);
+    const raw = await page.evaluate((url) => (globalThis as unknown as { rawPoll: (u: string) => Promise<{ status: number; lastMessageId: string | null; expires: string | null }> }).rawPoll(url), `${listener.url}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(portal.signedPrivate(user, 4))}`);
     assert.equal(raw.status, 304);
     assert.equal(raw.expires, 'Thu, 01 Jan 1973 11:11:01 GMT');
     assert.match(raw.lastMessageId ?? '', /^[0-9]{26}$/, 'Last-Message-Id visible to cross-origin script');
     // The SDK, started without a mid, adopts that cursor from its own 304.
-    await page.evaluate(([n, u, cfg]) => (window as unknown as { startClient: (a: unknown, b: unknown, c: unknown) => Promise<void> }).startClient(n, u, cfg), ['cursor', user, portal.config(user, mode)] as const);
-    await page.waitForFunction((mid) => (window as unknown as { clients: Record<string, { pull: { getDebugInfo(): Record<string, unknown> } }> }).clients['cursor']?.pull.getDebugInfo()['Last message'] === mid, raw.lastMessageId, { timeout: 10_000 });
+    await page.evaluate(([n, u, cfg]) => (globalThis as unknown as { startClient: (a: unknown, b: unknown, c: unknown) => Promise<void> }).startClient(n, u, cfg), ['cursor', user, portal.config(user, mode)] as const);
+    await page.waitForFunction((mid) => (globalThis as unknown as { clients: Record<string, { pull: { getDebugInfo(): Record<string, unknown> } }> }).clients['cursor']?.pull.getDebugInfo()['Last message'] === mid, raw.lastMessageId, { timeout: 10_000 });
     assert.deepEqual(await received('cursor'), [], 'the stored message is older than the cursor: not replayed');
     await portal.publish([priv], 'test', 'after-cursor', {});
     await waitReceived('cursor', ['after-cursor']);
