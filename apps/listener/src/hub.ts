@@ -152,10 +152,6 @@ export class Hub {
       this.close(old);
       old.transport.end(Errors.TOO_MANY_CONNECTIONS);
     }
-    // Presence is marked as soon as the connection is registered (Bitrix does it on arrival of
-    // every long poll), not after the subscribe and history round trips: a client that sees its
-    // socket open can rely on being reported online.
-    this.opts.presence.touch(channels).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
     let newestMid: string | null;
     try {
       await this.ensureSubscribed(channels);
@@ -167,6 +163,7 @@ export class Hub {
       this.close(conn);
       throw err;
     }
+    this.opts.presence.touch(channels).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
     return { conn, result: { newestMid } };
   }
 
