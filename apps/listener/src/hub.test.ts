@@ -12,6 +12,8 @@ const tick = () => new Promise((r) => setImmediate(r));
 
 class Recorder implements Transport {
   readonly kind = 'ws' as const;
+  readonly format = 'text' as const;
+  end(): void {}
   writes: string[] = [];
   write(frames: string): boolean {
     this.writes.push(frames);
@@ -65,7 +67,7 @@ describe('Hub', () => {
   beforeEach(() => {
     backend = createMemoryBackend({ historyLimit: 100, onlineTtlSeconds: 130, statsStaleMs: 1000 });
     broker = new FlakyBroker(backend.createBroker());
-    hub = new Hub({ store: backend.store, broker, presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000 });
+    hub = new Hub({ store: backend.store, broker, presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000, maxConnPerPublicChannel: 100 });
   });
   afterEach(() => hub.stop());
 
@@ -186,7 +188,7 @@ describe('Hub', () => {
 
   it('counts connections by transport', async () => {
     await hub.open([A], new Recorder(), null);
-    const lp: Transport = { kind: 'lp', write: () => true };
+    const lp: Transport = { kind: 'lp', format: 'text', write: () => true, end: () => {} };
     await hub.open([A, B], lp, null);
     assert.deepEqual(hub.countByTransport(), { ws: 1, lp: 1 });
     assert.equal(hub.channelCount, 2);

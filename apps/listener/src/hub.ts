@@ -1,8 +1,14 @@
-import { encodeTextFrame, type StoredMessage } from '@push/protocol';
+import { Errors, encodeOutgoingElement, encodeTextFrame, wrapOutgoingElements, type ErrorSpec, type StoredMessage } from '@push/protocol';
 import type { Broker, Presence, Store } from '@push/backend';
 import type { Logger } from '@push/runtime';
 
 const ZERO_MID = '0'.repeat(26);
+
+/**
+ * How a connection wants its messages: `text` = concatenated `#!NGINXNMS!#` frames (versions 3/4),
+ * `protobuf` = one ResponseBatch per write (version 4 with binaryMode=true).
+ */
+export type FrameFormat = 'text' | 'protobuf';
 
 /**
  * Where a connection's bytes go. The hub hands it complete frames; the transport knows whether
@@ -10,9 +16,15 @@ const ZERO_MID = '0'.repeat(26);
  */
 export interface Transport {
   readonly kind: 'ws' | 'lp';
-  /** Write already-encoded frames. Returns false when the transport is gone or gave up. */
-  write(frames: string): boolean;
+  readonly format: FrameFormat;
+  /** Write one complete frame (text, or ResponseBatch bytes). Returns false when the transport is gone or gave up. */
+  write(frame: string | Uint8Array): boolean;
+  /** Ends the connection with a catalogue error (WebSocket close code / HTTP status). */
+  end(spec: ErrorSpec): void;
 }
+
+/** Channel keys of public channels (`pub:<id>`, see publicChannelKey) carry the per-channel connection cap. */
+const PUBLIC_KEY_PREFIX = 'pub:';
 
 /** One subscriber connection (a WebSocket, or a single long-poll request). */
 export interface Connection {
@@ -24,8 +36,11 @@ export interface Connection {
   state: 'setup' | 'live' | 'closed';
   /** Live messages that arrived while the history read was in flight. */
   early: StoredMessage[];
-  /** Frames waiting for the next flush. */
-  pending: string[];
+  /**
+   * Encoded messages waiting for the next flush: text frames for `text` connections, encoded
+   * `OutgoingMessage` elements for `protobuf` ones (wrapped into one ResponseBatch at flush).
+   */
+  pending: Array<string | Uint8Array>;
 }
 
 export interface HubOptions {
@@ -37,6 +52,12 @@ export interface HubOptions {
   readonly unsubscribeDelayMs: number;
   /** Presence keys are refreshed at a third of this so they never lapse while connected. */
   readonly onlineTtlMs: number;
+  /**
+   * Most connections on one `priv:pub` pair (counted on its public channel key) in this process;
+   * the oldest is closed with 4029 when one more arrives (Bitrix `maxConnPerChannel`, 100).
+   * Shared and plain private channels are not limited.
+   */
+  readonly maxConnPerPublicChannel: number;
 }
 
 export interface OpenResult {
@@ -53,6 +74,9 @@ export interface HubCounters {
   dropped: number;
   /** WebSockets closed by the slow-consumer policy (4110). */
   slowConsumerCloses: number;
+  /** Live-message encodings done per format: at most one per message and format (cache hits are free). */
+  encodedText: number;
+  encodedProtobuf: number;
 }
 
 /**
@@ -69,10 +93,13 @@ export class Hub {
   private readonly dirty = new Set<Connection>();
   private flushScheduled = false;
   private nextId = 1;
-  private lastFrameMid = '';
-  private lastFrame = '';
+  // One-entry encoding cache per format (see encoded()): the mid it holds and its two encodings,
+  // each computed only when some connection of that format needs it.
+  private lastMid = '';
+  private lastText: string | null = null;
+  private lastProto: Uint8Array | null = null;
   private readonly presenceTimer: NodeJS.Timeout;
-  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0 };
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0 };
   private readonly log: Logger;
 
   constructor(private readonly opts: HubOptions) {
@@ -104,6 +131,7 @@ export class Hub {
    */
   async open(channels: readonly string[], transport: Transport, clientMid: string | null): Promise<{ conn: Connection; result: OpenResult }> {
     const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: [], pending: [] };
+    const evict: Connection[] = [];
     for (const ch of channels) {
       let set = this.byChannel.get(ch);
       if (set === undefined) {
@@ -111,11 +139,22 @@ export class Hub {
         this.byChannel.set(ch, set);
       }
       set.add(conn);
+      if (ch.startsWith(PUBLIC_KEY_PREFIX) && set.size > this.opts.maxConnPerPublicChannel) {
+        // Sets iterate in insertion order, so the first entries are the oldest connections.
+        for (const old of set) {
+          if (set.size - evict.length <= this.opts.maxConnPerPublicChannel) break;
+          if (old !== conn && !evict.includes(old)) evict.push(old);
+        }
+      }
       const t = this.lingering.get(ch);
       if (t !== undefined) {
         clearTimeout(t);
         this.lingering.delete(ch);
       }
+    }
+    for (const old of evict) {
+      this.close(old);
+      old.transport.end(Errors.TOO_MANY_CONNECTIONS);
     }
     let newestMid: string | null;
     try {
@@ -215,14 +254,30 @@ export class Hub {
     }
   }
 
-  private frame(msg: StoredMessage): string {
-    // A message published to several channels arrives once per channel, back to back (the publish
-    // script is atomic): a one-entry cache makes that one encoding.
-    if (msg.mid !== this.lastFrameMid) {
-      this.lastFrameMid = msg.mid;
-      this.lastFrame = encodeTextFrame(msg);
+  /**
+   * The message encoded for `format`, computed at most once per message and format. A message
+   * published to several channels arrives once per channel, back to back (the publish script is
+   * atomic), so a one-entry cache keyed by mid is enough; each format is encoded lazily, so a
+   * message nobody reads in protobuf is never protobuf-encoded.
+   */
+  private encoded(msg: StoredMessage, format: FrameFormat): string | Uint8Array {
+    if (msg.mid !== this.lastMid) {
+      this.lastMid = msg.mid;
+      this.lastText = null;
+      this.lastProto = null;
     }
-    return this.lastFrame;
+    if (format === 'protobuf') {
+      if (this.lastProto === null) {
+        this.lastProto = encodeOutgoingElement(msg);
+        this.counters.encodedProtobuf++;
+      }
+      return this.lastProto;
+    }
+    if (this.lastText === null) {
+      this.lastText = encodeTextFrame(msg);
+      this.counters.encodedText++;
+    }
+    return this.lastText;
   }
 
   private enqueue(conn: Connection, msg: StoredMessage, replay: boolean): void {
@@ -230,7 +285,9 @@ export class Hub {
     // from two subscribed channels receiving the same publish, and from history/live overlap.
     if (!replay && conn.cursor !== null && msg.mid <= conn.cursor) return;
     if (conn.cursor === null || msg.mid > conn.cursor) conn.cursor = msg.mid;
-    conn.pending.push(replay ? encodeTextFrame(msg) : this.frame(msg));
+    const format = conn.transport.format;
+    // Replays are per connection (nothing to share), so they bypass the cache and leave it intact.
+    conn.pending.push(replay ? (format === 'protobuf' ? encodeOutgoingElement(msg) : encodeTextFrame(msg)) : this.encoded(msg, format));
     this.dirty.add(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -243,13 +300,20 @@ export class Hub {
   flush(): void {
     this.flushScheduled = false;
     for (const conn of this.dirty) {
-      const frames = conn.pending.length === 1 ? (conn.pending[0] as string) : conn.pending.join('');
+      // Text frames concatenate; protobuf elements of a repeated field concatenate too and are
+      // wrapped into one ResponseBatch, so either way one write carries everything pending.
+      const frame =
+        conn.transport.format === 'protobuf'
+          ? wrapOutgoingElements(conn.pending as Uint8Array[])
+          : conn.pending.length === 1
+            ? (conn.pending[0] as string)
+            : (conn.pending as string[]).join('');
       const count = conn.pending.length;
       conn.pending = [];
-      if (conn.transport.write(frames)) {
+      if (conn.transport.write(frame)) {
         this.counters.delivered += count;
         this.counters.frames++;
-        this.counters.bytesOut += frames.length;
+        this.counters.bytesOut += typeof frame === 'string' ? frame.length : frame.byteLength;
       } else this.counters.dropped += count;
     }
     this.dirty.clear();

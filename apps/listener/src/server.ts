@@ -5,7 +5,7 @@ import { Exchange, RateMeter, every, listen, registerCommonRoutes, serveMetrics,
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, instrumentStore, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
-import { closeWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions, type WsUserData } from './transports/websocket.js';
+import { closeWebSocket, messageWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions, type WsUserData } from './transports/websocket.js';
 
 /**
  * Every path a subscriber may use. Each serves both long poll (plain GET) and WebSocket (GET with
@@ -40,6 +40,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     log: log.child({ component: 'hub' }),
     unsubscribeDelayMs: config.unsubscribeDelayMs,
     onlineTtlMs: config.onlineTtlS * 1000,
+    maxConnPerPublicChannel: config.maxConnPerChannel,
   });
   const secret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   let draining = false;
@@ -56,6 +57,14 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     log: log.child({ component: 'websocket' }),
     sockets,
     isDraining,
+    clientRequests: {
+      store: backend.store,
+      presence: backend.presence,
+      stats: backend.stats,
+      ttl: config.ttl,
+      secret,
+      limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels },
+    },
   };
 
   const app: TemplatedApp = uws.App();
@@ -69,8 +78,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       maxBackpressure: 1024 * 1024 * 1024,
       upgrade: (res, req, context) => upgradeWebSocket(res, req, context, wsOpts),
       open: (ws) => openWebSocket(ws, wsOpts),
-      // Text frames from clients carry nothing in protocol v3/v4 text mode; they are ignored.
-      message: () => {},
+      // Binary frames are protocol-4 client requests (publishing); text frames are ignored.
+      message: (ws, message, isBinary) => messageWebSocket(ws, message, isBinary, wsOpts),
       close: (ws) => closeWebSocket(ws, wsOpts),
     });
     app.get(path, (res, req) => handleLongPoll(res, req, lpOpts));

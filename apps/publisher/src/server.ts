@@ -12,12 +12,16 @@ import {
 import type { Backend } from '@push/backend';
 import { createPublisherMetrics, instrumentStore, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
+import { answerV4, type V4RouteDeps } from './binary-publish.js';
+import { handleRest, REST_PATHS, type RestDeps } from './rest.js';
 import { CORS_ANY, Exchange, RateMeter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 /** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
 export const PUBLISH_PATHS = ['/pub', '/pub/*', '/bitrix/pub', '/bitrix/pub/*'];
 const BATCH_SUFFIX = '/batch';
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
+/** Browsers may preflight a client publish; the body is raw protobuf, so Content-Type is allowed. */
+const REST_PREFLIGHT = [...CORS_ANY, ['Access-Control-Allow-Methods', 'POST, OPTIONS'], ['Access-Control-Allow-Headers', 'Content-Type'], TEXT] as const;
 
 export interface PublisherHandle {
   readonly port: number;
@@ -42,6 +46,19 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const pubLog = log.child({ component: 'publish' });
   let draining = false;
   let inFlight = 0;
+  const v4Deps: V4RouteDeps = {
+    store,
+    presence: backend.presence,
+    stats: backend.stats,
+    ttl: config.ttl,
+    limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels },
+  };
+  const restDeps: RestDeps = {
+    ...v4Deps,
+    secret: { key: config.signatureKey, algorithm: config.signatureAlgorithm },
+    maxChannels: config.maxChannels,
+    maxBodyBytes: config.maxBodyBytes,
+  };
 
   function reject(ex: Exchange, err: unknown): void {
     if (err instanceof PushError) {
@@ -73,10 +90,18 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       return;
     }
     const batch = url.endsWith(BATCH_SUFFIX) || url.endsWith(`${BATCH_SUFFIX}/`);
+    // Protocol 4: the portal sends a protobuf RequestBatch (publish, channel stats, server stats).
+    const binary = query.get('binaryMode') === 'true';
     inFlight++;
     const endTimer = metrics.publishDuration.startTimer();
     readBody(ex, contentLength, config.maxBodyBytes)
       .then(async (buf) => {
+        if (binary) {
+          counters.published += await answerV4(ex, buf, { trusted: true }, BACKEND_SENDER, v4Deps);
+          metrics.requests.inc({ result: 'ok' });
+          endTimer();
+          return;
+        }
         const text = buf.toString('utf8');
         const messages: NewMessage[] = batch
           ? parseBatchPublish(text, limits)
@@ -122,6 +147,18 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   for (const path of PUBLISH_PATHS) {
     app.post(path, publish);
     app.get(path, onlineStatus);
+    app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
+  }
+  for (const path of REST_PATHS) {
+    app.post(path, (res, req) => {
+      counters.requests++;
+      if (draining) {
+        new Exchange(res).sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
+        return;
+      }
+      handleRest(res, req, restDeps, reject, (n) => (counters.published += n));
+    });
+    app.options(path, (res) => void new Exchange(res).send(200, '', REST_PREFLIGHT));
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   }
   const serverStat = (res: HttpResponse): void => {

@@ -5,3 +5,4 @@ export * from './text-frame.js';
 export * from './record.js';
 export * from './ttl-policy.js';
 export * from './publish-request.js';
+export * from './v4/index.js';

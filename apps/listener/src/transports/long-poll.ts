@@ -1,6 +1,7 @@
-import { Errors, PushError, parseMid, parseSubscriberChannels, type ChannelSecret } from '@push/protocol';
+import { Errors, PushError, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec } from '@push/protocol';
 import { CORS_ANY, Exchange, parseQuery, type Headers, type HttpRequest, type HttpResponse, type Logger } from '@push/runtime';
-import type { Connection, Hub, Transport } from '../hub.js';
+import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
+import { frameFormat, subscriptionKeys } from './binary.js';
 
 /** The client only trusts Last-Message-Id on a 304 when Expires is exactly this (reference 5.1). */
 export const LONG_POLL_EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
@@ -38,14 +39,23 @@ export class LongPoll implements Transport {
   constructor(
     private readonly ex: Exchange,
     private readonly opts: LongPollOptions,
+    readonly format: FrameFormat,
   ) {
     ex.onAbort(() => this.finish());
   }
 
-  write(frames: string): boolean {
-    const ok = this.ex.send(200, frames, [...LP_HEADERS, ['Content-Type', 'text/plain; charset=utf-8']]);
+  write(frame: string | Uint8Array): boolean {
+    // Binary mode answers one ResponseBatch as application/octet-stream (reference 5.1 item 5).
+    const type = typeof frame === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
+    const ok = this.ex.send(200, frame, [...LP_HEADERS, ['Content-Type', type]]);
     this.finish();
     return ok;
+  }
+
+  /** Answers with a catalogue error (e.g. 429 "4029: Too many connections" when evicted). */
+  end(spec: ErrorSpec): void {
+    this.ex.sendError(spec, [EXPOSE_LAST_MESSAGE_ID]);
+    this.finish();
   }
 
   /** Answers "nothing new" with the cursor the client should come back with. */
@@ -83,14 +93,14 @@ export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPo
   }
   let channels: string[];
   try {
-    channels = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels).map((c) => c.privateId);
+    channels = subscriptionKeys(parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels));
   } catch (err) {
     if (err instanceof PushError) ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);
     else throw err;
     return;
   }
   const mid = parseMid(query.get('mid'));
-  const poll = new LongPoll(ex, opts);
+  const poll = new LongPoll(ex, opts, frameFormat(query));
   opts.hub.open(channels, poll, mid).then(
     ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
     (err: Error) => {

@@ -1,9 +1,13 @@
 import { Errors, PushError, errorText, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec } from '@push/protocol';
 import { Exchange, parseQuery, type HttpRequest, type HttpResponse, type Logger, type WebSocket } from '@push/runtime';
-import type { Connection, Hub, Transport } from '../hub.js';
+import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
+import { clientRequest, frameFormat, senderPublicId, subscriptionKeys, type ClientRequestContext } from './binary.js';
 
 export interface WsUserData {
   channels: string[] | null;
+  format: FrameFormat;
+  /** The connection's own public id (first `priv:pub` pair): its identity when it publishes. */
+  publicId: string | null;
   rejection: PushError | null;
   mid: string | null;
   conn: Connection | null;
@@ -19,6 +23,8 @@ export interface WebSocketOptions {
   readonly log: Logger;
   readonly sockets: Set<WebSocket<WsUserData>>;
   readonly isDraining: () => boolean;
+  /** Client publishing (binary RequestBatch frames). */
+  readonly clientRequests: ClientRequestContext;
 }
 
 /**
@@ -29,19 +35,29 @@ export class WsTransport implements Transport {
   readonly kind = 'ws';
   closed = false;
   private ws: WebSocket<WsUserData> | null = null;
-  private held: string[] = [];
-  constructor(private readonly opts: WebSocketOptions) {}
+  private held: Array<string | Uint8Array> = [];
+  /** Set when the hub ended the connection before the socket existed (e.g. 4029 during setup). */
+  private endedWith: ErrorSpec | null = null;
+  constructor(
+    private readonly opts: WebSocketOptions,
+    readonly format: FrameFormat,
+  ) {}
 
   attach(ws: WebSocket<WsUserData>): void {
     this.ws = ws;
-    if (this.held.length > 0) {
-      const frames = this.held.join('');
-      this.held = [];
-      this.write(frames);
+    if (this.endedWith !== null) {
+      ws.end(this.endedWith.code, errorText(this.endedWith));
+      return;
     }
+    if (this.held.length === 0) return;
+    const held = this.held;
+    this.held = [];
+    // Text frames concatenate into one; each held protobuf frame is a complete ResponseBatch.
+    if (this.format === 'text') this.write((held as string[]).join(''));
+    else for (const frame of held) this.write(frame);
   }
 
-  write(frames: string): boolean {
+  write(frames: string | Uint8Array): boolean {
     if (this.closed) return false;
     const ws = this.ws;
     if (ws === null) {
@@ -56,14 +72,15 @@ export class WsTransport implements Transport {
       this.end(Errors.SLOW_CONSUMER);
       return false;
     }
-    ws.cork(() => ws.send(frames, false));
+    ws.cork(() => ws.send(frames, typeof frames !== 'string'));
     return true;
   }
 
   end(spec: ErrorSpec): void {
     if (this.closed) return;
     this.closed = true;
-    this.ws?.end(spec.code, errorText(spec));
+    if (this.ws === null) this.endedWith = spec;
+    else this.ws.end(spec.code, errorText(spec));
   }
 }
 
@@ -86,9 +103,11 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
     new Exchange(res).sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
     return;
   }
-  const data: WsUserData = { channels: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
+  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
   try {
-    data.channels = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels).map((c) => c.privateId);
+    const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels);
+    data.channels = subscriptionKeys(subs);
+    data.publicId = senderPublicId(subs);
   } catch (err) {
     if (!(err instanceof PushError)) throw err;
     data.rejection = err;
@@ -98,7 +117,7 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
     return;
   }
   const ex = new Exchange(res);
-  const transport = new WsTransport(opts);
+  const transport = new WsTransport(opts, data.format);
   opts.hub.open(data.channels, transport, data.mid).then(
     ({ conn }) => {
       if (!ex.isOpen) {
@@ -133,4 +152,30 @@ export function closeWebSocket(ws: WebSocket<WsUserData>, opts: WebSocketOptions
   opts.sockets.delete(ws);
   if (data.transport !== null) data.transport.closed = true;
   if (data.conn !== null) opts.hub.close(data.conn);
+}
+
+/**
+ * A frame from the client. Text frames carry nothing in versions 3/4 and are ignored; a binary
+ * frame is a RequestBatch (client publishing, channel stats), processed untrusted. Any rejection
+ * closes the socket with its code and "<code>: <reason>" as Bitrix does.
+ */
+export function messageWebSocket(ws: WebSocket<WsUserData>, message: ArrayBuffer, isBinary: boolean, opts: WebSocketOptions): void {
+  if (!isBinary) return;
+  const data = ws.getUserData();
+  const transport = data.transport;
+  if (transport === null || transport.closed) return;
+  // uWS reuses the message buffer after this callback returns: copy it before going async.
+  const bytes = Buffer.from(new Uint8Array(message));
+  clientRequest(bytes, data.publicId, opts.clientRequests).then(
+    (response) => {
+      if (response !== null && !transport.closed) ws.cork(() => ws.send(response, true));
+    },
+    (err: unknown) => {
+      if (err instanceof PushError) transport.end(err.spec);
+      else {
+        opts.log.warn({ err: { message: (err as Error).message } }, 'client publish failed: store unavailable');
+        transport.end(Errors.STORE_UNAVAILABLE);
+      }
+    },
+  );
 }

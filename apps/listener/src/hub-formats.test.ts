@@ -1,0 +1,109 @@
+import { describe, it, beforeEach, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { BACKEND_SENDER, Errors, bytesToHex, decodeResponseBatch, decodeTextFrames, publicChannelKey, type ErrorSpec, type NewMessage } from '@push/protocol';
+import { createMemoryBackend, type Backend } from '@push/backend';
+import { Hub, type FrameFormat, type Transport } from './hub.js';
+
+/** Protocol-4 parts of the hub: per-connection frame formats, encode-once, coalescing, the 4029 cap. */
+
+const log = pino({ level: 'silent' });
+const A = 'a'.repeat(32);
+const B = 'b'.repeat(32);
+const PUB = publicChannelKey('c'.repeat(32));
+const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+class Recorder implements Transport {
+  readonly kind = 'ws' as const;
+  writes: Array<string | Uint8Array> = [];
+  ended: ErrorSpec | null = null;
+  constructor(readonly format: FrameFormat) {}
+  write(frame: string | Uint8Array): boolean {
+    this.writes.push(frame);
+    return true;
+  }
+  end(spec: ErrorSpec): void {
+    this.ended = spec;
+  }
+  /** Mids per write, decoding each write as its format says. */
+  get batches(): string[][] {
+    return this.writes.map((w) => {
+      if (typeof w === 'string') {
+        assert.equal(this.format, 'text');
+        return decodeTextFrames(w).map((f) => f.mid);
+      }
+      assert.equal(this.format, 'protobuf');
+      const batch = decodeResponseBatch(w);
+      assert.equal(batch.responses.length, 1, 'one ResponseBatch with one outgoingMessages response per write');
+      return (batch.responses[0]?.outgoingMessages?.messages ?? []).map((m) => bytesToHex(m.id));
+    });
+  }
+}
+
+const m = (channels: string[], n: number, ttl = 60): NewMessage => ({ channels, body: `{"n":${n}}`, type: 't', ttl });
+
+describe('Hub frame formats', () => {
+  let backend: Backend;
+  let hub: Hub;
+  const publish = (...msgs: NewMessage[]): Promise<string[]> => backend.store.publish(msgs, BACKEND_SENDER);
+
+  beforeEach(() => {
+    backend = createMemoryBackend({ historyLimit: 100, onlineTtlSeconds: 130, statsStaleMs: 1000 });
+    hub = new Hub({ store: backend.store, broker: backend.createBroker(), presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000, maxConnPerPublicChannel: 2 });
+  });
+  afterEach(() => hub.stop());
+
+  it('mixed text and protobuf connections: one write each per turn, each message encoded once per format', async () => {
+    const proto = [new Recorder('protobuf'), new Recorder('protobuf'), new Recorder('protobuf')];
+    const text = [new Recorder('text'), new Recorder('text')];
+    const both = new Recorder('protobuf');
+    for (const t of [...proto, ...text]) await hub.open([A], t, null);
+    await hub.open([A, B], both, null);
+    // Three messages in one turn; the last goes to A and B (arrives twice from the broker).
+    const mids = await publish(m([A], 1), m([A], 2), m([A, B], 3));
+    await tick();
+    for (const t of [...proto, ...text, both]) assert.deepEqual(t.batches, [mids], `${t.format}: one write, all three, in order, once`);
+    assert.equal(hub.counters.encodedProtobuf, 3, 'three messages, three protobuf encodings for four protobuf connections');
+    assert.equal(hub.counters.encodedText, 3, 'three messages, three text encodings for two text connections');
+  });
+
+  it('only the formats in use are encoded', async () => {
+    const t = new Recorder('text');
+    await hub.open([A], t, null);
+    await publish(m([A], 1));
+    await tick();
+    assert.equal(hub.counters.encodedText, 1);
+    assert.equal(hub.counters.encodedProtobuf, 0);
+  });
+
+  it('protobuf replay from history is one batch in mid order, then live messages follow without duplicates', async () => {
+    const [m1, m2, m3] = await publish(m([A], 1), m([B], 2), m([A], 3));
+    const t = new Recorder('protobuf');
+    await hub.open([A, B], t, m1 as string);
+    await tick();
+    const [m4] = await publish(m([A, B], 4));
+    await tick();
+    assert.deepEqual(t.batches, [[m2, m3], [m4]]);
+  });
+
+  it('one connection more than the cap on a public channel closes the oldest with 4029; private/shared channels are not capped', async () => {
+    const first = new Recorder('protobuf');
+    const second = new Recorder('protobuf');
+    const third = new Recorder('text');
+    await hub.open([A, PUB], first, null);
+    await hub.open([A, PUB], second, null);
+    const sharedOnly = [new Recorder('text'), new Recorder('text'), new Recorder('text')];
+    for (const s of sharedOnly) await hub.open([A], s, null);
+    assert.equal(first.ended, null);
+    await hub.open([A, PUB], third, null);
+    assert.equal(first.ended, Errors.TOO_MANY_CONNECTIONS);
+    assert.equal(second.ended, null);
+    assert.ok(sharedOnly.every((s) => s.ended === null));
+    // The evicted connection is gone from the registry: it gets nothing more.
+    const [mid] = await publish(m([PUB], 9));
+    await tick();
+    assert.equal(first.writes.length, 0);
+    assert.deepEqual(second.batches, [[mid]]);
+    assert.deepEqual(third.batches, [[mid]]);
+  });
+});

@@ -1,0 +1,52 @@
+import { Errors, PushError, SenderType, parseV4Request, publicChannelKey, type ChannelSecret, type SubscribedChannel, type V4Limits } from '@push/protocol';
+import { executeV4Request, type V4Deps } from '@push/backend';
+import type { FrameFormat } from '../hub.js';
+
+/**
+ * Protocol-version-4 parts of the subscriber transports: frame format selection, the channel keys
+ * a `priv:pub` subscription listens on, and client publishing over WebSocket binary frames.
+ */
+
+/** `binaryMode=true` selects protobuf ResponseBatch frames (reference 5, 6.2); anything else is text. */
+export function frameFormat(query: ReadonlyMap<string, string>): FrameFormat {
+  return query.get('binaryMode') === 'true' ? 'protobuf' : 'text';
+}
+
+/**
+ * Channel keys a connection listens on: every private/shared id, plus the public channel key of
+ * each `priv:pub` pair. Client messages to a public id are published on that key, so every listener
+ * process that serves a live `priv:pub` subscription receives them and delivers to its owners: the
+ * public-to-private mapping happens where the subscriptions are, across any number of processes.
+ */
+export function subscriptionKeys(subs: readonly SubscribedChannel[]): string[] {
+  const keys: string[] = [];
+  for (const s of subs) {
+    keys.push(s.privateId);
+    if (s.publicId !== null) keys.push(publicChannelKey(s.publicId));
+  }
+  return keys;
+}
+
+/** The first public id names the connection when it publishes (Bitrix "pub channel id"). */
+export function senderPublicId(subs: readonly SubscribedChannel[]): string | null {
+  for (const s of subs) if (s.publicId !== null) return s.publicId;
+  return null;
+}
+
+export interface ClientRequestContext extends V4Deps {
+  readonly secret: ChannelSecret;
+  readonly limits: V4Limits;
+}
+
+/**
+ * One binary frame from a client: validated as an untrusted RequestBatch and carried out with
+ * sender CLIENT and the connection's public id. Resolves with response bytes (channel stats) or
+ * null; rejects with a PushError whose code closes the socket.
+ */
+export async function clientRequest(bytes: Uint8Array, publicId: string | null, ctx: ClientRequestContext): Promise<Uint8Array | null> {
+  // Bitrix checks for the public id before even decoding the request.
+  if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
+  const req = parseV4Request(bytes, { trusted: false, secret: ctx.secret }, ctx.limits);
+  return executeV4Request(req, { type: SenderType.CLIENT, id: publicId }, ctx);
+}
+

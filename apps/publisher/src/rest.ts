@@ -1,0 +1,35 @@
+import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret } from '@push/protocol';
+import { Exchange, parseQuery, readBody, type HttpRequest, type HttpResponse } from '@push/runtime';
+import { answerV4, type V4RouteDeps } from './binary-publish.js';
+
+/** Client publishing paths (Bitrix route `rest`; the portal's `path_to_publish_web`). */
+export const REST_PATHS = ['/rest', '/rest/*', '/bitrix/rest', '/bitrix/rest/*'];
+
+export interface RestDeps extends V4RouteDeps {
+  readonly secret: ChannelSecret;
+  readonly maxChannels: number;
+  readonly maxBodyBytes: number;
+}
+
+/**
+ * `POST /bitrix/rest/?CHANNEL_ID=<priv:pub.sig>/<shared.sig>` with a RequestBatch body: a client
+ * publishing to other users' public channels when it has no WebSocket (reference 5.3). The
+ * CHANNEL_ID list is checked like a subscription; its first public id is the sender. Errors are
+ * HTTP 400 (4010 for the channel list) with "<code>: <reason>" bodies.
+ */
+export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, onError: (ex: Exchange, err: unknown) => void, onPublished: (n: number) => void): void {
+  // Copy everything out of `req` before the first await: uWS frees it when this returns.
+  const query = parseQuery(req.getQuery() ?? '');
+  const contentLength = req.getHeader('content-length');
+  const ex = new Exchange(res);
+  readBody(ex, contentLength, deps.maxBodyBytes)
+    .then(async (body) => {
+      const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
+      const publicId = subs.find((s) => s.publicId !== null)?.publicId ?? null;
+      if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
+      onPublished(await answerV4(ex, body, { trusted: false, secret: deps.secret }, { type: SenderType.CLIENT, id: publicId }, deps));
+    })
+    .catch((err: unknown) => {
+      if (!ex.aborted) onError(ex, err);
+    });
+}
