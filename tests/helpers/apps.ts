@@ -8,6 +8,9 @@ export const TEST_KEY = 'u9kqCo7qhKIQ8RML9xUGNmcZLVWmS8OsR2UN9jsZuaCY3aqPKGENRWm
 
 export type AppName = 'publisher' | 'listener' | 'standalone';
 
+/** Loopback, the trusted publishing network of the test setup (see startApp). */
+export const TRUSTED_LOOPBACK = '127.0.0.1/32,::1/128';
+
 export interface AppProcess {
   readonly name: AppName;
   readonly port: number;
@@ -22,7 +25,10 @@ export interface AppProcess {
 export async function startApp(name: AppName, env: Record<string, string>): Promise<AppProcess> {
   const port = env['PUSH_PORT'] !== undefined ? Number(env['PUSH_PORT']) : await freePort();
   const proc = spawn(process.execPath, [`${ROOT}apps/${name}/dist/main.js`], {
-    env: { PATH: process.env['PATH'] ?? '', PUSH_SIGNATURE_KEY: TEST_KEY, PUSH_LOG_LEVEL: 'info', ...env, PUSH_PORT: String(port) },
+    // Tests publish unsigned from loopback the way Bitrix portals do, so loopback is a trusted
+    // publishing network here unless a test sets the variable itself (the server default is none;
+    // tests/security covers signed publishing and refusals).
+    env: { PATH: process.env['PATH'] ?? '', PUSH_SIGNATURE_KEY: TEST_KEY, PUSH_LOG_LEVEL: 'info', PUSH_PUBLISH_TRUSTED_NETWORKS: TRUSTED_LOOPBACK, ...env, PUSH_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';

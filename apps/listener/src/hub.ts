@@ -1,5 +1,5 @@
-import { Errors, encodeOutgoingElement, encodeTextFrame, wrapOutgoingElements, type ErrorSpec, type StoredMessage } from '@push/protocol';
-import type { Broker, Presence, Store } from '@push/backend';
+import { Errors, PushError, channelExpireBody, channelPhase, encodeOutgoingElement, encodeTextFrame, wrapOutgoingElements, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
+import type { Broker, ChannelRegistry, ChannelTimes, Presence, Store } from '@push/backend';
 import type { Logger } from '@push/runtime';
 
 const ZERO_MID = '0'.repeat(26);
@@ -58,6 +58,15 @@ export interface HubOptions {
    * Shared and plain private channels are not limited.
    */
   readonly maxConnPerPublicChannel: number;
+  /** Channel lifecycle (docs/security.md); without it the hub applies none. */
+  readonly lifecycle?: HubLifecycle;
+}
+
+export interface HubLifecycle {
+  readonly registry: ChannelRegistry;
+  readonly windows: ChannelWindows;
+  /** The channel id in the signed form clients know it by (goes into the channel_expire body). */
+  readonly signedId: (channel: string) => string;
 }
 
 export interface OpenResult {
@@ -99,6 +108,10 @@ export class Hub {
   private lastText: string | null = null;
   private lastProto: Uint8Array | null = null;
   private readonly presenceTimer: NodeJS.Timeout;
+  /** Lifecycle: per local channel, the timer that fires when its write window ends. */
+  private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
+  /** Lifecycle: local channels whose notice exists already (nothing more to watch for). */
+  private readonly expiredLocal = new Set<string>();
   readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0 };
   private readonly log: Logger;
 
@@ -158,11 +171,21 @@ export class Hub {
     }
     let newestMid: string | null;
     try {
-      await this.ensureSubscribed(channels);
-      const history = await this.opts.store.history(channels, clientMid);
+      // Lifecycle: creation times (server clock) are read while the subscription is set up. A
+      // channel past its read window is refused exactly like a badly signed one (4010), so
+      // official clients reload their config.
+      const [times] = await Promise.all([this.lifecycleTimes(channels), this.ensureSubscribed(channels)]);
+      const readOnly = times === null ? [] : channels.filter((ch, i) => this.phase(times, i) === 'read-only');
+      if (times !== null && channels.some((_, i) => this.phase(times, i) === 'gone')) throw new PushError(Errors.WRONG_CHANNEL_ID);
+      // Channels past their write window get their channel_expire notice after the backlog.
+      const [history, notices] = await Promise.all([this.opts.store.history(channels, clientMid), Promise.all(readOnly.map((ch) => this.notice(ch, times)))]);
       newestMid = history.newestMid;
       if (conn.state === 'closed') return { conn, result: { newestMid } };
-      this.goLive(conn, history.messages, clientMid, newestMid);
+      // Sent even to a client whose cursor is past it: it is still on a dead channel and must reload.
+      const expireNotices = notices.filter((n): n is StoredMessage => n !== null);
+      readOnly.forEach((ch, i) => notices[i] !== null && this.byChannel.has(ch) && this.expiredLocal.add(ch));
+      this.goLive(conn, history.messages, clientMid, newestMid, expireNotices);
+      if (times !== null) channels.forEach((ch, i) => this.armExpiry(ch, times.created[i] ?? null, times.now));
     } catch (err) {
       this.close(conn);
       throw err;
@@ -175,10 +198,12 @@ export class Hub {
    * Ends a buffering phase (setup or refill): merges the history read with the live messages that
    * arrived meanwhile, drops what the connection already has, sends the rest in id order.
    */
-  private goLive(conn: Connection, history: readonly StoredMessage[], after: string | null, newestMid: string | null): void {
+  private goLive(conn: Connection, history: readonly StoredMessage[], after: string | null, newestMid: string | null, always: readonly StoredMessage[] = []): void {
     const merged = new Map<string, StoredMessage>();
     for (const m of history) if (after === null || m.mid > after) merged.set(m.mid, m);
     for (const m of conn.early) if (after === null || m.mid > after) merged.set(m.mid, m);
+    // Lifecycle: channel_expire notices go out whatever the cursor (see open()).
+    for (const m of always) merged.set(m.mid, m);
     const replay = [...merged.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
     conn.early = [];
     conn.state = 'live';
@@ -199,6 +224,7 @@ export class Hub {
       set.delete(conn);
       if (set.size === 0) {
         this.byChannel.delete(ch);
+        this.disarmExpiry(ch);
         this.scheduleUnsubscribe(ch);
       }
     }
@@ -357,7 +383,93 @@ export class Hub {
     );
   }
 
+  private async lifecycleTimes(channels: readonly string[]): Promise<ChannelTimes | null> {
+    return this.opts.lifecycle === undefined ? null : this.opts.lifecycle.registry.times(channels);
+  }
+
+  private phase(times: ChannelTimes, i: number): ReturnType<typeof channelPhase> {
+    return channelPhase(times.created[i] ?? null, times.now, (this.opts.lifecycle as HubLifecycle).windows);
+  }
+
+  /** The channel's stored channel_expire notice (created on first request), or null. */
+  private async notice(ch: string, times: ChannelTimes | null): Promise<StoredMessage | null> {
+    const lc = this.opts.lifecycle;
+    if (lc === undefined) return null;
+    const r = await lc.registry.expireNotice(ch, this.noticeBody(ch, times));
+    return r.kind === 'stored' ? r.message : null;
+  }
+
+  private noticeBody(ch: string, times: ChannelTimes | null): string {
+    const lc = this.opts.lifecycle as HubLifecycle;
+    return channelExpireBody(lc.signedId(ch), times?.now ?? 0);
+  }
+
+  /**
+   * Sets a timer for the end of a local channel's write window. Durations are computed on the
+   * server clock (creation and "now" both come from Redis), so a skewed local clock does not matter.
+   * When it fires, the notice is stored and PUBLISHed once; every listener's connections get it
+   * through the broker like any message.
+   */
+  private armExpiry(ch: string, created: number | null, now: number): void {
+    const lc = this.opts.lifecycle;
+    if (lc === undefined || created === null || this.expiryTimers.has(ch) || !this.byChannel.has(ch)) return;
+    const inMs = created + lc.windows.writeMs - now;
+    if (inMs <= 0) return; // already read-only: handled at open and by the periodic check
+    this.setExpiryTimer(ch, inMs);
+  }
+
+  private setExpiryTimer(ch: string, inMs: number): void {
+    const t = setTimeout(() => {
+      this.expiryTimers.delete(ch);
+      if (!this.byChannel.has(ch)) return;
+      const lc = this.opts.lifecycle as HubLifecycle;
+      lc.registry.times([ch]).then(
+        (times) =>
+          lc.registry.expireNotice(ch, this.noticeBody(ch, times)).then((r) => {
+            if (r.kind === 'stored' && this.byChannel.has(ch)) this.expiredLocal.add(ch);
+            // Timers may fire a little early against the server clock: ask again when it says.
+            if (r.kind === 'early' && this.byChannel.has(ch) && !this.expiryTimers.has(ch)) this.setExpiryTimer(ch, r.inMs + 5);
+          }),
+        (err: Error) => this.log.warn({ err: { message: err.message } }, 'channel expiry check failed'),
+      ).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'channel expiry notice failed'));
+    }, Math.min(inMs, 2 ** 31 - 1));
+    t.unref();
+    this.expiryTimers.set(ch, t);
+  }
+
+  private disarmExpiry(ch: string): void {
+    const t = this.expiryTimers.get(ch);
+    if (t !== undefined) clearTimeout(t);
+    this.expiryTimers.delete(ch);
+    this.expiredLocal.delete(ch);
+  }
+
+  /**
+   * Channels that were unknown when their connections opened (subscribed before the portal first
+   * published) are looked up again on the presence interval, so long-lived sockets on them still
+   * get their expiry timer, or the notice if the window already ended.
+   */
+  private async checkUnarmed(): Promise<void> {
+    const lc = this.opts.lifecycle;
+    if (lc === undefined) return;
+    const pending = [...this.byChannel.keys()].filter((ch) => !this.expiryTimers.has(ch) && !this.expiredLocal.has(ch));
+    for (let i = 0; i < pending.length; i += 1000) {
+      const batch = pending.slice(i, i + 1000);
+      const times = await lc.registry.times(batch);
+      for (let k = 0; k < batch.length; k++) {
+        const ch = batch[k] as string;
+        const phase = this.phase(times, k);
+        if (phase === 'writable') this.armExpiry(ch, times.created[k] ?? null, times.now);
+        // The notice is stored once; asking again returns the stored one without re-announcing,
+        // so connections opened before it existed only miss it if it was announced before they
+        // joined, and then open() already gave it to them.
+        else if (phase === 'read-only' && (await lc.registry.expireNotice(ch, this.noticeBody(ch, times))).kind === 'stored') this.expiredLocal.add(ch);
+      }
+    }
+  }
+
   private async refreshPresence(): Promise<void> {
+    this.checkUnarmed().catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'channel lifecycle check failed'));
     const all = [...this.byChannel.keys()];
     try {
       for (let i = 0; i < all.length; i += 1000) await this.opts.presence.touch(all.slice(i, i + 1000));
@@ -368,6 +480,8 @@ export class Hub {
 
   stop(): void {
     clearInterval(this.presenceTimer);
+    for (const t of this.expiryTimers.values()) clearTimeout(t);
+    this.expiryTimers.clear();
     for (const t of this.lingering.values()) clearTimeout(t);
     this.lingering.clear();
   }

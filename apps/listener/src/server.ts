@@ -1,5 +1,5 @@
 import { nanoid } from 'nanoid';
-import { Errors } from '@push/protocol';
+import { Errors, signChannel } from '@push/protocol';
 import type { Backend } from '@push/backend';
 import { Exchange, RateMeter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
@@ -33,6 +33,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   // Redis round trips and pub/sub lag are measured for /metrics by wrapping, not inside the hub.
   const store = instrumentStore(backend.store, metrics);
   const broker = instrumentBroker(backend.createBroker(), metrics);
+  const secret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   const hub = new Hub({
     store,
     broker,
@@ -41,8 +42,12 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     unsubscribeDelayMs: config.unsubscribeDelayMs,
     onlineTtlMs: config.onlineTtlS * 1000,
     maxConnPerPublicChannel: config.maxConnPerChannel,
+    lifecycle: {
+      registry: backend.channels,
+      windows: { writeMs: config.channelWriteS * 1000, readMs: config.channelReadS * 1000 },
+      signedId: (channel) => signChannel(channel, secret),
+    },
   });
-  const secret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   let draining = false;
   const isDraining = (): boolean => draining;
   const parked = new Set<LongPoll>();

@@ -6,10 +6,13 @@ import {
   parseBatchPublish,
   parsePublisherChannels,
   parseSinglePublish,
+  mintChannelId,
+  signChannel,
   type NewMessage,
   type PublishLimits,
 } from '@push/protocol';
 import type { Backend } from '@push/backend';
+import { PublishGuard } from './auth/publish-guard.js';
 import { createPublisherMetrics, instrumentStore, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
@@ -22,6 +25,10 @@ const BATCH_SUFFIX = '/batch';
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
 /** Browsers may preflight a client publish; the body is raw protobuf, so Content-Type is allowed. */
 const REST_PREFLIGHT = [...CORS_ANY, ['Access-Control-Allow-Methods', 'POST, OPTIONS'], ['Access-Control-Allow-Headers', 'Content-Type'], TEXT] as const;
+/** Channel minting (docs/security.md): POST /channels?count=N, authenticated like a publish. */
+export const MINT_PATH = '/channels';
+const MAX_MINT = 100;
+const NO_BODY = Buffer.alloc(0);
 
 export interface PublisherHandle {
   readonly port: number;
@@ -44,6 +51,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl };
   const counters: Counters = { requests: 0, published: 0, rejected: 0, unavailable: 0, byType: new Map() };
   const pubLog = log.child({ component: 'publish' });
+  const guard = new PublishGuard(config, backend.replay);
+  const channelSecret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   let draining = false;
   let inFlight = 0;
   const v4Deps: V4RouteDeps = {
@@ -81,6 +90,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const contentLength = req.getHeader('content-length');
     const expiryHeader = req.getHeader('message-expiry');
     const typeHeader = req.getHeader('message-type');
+    const facts = guard.capture(res, req);
     const ex = new Exchange(res);
     counters.requests++;
     if (draining) {
@@ -96,6 +106,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const endTimer = metrics.publishDuration.startTimer();
     readBody(ex, contentLength, config.maxBodyBytes)
       .then(async (buf) => {
+        // One signature check per HTTP request, batch or not, before anything is parsed or stored.
+        await guard.check(facts, buf);
         if (binary) {
           counters.published += await answerV4(ex, buf, { trusted: true }, BACKEND_SENDER, v4Deps);
           metrics.requests.inc({ result: 'ok' });
@@ -126,24 +138,52 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
 
   function onlineStatus(res: HttpResponse, req: HttpRequest): void {
     const query = parseQuery(req.getQuery() ?? '');
+    const facts = guard.capture(res, req);
     const ex = new Exchange(res);
-    let channels: string[];
-    try {
-      channels = parsePublisherChannels(query.get('CHANNEL_ID') ?? null, config.maxChannels);
-    } catch (err) {
-      reject(ex, err);
-      return;
-    }
-    backend.presence.online(channels).then(
-      (flags) => {
-        const infos = channels.filter((_, i) => flags[i]).map((channel) => ({ channel, subscribers: 1 }));
-        ex.send(200, JSON.stringify({ infos }), [...CORS_ANY, TEXT]);
-      },
-      (err: unknown) => reject(ex, err),
-    );
+    guard
+      .check(facts, NO_BODY)
+      .then(async () => {
+        const channels = parsePublisherChannels(query.get('CHANNEL_ID') ?? null, config.maxChannels);
+        return { channels, flags: await backend.presence.online(channels) };
+      })
+      .then(
+        ({ channels, flags }) => {
+          const infos = channels.filter((_, i) => flags[i]).map((channel) => ({ channel, subscribers: 1 }));
+          ex.send(200, JSON.stringify({ infos }), [...CORS_ANY, TEXT]);
+        },
+        (err: unknown) => reject(ex, err),
+      );
+  }
+
+  /** Mints fresh channel ids, records their creation (Redis time) and returns them signed for subscribers. */
+  function mint(res: HttpResponse, req: HttpRequest): void {
+    const query = parseQuery(req.getQuery() ?? '');
+    const contentLength = req.getHeader('content-length');
+    const facts = guard.capture(res, req);
+    const ex = new Exchange(res);
+    counters.requests++;
+    readBody(ex, contentLength, config.maxBodyBytes)
+      .then(async (buf) => {
+        await guard.check(facts, buf);
+        const raw = query.get('count') ?? '1';
+        if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_MINT) throw new PushError(Errors.INVALID_MINT, `Got ${JSON.stringify(raw.slice(0, 20))}.`);
+        const ids = Array.from({ length: Number(raw) }, () => mintChannelId());
+        const times = await backend.channels.create(ids);
+        const channels = ids.map((id, i) => {
+          const created = times.created[i] ?? times.now;
+          return { id, signed: signChannel(id, channelSecret), created, writableUntil: created + config.channelWriteS * 1000, readableUntil: created + config.channelReadS * 1000 };
+        });
+        ex.send(200, JSON.stringify({ serverTime: times.now, channels }), [...CORS_ANY, ['Content-Type', 'application/json']]);
+      })
+      .catch((err: unknown) => {
+        if (ex.aborted) return;
+        reject(ex, err);
+      });
   }
 
   const app: TemplatedApp = uws.App();
+  app.post(MINT_PATH, mint);
+  app.any(MINT_PATH, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   for (const path of PUBLISH_PATHS) {
     app.post(path, publish);
     app.get(path, onlineStatus);

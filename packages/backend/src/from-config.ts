@@ -10,6 +10,8 @@ export function backendFromConfig(config: Config, log: Logger, kind: 'redis' | '
     onlineTtlSeconds: config.onlineTtlS,
     // Bitrix reports every 30 s and treats 40 s as stale: allow one missed report plus slack.
     statsStaleMs: config.statsIntervalS * 1000 * 2 + 10_000,
+    channelWriteMs: config.channelWriteS * 1000,
+    channelReadMs: config.channelReadS * 1000,
   };
   if (kind === 'memory') return createMemoryBackend(common);
   return createRedisBackend({ ...common, url: config.redisUrl, keyPrefix: config.keyPrefix, log: log.child({ component: 'redis' }) });

@@ -1,4 +1,5 @@
 export * from './types.js';
+export * from './lifecycle-types.js';
 export { createMemoryBackend } from './memory-backend.js';
 export { createRedisBackend, type RedisBackendOptions } from './redis-backend.js';
 export { backendFromConfig } from './from-config.js';

@@ -1,5 +1,6 @@
-import { encodeRecordTail, decodeRecord, formatMid, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import type { Backend, BackendOptions, Broker, HistoryResult, MessageHandler, ProcessStats } from './types.js';
+import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
+import type { ChannelTimes, ExpireNotice, NonceClaim } from './lifecycle-types.js';
 
 /**
  * In-process backend: unit tests, and the documented single-process mode (PUSH_BACKEND=memory),
@@ -14,6 +15,30 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   const brokers = new Set<MemoryBroker>();
   const online = new Map<string, number>();
   const stats = new Map<string, ProcessStats>();
+  const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
+  const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
+  const keepMs = channelRetentionS(readMs) * 1000;
+  /** Channel -> creation time and when that record is forgotten (same retention as in Redis). */
+  const created = new Map<string, { at: number; until: number }>();
+  const notices = new Map<string, string>();
+  const nonces = new Map<string, number>();
+
+  function createdAt(ch: string, t: number): number | null {
+    const c = created.get(ch);
+    if (c === undefined) return null;
+    if (c.until <= t) {
+      created.delete(ch);
+      notices.delete(ch);
+      return null;
+    }
+    return c.at;
+  }
+  function recordCreation(ch: string, t: number): void {
+    if (createdAt(ch, t) === null) created.set(ch, { at: t, until: t + keepMs });
+  }
+  function deliver(ch: string, msg: StoredMessage): void {
+    for (const b of brokers) if (b.channels.has(ch)) b.handler(ch, msg);
+  }
 
   class MemoryBroker implements Broker {
     handler: MessageHandler = () => {};
@@ -51,6 +76,13 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
         const t = now();
         const out: string[] = [];
+        const expired = new Set<string>();
+        for (const m of messages) for (const ch of m.channels) {
+          const c = createdAt(ch, t);
+          if (c !== null && t - c >= writeMs) expired.add(ch);
+        }
+        if (expired.size > 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${[...expired].join(', ')}.`);
+        for (const m of messages) for (const ch of m.channels) recordCreation(ch, t);
         // Build every record first, then deliver: the batch is all-or-nothing like the Redis script.
         const built = messages.map((m) => {
           counter += 1;
@@ -68,7 +100,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
               lists.set(ch, list);
             }
           }
-          for (const ch of m.channels) for (const b of brokers) if (b.channels.has(ch)) b.handler(ch, msg);
+          for (const ch of m.channels) deliver(ch, msg);
           out.push(msg.mid);
         }
         return out;
@@ -98,6 +130,55 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       async online(channels: readonly string[]): Promise<boolean[]> {
         const t = now();
         return channels.map((c) => (online.get(c) ?? 0) > t);
+      },
+    },
+    channels: {
+      async create(channels: readonly string[]): Promise<ChannelTimes> {
+        const t = now();
+        for (const ch of channels) recordCreation(ch, t);
+        return { now: t, created: channels.map((ch) => createdAt(ch, t)) };
+      },
+      async times(channels: readonly string[]): Promise<ChannelTimes> {
+        const t = now();
+        return { now: t, created: channels.map((ch) => createdAt(ch, t)) };
+      },
+      async expireNotice(channel: string, body: string): Promise<ExpireNotice> {
+        const t = now();
+        const c = createdAt(channel, t);
+        if (c === null) return { kind: 'none' };
+        const age = t - c;
+        if (age < writeMs) return { kind: 'early', inMs: writeMs - age };
+        const existing = notices.get(channel);
+        if (existing !== undefined) {
+          const msg = alive(existing, t);
+          return msg === null ? { kind: 'none' } : { kind: 'stored', message: msg };
+        }
+        if (age >= readMs) return { kind: 'none' };
+        const ttl = Math.ceil((readMs - age) / 1000);
+        counter += 1;
+        const mid = formatMid(startSeconds, counter);
+        const msg = decodeRecord(`${mid}\t${t}\t${encodeRecordTail(ttl, 'pull_channel_expire', BACKEND_SENDER, body)}`) as StoredMessage;
+        records.set(mid, { msg, expiresAt: t + ttl * 1000 });
+        const list = lists.get(channel) ?? [];
+        list.push(mid);
+        if (list.length > opts.historyLimit) list.splice(0, list.length - opts.historyLimit);
+        lists.set(channel, list);
+        notices.set(channel, mid);
+        deliver(channel, msg);
+        return { kind: 'stored', message: msg };
+      },
+    },
+    replay: {
+      async claim(keyId: string, nonce: string, timestamp: number, maxSkewS: number): Promise<NonceClaim> {
+        const t = now();
+        if (!timestampFresh(timestamp, Math.floor(t / 1000), maxSkewS)) return 'stale';
+        const key = `${keyId}:${nonce}`;
+        const until = nonces.get(key);
+        if (until !== undefined && until > t) return 'replay';
+        nonces.set(key, t + (2 * maxSkewS + 1) * 1000);
+        // Forget expired nonces now and then so the map stays the size of one window.
+        if (nonces.size > 10_000) for (const [k, u] of nonces) if (u <= t) nonces.delete(k);
+        return 'ok';
       },
     },
     stats: {

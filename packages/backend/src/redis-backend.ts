@@ -1,8 +1,9 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { decodeRecord, encodeRecordTail, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
-import { HISTORY_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import type { Backend, BackendOptions, Broker, HistoryResult, MessageHandler, ProcessStats } from './types.js';
+import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
+import type { ChannelTimes, ExpireNotice, NonceClaim } from './lifecycle-types.js';
 
 export interface RedisBackendOptions extends BackendOptions {
   readonly url: string;
@@ -51,7 +52,16 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 type ScriptRedis = Redis & {
   pushPublish(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
+  pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
+  pushExpireNotice(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  pushClaimNonce(numKeys: number, ...args: Array<string | number>): Promise<NonceClaim>;
 };
+
+const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
+
+function toTimes(out: string[]): ChannelTimes {
+  return { now: Number(out[0]), created: out.slice(1).map((c) => (c === '' ? null : Number(c))) };
+}
 
 export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const p = opts.keyPrefix;
@@ -68,6 +78,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     if (!everReady) await withTimeout(firstReady, commandTimeout, 'redis not connected yet');
   };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
+  redis.defineCommand('pushChannelTimes', { lua: CHANNEL_TIMES_SCRIPT });
+  redis.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
+  redis.defineCommand('pushClaimNonce', { lua: CLAIM_NONCE_SCRIPT });
+  const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
+  const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
+  const keepS = channelRetentionS(readMs);
+  const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
   const brokers = new Set<RedisBroker>();
 
   class RedisBroker implements Broker {
@@ -170,9 +187,16 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     store: {
       async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
         await connected();
-        const args: Array<string | number> = [p, opts.historyLimit, messages.length];
+        const args: Array<string | number> = [p, opts.historyLimit, messages.length, writeMs, keepS];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
-        return redis.pushPublish(2, `${p}id:start`, `${p}id:counter`, ...args);
+        try {
+          return await redis.pushPublish(2, `${p}id:start`, `${p}id:counter`, ...args);
+        } catch (err) {
+          const msg = (err as Error).message;
+          const at = msg.indexOf(EXPIRED_REPLY);
+          if (at >= 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${msg.slice(at + EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
+          throw err;
+        }
       },
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
         await connected();
@@ -209,6 +233,35 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
           if (err) throw err;
           return n === 1;
         });
+      },
+    },
+    channels: {
+      async create(channels: readonly string[]): Promise<ChannelTimes> {
+        await connected();
+        return toTimes(await redis.pushChannelTimes(channels.length, ...channels.map(createdKey), '1', String(keepS)));
+      },
+      async times(channels: readonly string[]): Promise<ChannelTimes> {
+        await connected();
+        return toTimes(await redis.pushChannelTimes(channels.length, ...channels.map(createdKey), '0', String(keepS)));
+      },
+      async expireNotice(channel: string, body: string): Promise<ExpireNotice> {
+        await connected();
+        // The record tail without its leading expiry field: the script computes that TTL itself.
+        const tail = encodeRecordTail(0, 'pull_channel_expire', BACKEND_SENDER, body).slice(2);
+        const keys = [`${p}id:start`, `${p}id:counter`, createdKey(channel), `${p}x:{${channel}}`, `${p}h:{${channel}}`];
+        const out = await redis.pushExpireNotice(keys.length, ...keys, p, channel, writeMs, readMs, keepS, opts.historyLimit, tail);
+        if (out[0] === 'early') return { kind: 'early', inMs: Number(out[1]) };
+        if (out[0] === 'stored') {
+          const message = decodeRecord(out[1] as string);
+          if (message !== null) return { kind: 'stored', message };
+        }
+        return { kind: 'none' };
+      },
+    },
+    replay: {
+      async claim(keyId: string, nonce: string, timestamp: number, maxSkewS: number): Promise<NonceClaim> {
+        await connected();
+        return redis.pushClaimNonce(1, `${p}n:${keyId}:${nonce}`, timestamp, maxSkewS);
       },
     },
     stats: {

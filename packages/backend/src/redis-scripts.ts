@@ -8,15 +8,23 @@
  *   P + "c:{" + ch + "}"  pub/sub topic of channel ch (listeners subscribe only to what they serve)
  *   P + "o:{" + ch + "}"  presence marker, EX = online TTL
  *   P + "stats"           hash: process id -> JSON snapshot (Bitrix /server-stat/)
+ *   P + "ch:{" + ch + "}" unix ms of the channel's first creation (mint or first publish), one clock
+ *                         (Redis TIME); EX = twice the read window (lifecycle, docs/security.md)
+ *   P + "x:{" + ch + "}"  mid of the channel's one channel_expire notice; same EX
+ *   P + "n:" + key + ":" + nonce   replay cache of signed requests, EX = 2 x clock skew window + 1
  * The "{ch}" hash tags keep each channel's keys in one Cluster slot; the publish script itself
  * still touches several slots and would have to be split per slot on Redis Cluster.
  */
 
 /**
  * KEYS: [startKey, counterKey]
- * ARGV: prefix, historyCap, messageCount, then per message: ttl, recordTail, channelCount, channels...
+ * ARGV: prefix, historyCap, messageCount, writeWindowMs, createdRetentionS,
+ *       then per message: ttl, recordTail, channelCount, channels...
  * Returns the assigned mids. Ids, storage and PUBLISH happen in one atomic step, so every
  * subscriber receives messages in id order, which is what lets listeners de-duplicate by cursor.
+ * Lifecycle: if any channel is past its write window the script fails with
+ * "PUSH_CHANNEL_EXPIRED <ids>" before writing anything; otherwise channels seen for the first
+ * time get their creation time recorded.
  */
 export const PUBLISH_SCRIPT = `
 local prefix = ARGV[1]
@@ -29,9 +37,24 @@ if not start then
 end
 local startNum = tonumber(start)
 local t = redis.call('TIME')
-local nowMs = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local nowNum = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowMs = string.format('%d', nowNum)
+local writeMs = tonumber(ARGV[4])
+local keepS = tonumber(ARGV[5])
+local expired = {}
+local j = 6
+for m = 1, n do
+  local nch = tonumber(ARGV[j + 2])
+  for c = 1, nch do
+    local ch = ARGV[j + 2 + c]
+    local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
+    if created and nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+  end
+  j = j + 3 + nch
+end
+if #expired > 0 then return redis.error_reply('PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ')) end
 local mids = {}
-local i = 4
+local i = 6
 for m = 1, n do
   local ttl = tonumber(ARGV[i])
   local tail = ARGV[i + 1]
@@ -46,6 +69,7 @@ for m = 1, n do
   for c = 1, nch do
     local ch = ARGV[i]
     i = i + 1
+    redis.call('SET', prefix .. 'ch:{' .. ch .. '}', nowMs, 'NX', 'EX', keepS)
     if ttl > 0 then
       local lk = prefix .. 'h:{' .. ch .. '}'
       local len = redis.call('RPUSH', lk, mid)
@@ -97,4 +121,77 @@ for j = 1, #wanted do
   if rec then out[#out + 1] = rec end
 end
 return out
+`;
+
+/**
+ * KEYS: creation-time keys of the channels
+ * ARGV: create ('1' records now for unknown channels, '0' only reads), createdRetentionS
+ * Returns { nowMs, created or '' per key }.
+ */
+export const CHANNEL_TIMES_SCRIPT = `
+local t = redis.call('TIME')
+local nowMs = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+local out = { nowMs }
+for k = 1, #KEYS do
+  if ARGV[1] == '1' then redis.call('SET', KEYS[k], nowMs, 'NX', 'EX', tonumber(ARGV[2])) end
+  out[k + 1] = redis.call('GET', KEYS[k]) or ''
+end
+return out
+`;
+
+/**
+ * KEYS: [startKey, counterKey, createdKey, noticeKey, historyKey]
+ * ARGV: prefix, channel, writeWindowMs, readWindowMs, retentionS, historyCap, recordTailAfterExpiry
+ * Stores the channel's channel_expire notice once, as an ordinary message (real mid, kept until
+ * the read window ends, PUBLISHed), so late subscribers find it after the backlog in history.
+ * Returns {'stored', record} | {'early', msUntilWriteWindowEnds} | {'none'}.
+ */
+export const EXPIRE_NOTICE_SCRIPT = `
+local prefix = ARGV[1]
+local writeMs = tonumber(ARGV[3])
+local readMs = tonumber(ARGV[4])
+local t = redis.call('TIME')
+local nowNum = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local created = redis.call('GET', KEYS[3])
+if not created then return { 'none' } end
+local age = nowNum - tonumber(created)
+if age < writeMs then return { 'early', string.format('%d', writeMs - age) } end
+local existing = redis.call('GET', KEYS[4])
+if existing then
+  local rec = redis.call('GET', prefix .. 'm:' .. existing)
+  if rec then return { 'stored', rec } end
+  return { 'none' }
+end
+if age >= readMs then return { 'none' } end
+local ttl = math.ceil((readMs - age) / 1000)
+local start = redis.call('GET', KEYS[1])
+if not start then
+  start = t[1]
+  redis.call('SET', KEYS[1], start)
+end
+local counter = redis.call('INCR', KEYS[2])
+local mid = string.format('%010d%016d', tonumber(start), counter)
+local record = mid .. '\t' .. string.format('%d', nowNum) .. '\t' .. string.format('%d', ttl) .. '\t' .. ARGV[7]
+redis.call('SET', prefix .. 'm:' .. mid, record, 'EX', ttl)
+local cap = tonumber(ARGV[6])
+local len = redis.call('RPUSH', KEYS[5], mid)
+if len > cap then redis.call('LTRIM', KEYS[5], -cap, -1) end
+if redis.call('TTL', KEYS[5]) < ttl then redis.call('EXPIRE', KEYS[5], ttl) end
+redis.call('SET', KEYS[4], mid, 'EX', tonumber(ARGV[5]))
+redis.call('PUBLISH', prefix .. 'c:{' .. ARGV[2] .. '}', record)
+return { 'stored', record }
+`;
+
+/**
+ * KEYS: [nonceKey]
+ * ARGV: timestamp (unix s), maxSkewS
+ * Returns 'stale' when the timestamp is outside the window around Redis time, 'replay' when the
+ * nonce was seen, else 'ok' (and remembers it for as long as that timestamp stays acceptable).
+ */
+export const CLAIM_NONCE_SCRIPT = `
+local now = tonumber(redis.call('TIME')[1])
+local skew = tonumber(ARGV[2])
+if math.abs(tonumber(ARGV[1]) - now) > skew then return 'stale' end
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', 2 * skew + 1) then return 'ok' end
+return 'replay'
 `;

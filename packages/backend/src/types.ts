@@ -1,4 +1,5 @@
 import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
+import type { ChannelRegistry, ReplayGuard } from './lifecycle-types.js';
 
 export interface HistoryResult {
   /** Messages newer than the cursor on any of the channels, oldest first, each once. */
@@ -13,6 +14,7 @@ export interface HistoryResult {
  * either fully done or not done at all. It resolves only once the backend accepted everything.
  */
 export interface Store {
+  /** Throws PushError CHANNEL_EXPIRED, storing nothing, if any target channel is past its write window. */
   publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]>;
   /** Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null. */
   history(channels: readonly string[], after: string | null): Promise<HistoryResult>;
@@ -60,6 +62,8 @@ export interface Backend {
   readonly store: Store;
   readonly presence: Presence;
   readonly stats: StatsRegistry;
+  readonly channels: ChannelRegistry;
+  readonly replay: ReplayGuard;
   /** A new broker (listeners create one each; it owns its subscription connection). */
   createBroker(): Broker;
   close(): Promise<void>;
@@ -71,4 +75,20 @@ export interface BackendOptions {
   readonly onlineTtlSeconds: number;
   /** Stats snapshots older than this are not listed. */
   readonly statsStaleMs: number;
+  /** Channel write window from first creation (default 12 h). */
+  readonly channelWriteMs?: number;
+  /** Channel read window from first creation (default 24 h). */
+  readonly channelReadMs?: number;
+}
+
+export const DEFAULT_CHANNEL_WRITE_MS = 12 * 3600_000;
+export const DEFAULT_CHANNEL_READ_MS = 24 * 3600_000;
+
+/**
+ * How long a channel's creation record is kept: twice its read window. After that the id is
+ * unknown again; ids are 128-bit random, so only a portal that keeps using a two-day-old id
+ * (which Bitrix portals never do: they rotate after 12 h) would see it treated as new.
+ */
+export function channelRetentionS(readMs: number): number {
+  return Math.ceil((2 * readMs) / 1000);
 }

@@ -41,6 +41,15 @@ export const Errors = {
   STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) is unavailable; nothing was stored, retry later.' },
   SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
+  // 4120-4139: publish authentication and channel lifecycle (docs/security.md).
+  AUTH_MISSING: { code: 4120, status: 401, reason: 'Unsigned request from an untrusted address: sign it (X-Push-Key-Id, X-Push-Timestamp, X-Push-Nonce, X-Push-Signature) or list the source in PUSH_PUBLISH_TRUSTED_NETWORKS.' },
+  AUTH_MALFORMED: { code: 4121, status: 401, reason: 'Signature headers are malformed.' },
+  AUTH_UNKNOWN_KEY: { code: 4122, status: 401, reason: 'Unknown signing key id; the server has no such key in PUSH_PUBLISH_KEYS.' },
+  AUTH_BAD_SIGNATURE: { code: 4123, status: 401, reason: 'Signature does not match the request.' },
+  AUTH_STALE: { code: 4124, status: 401, reason: 'Request timestamp is outside the allowed window; check the sender clock (PUSH_PUBLISH_MAX_SKEW_S).' },
+  AUTH_REPLAY: { code: 4125, status: 403, reason: 'Nonce was already used; sign every request with a fresh nonce.' },
+  CHANNEL_EXPIRED: { code: 4126, status: 410, reason: 'Channel is past its write window; rotate it: mint a new channel id and give clients a new config.' },
+  INVALID_MINT: { code: 4127, status: 400, reason: 'Mint request must be count=1..100.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

@@ -6,3 +6,6 @@ export * from './record.js';
 export * from './ttl-policy.js';
 export * from './publish-request.js';
 export * from './v4/index.js';
+export * from './publish-auth.js';
+export * from './channel-lifecycle.js';
+export * from './networks.js';

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
+import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, parseNetworks, type NetworkSpec, type PublishKeySpec, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
 
 /**
  * All settings, parsed once at start from the environment (and optionally a KEY=VALUE file named
@@ -33,6 +33,20 @@ export interface Config {
   readonly shutdownGraceMs: number;
   readonly standalonePublisherPort: number;
   readonly logLevel: string;
+  /** Keys that may sign publisher requests (docs/security.md); empty = no signed publishing. */
+  readonly publishKeys: readonly PublishKeySpec[];
+  /** Sources allowed to publish unsigned (what Bitrix portals send); empty (the default) = none. */
+  readonly publishTrustedNetworks: readonly NetworkSpec[];
+  /** Accepted difference between a signed request's timestamp and Redis time, in seconds. */
+  readonly publishMaxSkewS: number;
+  /** Peers (e.g. nginx) whose client-address header is believed; empty = use the socket address. */
+  readonly trustedProxies: readonly NetworkSpec[];
+  /** Lowercase header carrying the client address when the peer is a trusted proxy. */
+  readonly realIpHeader: string;
+  /** A channel accepts publishes this long after its first creation. */
+  readonly channelWriteS: number;
+  /** A channel accepts subscribers this long after its first creation (>= channelWriteS). */
+  readonly channelReadS: number;
 }
 
 export class ConfigError extends Error {
@@ -76,6 +90,13 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_STANDALONE_PUBLISHER_PORT', def: '9010' },
   { name: 'PUSH_LOG_LEVEL', def: 'info' },
   { name: 'PUSH_CONFIG_FILE', def: '' },
+  { name: 'PUSH_PUBLISH_KEYS', def: '' },
+  { name: 'PUSH_PUBLISH_TRUSTED_NETWORKS', def: '' },
+  { name: 'PUSH_PUBLISH_MAX_SKEW_S', def: '300' },
+  { name: 'PUSH_TRUSTED_PROXIES', def: '' },
+  { name: 'PUSH_REAL_IP_HEADER', def: 'x-real-ip' },
+  { name: 'PUSH_CHANNEL_WRITE_S', def: '43200' },
+  { name: 'PUSH_CHANNEL_READ_S', def: '86400' },
 ];
 
 /** Reads KEY=VALUE lines (# comments, optional quotes); the format scripts/start.sh writes. */
@@ -150,6 +171,23 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   const keyPrefix = get('PUSH_KEY_PREFIX') ?? '';
   if (!/^[A-Za-z0-9:_.-]{0,32}$/.test(keyPrefix)) problems.push('PUSH_KEY_PREFIX: up to 32 characters from A-Z a-z 0-9 : _ . -');
 
+  const listOf = <T>(name: string, parse: (text: string) => T[]): T[] => {
+    try {
+      return parse(get(name) ?? '');
+    } catch (err) {
+      problems.push(`${name}: ${(err as Error).message}`);
+      return [];
+    }
+  };
+  const publishKeys = listOf('PUSH_PUBLISH_KEYS', parseKeyRing);
+  const publishTrustedNetworks = listOf('PUSH_PUBLISH_TRUSTED_NETWORKS', parseNetworks);
+  const trustedProxies = listOf('PUSH_TRUSTED_PROXIES', parseNetworks);
+  const realIpHeader = (get('PUSH_REAL_IP_HEADER') ?? '').toLowerCase();
+  if (!/^[a-z0-9-]{1,64}$/.test(realIpHeader)) problems.push(`PUSH_REAL_IP_HEADER: a header name, got ${JSON.stringify(realIpHeader)}`);
+  const channelWriteS = int('PUSH_CHANNEL_WRITE_S', 1, 365 * 86400);
+  const channelReadS = int('PUSH_CHANNEL_READ_S', 1, 365 * 86400);
+  if (channelReadS < channelWriteS) problems.push('PUSH_CHANNEL_READ_S: must be at least PUSH_CHANNEL_WRITE_S (a channel stays readable after it stops being writable)');
+
   const config: Config = {
     redisUrl,
     keyPrefix,
@@ -174,6 +212,13 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     shutdownGraceMs: int('PUSH_SHUTDOWN_GRACE_S', 1, 600) * 1000,
     standalonePublisherPort: int('PUSH_STANDALONE_PUBLISHER_PORT', 0, 65535),
     logLevel,
+    publishKeys,
+    publishTrustedNetworks,
+    publishMaxSkewS: int('PUSH_PUBLISH_MAX_SKEW_S', 1, 3600),
+    trustedProxies,
+    realIpHeader,
+    channelWriteS,
+    channelReadS,
   };
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

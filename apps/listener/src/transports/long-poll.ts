@@ -104,6 +104,11 @@ export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPo
   opts.hub.open(channels, poll, mid).then(
     ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
     (err: Error) => {
+      // A PushError is a verdict on the request (e.g. a channel past its read window: 4010).
+      if (err instanceof PushError) {
+        ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);
+        return;
+      }
       opts.log.warn({ err: { message: err.message } }, 'long poll setup failed');
       ex.sendError(Errors.HISTORY_UNAVAILABLE, [EXPOSE_LAST_MESSAGE_ID, ['Retry-After', '2']]);
     },

@@ -131,6 +131,15 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
       res.cork(() => res.upgrade(data, key, protocol, extensions, context as never));
     },
     (err: Error) => {
+      // A PushError is a verdict on the request (e.g. a channel past its read window: 4010):
+      // upgrade and close with it, exactly like a badly signed channel, so clients reload config.
+      if (err instanceof PushError) {
+        if (!ex.isOpen) return;
+        ex.finished = true;
+        data.rejection = err;
+        res.cork(() => res.upgrade(data, key, protocol, extensions, context as never));
+        return;
+      }
       opts.log.warn({ err: { message: err.message } }, 'websocket setup failed');
       ex.sendError(Errors.HISTORY_UNAVAILABLE, [['Retry-After', '2']]);
     },

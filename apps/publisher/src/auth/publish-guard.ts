@@ -1,0 +1,83 @@
+import { AUTH_HEADERS, Errors, NetworkSet, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders } from '@push/protocol';
+import type { ReplayGuard } from '@push/backend';
+import type { Config, HttpRequest, HttpResponse } from '@push/runtime';
+
+/** What authentication needs from a request, copied out of uWS before the first await. */
+export interface RequestFacts {
+  readonly method: string;
+  /** Path and raw query as on the request line: the signed target. */
+  readonly target: string;
+  readonly headers: RawAuthHeaders;
+  /** The client's address: the socket peer, or the trusted proxy's header (see `clientAddress`). */
+  readonly client: string;
+}
+
+export type AuthOutcome = { readonly kind: 'trusted-network' } | { readonly kind: 'signed'; readonly keyId: string };
+
+/**
+ * The peer is the client unless the peer is a configured trusted proxy (nginx) that names the
+ * client in `header`. X-Forwarded-For style lists are read from the right: the last entry is the
+ * one our own proxy appended; anything to its left was written by the client and proves nothing.
+ */
+export function clientAddress(peer: string, headerValue: string, trustedProxies: NetworkSet): string {
+  if (headerValue === '' || !trustedProxies.has(peer)) return peer;
+  const parts = headerValue.split(',');
+  const last = (parts[parts.length - 1] ?? '').trim();
+  return last === '' ? peer : last;
+}
+
+/**
+ * Decides whether a publisher request may proceed: a valid signature by a configured key with a
+ * fresh timestamp and an unused nonce, or no signature at all from a trusted network (what
+ * unmodified Bitrix portals send; off unless PUSH_PUBLISH_TRUSTED_NETWORKS lists sources).
+ * A request carrying any signature header is always verified, even from a trusted network.
+ */
+export class PublishGuard {
+  private readonly verifier: PublishVerifier;
+  private readonly trusted: NetworkSet;
+  private readonly proxies: NetworkSet;
+  private readonly realIpHeader: string;
+  private readonly maxSkewS: number;
+
+  constructor(
+    config: Config,
+    private readonly replay: ReplayGuard,
+  ) {
+    this.verifier = new PublishVerifier(config.publishKeys);
+    this.trusted = new NetworkSet(config.publishTrustedNetworks);
+    this.proxies = new NetworkSet(config.trustedProxies);
+    this.realIpHeader = config.realIpHeader;
+    this.maxSkewS = config.publishMaxSkewS;
+  }
+
+  /** Call synchronously in the uWS handler: `req` is gone after the first await. */
+  capture(res: HttpResponse, req: HttpRequest): RequestFacts {
+    const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
+    return {
+      method: req.getMethod().toUpperCase(),
+      target: requestTarget(req.getUrl(), req.getQuery() ?? ''),
+      headers: {
+        keyId: req.getHeader(AUTH_HEADERS.keyId),
+        timestamp: req.getHeader(AUTH_HEADERS.timestamp),
+        nonce: req.getHeader(AUTH_HEADERS.nonce),
+        signature: req.getHeader(AUTH_HEADERS.signature),
+      },
+      client: clientAddress(peer, req.getHeader(this.realIpHeader), this.proxies),
+    };
+  }
+
+  /** Resolves when the request is authorised; rejects with a 401/403 PushError otherwise. */
+  async check(facts: RequestFacts, body: Uint8Array): Promise<AuthOutcome> {
+    const signed = parseAuthHeaders(facts.headers);
+    if (signed === null) {
+      if (this.trusted.has(facts.client)) return { kind: 'trusted-network' };
+      throw new PushError(Errors.AUTH_MISSING, `Source address ${facts.client}.`);
+    }
+    // Signature first: a forged request must not be able to burn nonces in the replay cache.
+    this.verifier.verify(signed, facts.method, facts.target, body);
+    const claim = await this.replay.claim(signed.keyId, signed.nonce, signed.timestamp, this.maxSkewS);
+    if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
+    if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
+    return { kind: 'signed', keyId: signed.keyId };
+  }
+}

@@ -1,0 +1,46 @@
+import type { StoredMessage } from '@push/protocol';
+
+/** Creation times of some channels, and the server time they were read at (one clock: Redis TIME). */
+export interface ChannelTimes {
+  /** Server time, unix ms. */
+  readonly now: number;
+  /** Per requested channel, in order: unix ms of first creation, or null if never recorded. */
+  readonly created: ReadonlyArray<number | null>;
+}
+
+/** Outcome of asking for a channel's `channel_expire` notice. */
+export type ExpireNotice =
+  /** The notice (stored once per channel, with a real mid, and announced to subscribers when stored). */
+  | { readonly kind: 'stored'; readonly message: StoredMessage }
+  /** Still writable: ask again in `inMs` milliseconds (server clock). */
+  | { readonly kind: 'early'; readonly inMs: number }
+  /** Never created (nothing to expire) or past its read window (nothing to read). */
+  | { readonly kind: 'none' };
+
+/**
+ * The channel lifecycle (docs/security.md): a channel is created when it is minted or first
+ * published to; it is writable for `channelWriteMs` and readable for `channelReadMs` from then.
+ * The publish itself refuses expired channels atomically (Store.publish throws CHANNEL_EXPIRED).
+ */
+export interface ChannelRegistry {
+  /** Records the current server time as creation time of every channel not yet known. */
+  create(channels: readonly string[]): Promise<ChannelTimes>;
+  /** Reads creation times without recording anything. */
+  times(channels: readonly string[]): Promise<ChannelTimes>;
+  /**
+   * Returns the channel's `channel_expire` notice once it is past its write window, storing and
+   * announcing it (with `body`) only the first time: any number of listeners may ask, exactly one
+   * notice exists per channel.
+   */
+  expireNotice(channel: string, body: string): Promise<ExpireNotice>;
+}
+
+export type NonceClaim = 'ok' | 'stale' | 'replay';
+
+/**
+ * Replay protection for signed requests: one atomic step checks the request timestamp against the
+ * server clock and remembers the nonce for as long as such a timestamp stays acceptable.
+ */
+export interface ReplayGuard {
+  claim(keyId: string, nonce: string, timestamp: number, maxSkewS: number): Promise<NonceClaim>;
+}
