@@ -1,0 +1,126 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { BACKEND_SENDER, PushError, type NewMessage, type StoredMessage } from '@push/protocol';
+import { createMemoryBackend, createRedisBackend, type Backend } from '@push/backend';
+import { createRootLogger } from '@push/runtime';
+import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { channelId } from '../helpers/clients.js';
+import { eventually, sleep } from '../helpers/ports.js';
+
+/**
+ * One conformance suite for the lifecycle and replay interfaces (ChannelRegistry, ReplayGuard, and
+ * the lifecycle check inside Store.publish), run against the memory and the Redis backend.
+ */
+const WRITE_MS = 400;
+const READ_MS = 900;
+const common = { historyLimit: 50, onlineTtlSeconds: 60, statsStaleMs: 60_000, channelWriteMs: WRITE_MS, channelReadMs: READ_MS };
+const msg = (channels: string[], n = 1, ttl = 60): NewMessage => ({ channels, body: `{"n":${n}}`, type: 't', ttl });
+
+function conformance(name: string, make: () => Promise<Backend>, done: () => Promise<void>): void {
+  describe(`lifecycle conformance: ${name}`, () => {
+    let b: Backend;
+    before(async () => {
+      b = await make();
+    });
+    after(async () => {
+      await b.close();
+      await done();
+    });
+
+    it('times() reads without recording; create() records once and keeps the first time', async () => {
+      const ch = channelId();
+      const t0 = await b.channels.times([ch]);
+      assert.deepEqual(t0.created, [null]);
+      assert.ok(t0.now > 1_600_000_000_000);
+      assert.deepEqual((await b.channels.times([ch])).created, [null]);
+      const c1 = await b.channels.create([ch]);
+      assert.equal(c1.created[0], c1.now);
+      await sleep(20);
+      const c2 = await b.channels.create([ch]);
+      assert.equal(c2.created[0], c1.created[0]);
+      assert.ok(c2.now > c1.now);
+    });
+
+    it('the first publish records the creation time', async () => {
+      const ch = channelId();
+      await b.store.publish([msg([ch])], BACKEND_SENDER);
+      const t = await b.channels.times([ch]);
+      assert.ok(t.created[0] !== null && t.now - (t.created[0] as number) < 200);
+    });
+
+    it('a publish touching a channel past its write window stores nothing on any channel (410, 4126)', async () => {
+      const old = channelId();
+      const fresh = channelId();
+      await b.store.publish([msg([old], 1)], BACKEND_SENDER);
+      await sleep(WRITE_MS + 50);
+      const before = await b.store.history([old, fresh], '0'.repeat(26));
+      await assert.rejects(
+        () => b.store.publish([msg([fresh], 2), msg([old, fresh], 3)], BACKEND_SENDER),
+        (err: unknown) => err instanceof PushError && err.spec.code === 4126 && err.spec.status === 410 && err.wire.includes(old) && !err.wire.includes(fresh),
+      );
+      const after = await b.store.history([old, fresh], '0'.repeat(26));
+      assert.deepEqual(after.messages.map((m) => m.body), before.messages.map((m) => m.body));
+      assert.deepEqual((await b.channels.times([fresh])).created, [null], 'a refused publish records no creation either');
+      // A later publish gets the next id: the refused one did not consume any.
+      const [mid] = await b.store.publish([msg([fresh], 4)], BACKEND_SENDER);
+      assert.ok(mid !== undefined && mid > (before.newestMid ?? ''));
+    });
+
+    it('expireNotice: none for unknown channels, early while writable, then one stored notice announced once', async () => {
+      const ch = channelId();
+      assert.deepEqual(await b.channels.expireNotice(ch, '{"x":1}'), { kind: 'none' });
+      await b.channels.create([ch]);
+      const early = await b.channels.expireNotice(ch, '{"x":1}');
+      assert.equal(early.kind, 'early');
+      assert.ok(early.kind === 'early' && early.inMs > 0 && early.inMs <= WRITE_MS);
+      const broker = b.createBroker();
+      const got: StoredMessage[] = [];
+      broker.setHandler((c, m) => c === ch && got.push(m));
+      await broker.subscribe([ch]);
+      await sleep(WRITE_MS + 20);
+      const first = await b.channels.expireNotice(ch, '{"module_id":"pull","command":"channel_expire"}');
+      const second = await b.channels.expireNotice(ch, '{"other":"body"}');
+      assert.equal(first.kind, 'stored');
+      assert.ok(first.kind === 'stored' && second.kind === 'stored');
+      assert.equal(second.message.mid, first.message.mid);
+      assert.equal(first.message.body, '{"module_id":"pull","command":"channel_expire"}');
+      assert.equal(first.message.type, 'pull_channel_expire');
+      assert.ok(first.message.expiry >= 1 && first.message.expiry <= Math.ceil(READ_MS / 1000));
+      await eventually(() => got.length === 1, 2000, 'notice announced');
+      await sleep(50);
+      assert.equal(got.length, 1, 'announced exactly once');
+      const h = await b.store.history([ch], '0'.repeat(26));
+      assert.deepEqual(h.messages.map((m) => m.mid), [first.message.mid]);
+      await broker.close();
+      await sleep(READ_MS);
+      assert.deepEqual(await b.channels.expireNotice(channelId(), '{}'), { kind: 'none' });
+    });
+
+    it('replay guard: ok once, then replay; stale in both directions; key ids are separate scopes', async () => {
+      const now = Math.floor((await b.channels.times([])).now / 1000);
+      const nonce = `n-${channelId()}`;
+      assert.equal(await b.replay.claim('k1', nonce, now, 300), 'ok');
+      assert.equal(await b.replay.claim('k1', nonce, now, 300), 'replay');
+      assert.equal(await b.replay.claim('k2', nonce, now, 300), 'ok');
+      assert.equal(await b.replay.claim('k1', `x-${nonce}`, now - 301, 300), 'stale');
+      assert.equal(await b.replay.claim('k1', `y-${nonce}`, now + 301, 300), 'stale');
+      assert.equal(await b.replay.claim('k1', `z-${nonce}`, now - 299, 300), 'ok');
+    });
+  });
+}
+
+conformance('memory', async () => createMemoryBackend(common), async () => {});
+
+let redis: RedisServer | undefined;
+conformance(
+  'redis',
+  async () => {
+    redis = await startRedis();
+    const backend = createRedisBackend({ ...common, url: redis.url, keyPrefix: 'conf:', log: createRootLogger('silent', 'test') });
+    await eventually(() => backend.store.ping().then(() => true), 5000, 'redis backend ready');
+    return backend;
+  },
+  async () => {
+    await redis?.stop();
+  },
+);
