@@ -1,0 +1,153 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { signChannel } from '@push/protocol';
+import { startRedis, type RedisServer } from '../../../tests/helpers/redis.js';
+import { ROOT, TEST_KEY, startApp, type AppProcess } from '../../../tests/helpers/apps.js';
+import { WsClient, channelId, signed } from '../../../tests/helpers/clients.js';
+import { freePort, sleep } from '../../../tests/helpers/ports.js';
+
+interface Run {
+  code: number | null;
+  out: string;
+  err: string;
+}
+
+/** Runs the real `pushctl` launcher as a process, the way an operator does. */
+function pushctl(args: string[], stdin = '', env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [join(ROOT, 'apps/cli/bin/pushctl.js'), ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    p.on('exit', (code) => resolve({ code, out, err }));
+    p.stdin.end(stdin);
+  });
+}
+
+describe('pushctl', () => {
+  let redis: RedisServer;
+  let pub: AppProcess;
+  let lis: AppProcess;
+  let dir: string;
+  let keyFile: string;
+  let hmacFile: string;
+  let strangerFile: string;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pushctl-'));
+    keyFile = join(dir, 'ed.json');
+    hmacFile = join(dir, 'hmac.json');
+    strangerFile = join(dir, 'stranger.json');
+    const ed = await pushctl(['keygen', '--key-id', 'portal-a', '--out', keyFile]);
+    const mac = await pushctl(['keygen', '--key-id', 'portal-b', '--hmac', '--out', hmacFile]);
+    await pushctl(['keygen', '--key-id', 'stranger', '--out', strangerFile]);
+    assert.equal(ed.code, 0, ed.err);
+    assert.equal(mac.code, 0, mac.err);
+    redis = await startRedis();
+    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: `${ed.out.trim()} ${mac.out.trim()}`, PUSH_PUBLISH_TRUSTED_NETWORKS: '', PUSH_STATS_INTERVAL_S: '1' };
+    [pub, lis] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
+  });
+  after(async () => {
+    await Promise.all([pub?.stop(), lis?.stop()]);
+    await redis?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('keygen writes a private key file and prints the server key-ring entry', () => {
+    assert.equal(statSync(keyFile).mode & 0o777, 0o600);
+    const file = JSON.parse(readFileSync(keyFile, 'utf8')) as { keyId: string; algorithm: string; publicKey: string; secretKey: string };
+    assert.equal(file.keyId, 'portal-a');
+    assert.equal(file.algorithm, 'ed25519');
+    assert.equal(Buffer.from(file.secretKey, 'base64').length, 64);
+    assert.equal(Buffer.from(file.publicKey, 'base64').length, 32);
+  });
+
+  it('publish from stdin (Ed25519) and from a file (HMAC) reaches a subscriber', async () => {
+    const ch = channelId();
+    const ws = await WsClient.connect(lis.url, [signed(ch)]);
+    const a = await pushctl(['publish', '--url', pub.url, '--key', keyFile, '--channel', ch, '--expiry', '60'], '{"module_id":"cli","command":"stdin","params":{}}');
+    assert.equal(a.code, 0, a.err);
+    assert.match(a.out, /published to 1 channel/);
+    const msgFile = join(dir, 'm.json');
+    writeFileSync(msgFile, '{"module_id":"cli","command":"file","params":{}}');
+    const b = await pushctl(['publish', '--url', pub.url, '--key', hmacFile, '--channel', ch, '--file', msgFile]);
+    assert.equal(b.code, 0, b.err);
+    const got = await ws.waitFor(2);
+    assert.deepEqual(got.map((m) => (m.text as { command: string }).command), ['stdin', 'file']);
+    ws.close();
+  });
+
+  it('online status and server stats', async () => {
+    const ch = channelId();
+    const off = channelId();
+    const ws = await WsClient.connect(lis.url, [signed(ch)]);
+    await sleep(150);
+    const r = await pushctl(['online', '--url', pub.url, '--key', keyFile, '--channel', `${ch}/${off}`]);
+    assert.equal(r.code, 0, r.err);
+    assert.equal(r.out, `${ch} online\n${off} offline\n`);
+    ws.close();
+    await sleep(1200);
+    const s = await pushctl(['stats', '--url', pub.url]);
+    assert.equal(s.code, 0, s.err);
+    const list = JSON.parse(s.out) as Array<{ type: string }>;
+    assert.deepEqual(list.map((p) => p.type).sort(), ['listener', 'publisher']);
+  });
+
+  it('mint on the server (creation recorded) and locally (with the channel signature key)', async () => {
+    const server = await pushctl(['mint', '--count', '2', '--url', pub.url, '--key', keyFile]);
+    assert.equal(server.code, 0, server.err);
+    const out = JSON.parse(server.out) as { channels: Array<{ id: string; signed: string }> };
+    assert.equal(out.channels.length, 2);
+    for (const c of out.channels) assert.ok((await redis.client().get(`push:ch:{${c.id}}`)) !== null);
+    const local = await pushctl(['mint', '--count', '3'], '', { PUSH_SIGNATURE_KEY: TEST_KEY });
+    assert.equal(local.code, 0, local.err);
+    const minted = (JSON.parse(local.out) as { channels: Array<{ id: string; signed: string }> }).channels;
+    assert.equal(minted.length, 3);
+    for (const c of minted) {
+      assert.match(c.id, /^[a-f0-9]{32}$/);
+      assert.equal(c.signed, signChannel(c.id, { key: TEST_KEY, algorithm: 'sha1' }));
+    }
+  });
+
+  it('exit 1 with the server reason when refused', async () => {
+    const r = await pushctl(['publish', '--url', pub.url, '--key', strangerFile, '--channel', channelId()], '{"module_id":"x","command":"y"}');
+    assert.equal(r.code, 1);
+    assert.match(r.err, /HTTP 401\): 4122: /);
+    const bad = await pushctl(['publish', '--url', pub.url, '--key', keyFile, '--channel', channelId()], 'not json');
+    assert.equal(bad.code, 1);
+    assert.match(bad.err, /HTTP 400\): 4102: /);
+  });
+
+  it('exit 2 on usage errors, exit 3 when the server is unreachable or a file is missing', async () => {
+    const cases: Array<[string[], string, number, RegExp]> = [
+      [[], '', 2, /pushctl - push server/],
+      [['frobnicate'], '', 2, /unknown command "frobnicate"/],
+      [['publish', '--bogus'], '', 2, /Unknown option '--bogus'/],
+      [['publish', '--url', pub.url, '--key', keyFile], '{}', 2, /--channel is required/],
+      [['publish', '--url', pub.url, '--key', keyFile, '--channel', 'XYZ'], '{}', 2, /bad: XYZ/],
+      [['publish', '--url', pub.url, '--key', keyFile, '--channel', channelId()], '', 2, /message is empty/],
+      [['publish', '--url', 'ftp://x', '--key', keyFile, '--channel', channelId()], '{}', 2, /--url must be/],
+      [['publish', '--url', pub.url, '--key', join(dir, 'missing.json'), '--channel', channelId()], '{}', 3, /cannot read key file/],
+      [['mint', '--count', '0', '--url', pub.url, '--key', keyFile], '', 2, /--count must be 1..100/],
+      [['mint'], '', 2, /needs the channel signature key/],
+    ];
+    for (const [args, stdin, code, re] of cases) {
+      const r = await pushctl(args, stdin);
+      assert.equal(r.code, code, `${args.join(' ')}: ${r.err}`);
+      assert.match(r.err, re);
+    }
+    const port = await freePort();
+    const down = await pushctl(['publish', '--url', `http://127.0.0.1:${port}`, '--key', keyFile, '--channel', channelId()], '{}');
+    assert.equal(down.code, 3);
+    assert.match(down.err, /cannot reach/);
+    writeFileSync(join(dir, 'broken.json'), '{"keyId":"x"}');
+    const broken = await pushctl(['online', '--url', pub.url, '--key', join(dir, 'broken.json'), '--channel', channelId()]);
+    assert.equal(broken.code, 2);
+    assert.match(broken.err, /key file .*broken.json: expected/);
+  });
+});

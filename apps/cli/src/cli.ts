@@ -1,0 +1,207 @@
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { parseArgs } from 'node:util';
+import { SIGNATURE_ALGORITHMS, isChannelId, mintChannelId, signChannel, type SignatureAlgorithm } from '@push/protocol';
+import { generateKey, keyFromJson, ringEntry, type SigningKey } from './keys.js';
+import { signedRequest, type HttpReply } from './http.js';
+
+export interface Io {
+  out(text: string): void;
+  err(text: string): void;
+  readStdin(): Buffer;
+  readonly env: Readonly<Record<string, string | undefined>>;
+}
+
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+
+export const HELP = `pushctl - push server command line
+
+  pushctl keygen [--key-id ID] [--hmac] [--out FILE]
+      New signing key. Writes the key file (secret; mode 0600) to FILE or stdout and prints the
+      entry to add to the server's PUSH_PUBLISH_KEYS (to stderr when the key goes to stdout).
+  pushctl mint [--count N] (--url URL --key FILE | --signature-key-file FILE [--algo sha1])
+      Fresh channel ids, signed for subscribers. With --url the publisher mints them and records
+      their creation (the channel lifecycle starts now); otherwise they are minted locally with the
+      channel signature key (PUSH_SIGNATURE_KEY, or the file).
+  pushctl publish --url URL --key FILE --channel ID[/ID...] [--expiry S] [--type T] [--file F]
+      Signed publish of one JSON message read from F or stdin.
+  pushctl online --url URL --key FILE --channel ID[/ID...]
+      Which of the channels have subscribers (signed request).
+  pushctl stats --url URL
+      Per-process statistics of the cluster (/server-stat/).
+
+Exit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable or file error.
+`;
+
+class UsageError extends Error {}
+class IoError extends Error {}
+
+const OPTIONS = {
+  'key-id': { type: 'string' },
+  hmac: { type: 'boolean' },
+  out: { type: 'string' },
+  count: { type: 'string' },
+  url: { type: 'string' },
+  key: { type: 'string' },
+  'signature-key-file': { type: 'string' },
+  algo: { type: 'string' },
+  channel: { type: 'string' },
+  expiry: { type: 'string' },
+  type: { type: 'string' },
+  file: { type: 'string' },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
+type Values = ReturnType<typeof parseArgs<{ options: typeof OPTIONS; allowPositionals: true }>>['values'];
+
+function need(v: Values, name: keyof Values): string {
+  const value = v[name];
+  if (typeof value !== 'string' || value === '') throw new UsageError(`--${name} is required`);
+  return value;
+}
+
+function readFile(path: string, what: string): Buffer {
+  try {
+    return readFileSync(path);
+  } catch (err) {
+    throw new IoError(`cannot read ${what} ${path}: ${(err as Error).message}`);
+  }
+}
+
+function loadKey(v: Values): SigningKey {
+  const path = need(v, 'key');
+  try {
+    return keyFromJson(readFile(path, 'key file').toString('utf8'));
+  } catch (err) {
+    if (err instanceof IoError) throw err;
+    throw new UsageError(`key file ${path}: ${(err as Error).message}`);
+  }
+}
+
+function baseUrl(v: Values): string {
+  const url = need(v, 'url');
+  if (!/^https?:\/\/[^/]+/.test(url)) throw new UsageError('--url must be http(s)://host[:port] of a publisher');
+  return url.replace(/\/+$/, '');
+}
+
+function channelList(v: Values): string[] {
+  const ids = need(v, 'channel').split(/[/,]/).filter((s) => s !== '');
+  const bad = ids.filter((id) => !isChannelId(id));
+  if (ids.length === 0 || bad.length > 0) throw new UsageError(`--channel takes 32-character lowercase hex ids; bad: ${bad.join(', ') || '(none given)'}`);
+  return ids;
+}
+
+/** Prints the reply; a non-2xx status is exit 1 with the server's "<code>: <reason>". */
+function report(io: Io, reply: HttpReply, onOk: (body: string) => string): number {
+  if (reply.status >= 200 && reply.status < 300) {
+    io.out(onOk(reply.body));
+    return EXIT.OK;
+  }
+  io.err(`pushctl: server refused (HTTP ${reply.status}): ${reply.body.trim() || '(no body)'}\n`);
+  return EXIT.REFUSED;
+}
+
+async function dispatch(command: string, v: Values, io: Io): Promise<number> {
+  switch (command) {
+    case 'keygen': {
+      const keyId = v['key-id'] ?? `key-${new Date().toISOString().slice(0, 10)}`;
+      const { file, key } = generateKey(keyId, v.hmac === true ? 'hmac-sha256' : 'ed25519');
+      const entry = ringEntry(key);
+      if (v.out !== undefined) {
+        try {
+          writeFileSync(v.out, `${JSON.stringify(file, null, 2)}\n`, { mode: 0o600 });
+          chmodSync(v.out, 0o600);
+        } catch (err) {
+          throw new IoError(`cannot write ${v.out}: ${(err as Error).message}`);
+        }
+        io.out(`${entry}\n`);
+      } else {
+        io.out(`${JSON.stringify(file, null, 2)}\n`);
+        io.err(`add to PUSH_PUBLISH_KEYS on the server: ${entry}\n`);
+      }
+      return EXIT.OK;
+    }
+    case 'mint': {
+      const countText = v.count ?? '1';
+      if (!/^[0-9]{1,3}$/.test(countText) || Number(countText) < 1 || Number(countText) > 100) throw new UsageError('--count must be 1..100');
+      if (v.url !== undefined) {
+        const reply = await signedRequest(baseUrl(v), 'POST', `/channels?count=${countText}`, '', loadKey(v));
+        return report(io, reply, (body) => `${JSON.stringify(JSON.parse(body), null, 2)}\n`);
+      }
+      const keyText = v['signature-key-file'] !== undefined ? readFile(v['signature-key-file'], 'signature key file').toString('utf8').trim() : io.env['PUSH_SIGNATURE_KEY'];
+      if (keyText === undefined || keyText.length < 16) throw new UsageError('local minting needs the channel signature key: PUSH_SIGNATURE_KEY or --signature-key-file (or use --url to mint on the server)');
+      const algo = v.algo ?? 'sha1';
+      if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algo)) throw new UsageError(`--algo must be one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
+      const channels = Array.from({ length: Number(countText) }, () => {
+        const id = mintChannelId();
+        return { id, signed: signChannel(id, { key: keyText, algorithm: algo as SignatureAlgorithm }) };
+      });
+      io.out(`${JSON.stringify({ channels }, null, 2)}\n`);
+      return EXIT.OK;
+    }
+    case 'publish': {
+      const url = baseUrl(v);
+      const key = loadKey(v);
+      const channels = channelList(v);
+      const body = v.file !== undefined ? readFile(v.file, 'message file') : io.readStdin();
+      if (body.length === 0) throw new UsageError('the message is empty (give --file or pipe JSON to stdin)');
+      const headers: Record<string, string> = {};
+      if (v.expiry !== undefined) {
+        if (!/^[0-9]{1,10}$/.test(v.expiry)) throw new UsageError('--expiry is whole seconds');
+        headers['Message-Expiry'] = v.expiry;
+      }
+      if (v.type !== undefined) headers['Message-Type'] = v.type;
+      const reply = await signedRequest(url, 'POST', `/pub/?CHANNEL_ID=${channels.join('/')}`, body, key, headers);
+      return report(io, reply, () => `published to ${channels.length} channel(s)\n`);
+    }
+    case 'online': {
+      const channels = channelList(v);
+      const reply = await signedRequest(baseUrl(v), 'GET', `/pub/?CHANNEL_ID=${channels.join('/')}`, '', loadKey(v));
+      return report(io, reply, (body) => {
+        const online = new Set(((JSON.parse(body) as { infos: Array<{ channel: string }> }).infos ?? []).map((i) => i.channel));
+        return channels.map((c) => `${c} ${online.has(c) ? 'online' : 'offline'}\n`).join('');
+      });
+    }
+    case 'stats': {
+      const url = baseUrl(v);
+      let reply: HttpReply;
+      try {
+        const res = await fetch(`${url}/server-stat/`);
+        reply = { status: res.status, body: await res.text() };
+      } catch (err) {
+        throw new IoError(`cannot reach ${url}: ${(err as Error).message}`);
+      }
+      return report(io, reply, (body) => `${JSON.stringify(JSON.parse(body), null, 2)}\n`);
+    }
+    default:
+      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
+  }
+}
+
+export async function run(argv: readonly string[], io: Io): Promise<number> {
+  let parsed: { values: Values; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (err) {
+    io.err(`pushctl: ${(err as Error).message}\n\n${HELP}`);
+    return EXIT.USAGE;
+  }
+  const command = parsed.positionals[0];
+  if (command === undefined || command === 'help' || parsed.values.help === true) {
+    (command === undefined ? io.err : io.out)(HELP);
+    return command === undefined ? EXIT.USAGE : EXIT.OK;
+  }
+  if (parsed.positionals.length > 1) {
+    io.err(`pushctl: unexpected argument ${JSON.stringify(parsed.positionals[1])}\n`);
+    return EXIT.USAGE;
+  }
+  try {
+    return await dispatch(command, parsed.values, io);
+  } catch (err) {
+    if (err instanceof UsageError) {
+      io.err(`pushctl ${command}: ${err.message}\n(run "pushctl help")\n`);
+      return EXIT.USAGE;
+    }
+    io.err(`pushctl ${command}: ${(err as Error).message}\n`);
+    return EXIT.UNREACHABLE;
+  }
+}

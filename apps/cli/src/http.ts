@@ -1,0 +1,25 @@
+import { randomBytes } from 'node:crypto';
+import { authHeaders, canonicalString, sha256Hex } from '@push/protocol';
+import type { SigningKey } from './keys.js';
+
+export interface HttpReply {
+  readonly status: number;
+  readonly body: string;
+}
+
+/** Sends one request signed as docs/security.md describes (fresh nonce, current timestamp). */
+export async function signedRequest(base: string, method: 'GET' | 'POST', target: string, body: Uint8Array | string, key: SigningKey, extra: Record<string, string> = {}): Promise<HttpReply> {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  const timestamp = Math.floor(Date.now() / 1000);
+  const nonce = randomBytes(16).toString('base64url');
+  const canonical = canonicalString({ method, target, timestamp, nonce, keyId: key.keyId, bodySha256: sha256Hex(bytes) });
+  const headers = { ...extra, ...authHeaders(key.keyId, timestamp, nonce, key.sign(canonical)) };
+  let res: Response;
+  try {
+    res = await fetch(`${base}${target}`, method === 'GET' ? { method, headers } : { method, headers, body: bytes });
+  } catch (err) {
+    const cause = (err as { cause?: { message?: string } }).cause?.message;
+    throw new Error(`cannot reach ${base}: ${cause ?? (err as Error).message}`);
+  }
+  return { status: res.status, body: await res.text() };
+}
