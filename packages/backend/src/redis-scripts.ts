@@ -42,17 +42,20 @@ local nowMs = string.format('%d', nowNum)
 local writeMs = tonumber(ARGV[4])
 local keepS = tonumber(ARGV[5])
 local expired = {}
+local fresh = {}
 local j = 6
 for m = 1, n do
   local nch = tonumber(ARGV[j + 2])
   for c = 1, nch do
     local ch = ARGV[j + 2 + c]
     local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
-    if created and nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+    if not created then fresh[#fresh + 1] = ch
+    elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
   end
   j = j + 3 + nch
 end
 if #expired > 0 then return redis.error_reply('PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ')) end
+for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
 local mids = {}
 local i = 6
 for m = 1, n do
@@ -69,7 +72,6 @@ for m = 1, n do
   for c = 1, nch do
     local ch = ARGV[i]
     i = i + 1
-    redis.call('SET', prefix .. 'ch:{' .. ch .. '}', nowMs, 'NX', 'EX', keepS)
     if ttl > 0 then
       local lk = prefix .. 'h:{' .. ch .. '}'
       local len = redis.call('RPUSH', lk, mid)

@@ -74,7 +74,7 @@ export class PublishGuard {
       throw new PushError(Errors.AUTH_MISSING, `Source address ${facts.client}.`);
     }
     // Signature first: a forged request must not be able to burn nonces in the replay cache.
-    this.verifier.verify(signed, facts.method, facts.target, body);
+    await this.verifier.verify(signed, facts.method, facts.target, body);
     const claim = await this.replay.claim(signed.keyId, signed.nonce, signed.timestamp, this.maxSkewS);
     if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
     if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
