@@ -39,6 +39,10 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
       const c2 = await b.channels.create([ch]);
       assert.equal(c2.created[0], c1.created[0]);
       assert.ok(c2.now > c1.now);
+      // The history read carries the same creation times, so listeners need no extra round trip.
+      const h = await b.store.history([ch, channelId()], null);
+      assert.deepEqual(h.channelTimes?.created, [c1.created[0], null]);
+      assert.ok((h.channelTimes?.now ?? 0) >= c2.now);
     });
 
     it('the first publish records the creation time', async () => {

@@ -171,14 +171,16 @@ export class Hub {
     }
     let newestMid: string | null;
     try {
-      // Lifecycle: creation times (server clock) are read while the subscription is set up. A
-      // channel past its read window is refused exactly like a badly signed one (4010), so
-      // official clients reload their config.
-      const [times] = await Promise.all([this.lifecycleTimes(channels), this.ensureSubscribed(channels)]);
-      const readOnly = times === null ? [] : channels.filter((ch, i) => this.phase(times, i) === 'read-only');
+      await this.ensureSubscribed(channels);
+      const history = await this.opts.store.history(channels, clientMid);
+      // Lifecycle: the history read also returns creation times on the server clock. A channel
+      // past its read window is refused exactly like a badly signed one (4010), so official
+      // clients reload their config; channels past their write window get their channel_expire
+      // notice after the backlog.
+      const times = await this.lifecycleTimes(channels, history.channelTimes);
+      const readOnly = times === null ? [] : channels.filter((_, i) => this.phase(times, i) === 'read-only');
       if (times !== null && channels.some((_, i) => this.phase(times, i) === 'gone')) throw new PushError(Errors.WRONG_CHANNEL_ID);
-      // Channels past their write window get their channel_expire notice after the backlog.
-      const [history, notices] = await Promise.all([this.opts.store.history(channels, clientMid), Promise.all(readOnly.map((ch) => this.notice(ch, times)))]);
+      const notices = readOnly.length === 0 ? [] : await Promise.all(readOnly.map((ch) => this.notice(ch, times)));
       newestMid = history.newestMid;
       if (conn.state === 'closed') return { conn, result: { newestMid } };
       // Sent even to a client whose cursor is past it: it is still on a dead channel and must reload.
@@ -383,8 +385,9 @@ export class Hub {
     );
   }
 
-  private async lifecycleTimes(channels: readonly string[]): Promise<ChannelTimes | null> {
-    return this.opts.lifecycle === undefined ? null : this.opts.lifecycle.registry.times(channels);
+  private async lifecycleTimes(channels: readonly string[], fromHistory: ChannelTimes | undefined): Promise<ChannelTimes | null> {
+    if (this.opts.lifecycle === undefined) return null;
+    return fromHistory ?? this.opts.lifecycle.registry.times(channels);
   }
 
   private phase(times: ChannelTimes, i: number): ReturnType<typeof channelPhase> {

@@ -118,7 +118,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
           }
         }
         const messages = [...found.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
-        return { messages, newestMid };
+        return { messages, newestMid, channelTimes: { now: t, created: channels.map((ch) => createdAt(ch, t)) } };
       },
       async ping(): Promise<void> {},
     },

@@ -203,12 +203,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         const keys = channels.map((c) => `${p}h:{${c}}`);
         const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
         const messages: StoredMessage[] = [];
-        for (let i = 1; i < out.length; i++) {
+        const first = 2 + channels.length;
+        for (let i = first; i < out.length; i++) {
           const msg = decodeRecord(out[i] as string);
           if (msg !== null) messages.push(msg);
         }
         const newest = out[0] ?? '';
-        return { messages, newestMid: newest === '' ? null : newest };
+        return { messages, newestMid: newest === '' ? null : newest, channelTimes: toTimes(out.slice(1, first)) };
       },
       async ping(): Promise<void> {
         await connected();

@@ -88,7 +88,8 @@ return mids
 /**
  * KEYS: history list keys of the channels
  * ARGV: prefix, after ('' = none)
- * Returns { newestAliveMid or '', record, record, ... } with records oldest first, each mid once.
+ * Returns { newestAliveMid or '', nowMs, created or '' per key, record, record, ... } with records
+ * oldest first, each mid once.
  * Entries whose record expired are skipped: a message is never replayed past its TTL.
  */
 export const HISTORY_SCRIPT = `
@@ -117,7 +118,13 @@ for k = 1, #KEYS do
   end
 end
 table.sort(wanted)
-local out = { newest }
+-- Lifecycle: server time and each channel's creation time ('' = unknown) ride along, so the
+-- listener learns them without another round trip (keys "h:{ch}" -> "ch:{ch}").
+local t = redis.call('TIME')
+local out = { newest, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) }
+for k = 1, #KEYS do
+  out[#out + 1] = redis.call('GET', prefix .. 'ch:' .. string.sub(KEYS[k], #prefix + 3)) or ''
+end
 for j = 1, #wanted do
   local rec = redis.call('GET', prefix .. 'm:' .. wanted[j])
   if rec then out[#out + 1] = rec end

@@ -1,11 +1,13 @@
 import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
-import type { ChannelRegistry, ReplayGuard } from './lifecycle-types.js';
+import type { ChannelRegistry, ChannelTimes, ReplayGuard } from './lifecycle-types.js';
 
 export interface HistoryResult {
   /** Messages newer than the cursor on any of the channels, oldest first, each once. */
   readonly messages: StoredMessage[];
   /** Newest mid still stored on any of the channels (for the long-poll 304 cursor); null if none. */
   readonly newestMid: string | null;
+  /** Lifecycle: server time and the channels' creation times, read in the same step. */
+  readonly channelTimes?: ChannelTimes;
 }
 
 /**
