@@ -50,6 +50,10 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
       await b.store.publish([msg([ch])], BACKEND_SENDER);
       const t = await b.channels.times([ch]);
       assert.ok(t.created[0] !== null && t.now - (t.created[0] as number) < 200);
+      // Derived keys (protocol 4 "pub:<id>") follow their pair and get no lifecycle of their own.
+      const derived = `pub:${channelId()}`;
+      await b.store.publish([msg([derived])], BACKEND_SENDER);
+      assert.deepEqual((await b.channels.times([derived])).created, [null]);
     });
 
     it('a publish touching a channel past its write window stores nothing on any channel (410, 4126)', async () => {

@@ -390,6 +390,7 @@ export class Hub {
     return fromHistory ?? this.opts.lifecycle.registry.times(channels);
   }
 
+  /** Derived keys (v4 "pub:<id>") have no creation record: they count as unknown, i.e. writable. */
   private phase(times: ChannelTimes, i: number): ReturnType<typeof channelPhase> {
     return channelPhase(times.created[i] ?? null, times.now, (this.opts.lifecycle as HubLifecycle).windows);
   }
@@ -455,7 +456,7 @@ export class Hub {
   private async checkUnarmed(): Promise<void> {
     const lc = this.opts.lifecycle;
     if (lc === undefined) return;
-    const pending = [...this.byChannel.keys()].filter((ch) => !this.expiryTimers.has(ch) && !this.expiredLocal.has(ch));
+    const pending = [...this.byChannel.keys()].filter((ch) => !ch.includes(':') && !this.expiryTimers.has(ch) && !this.expiredLocal.has(ch));
     for (let i = 0; i < pending.length; i += 1000) {
       const batch = pending.slice(i, i + 1000);
       const times = await lc.registry.times(batch);

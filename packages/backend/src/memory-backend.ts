@@ -36,6 +36,10 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   function recordCreation(ch: string, t: number): void {
     if (createdAt(ch, t) === null) created.set(ch, { at: t, until: t + keepMs });
   }
+  /** Only plain channel ids have a lifecycle; derived keys (v4 "pub:<id>") follow their pair. */
+  function hasLifecycle(ch: string): boolean {
+    return !ch.includes(':');
+  }
   function deliver(ch: string, msg: StoredMessage): void {
     for (const b of brokers) if (b.channels.has(ch)) b.handler(ch, msg);
   }
@@ -78,11 +82,12 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
         const out: string[] = [];
         const expired = new Set<string>();
         for (const m of messages) for (const ch of m.channels) {
+          if (!hasLifecycle(ch)) continue;
           const c = createdAt(ch, t);
           if (c !== null && t - c >= writeMs) expired.add(ch);
         }
         if (expired.size > 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${[...expired].join(', ')}.`);
-        for (const m of messages) for (const ch of m.channels) recordCreation(ch, t);
+        for (const m of messages) for (const ch of m.channels) if (hasLifecycle(ch)) recordCreation(ch, t);
         // Build every record first, then deliver: the batch is all-or-nothing like the Redis script.
         const built = messages.map((m) => {
           counter += 1;

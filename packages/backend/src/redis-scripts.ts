@@ -48,9 +48,12 @@ for m = 1, n do
   local nch = tonumber(ARGV[j + 2])
   for c = 1, nch do
     local ch = ARGV[j + 2 + c]
-    local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
-    if not created then fresh[#fresh + 1] = ch
-    elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+    -- Only plain channel ids have a lifecycle; derived keys (v4 "pub:<id>") follow their pair.
+    if not string.find(ch, ':', 1, true) then
+      local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
+      if not created then fresh[#fresh + 1] = ch
+      elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+    end
   end
   j = j + 3 + nch
 end
