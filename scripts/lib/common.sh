@@ -167,6 +167,18 @@ start_app() { # kind index
       case "$v" in PUSH_*|REDIS_URL) [ -z "${!v}" ] && unset "$v" ;; esac
     done
     export PUSH_PORT="$port" REDIS_URL="$EFFECTIVE_REDIS_URL" PUSH_CONFIG_FILE="$CONFIG_FILE" PUSH_HOST="${PUSH_HOST:-127.0.0.1}"
+    # Publish authentication (docs/security.md). nginx on this host is the stack's only way in, so
+    # the publishers believe its X-Real-IP, and unsigned (Bitrix-style) publishing is allowed from
+    # the networks nginx lets publish (PUSH_PUB_ALLOW), or from this host only when that is empty.
+    # Either variable set in the environment or the config file wins.
+    for v in PUSH_TRUSTED_PROXIES PUSH_PUBLISH_TRUSTED_NETWORKS; do
+      if [ -z "${!v:-}" ] && ! grep -qE "^[[:space:]]*$v=" "$CONFIG_FILE" 2>/dev/null; then
+        case "$v" in
+          PUSH_TRUSTED_PROXIES) export PUSH_TRUSTED_PROXIES="127.0.0.1/32,::1/128" ;;
+          *) export PUSH_PUBLISH_TRUSTED_NETWORKS="${PUB_ALLOW:-127.0.0.1/32,::1/128}" ;;
+        esac
+      fi
+    done
     cd "$ROOT"
     exec setsid node "apps/$kind/dist/main.js" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
   ) &
