@@ -59,6 +59,15 @@ describe('publish authentication', () => {
     await refused(res, 401, 4120, ch);
   });
 
+  it('a protocol-4 binary publish (binaryMode=true) needs the signature too', async () => {
+    const ch = channelId();
+    storedCounter = await r.get('push:id:counter');
+    const res = await fetch(`${pub.url}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: Buffer.from([0x0a, 0x00]) });
+    await refused(res, 401, 4120, ch);
+    const signedBad = await signedFetch(pub.url, 'POST', '/bitrix/pub/?binaryMode=true', 'x', ed, { sentBody: 'y' });
+    await refused(signedBad, 401, 4123, ch);
+  });
+
   const badCases: Array<[string, (ch: string) => Promise<Response>, number, number]> = [
     ['a missing signature header', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { drop: 'x-push-signature' }), 401, 4121],
     ['a malformed nonce', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: 'short' }), 401, 4121],
