@@ -1,10 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
+import { createServer, type Server } from 'node:http';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { delimiter, dirname, join } from 'node:path';
 import { signChannel } from '@push/protocol';
+import { EXIT, HELP } from './cli.js';
 import { startRedis, type RedisServer } from '../../../tests/helpers/redis.js';
 import { ROOT, TEST_KEY, startApp, type AppProcess } from '../../../tests/helpers/apps.js';
 import { WsClient, channelId, signed } from '../../../tests/helpers/clients.js';
@@ -16,18 +18,92 @@ interface Run {
   err: string;
 }
 
-/** Runs the real `pushctl` launcher as a process, the way an operator does. */
-function pushctl(args: string[], stdin = '', env: Record<string, string> = {}): Promise<Run> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [join(ROOT, 'apps/cli/bin/pushctl.js'), ...args], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
+/** Runs a command from the repository root; resolves when it exits, rejects if it cannot start. */
+function runCommand(command: string, args: string[], stdin = '', env: Record<string, string> = {}): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    // This node first on PATH, so `#!/usr/bin/env node` and npm pick the node running the tests.
+    const PATH = [dirname(process.execPath), process.env['PATH'] ?? ''].join(delimiter);
+    const p = spawn(command, args, { cwd: ROOT, env: { PATH, HOME: process.env['HOME'] ?? ROOT, ...env }, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     let err = '';
     p.stdout.on('data', (d: Buffer) => (out += d.toString()));
     p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    p.on('exit', (code) => resolve({ code, out, err }));
+    p.on('error', (e) => reject(new Error(`cannot run ${command}: ${e.message}`)));
+    p.on('close', (code) => resolve({ code, out, err }));
     p.stdin.end(stdin);
   });
 }
+
+/** Runs the real `pushctl` launcher as a process, the way an operator does. */
+function pushctl(args: string[], stdin = '', env: Record<string, string> = {}): Promise<Run> {
+  return runCommand(process.execPath, [join(ROOT, 'apps/cli/bin/pushctl.js'), ...args], stdin, env);
+}
+
+describe('pushctl as installed in the workspace', () => {
+  it('node_modules/.bin/pushctl help (what `npx pushctl` runs) prints the help and exits 0', async () => {
+    const r = await runCommand(join(ROOT, 'node_modules/.bin/pushctl'), ['help']);
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.equal(r.out, HELP);
+    assert.equal(r.err, '');
+  });
+
+  it('npm run -s pushctl -- help prints the help and exits 0', async () => {
+    const r = await runCommand('npm', ['run', '-s', 'pushctl', '--', 'help']);
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.equal(r.out, HELP);
+  });
+
+  it('npx --no pushctl help resolves the workspace bin without installing anything', async () => {
+    const r = await runCommand('npx', ['--no', 'pushctl', 'help']);
+    assert.equal(r.code, EXIT.OK, r.err);
+    assert.equal(r.out, HELP);
+  });
+
+  it('an unknown command through the bin link exits 2 with the help on stderr', async () => {
+    const r = await runCommand(join(ROOT, 'node_modules/.bin/pushctl'), ['frobnicate']);
+    assert.equal(r.code, EXIT.USAGE);
+    assert.match(r.err, /unknown command "frobnicate"/);
+  });
+});
+
+describe('pushctl against something that is not a publisher', () => {
+  let server: Server;
+  let url: string;
+  let dir: string;
+  let keyFile: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'pushctl-odd-'));
+    keyFile = join(dir, 'k.json');
+    assert.equal((await pushctl(['keygen', '--key-id', 'odd', '--out', keyFile])).code, 0);
+    // Answers 200 with an HTML page to everything, like a misconfigured proxy or a web server.
+    server = createServer((_req, res) => {
+      res.writeHead(200, { 'Content-Type': 'text/html' });
+      res.end('<html><body>It works!</body></html>');
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const addr = server.address();
+    url = `http://127.0.0.1:${typeof addr === 'object' && addr !== null ? addr.port : 0}`;
+  });
+  after(async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('a non-JSON 200 reply is exit 4 "unexpected reply", not 3 "unreachable"', async () => {
+    for (const args of [['stats', '--url', url], ['mint', '--url', url, '--key', keyFile], ['online', '--url', url, '--key', keyFile, '--channel', channelId()]]) {
+      const r = await pushctl(args);
+      assert.equal(r.code, EXIT.UNEXPECTED, `${args[0]}: ${r.err}`);
+      assert.equal(EXIT.UNEXPECTED, 4);
+      assert.match(r.err, /unexpected reply \(HTTP 200, .*\): "<html><body>It works!<\/body><\/html>"; is --url a publisher\?/);
+      assert.doesNotMatch(r.err, /cannot reach/);
+      assert.equal(r.out, '');
+    }
+  });
+
+  it('the help documents every exit code', () => {
+    assert.match(HELP, /0 done, 1 refused by the server, 2 usage error, 3 server unreachable or file error,\s+4 unexpected failure/);
+  });
+});
 
 describe('pushctl', () => {
   let redis: RedisServer;
@@ -135,6 +211,7 @@ describe('pushctl', () => {
       [['publish', '--url', pub.url, '--key', join(dir, 'missing.json'), '--channel', channelId()], '{}', 3, /cannot read key file/],
       [['mint', '--count', '0', '--url', pub.url, '--key', keyFile], '', 2, /--count must be 1..100/],
       [['mint'], '', 2, /needs the channel signature key/],
+      [['keygen', '--key-id', 'no spaces allowed'], '', 2, /--key-id must be/],
     ];
     for (const [args, stdin, code, re] of cases) {
       const r = await pushctl(args, stdin);
@@ -145,6 +222,9 @@ describe('pushctl', () => {
     const down = await pushctl(['publish', '--url', `http://127.0.0.1:${port}`, '--key', keyFile, '--channel', channelId()], '{}');
     assert.equal(down.code, 3);
     assert.match(down.err, /cannot reach/);
+    const statsDown = await pushctl(['stats', '--url', `http://127.0.0.1:${port}`]);
+    assert.equal(statsDown.code, 3);
+    assert.match(statsDown.err, /cannot reach/);
     writeFileSync(join(dir, 'broken.json'), '{"keyId":"x"}');
     const broken = await pushctl(['online', '--url', pub.url, '--key', join(dir, 'broken.json'), '--channel', channelId()]);
     assert.equal(broken.code, 2);

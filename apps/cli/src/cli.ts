@@ -1,8 +1,8 @@
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { SIGNATURE_ALGORITHMS, isChannelId, mintChannelId, signChannel, type SignatureAlgorithm } from '@push/protocol';
+import { KEY_ID_RE, SIGNATURE_ALGORITHMS, isChannelId, mintChannelId, signChannel, type SignatureAlgorithm } from '@push/protocol';
 import { generateKey, keyFromJson, ringEntry, type SigningKey } from './keys.js';
-import { signedRequest, type HttpReply } from './http.js';
+import { UnreachableError, signedRequest, type HttpReply } from './http.js';
 
 export interface Io {
   out(text: string): void;
@@ -11,7 +11,7 @@ export interface Io {
   readonly env: Readonly<Record<string, string | undefined>>;
 }
 
-export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNREACHABLE: 3 } as const;
+export const EXIT = { OK: 0, REFUSED: 1, USAGE: 2, UNREACHABLE: 3, UNEXPECTED: 4 } as const;
 
 export const HELP = `pushctl - push server command line
 
@@ -29,11 +29,14 @@ export const HELP = `pushctl - push server command line
   pushctl stats --url URL
       Per-process statistics of the cluster (/server-stat/).
 
-Exit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable or file error.
+Exit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable or file error,
+4 unexpected failure (e.g. a reply that is not what a publisher sends: wrong URL or a proxy page).
 `;
 
 class UsageError extends Error {}
 class IoError extends Error {}
+/** A 2xx reply the command cannot use: the URL probably points at something that is not a publisher. */
+class UnexpectedReply extends Error {}
 
 const OPTIONS = {
   'key-id': { type: 'string' },
@@ -93,7 +96,14 @@ function channelList(v: Values): string[] {
 /** Prints the reply; a non-2xx status is exit 1 with the server's "<code>: <reason>". */
 function report(io: Io, reply: HttpReply, onOk: (body: string) => string): number {
   if (reply.status >= 200 && reply.status < 300) {
-    io.out(onOk(reply.body));
+    let text: string;
+    try {
+      text = onOk(reply.body);
+    } catch (err) {
+      const excerpt = reply.body.slice(0, 80).replace(/\s+/g, ' ');
+      throw new UnexpectedReply(`unexpected reply (HTTP ${reply.status}, ${(err as Error).message}): ${JSON.stringify(excerpt)}; is --url a publisher?`);
+    }
+    io.out(text);
     return EXIT.OK;
   }
   io.err(`pushctl: server refused (HTTP ${reply.status}): ${reply.body.trim() || '(no body)'}\n`);
@@ -104,6 +114,7 @@ async function dispatch(command: string, v: Values, io: Io): Promise<number> {
   switch (command) {
     case 'keygen': {
       const keyId = v['key-id'] ?? `key-${new Date().toISOString().slice(0, 10)}`;
+      if (!KEY_ID_RE.test(keyId)) throw new UsageError('--key-id must be 1-64 characters from A-Z a-z 0-9 _ . -');
       const { file, key } = generateKey(keyId, v.hmac === true ? 'hmac-sha256' : 'ed25519');
       const entry = ringEntry(key);
       if (v.out !== undefined) {
@@ -168,7 +179,7 @@ async function dispatch(command: string, v: Values, io: Io): Promise<number> {
         const res = await fetch(`${url}/server-stat/`);
         reply = { status: res.status, body: await res.text() };
       } catch (err) {
-        throw new IoError(`cannot reach ${url}: ${(err as Error).message}`);
+        throw new UnreachableError(`cannot reach ${url}: ${(err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message}`);
       }
       return report(io, reply, (body) => `${JSON.stringify(JSON.parse(body), null, 2)}\n`);
     }
@@ -201,7 +212,13 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
       io.err(`pushctl ${command}: ${err.message}\n(run "pushctl help")\n`);
       return EXIT.USAGE;
     }
-    io.err(`pushctl ${command}: ${(err as Error).message}\n`);
-    return EXIT.UNREACHABLE;
+    if (err instanceof IoError || err instanceof UnreachableError) {
+      io.err(`pushctl ${command}: ${err.message}\n`);
+      return EXIT.UNREACHABLE;
+    }
+    // Anything else is a defect or a reply we do not understand: say so, never pass it off as "unreachable".
+    const what = err instanceof UnexpectedReply ? err.message : `unexpected error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`;
+    io.err(`pushctl ${command}: ${what}\n`);
+    return EXIT.UNEXPECTED;
   }
 }

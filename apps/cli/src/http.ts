@@ -2,6 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { authHeaders, canonicalString, sha256Hex } from '@push/protocol';
 import type { SigningKey } from './keys.js';
 
+/** The server could not be reached at all (connection refused, DNS, reset): exit 3, not a bug. */
+export class UnreachableError extends Error {}
+
 export interface HttpReply {
   readonly status: number;
   readonly body: string;
@@ -14,12 +17,12 @@ export async function signedRequest(base: string, method: 'GET' | 'POST', target
   const nonce = randomBytes(16).toString('base64url');
   const canonical = canonicalString({ method, target, timestamp, nonce, keyId: key.keyId, bodySha256: sha256Hex(bytes) });
   const headers = { ...extra, ...authHeaders(key.keyId, timestamp, nonce, key.sign(canonical)) };
-  let res: Response;
   try {
-    res = await fetch(`${base}${target}`, method === 'GET' ? { method, headers } : { method, headers, body: bytes });
+    const res = await fetch(`${base}${target}`, method === 'GET' ? { method, headers } : { method, headers, body: bytes });
+    // Reading the body is part of talking to the server: a connection cut here is "unreachable" too.
+    return { status: res.status, body: await res.text() };
   } catch (err) {
     const cause = (err as { cause?: { message?: string } }).cause?.message;
-    throw new Error(`cannot reach ${base}: ${cause ?? (err as Error).message}`);
+    throw new UnreachableError(`cannot reach ${base}: ${cause ?? (err as Error).message}`);
   }
-  return { status: res.status, body: await res.text() };
 }
