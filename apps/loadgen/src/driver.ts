@@ -1,0 +1,234 @@
+import { randomBytes } from 'node:crypto';
+import { Agent, request } from 'node:http';
+import { authHeaders, canonicalString, ed25519PrivateKey, ed25519SignHex, hmacSignHex, sha256Hex } from '@push/protocol';
+import { benchBody, nowUs } from './bench-body.js';
+import { channelName } from './channels.js';
+import { Histogram } from './histogram.js';
+import { serve } from './ipc.js';
+
+/**
+ * The publish driver (its own process): the portal side of a benchmark. Lanes publish in
+ * parallel, each to its own slice of the channels and one request at a time, so every channel's
+ * messages are accepted in sequence order and a subscriber may rightly demand them in that order.
+ * With a rate the schedule is open-loop: each message is stamped with the moment it was due, so
+ * time spent waiting behind a slow server counts as latency instead of silently lowering the load.
+ */
+
+export interface PublishTarget {
+  readonly kind: 'push' | 'nchan';
+  /** Base URLs of the publishers (push) or of nginx (nchan); lanes are spread over them. */
+  readonly urls: readonly string[];
+  readonly prefix: string;
+  /** Push only: how requests are signed (docs/security.md). */
+  readonly auth: { readonly keyId: string; readonly algorithm: 'ed25519' | 'hmac-sha256'; readonly secret: string } | null;
+}
+
+export interface PublishPlan {
+  readonly channels: number;
+  /** Channels per message (picked at random within the lane's slice). */
+  readonly fanout: number;
+  readonly lanes: number;
+  /** Messages per request; 1 = the single-message form (`POST /pub?CHANNEL_ID=`), more = `POST /pub/batch`. */
+  readonly batch: number;
+  /** Messages per second over all lanes; 0 = as fast as the server accepts (closed loop). */
+  readonly rate: number;
+  readonly seconds: number;
+  readonly bodyBytes: number;
+  /** Message-Expiry in seconds (0 = live only). */
+  readonly expiry: number;
+  /** Sign this many requests before the clock starts (ingest: the generator's signing cost is not the server's). */
+  readonly presign: number;
+}
+
+interface Prepared {
+  path: string;
+  body: string;
+  headers: Record<string, string>;
+  messages: number;
+}
+
+let target: PublishTarget;
+const agents = new Map<string, Agent>();
+/** Sequence numbers per channel, cumulative over the driver's runs (subscribers count from 1). */
+let seqs: Int32Array = new Int32Array(0);
+let signKey: ReturnType<typeof ed25519PrivateKey> | Buffer | null = null;
+/** Set by the `stop` command: lanes finish their request in flight and return. */
+let stopRequested = false;
+/** Messages handed to requests by the current run so far (the coordinator's lag estimate). */
+let madeInRun = 0;
+
+function agentFor(url: string, lanes: number): Agent {
+  let a = agents.get(url);
+  if (a === undefined) {
+    a = new Agent({ keepAlive: true, maxSockets: lanes });
+    agents.set(url, a);
+  }
+  return a;
+}
+
+function sign(method: string, path: string, body: string): Record<string, string> {
+  const auth = target.auth;
+  if (auth === null || signKey === null) return {};
+  const ts = Math.floor(Date.now() / 1000);
+  const nonce = randomBytes(12).toString('base64url');
+  const canonical = canonicalString({ method, target: path, timestamp: ts, nonce, keyId: auth.keyId, bodySha256: sha256Hex(body) });
+  const sig = auth.algorithm === 'ed25519' ? ed25519SignHex(signKey as ReturnType<typeof ed25519PrivateKey>, canonical) : hmacSignHex(signKey as Buffer, canonical);
+  return authHeaders(auth.keyId, ts, nonce, sig);
+}
+
+/** Builds one request carrying `bodies` (each with its channel list), in the target's own form. */
+function build(messages: ReadonlyArray<{ channels: number[]; body: string }>, expiry: number): Prepared {
+  const name = (c: number): string => channelName(target.prefix, c);
+  if (target.kind === 'nchan') {
+    // nchan has no batch form: one message per request, its channels comma separated (split delimiter).
+    const m = messages[0] as { channels: number[]; body: string };
+    return { path: `/pub/${m.channels.map(name).join(',')}`, body: m.body, headers: {}, messages: 1 };
+  }
+  if (messages.length === 1) {
+    const m = messages[0] as { channels: number[]; body: string };
+    const path = `/pub/?CHANNEL_ID=${m.channels.map(name).join('/')}`;
+    return { path, body: m.body, headers: { 'Message-Expiry': String(expiry), ...sign('POST', path, m.body) }, messages: 1 };
+  }
+  const body = JSON.stringify({ messages: messages.map((m) => ({ channels: m.channels.map(name), body: m.body, expiry })) });
+  return { path: '/pub/batch', body, headers: sign('POST', '/pub/batch', body), messages: messages.length };
+}
+
+function send(url: string, p: Prepared, lanes: number): Promise<{ status: number; text: string }> {
+  const u = new URL(url);
+  return new Promise((resolve) => {
+    const req = request(
+      { host: u.hostname, port: u.port, method: 'POST', path: p.path, agent: agentFor(url, lanes), headers: { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) } },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        res.on('error', (e) => resolve({ status: 0, text: e.message }));
+      },
+    );
+    req.on('error', (e) => resolve({ status: 0, text: e.message }));
+    req.end(p.body);
+  });
+}
+
+/** `count` distinct channels of the slice, at random. */
+function pick(slice: readonly number[], count: number): number[] {
+  if (count >= slice.length) return [...slice];
+  const out = new Set<number>();
+  while (out.size < count) out.add(slice[Math.floor(Math.random() * slice.length)] as number);
+  return [...out];
+}
+
+async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
+  if (plan.channels / plan.lanes < plan.fanout) throw new Error(`${plan.channels} channels cannot give ${plan.lanes} lanes ${plan.fanout} channels each`);
+  if (seqs.length !== plan.channels) seqs = new Int32Array(plan.channels);
+  const slices: number[][] = Array.from({ length: plan.lanes }, () => []);
+  for (let c = 0; c < plan.channels; c++) slices[c % plan.lanes]?.push(c);
+
+  const make = (slice: readonly number[], n: number, dueUs: (k: number) => number): Prepared => {
+    const msgs: Array<{ channels: number[]; body: string }> = [];
+    for (let k = 0; k < n; k++) {
+      const chans = pick(slice, plan.fanout);
+      const targets = chans.map((c) => [c, ++seqs[c]!] as const);
+      msgs.push({ channels: chans, body: benchBody(dueUs(k), targets, plan.bodyBytes) });
+    }
+    return build(msgs, plan.expiry);
+  };
+
+  // Ingest: sign ahead so the measured phase contains only the server's work.
+  const ready: Prepared[][] = slices.map(() => []);
+  const readyAt = slices.map(() => 0);
+  for (let i = 0; i < plan.presign; i++) {
+    const lane = i % plan.lanes;
+    const stamp = nowUs();
+    (ready[lane] as Prepared[]).push(make(slices[lane] as number[], plan.batch, () => stamp));
+  }
+
+  const accept = new Histogram();
+  let requests = 0;
+  let messages = 0;
+  let errors = 0;
+  let firstError = '';
+  let maxBehindMs = 0;
+  let presignedUsed = 0;
+  stopRequested = false;
+  madeInRun = 0;
+  const startUs = nowUs();
+  const endUs = startUs + plan.seconds * 1e6;
+  const laneRate = plan.rate / plan.lanes;
+
+  const lane = async (li: number): Promise<void> => {
+    const slice = slices[li] as number[];
+    const url = target.urls[li % target.urls.length] as string;
+    let made = 0;
+    for (;;) {
+      const now = nowUs();
+      if (now >= endUs || stopRequested) return;
+      let p: Prepared;
+      if (laneRate > 0) {
+        const due = Math.floor(((now - startUs) / 1e6) * laneRate) - made;
+        if (due <= 0) {
+          const nextUs = startUs + ((made + 1) / laneRate) * 1e6;
+          await new Promise((r) => setTimeout(r, Math.max(1, (nextUs - now) / 1000)));
+          continue;
+        }
+        const n = Math.min(due, plan.batch);
+        const first = made;
+        maxBehindMs = Math.max(maxBehindMs, (now - (startUs + (first / laneRate) * 1e6)) / 1000);
+        p = make(slice, n, (k) => Math.round(startUs + ((first + k) / laneRate) * 1e6));
+      } else {
+        // In creation order: each lane's channels must see their sequence numbers ascending.
+        const pre = (ready[li] as Prepared[])[readyAt[li] as number];
+        readyAt[li] = (readyAt[li] as number) + 1;
+        if (pre !== undefined) presignedUsed++;
+        const stamp = nowUs();
+        p = pre ?? make(slice, plan.batch, () => stamp);
+      }
+      made += p.messages;
+      madeInRun += p.messages;
+      const t0 = nowUs();
+      const res = await send(url, p, plan.lanes);
+      accept.record(nowUs() - t0);
+      requests++;
+      if (res.status === 200 || res.status === 201 || res.status === 202) messages += p.messages;
+      else {
+        errors++;
+        if (firstError === '') firstError = `HTTP ${res.status} ${res.text.slice(0, 200)}`;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: plan.lanes }, (_, i) => lane(i)));
+  const seconds = (nowUs() - startUs) / 1e6;
+  return {
+    seconds,
+    stopped: stopRequested,
+    requests,
+    messages,
+    errors,
+    firstError,
+    presignedUsed,
+    presignRanOut: plan.presign > 0 && presignedUsed >= plan.presign,
+    maxBehindMs: Math.round(maxBehindMs),
+    accept: accept.toJSON(),
+    seqs: Array.from(seqs),
+  };
+}
+
+serve({
+  setup(req) {
+    target = req['target'] as PublishTarget;
+    const auth = target.auth;
+    if (auth !== null) signKey = auth.algorithm === 'ed25519' ? ed25519PrivateKey(Buffer.from(auth.secret, 'base64')) : Buffer.from(auth.secret, 'utf8');
+    return {};
+  },
+  run(req) {
+    return run(req['plan'] as PublishPlan);
+  },
+  progress() {
+    return { made: madeInRun };
+  },
+  stop() {
+    stopRequested = true;
+    return {};
+  },
+});

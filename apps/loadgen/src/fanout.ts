@@ -1,0 +1,167 @@
+import type { PublishPlan } from './driver.js';
+import type { Fleet } from './fleet.js';
+import type { Remote } from './ipc.js';
+import { sleep } from './processes.js';
+import { Histogram } from './histogram.js';
+import type { GroupUsage, ResourceMonitor } from './resources.js';
+import { round1 } from './resources.js';
+
+/**
+ * Fan-out measurement shared by the private, broadcast and long-poll scenarios: publish at an
+ * offered rate for a few seconds, wait until every subscriber has everything (or stops getting
+ * anything), and judge whether the system kept up. A ramp raises the rate step by step until it
+ * does not; the highest step that kept up is the sustained throughput.
+ */
+
+export interface FanoutRun {
+  readonly fleet: Fleet;
+  readonly driver: Remote;
+  readonly monitor: ResourceMonitor;
+  /** Connections per channel index: expected deliveries = sum over channels of seq x devices. */
+  readonly devices: readonly number[];
+  readonly plan: Omit<PublishPlan, 'rate' | 'seconds'>;
+}
+
+export interface StepResult {
+  /** Offered messages per second (0 = closed loop). */
+  offeredRate: number;
+  seconds: number;
+  published: number;
+  publishRate: number;
+  requests: number;
+  publishErrors: number;
+  firstPublishError: string;
+  /** Driver stopped early because deliveries fell more than `abortLagS` seconds behind. */
+  aborted: boolean;
+  delivered: number;
+  deliveriesPerSec: number;
+  /** Time after the last publish until the last delivery arrived (or until deliveries stopped). */
+  drainMs: number;
+  keptUp: boolean;
+  latencyMs: ReturnType<Histogram['summaryMs']>;
+  acceptMs: { p50: number; p99: number };
+  maxBehindMs: number;
+  /** Cumulative over the run so far (a loss in an earlier step stays visible). */
+  lost: number;
+  duplicates: number;
+  reordered: number;
+  malformed: number;
+  usage: Record<string, GroupUsage>;
+  /** Seconds the usage window covered (publishing and drain). */
+  usageSeconds: number;
+  /** Server CPU seconds (every group but the load generator) per 100,000 deliveries: efficiency, comparable across machines by ratio. */
+  serverCpuPer100k: number;
+}
+
+export interface StepOptions {
+  /** Cut the step short when deliveries fall this many seconds behind (default 3; Infinity = never). */
+  abortLagS?: number;
+  maxDrainS?: number;
+  /** Runs while the driver publishes (the storm restarts listeners here). */
+  during?: () => Promise<unknown>;
+}
+
+export async function publishStep(run: FanoutRun, rate: number, seconds: number, opts: StepOptions = {}): Promise<StepResult> {
+  const abortLagS = opts.abortLagS ?? 3;
+  const perMessage = estimateFanout(run);
+  await run.fleet.resetLatency();
+  run.monitor.window();
+  const before = (await run.fleet.progress()).received;
+  let finished = false;
+  let aborted = false;
+  const ran = run.driver.call<Record<string, unknown>>('run', { plan: { ...run.plan, rate, seconds } satisfies PublishPlan }).finally(() => (finished = true));
+  const during = opts.during?.();
+  // Overload guard: a step the system cannot keep up with is cut short, so the backlog stays small
+  // enough to drain (Redis would otherwise cut a lagging subscriber connection at its buffer limit).
+  while (!finished && rate > 0 && Number.isFinite(abortLagS)) {
+    await sleep(250);
+    if (finished) break;
+    const [{ made }, p] = await Promise.all([run.driver.call<{ made: number }>('progress'), run.fleet.progress()]);
+    if (made * perMessage - (p.received - before) > rate * perMessage * abortLagS) {
+      aborted = true;
+      await run.driver.call('stop');
+      break;
+    }
+  }
+  const r = await ran;
+  await during;
+  const publishedAt = performance.now();
+  const seqs = r['seqs'] as number[];
+  let expected = 0;
+  seqs.forEach((s, c) => (expected += s * (run.devices[c] ?? 0)));
+  // Drain: until everything expected arrived, or nothing arrived for 3 s (then something is lost).
+  let last = (await run.fleet.progress()).received;
+  let lastChange = performance.now();
+  const maxDrainMs = (opts.maxDrainS ?? 60) * 1000;
+  while (last < expected && performance.now() - lastChange < 3000 && performance.now() - publishedAt < maxDrainMs) {
+    await sleep(50);
+    const now = (await run.fleet.progress()).received;
+    if (now !== last) {
+      last = now;
+      lastChange = performance.now();
+    }
+  }
+  const drainMs = Math.max(0, Math.round((last >= expected ? lastChange : performance.now()) - publishedAt));
+  const win = run.monitor.window();
+  const usage = win.groups;
+  const col = await run.fleet.collect(seqs);
+  const delivered = col.received - before;
+  const pubSeconds = r['seconds'] as number;
+  const published = r['messages'] as number;
+  const accept = new Histogram();
+  accept.add(r['accept'] as Parameters<typeof accept.add>[0]);
+  const deliveriesPerSec = Math.round(delivered / (pubSeconds + drainMs / 1000));
+  const offeredOk = rate === 0 || published >= 0.95 * rate * seconds;
+  return {
+    offeredRate: rate,
+    seconds: round1(pubSeconds),
+    published,
+    publishRate: Math.round(published / pubSeconds),
+    requests: r['requests'] as number,
+    publishErrors: r['errors'] as number,
+    firstPublishError: r['firstError'] as string,
+    aborted,
+    delivered,
+    deliveriesPerSec,
+    drainMs,
+    keptUp: !aborted && offeredOk && drainMs <= 1000 && last >= expected && (r['errors'] as number) === 0,
+    latencyMs: col.latency.summaryMs(),
+    acceptMs: { p50: Math.round(accept.quantile(0.5) / 100) / 10, p99: Math.round(accept.quantile(0.99) / 100) / 10 },
+    maxBehindMs: r['maxBehindMs'] as number,
+    lost: col.lost,
+    duplicates: col.duplicates,
+    reordered: col.reordered,
+    malformed: col.malformed,
+    usage,
+    usageSeconds: win.seconds,
+    serverCpuPer100k: delivered === 0 ? 0 : Math.round((Object.entries(usage).reduce((sum, [k, u]) => (k === 'loadgen' ? sum : sum + u.cpu), 0) * win.seconds * 100_000 * 1000) / delivered) / 1000,
+  };
+}
+
+/** Average deliveries one message causes (fanout x devices per channel), for the overload guard. */
+function estimateFanout(run: FanoutRun): number {
+  const total = run.devices.reduce((s, d) => s + d, 0);
+  return (run.plan.fanout * total) / Math.max(1, run.devices.length);
+}
+
+export interface RampResult {
+  steps: StepResult[];
+  /** The step with the highest delivery rate among those that kept up (null if none did). */
+  best: StepResult | null;
+}
+
+/** Raises the offered rate by `factor` per step until a step does not keep up or `maxRate` is passed. */
+export async function ramp(run: FanoutRun, o: { startRate: number; factor: number; maxSteps: number; maxRate: number; seconds: number; log: (s: string) => void }): Promise<RampResult> {
+  const steps: StepResult[] = [];
+  let rate = o.startRate;
+  for (let i = 0; i < o.maxSteps && rate <= o.maxRate; i++) {
+    const s = await publishStep(run, Math.round(rate), o.seconds);
+    steps.push(s);
+    o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, p99 ${s.latencyMs.p99} ms, drain ${s.drainMs} ms${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
+    if (!s.keptUp) break;
+    rate *= o.factor;
+  }
+  const kept = steps.filter((s) => s.keptUp);
+  const best = kept.length === 0 ? null : kept.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
+  return { steps, best };
+}

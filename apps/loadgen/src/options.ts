@@ -1,0 +1,51 @@
+import { cpus } from 'node:os';
+import { parseArgs } from 'node:util';
+
+export interface ScenarioReport {
+  scenario: string;
+  /** False when anything was lost, duplicated or reordered, a publish failed, or a connection could not open. */
+  ok: boolean;
+  failures: string[];
+  /** Human-readable lines, printed at the end. */
+  summary: string[];
+  results: Record<string, unknown>;
+}
+
+export type Scenario = (argv: string[], log: (line: string) => void) => Promise<ScenarioReport>;
+
+type Spec = Record<string, { type: 'string' | 'boolean'; default?: string | boolean }>;
+
+/** Options every scenario understands. */
+const COMMON: Spec = {
+  listeners: { type: 'string', default: String(cpus().length) },
+  publishers: { type: 'string', default: '1' },
+  workers: { type: 'string', default: '2' },
+  seconds: { type: 'string', default: '5' },
+  'body-bytes': { type: 'string', default: '200' },
+  'no-nchan': { type: 'boolean', default: false },
+};
+
+export interface Parsed {
+  num(name: string): number;
+  str(name: string): string;
+  flag(name: string): boolean;
+}
+
+/** Parses the scenario's options over the common ones; unknown options and non-numbers are errors. */
+export function parse(argv: string[], own: Record<string, string | boolean>): Parsed {
+  const spec: Spec = { ...COMMON };
+  for (const [k, v] of Object.entries(own)) spec[k] = typeof v === 'boolean' ? { type: 'boolean', default: v } : { type: 'string', default: v };
+  const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
+  return {
+    num(name) {
+      const v = Number(values[name]);
+      if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a non-negative number (got ${String(values[name])})`);
+      return v;
+    },
+    str: (name) => String(values[name]),
+    flag: (name) => values[name] === true,
+  };
+}
+
+/** Integer with thousands separators, for summaries. */
+export const fmt = (n: number): string => Math.round(n).toLocaleString('en-US');

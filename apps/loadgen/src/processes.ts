@@ -1,0 +1,139 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The repository root (apps/loadgen/dist/ -> ../../..). */
+export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
+
+export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** A TCP port on 127.0.0.1 that was free a moment ago. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const addr = srv.address();
+      srv.close(() => resolve(typeof addr === 'object' && addr !== null ? addr.port : 0));
+    });
+  });
+}
+
+/** Resolves once something accepts TCP connections on the port. */
+export async function waitForPort(port: number, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} did not accept connections on port ${port} within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** Resolves once GET url answers 200. */
+export async function waitForHttp(url: string, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`${what} was not ready at ${url} within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+/** A child process of the system under test, with its output kept for error messages. */
+export class Service {
+  private out = '';
+  readonly exited: Promise<number | null>;
+  constructor(
+    readonly name: string,
+    readonly proc: ChildProcess,
+  ) {
+    proc.stdout?.on('data', (d: Buffer) => this.keep(d));
+    proc.stderr?.on('data', (d: Buffer) => this.keep(d));
+    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+  }
+  private keep(d: Buffer): void {
+    // Only the tail matters (why it failed); a server that logs a lot must not fill our memory.
+    this.out = (this.out + d.toString()).slice(-20_000);
+  }
+  get pid(): number {
+    return this.proc.pid ?? 0;
+  }
+  get output(): string {
+    return this.out;
+  }
+  get running(): boolean {
+    return this.proc.exitCode === null && this.proc.signalCode === null;
+  }
+  async stop(signal: NodeJS.Signals = 'SIGTERM', killAfterMs = 15_000): Promise<void> {
+    if (!this.running) return;
+    this.proc.kill(signal);
+    const t = setTimeout(() => this.proc.kill('SIGKILL'), killAfterMs);
+    await this.exited;
+    clearTimeout(t);
+  }
+}
+
+export function spawnService(name: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Service {
+  return new Service(name, spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] }));
+}
+
+/** A private redis-server (no persistence) in its own directory on a free port. */
+export interface RedisInstance {
+  readonly service: Service;
+  readonly port: number;
+  readonly url: string;
+  stop(): Promise<void>;
+}
+
+export async function startRedis(): Promise<RedisInstance> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'push-bench-redis-'));
+  const service = spawnService('redis-server', 'redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--maxclients', '10000']);
+  await waitForPort(port, 10_000, 'redis-server');
+  return {
+    service,
+    port,
+    url: `redis://127.0.0.1:${port}`,
+    async stop() {
+      await service.stop('SIGTERM');
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A built app of this repository (`apps/<name>/dist/main.js`) on the given port. */
+export async function startApp(name: 'publisher' | 'listener', port: number, env: Record<string, string>): Promise<Service> {
+  const main = join(ROOT, 'apps', name, 'dist', 'main.js');
+  if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
+  const service = spawnService(`${name}:${port}`, process.execPath, [main], { PATH: process.env['PATH'] ?? '', ...env, PUSH_PORT: String(port) });
+  await Promise.race([
+    waitForHttp(`http://127.0.0.1:${port}/readyz`, 20_000, `${name} on ${port}`),
+    service.exited.then((code) => {
+      throw new Error(`${name} on ${port} exited with ${code}:\n${service.output}`);
+    }),
+  ]);
+  return service;
+}
+
+/** A scratch directory for config files and logs, removed by the returned function. */
+export function scratchDir(prefix: string): { dir: string; remove: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  return { dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+export function writeFile(path: string, text: string): void {
+  mkdirSync(join(path, '..'), { recursive: true });
+  writeFileSync(path, text);
+}

@@ -1,0 +1,129 @@
+import { sourceAddress, runPrefix, type ClientKind, type ConnSpec } from '../channels.js';
+import { publishStep, ramp, type RampResult, type StepResult } from '../fanout.js';
+import { fmt, type Parsed, type ScenarioReport } from '../options.js';
+import { withTarget } from '../session.js';
+import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
+import { PushTarget } from '../targets/push.js';
+import type { Target } from '../targets/types.js';
+
+/**
+ * The shape shared by `private` and `broadcast`: open the subscribers, ramp the offered rate until
+ * the system stops keeping up, measure latency at half the best sustained rate, then do the same
+ * against nchan in the same invocation and report the ratio.
+ */
+export interface FanoutShape {
+  readonly scenario: string;
+  /** WebSocket clients, or long-poll clients looping with their mid. */
+  readonly transport: 'ws' | 'lp';
+  /** Run the same shape against nchan in the same invocation (unless --no-nchan). */
+  readonly compareNchan: boolean;
+  readonly channels: number;
+  /** Connections on channel c. */
+  readonly devices: (c: number) => number;
+  readonly fanout: number;
+  /** Share of this server's WebSocket clients that ask for protobuf frames (binaryMode=true). */
+  readonly binaryShare: number;
+  readonly lanes: { push: number; nchan: number };
+  readonly batch: number;
+  readonly startRate: number;
+  readonly factor: number;
+  readonly maxSteps: number;
+  readonly maxRate: number;
+  readonly targets: { deliveriesPerSec: number | null; p99Ms: number | null };
+}
+
+interface TargetResult {
+  describe: string;
+  connections: { opened: number; failed: number; ms: number; firstError: string };
+  ramp: RampResult;
+  half: StepResult | null;
+}
+
+export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) => void): Promise<ScenarioReport> {
+  const prefix = runPrefix();
+  const devices = Array.from({ length: shape.channels }, (_, c) => shape.devices(c));
+  const seconds = o.num('seconds');
+  const bodyBytes = o.num('body-bytes');
+  const listeners = o.num('listeners');
+
+  const specs = (kindOf: (i: number) => ClientKind, urls: number): ConnSpec[] => {
+    const out: ConnSpec[] = [];
+    for (let c = 0; c < shape.channels; c++) {
+      for (let d = 0; d < (devices[c] as number); d++) {
+        const i = out.length;
+        out.push({ chan: c, kind: kindOf(i), url: i % urls, local: sourceAddress(i) });
+      }
+    }
+    return out;
+  };
+  const binaryAt = (i: number): boolean => Math.floor((i + 1) * shape.binaryShare) > Math.floor(i * shape.binaryShare);
+
+  const measure = async (start: () => Promise<Target>, kindOf: (i: number) => ClientKind, lanes: number, batch: number): Promise<TargetResult> =>
+    withTarget(start, o.num('workers'), async (s) => {
+      const conns = specs(kindOf, s.target.subscribeTarget().urls.length);
+      log(`${s.target.describe}`);
+      log(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
+      const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
+      log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
+      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, bodyBytes, expiry: 3600, presign: 0 } };
+      const r = await ramp(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, seconds, log });
+      let half: StepResult | null = null;
+      if (r.best !== null) {
+        const rate = Math.max(1, Math.round(r.best.publishRate / 2));
+        half = await publishStep(run, rate, seconds);
+        log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms`);
+      }
+      return { describe: s.target.describe, connections: opened, ramp: r, half };
+    });
+
+  const push = await measure(
+    () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519' }),
+    (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
+    shape.lanes.push,
+    shape.batch,
+  );
+  let nchan: TargetResult | null = null;
+  if (shape.compareNchan && !o.flag('no-nchan')) {
+    if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
+    nchan = await measure(() => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), () => 'nchan-ws', shape.lanes.nchan, 1);
+  }
+  return report(shape, push, nchan);
+}
+
+function lastStep(t: TargetResult): StepResult | undefined {
+  return t.half ?? t.ramp.steps[t.ramp.steps.length - 1];
+}
+
+function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | null): ScenarioReport {
+  const failures: string[] = [];
+  const end = lastStep(push);
+  if (push.connections.failed > 0) failures.push(`${push.connections.failed} subscriber connections failed to open: ${push.connections.firstError}`);
+  if (end !== undefined) {
+    if (end.lost > 0) failures.push(`${end.lost} deliveries lost`);
+    if (end.duplicates > 0) failures.push(`${end.duplicates} duplicate deliveries`);
+    if (end.reordered > 0) failures.push(`${end.reordered} deliveries out of order`);
+    if (end.malformed > 0) failures.push(`${end.malformed} unreadable messages`);
+  }
+  const pubErrors = push.ramp.steps.reduce((s, x) => s + x.publishErrors, 0) + (push.half?.publishErrors ?? 0);
+  if (pubErrors > 0) failures.push(`${pubErrors} publish requests failed: ${push.ramp.steps.find((x) => x.firstPublishError !== '')?.firstPublishError ?? push.half?.firstPublishError}`);
+  if (push.ramp.best === null) failures.push('no step kept up, not even the first');
+
+  const best = push.ramp.best?.deliveriesPerSec ?? 0;
+  const nbest = nchan?.ramp.best?.deliveriesPerSec ?? null;
+  const ratio = nbest === null || nbest === 0 ? null : Math.round((best / nbest) * 100) / 100;
+  const summary = [
+    `${shape.scenario}: sustained ${fmt(best)} deliveries/s${shape.targets.deliveriesPerSec === null ? '' : ` (target ${fmt(shape.targets.deliveriesPerSec)}: ${best >= shape.targets.deliveriesPerSec ? 'met' : 'NOT met'})`}`,
+  ];
+  if (push.half !== null) {
+    const p99 = push.half.latencyMs.p99;
+    summary.push(`  at half that rate: p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}`);
+  }
+  if (end !== undefined) summary.push(`  lost ${end.lost}, duplicates ${end.duplicates}, out of order ${end.reordered}`);
+  const bestUsage = push.ramp.best?.usage;
+  if (bestUsage !== undefined) summary.push(`  CPU at the best step (cores): ${Object.entries(bestUsage).map(([k, u]) => `${k} ${u.cpu}`).join(', ')}`);
+  if (nchan !== null) {
+    summary.push(`nchan: sustained ${fmt(nbest ?? 0)} deliveries/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half rate`}; lost ${lastStep(nchan)?.lost ?? 0}`);
+    summary.push(`ratio push/nchan: ${ratio ?? 'n/a'}`);
+  }
+  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, push, nchan, ratio } };
+}

@@ -1,0 +1,92 @@
+import { Redis } from 'ioredis';
+import { Histogram } from '../histogram.js';
+import { fmt, parse, type Scenario } from '../options.js';
+import { runPrefix } from '../channels.js';
+import type { PublishPlan } from '../driver.js';
+import { withTarget } from '../session.js';
+import { PushTarget } from '../targets/push.js';
+
+interface IngestResult {
+  mode: 'single' | 'batch';
+  requests: number;
+  messages: number;
+  errors: number;
+  firstError: string;
+  seconds: number;
+  requestsPerSec: number;
+  messagesPerSec: number;
+  /** Ids the store assigned during the phase: must equal the accepted messages. */
+  stored: number;
+  acceptMs: ReturnType<Histogram['summaryMs']>;
+  publisherCpu: number;
+  redisCpu: number;
+  loadgenCpu: number;
+}
+
+/**
+ * `ingest`: signed publishes into ONE publisher process, no subscribers. Single-message requests
+ * (`POST /pub?CHANNEL_ID=`, each signed; the generator signs them before the clock starts so the
+ * figure is the server's cost) and batches (`POST /pub/batch`, signed once per request). Every
+ * accepted message must have been stored. Targets: 5,000 single-message requests/s and 20,000
+ * batched messages/s per publisher process.
+ */
+export const ingestScenario: Scenario = async (argv, log) => {
+  const o = parse(argv, { channels: '1000', connections: '32', 'batch-size': '100', 'batch-connections': '4', algo: 'ed25519' });
+  const seconds = o.num('seconds');
+  const algo = o.str('algo') === 'hmac' || o.str('algo') === 'hmac-sha256' ? 'hmac-sha256' : 'ed25519';
+  const prefix = runPrefix();
+  const results = await withTarget(() => PushTarget.start({ listeners: 0, publishers: 1, prefix, auth: algo }), o.num('workers'), async (s) => {
+    log(`${s.target.describe}; requests signed with ${algo}`);
+    const redis = new Redis((s.target as PushTarget).redisUrl);
+    const counter = async (): Promise<number> => Number((await redis.get('push:id:counter')) ?? 0);
+    const phase = async (mode: 'single' | 'batch'): Promise<IngestResult> => {
+      const batch = mode === 'single' ? 1 : o.num('batch-size');
+      const lanes = mode === 'single' ? o.num('connections') : o.num('batch-connections');
+      // Enough pre-signed single requests for 15,000/s; batches are signed as they go (one per 100 messages).
+      const plan: PublishPlan = { channels: o.num('channels'), fanout: 1, lanes, batch, rate: 0, seconds, bodyBytes: o.num('body-bytes'), expiry: 60, presign: mode === 'single' ? Math.ceil(seconds * 15_000) : 0 };
+      const c0 = await counter();
+      s.monitor.window();
+      const r = await s.driver.call<Record<string, unknown>>('run', { plan });
+      const usage = s.monitor.window().groups;
+      const stored = (await counter()) - c0;
+      const accept = new Histogram();
+      accept.add(r['accept'] as Parameters<Histogram['add']>[0]);
+      const sec = r['seconds'] as number;
+      const res: IngestResult = {
+        mode,
+        requests: r['requests'] as number,
+        messages: r['messages'] as number,
+        errors: r['errors'] as number,
+        firstError: r['firstError'] as string,
+        seconds: Math.round(sec * 100) / 100,
+        requestsPerSec: Math.round((r['requests'] as number) / sec),
+        messagesPerSec: Math.round((r['messages'] as number) / sec),
+        stored,
+        acceptMs: accept.summaryMs(),
+        publisherCpu: usage['publishers']?.cpu ?? 0,
+        redisCpu: usage['redis']?.cpu ?? 0,
+        loadgenCpu: usage['loadgen']?.cpu ?? 0,
+      };
+      if (r['presignRanOut'] === true) log('  note: the pre-signed requests ran out; the rest were signed during the run');
+      log(`  ${mode}: ${fmt(res.requestsPerSec)} requests/s, ${fmt(res.messagesPerSec)} messages/s, p50 ${res.acceptMs.p50} ms, p99 ${res.acceptMs.p99} ms; publisher CPU ${res.publisherCpu}, Redis ${res.redisCpu}, generator ${res.loadgenCpu}`);
+      return res;
+    };
+    try {
+      return [await phase('single'), await phase('batch')];
+    } finally {
+      redis.disconnect();
+    }
+  });
+  const [single, batch] = results as [IngestResult, IngestResult];
+  const failures: string[] = [];
+  for (const r of results) {
+    if (r.errors > 0) failures.push(`${r.mode}: ${r.errors} requests failed: ${r.firstError}`);
+    if (r.stored !== r.messages) failures.push(`${r.mode}: ${r.messages} messages accepted but ${r.stored} stored`);
+  }
+  const summary = [
+    `ingest, one publisher process, ${algo} signatures:`,
+    `  single-message requests: ${fmt(single.requestsPerSec)}/s (target 5,000: ${single.requestsPerSec >= 5000 ? 'met' : 'NOT met'}), p99 ${single.acceptMs.p99} ms, publisher CPU ${single.publisherCpu} cores`,
+    `  batched: ${fmt(batch.messagesPerSec)} messages/s in ${fmt(batch.requestsPerSec)} requests/s (target 20,000: ${batch.messagesPerSec >= 20000 ? 'met' : 'NOT met'}), publisher CPU ${batch.publisherCpu} cores`,
+  ];
+  return { scenario: 'ingest', ok: failures.length === 0, failures, summary, results: { algo, single, batch } };
+};

@@ -1,0 +1,49 @@
+import type { StepResult } from '../fanout.js';
+import { parse, type Scenario, type ScenarioReport } from '../options.js';
+import { broadcastScenario } from './broadcast.js';
+import { idleScenario } from './idle.js';
+import { ingestScenario } from './ingest.js';
+import { longpollScenario } from './longpoll.js';
+import { privateScenario } from './private.js';
+import { stormScenario } from './storm.js';
+
+/**
+ * `smoke` (npm run bench:smoke): every scenario at small sizes, under two minutes, for CI. It fails
+ * on any loss, duplicate, reordering or error, and on an efficiency regression measured by ratio
+ * against nchan in the same run (server CPU per delivery at the same offered rates), never by
+ * absolute time, so a slower or busier machine does not fail it.
+ */
+export const smokeScenario: Scenario = async (argv, log) => {
+  const o = parse(argv, { 'min-efficiency-ratio': '1.0' });
+  const common = ['--listeners', String(o.num('listeners')), '--workers', String(o.num('workers')), ...(o.flag('no-nchan') ? ['--no-nchan'] : [])];
+  const parts: Array<[string, Scenario, string[]]> = [
+    ['private', privateScenario, ['--channels', '400', '--start-rate', '200', '--factor', '2', '--max-steps', '2', '--seconds', '2', '--nchan-lanes', '8']],
+    ['broadcast', broadcastScenario, ['--subscribers', '1000', '--start-rate', '50', '--factor', '2', '--max-steps', '2', '--seconds', '2']],
+    ['idle', idleScenario, ['--connections', '2000', '--settle-seconds', '2']],
+    ['longpoll', longpollScenario, ['--clients', '500', '--start-rate', '200', '--max-steps', '1', '--seconds', '2']],
+    ['storm', stormScenario, ['--clients', '1000', '--channels', '100', '--rate', '200', '--restart-at', '2', '--seconds', '8', '--jitter', '500']],
+    ['ingest', ingestScenario, ['--seconds', '2', '--algo', 'hmac']],
+  ];
+  const reports: ScenarioReport[] = [];
+  const failures: string[] = [];
+  const summary: string[] = [];
+  for (const [name, run, args] of parts) {
+    log(`--- ${name}`);
+    const r = await run([...common, ...args], log);
+    reports.push(r);
+    for (const f of r.failures) failures.push(`${name}: ${f}`);
+    summary.push(...r.summary);
+  }
+  // Efficiency by ratio: at the same offered rate, nchan's server CPU per delivery over ours.
+  const minRatio = o.num('min-efficiency-ratio');
+  for (const r of reports.filter((x) => x.scenario === 'private' || x.scenario === 'broadcast')) {
+    const res = r.results as { push: { ramp: { steps: StepResult[] } }; nchan: { ramp: { steps: StepResult[] } } | null };
+    if (res.nchan === null) continue;
+    const ours = res.push.ramp.steps[0]?.serverCpuPer100k ?? 0;
+    const theirs = res.nchan.ramp.steps[0]?.serverCpuPer100k ?? 0;
+    const ratio = ours === 0 ? 0 : Math.round((theirs / ours) * 100) / 100;
+    summary.push(`${r.scenario} efficiency (server CPU per delivery, nchan / push, first step): ${ratio}`);
+    if (ratio < minRatio) failures.push(`${r.scenario}: efficiency ratio to nchan ${ratio} below ${minRatio} (push ${ours}, nchan ${theirs} CPU-seconds per 100k deliveries)`);
+  }
+  return { scenario: 'smoke', ok: failures.length === 0, failures, summary, results: { reports } };
+};

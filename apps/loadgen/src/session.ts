@@ -1,0 +1,74 @@
+import { execFileSync } from 'node:child_process';
+import { cpus, loadavg, release, totalmem } from 'node:os';
+import { Fleet } from './fleet.js';
+import { forkRemote, type Remote } from './ipc.js';
+import { ResourceMonitor } from './resources.js';
+import type { Target } from './targets/types.js';
+
+/** Everything a scenario drives against one target: subscriber workers, the publish driver, the sampler. */
+export interface Session {
+  readonly target: Target;
+  readonly fleet: Fleet;
+  readonly driver: Remote;
+  readonly monitor: ResourceMonitor;
+  close(): Promise<void>;
+}
+
+export async function openSession(target: Target, workers: number): Promise<Session> {
+  const fleet = Fleet.start(workers);
+  const driver = forkRemote('driver', 'driver');
+  await driver.call('setup', { target: target.publishTarget() });
+  // The load generator's own consumption is part of every report: on one machine it competes
+  // with the server for the same cores.
+  const monitor = new ResourceMonitor(() => ({ ...target.pids(), loadgen: [process.pid, driver.pid, ...fleet.pids()] }));
+  return {
+    target,
+    fleet,
+    driver,
+    monitor,
+    async close() {
+      monitor.stop();
+      await fleet.stop();
+      await driver.stop();
+      await target.stop();
+    },
+  };
+}
+
+/** Runs `body` against a freshly started target and always tears everything down. */
+export async function withTarget<T>(start: () => Promise<Target>, workers: number, body: (s: Session) => Promise<T>): Promise<T> {
+  const target = await start();
+  let session: Session | null = null;
+  try {
+    session = await openSession(target, workers);
+    return await body(session);
+  } finally {
+    if (session !== null) await session.close();
+    else await target.stop();
+  }
+}
+
+function version(cmd: string, args: string[], re: RegExp): string {
+  try {
+    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return re.exec(out)?.[1] ?? out.trim();
+  } catch (err) {
+    const e = err as { stderr?: string };
+    return re.exec(e.stderr ?? '')?.[1] ?? 'unknown';
+  }
+}
+
+/** What the numbers were measured on: recorded with every report. */
+export function machine(): Record<string, unknown> {
+  const cpu = cpus();
+  return {
+    cpu: cpu[0]?.model ?? 'unknown',
+    cores: cpu.length,
+    memoryGb: Math.round(totalmem() / 2 ** 30),
+    kernel: release(),
+    node: process.version,
+    redis: version('redis-server', ['--version'], /v=(\S+)/),
+    nginx: version('nginx', ['-v'], /nginx\/(\S+)/),
+    loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+  };
+}
