@@ -1,19 +1,27 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
-import { isChannelId, signChannel } from '@push/protocol';
+import { encodeRequestBatch, hexToBytes, isChannelId, signChannel } from '@push/protocol';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { redisSnapshot } from '../helpers/redis-snapshot.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
 import { SECRET, WsClient, channelId, signed } from '../helpers/clients.js';
 import { sleep } from '../helpers/ports.js';
-import { ed25519Key, hmacKey, nonce, signatureHeaders, signedFetch, type TestKey } from './signing.js';
+import { ed25519Key, hmacKey, nonce, signatureHeaders, signedFetch, type Body, type TestKey } from './signing.js';
 
 const BODY = '{"module_id":"test","command":"signed","params":{"n":1}}';
 
+/** A protocol-4 RequestBatch publishing one message to `receivers` (16-byte ids as hex). */
+const v4Publish = (receivers: string[]): Uint8Array =>
+  encodeRequestBatch({
+    requests: [{ incomingMessages: { messages: [{ receivers: receivers.map((id) => ({ id: hexToBytes(id), isPrivate: true })), body: BODY, expiry: 60, type: 'test' }] } }],
+  });
+
 /**
  * Signed publishing against a real publisher and Redis. Every refusal is checked for its status,
- * its "<code>: " body, and that Redis holds nothing afterwards (no message, no history, no id used,
- * no channel creation).
+ * its "<code>: " body, and that Redis is afterwards exactly what it was before (every key, its type
+ * and its content, through the shared snapshot helper): no message, no history, no id used, no
+ * channel creation and no nonce claimed.
  */
 describe('publish authentication', () => {
   let redis: RedisServer;
@@ -23,60 +31,80 @@ describe('publish authentication', () => {
   const ed = ed25519Key('portal-ed');
   const mac = hmacKey('portal-hmac');
   const other = ed25519Key('not-configured');
+  // Small limits, so "too many" bodies stay small.
+  const MAX_CHANNELS = 3;
 
   before(async () => {
     redis = await startRedis();
     r = redis.client();
     // No trusted networks at all: the server default, stated explicitly against the test-helper default.
-    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: `${ed.ringEntry},${mac.ringEntry}`, PUSH_PUBLISH_TRUSTED_NETWORKS: '' };
+    const env = {
+      REDIS_URL: redis.url,
+      PUSH_PUBLISH_KEYS: `${ed.ringEntry},${mac.ringEntry}`,
+      PUSH_PUBLISH_TRUSTED_NETWORKS: '',
+      PUSH_MAX_CHANNELS: String(MAX_CHANNELS),
+      PUSH_MAX_BATCH_MESSAGES: '2',
+      PUSH_MAX_REQUEST_MESSAGES: '2',
+    };
     [pub, lis] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
+    // Something in every kind of key first (message, history, creation, id counter, nonce), so
+    // "unchanged" compares against a populated store, not an empty one.
+    const seed = await signedFetch(pub.url, 'POST', target(channelId()), BODY, ed, { headers: { 'Message-Expiry': '3600' } });
+    assert.equal(seed.status, 200, await seed.text());
+    assert.ok((await r.keys('push:n:*')).length === 1 && (await r.keys('push:m:*')).length === 1);
   });
   after(async () => {
     await Promise.all([pub?.stop(), lis?.stop()]);
     await redis?.stop();
   });
 
-  const target = (ch: string): string => `/bitrix/pub/?CHANNEL_ID=${ch}`;
-
-  async function assertNothingStored(ch: string): Promise<void> {
-    assert.deepEqual(await r.keys('push:m:*'), [], 'no message record');
-    assert.equal(await r.exists(`push:h:{${ch}}`), 0, 'no history');
-    assert.equal(await r.exists(`push:ch:{${ch}}`), 0, 'no channel creation');
-    assert.equal(await r.get('push:id:counter'), storedCounter, 'no message id used');
+  function target(ch: string): string {
+    return `/bitrix/pub/?CHANNEL_ID=${ch}`;
   }
-  let storedCounter: string | null = null;
 
-  async function refused(res: Response, status: number, code: number, ch: string): Promise<void> {
+  /** Sends, checks status and "<code>: " body, and that Redis is byte-for-byte what it was before. */
+  async function refusedUnchanged(send: () => Promise<Response>, status: number, code: number): Promise<string> {
+    const before = await redisSnapshot(r);
+    const res = await send();
     const text = await res.text();
     assert.equal(res.status, status, text);
     assert.ok(text.startsWith(`${code}: `), text);
-    await assertNothingStored(ch);
+    assert.equal(await redisSnapshot(r), before, 'Redis unchanged by the refused request');
+    return text;
   }
 
-  it('unsigned publish from an address outside the trusted networks -> 401 4120, nothing stored', async () => {
+  it('unsigned publish from an address outside the trusted networks -> 401 4120, Redis unchanged', async () => {
     const ch = channelId();
-    const res = await fetch(`${pub.url}${target(ch)}`, { method: 'POST', body: BODY });
-    await refused(res, 401, 4120, ch);
+    const text = await refusedUnchanged(() => fetch(`${pub.url}${target(ch)}`, { method: 'POST', body: BODY }), 401, 4120);
+    assert.ok(text.includes('127.0.0.1'), 'the refusal names the address it judged');
   });
 
   it('a protocol-4 binary publish (binaryMode=true) needs the signature too', async () => {
     const ch = channelId();
-    storedCounter = await r.get('push:id:counter');
-    const res = await fetch(`${pub.url}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: Buffer.from([0x0a, 0x00]) });
-    await refused(res, 401, 4120, ch);
-    const signedBad = await signedFetch(pub.url, 'POST', '/bitrix/pub/?binaryMode=true', 'x', ed, { sentBody: 'y' });
-    await refused(signedBad, 401, 4123, ch);
+    await refusedUnchanged(() => fetch(`${pub.url}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: v4Publish([ch]) }), 401, 4120);
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', '/bitrix/pub/?binaryMode=true', 'x', ed, { sentBody: 'y' }), 401, 4123);
   });
 
+  const now = (): number => Math.floor(Date.now() / 1000);
   const badCases: Array<[string, (ch: string) => Promise<Response>, number, number]> = [
     ['a missing signature header', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { drop: 'x-push-signature' }), 401, 4121],
+    ['a missing nonce header', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, mac, { drop: 'x-push-nonce' }), 401, 4121],
     ['a malformed nonce', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: 'short' }), 401, 4121],
+    ['a malformed timestamp', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { headers: { 'x-push-timestamp': '17e8' } }), 401, 4121],
+    ['a malformed key id', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { headers: { 'x-push-key-id': 'portal ed' } }), 401, 4121],
+    ['a non-hex signature (128 characters)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { signature: 'zz'.repeat(64) }), 401, 4121],
+    ['an upper-case hex signature', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { signature: 'AB'.repeat(64) }), 401, 4121],
+    ['a hex signature of the wrong length (100 characters)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { signature: 'ab'.repeat(50) }), 401, 4121],
+    ['a hex signature of odd length (129 characters)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, mac, { signature: `${'ab'.repeat(64)}a` }), 401, 4121],
     ['an unknown key id', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, other), 401, 4122],
+    ['an unknown key id with a malformed body (the key is judged first)', (ch) => signedFetch(pub.url, 'POST', target(ch), '{not json', other), 401, 4122],
     ['a tampered body (Ed25519)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { sentBody: BODY.replace('1', '2') }), 401, 4123],
     ['a tampered body (HMAC)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, mac, { sentBody: BODY.replace('1', '2') }), 401, 4123],
+    ['an HMAC-length signature for an Ed25519 key', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { signature: 'ab'.repeat(32) }), 401, 4123],
+    ['an all-zero Ed25519 signature', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { signature: '00'.repeat(64) }), 401, 4123],
     ['a signature made for another channel', (ch) => fetchWithForeignSignature(ch), 401, 4123],
-    ['a stale timestamp (-400 s)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { timestamp: Math.floor(Date.now() / 1000) - 400 }), 401, 4124],
-    ['a timestamp from the future (+400 s)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, mac, { timestamp: Math.floor(Date.now() / 1000) + 400 }), 401, 4124],
+    ['a stale timestamp (-400 s)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { timestamp: now() - 400 }), 401, 4124],
+    ['a timestamp from the future (+400 s)', (ch) => signedFetch(pub.url, 'POST', target(ch), BODY, mac, { timestamp: now() + 400 }), 401, 4124],
   ];
 
   /** Signs a request for one channel and sends it for another. */
@@ -86,13 +114,61 @@ describe('publish authentication', () => {
   }
 
   for (const [name, send, status, code] of badCases) {
-    it(`${name} -> ${status} ${code}, nothing stored`, async () => {
-      // Earlier refusals must not have stored anything either; note the counter after any success.
-      storedCounter = await r.get('push:id:counter');
-      const ch = channelId();
-      await refused(await send(ch), status, code, ch);
+    it(`${name} -> ${status} ${code}, Redis unchanged`, async () => {
+      await refusedUnchanged(() => send(channelId()), status, code);
     });
   }
+
+  // Correctly signed requests whose content is wrong: the signature is fine, so only validating the
+  // whole request before the nonce claim keeps Redis untouched (the nonce would otherwise be stored).
+  const tooMany = Array.from({ length: MAX_CHANNELS + 1 }, () => channelId());
+  const batchOf = (messages: unknown): string => JSON.stringify({ messages });
+  const okItem = (ch: string): unknown => ({ channels: [ch], body: { module_id: 'x', command: 'y', params: {} } });
+  const malformed: Array<[string, (ch: string) => [path: string, body: Body], number, number]> = [
+    ['single: body is not JSON', (ch) => [target(ch), '{"module_id":'], 400, 4102],
+    ['single: body is a JSON array', (ch) => [target(ch), '[1,2]'], 400, 4103],
+    ['single: empty body', (ch) => [target(ch), ''], 400, 4100],
+    ['single: no channel', () => ['/bitrix/pub/', BODY], 400, 4017],
+    ['single: a malformed channel id', (ch) => [target(`${ch}/NOT-A-CHANNEL`), BODY], 400, 4010],
+    ['single: too many channels', () => [target(tooMany.join('/')), BODY], 400, 4018],
+    ['batch: not JSON', () => ['/bitrix/pub/batch', '{"messages":[' ], 400, 4102],
+    ['batch: empty message list', () => ['/bitrix/pub/batch', batchOf([])], 400, 4106],
+    ['batch: second message has a bad channel', (ch) => ['/bitrix/pub/batch', batchOf([okItem(ch), okItem('xyz')])], 400, 4106],
+    ['batch: too many channels in one message', () => ['/bitrix/pub/batch', batchOf([{ ...(okItem(channelId()) as object), channels: tooMany }])], 400, 4018],
+    ['batch: too many messages', (ch) => ['/bitrix/pub/batch', batchOf([okItem(ch), okItem(ch), okItem(ch)])], 400, 4016],
+    ['binary: empty body', () => ['/bitrix/pub/?binaryMode=true', new Uint8Array(0)], 400, 4013],
+    ['binary: not protobuf', () => ['/bitrix/pub/?binaryMode=true', Buffer.from('definitely not protobuf \xff\xff\xff', 'latin1')], 400, 4013],
+    ['binary: a receiver id of the wrong length', (ch) => ['/bitrix/pub/?binaryMode=true', v4Publish([ch, 'abcd'])], 400, 4019],
+    ['binary: too many receivers', () => ['/bitrix/pub/?binaryMode=true', v4Publish(tooMany)], 400, 4018],
+    ['mint: count out of range', () => ['/channels?count=101', ''], 400, 4127],
+  ];
+
+  for (const [name, make, status, code] of malformed) {
+    it(`signed but malformed (${name}) -> ${status} ${code}, Redis unchanged, nonce still unused`, async () => {
+      const n = nonce();
+      const [path, body] = make(channelId());
+      await refusedUnchanged(() => signedFetch(pub.url, 'POST', path, body, ed, { nonce: n, headers: { 'Message-Expiry': '60' } }), status, code);
+      assert.equal(await r.exists(`push:n:${ed.keyId}:${n}`), 0, 'the nonce was not claimed');
+    });
+  }
+
+  it('signed online-status query with a malformed channel list -> 400, Redis unchanged', async () => {
+    await refusedUnchanged(() => signedFetch(pub.url, 'GET', target(`${channelId()}/bad`), '', mac), 400, 4010);
+  });
+
+  it('a nonce refused with a malformed body stays usable; once used, its replay is refused (403 4125) and changes nothing', async () => {
+    const ch = channelId();
+    const n = nonce();
+    const ts = now();
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), '{broken', ed, { nonce: n, timestamp: ts }), 400, 4102);
+    const ok = await signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts });
+    assert.equal(ok.status, 200, await ok.text());
+    assert.equal(await r.exists(`push:n:${ed.keyId}:${n}`), 1, 'claimed by the accepted request');
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts }), 403, 4125);
+    // A different, correctly signed request that reuses the nonce (a portal bug) is refused the same way.
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), BODY.replace('1', '7'), ed, { nonce: n, timestamp: ts }), 403, 4125);
+    assert.equal(await r.llen(`push:h:{${ch}}`), 1);
+  });
 
   it('a signed publish (Ed25519) is stored and delivered; its replay is refused with 403 4125', async () => {
     const ch = channelId();
@@ -103,8 +179,9 @@ describe('publish authentication', () => {
     assert.equal(first.status, 200, await first.text());
     const msgs = await ws.waitFor(1);
     assert.deepEqual(msgs[0]?.text, JSON.parse(BODY));
-    storedCounter = await r.get('push:id:counter');
+    const storedCounter = await r.get('push:id:counter');
     const stored = await r.keys('push:m:*');
+    const snapshot = await redisSnapshot(r);
     const again = await signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts });
     const text = await again.text();
     assert.equal(again.status, 403);
@@ -112,11 +189,10 @@ describe('publish authentication', () => {
     assert.deepEqual(await r.keys('push:m:*'), stored, 'the replay stored nothing');
     assert.equal(await r.get('push:id:counter'), storedCounter);
     assert.equal(await r.llen(`push:h:{${ch}}`), 1);
+    assert.equal(await redisSnapshot(r), snapshot, 'Redis unchanged by the replay');
     await sleep(100);
     assert.equal(ws.messages.length, 1);
     ws.close();
-    await r.flushall();
-    storedCounter = null;
   });
 
   it('a signed HMAC publish is accepted', async () => {
@@ -133,16 +209,14 @@ describe('publish authentication', () => {
     assert.equal(res.status, 200, await res.text());
     assert.equal(await r.llen(`push:h:{${a}}`), 2);
     assert.equal(await r.llen(`push:h:{${b}}`), 1);
-    const tampered = await signedFetch(pub.url, 'POST', '/pub/batch', batch, ed, { sentBody: batch.replace('one', 'uno') });
-    assert.equal(tampered.status, 401);
+    const tampered = await refusedUnchanged(() => signedFetch(pub.url, 'POST', '/pub/batch', batch, ed, { sentBody: batch.replace('one', 'uno') }), 401, 4123);
+    assert.ok(tampered.length > 0);
     assert.equal(await r.llen(`push:h:{${a}}`), 2, 'the tampered batch stored nothing');
   });
 
   it('online status needs a signature too (GET, empty body)', async () => {
     const ch = channelId();
-    const unsigned = await fetch(`${pub.url}${target(ch)}`);
-    assert.equal(unsigned.status, 401);
-    assert.ok((await unsigned.text()).startsWith('4120: '));
+    await refusedUnchanged(() => fetch(`${pub.url}${target(ch)}`), 401, 4120);
     const ws = await WsClient.connect(lis.url, [signed(ch)]);
     await sleep(150);
     const res = await signedFetch(pub.url, 'GET', target(`${ch}/${channelId()}`), '', ed);
@@ -165,11 +239,9 @@ describe('publish authentication', () => {
       assert.equal(c.readableUntil - c.created, 86_400_000);
       assert.equal(await r.get(`push:ch:{${c.id}}`), String(c.created));
     }
-    const bad = await signedFetch(pub.url, 'POST', '/channels?count=101', '', ed);
-    assert.equal(bad.status, 400);
-    assert.ok((await bad.text()).startsWith('4127: '));
-    const unsigned = await fetch(`${pub.url}/channels?count=1`, { method: 'POST' });
-    assert.equal(unsigned.status, 401);
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', '/channels?count=101', '', ed), 400, 4127);
+    await refusedUnchanged(() => fetch(`${pub.url}/channels?count=1`, { method: 'POST' }), 401, 4120);
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', '/channels?count=1', '', other), 401, 4122);
   });
 });
 
@@ -208,9 +280,13 @@ describe('trusted networks and the trusted proxy header', () => {
     // The proxy appends the real peer last; a client-written entry to its left proves nothing.
     assert.equal((await post(behindProxy, channelId(), { 'X-Forwarded-For': '10.1.2.3, 192.0.2.7' })).status, 401);
     assert.equal((await post(behindProxy, channelId())).status, 401, 'the proxy itself is not a trusted publisher');
+    const before = await redisSnapshot(redis.client());
     const res = await post(direct, channelId(), { 'X-Forwarded-For': '10.1.2.3' });
     assert.equal(res.status, 401);
-    assert.ok((await res.text()).includes('127.0.0.1'), 'the refusal names the address it judged');
+    const text = await res.text();
+    assert.ok(text.startsWith('4120: '), text);
+    assert.ok(text.includes('127.0.0.1'), 'the refusal names the address it judged');
+    assert.equal(await redisSnapshot(redis.client()), before, 'the unsigned request from an untrusted address changed nothing');
   });
 
   it('the publisher refuses to start with a malformed key ring or network list', async () => {

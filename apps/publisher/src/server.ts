@@ -6,6 +6,7 @@ import {
   parseBatchPublish,
   parsePublisherChannels,
   parseSinglePublish,
+  parseV4Request,
   mintChannelId,
   signChannel,
   type NewMessage,
@@ -106,9 +107,13 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const endTimer = metrics.publishDuration.startTimer();
     readBody(ex, contentLength, config.maxBodyBytes)
       .then(async (buf) => {
-        // One signature check per HTTP request, batch or not, before anything is parsed or stored.
-        await guard.check(facts, buf);
+        // One signature check per HTTP request, batch or not; then the whole body is validated, and
+        // only then is the nonce claimed (the first Redis write): bad input leaves Redis untouched.
+        const auth = await guard.authenticate(facts, buf);
         if (binary) {
+          // Validated here so a bad body cannot burn the nonce; answerV4 decodes it again to act.
+          parseV4Request(buf, { trusted: true }, v4Deps.limits);
+          await guard.admit(auth);
           counters.published += await answerV4(ex, buf, { trusted: true }, BACKEND_SENDER, v4Deps);
           metrics.requests.inc({ result: 'ok' });
           endTimer();
@@ -118,6 +123,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
         const messages: NewMessage[] = batch
           ? parseBatchPublish(text, limits)
           : [parseSinglePublish({ channelParam: query.get('CHANNEL_ID') ?? null, body: text, expiryHeader: expiryHeader || null, typeHeader: typeHeader || null }, limits)];
+        await guard.admit(auth);
         // Acknowledge only after Redis has stored and announced everything (not before, as Bitrix does).
         await store.publish(messages, BACKEND_SENDER);
         counters.published += messages.length;
@@ -141,9 +147,10 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const facts = guard.capture(res, req);
     const ex = new Exchange(res);
     guard
-      .check(facts, NO_BODY)
-      .then(async () => {
+      .authenticate(facts, NO_BODY)
+      .then(async (auth) => {
         const channels = parsePublisherChannels(query.get('CHANNEL_ID') ?? null, config.maxChannels);
+        await guard.admit(auth);
         return { channels, flags: await backend.presence.online(channels) };
       })
       .then(
@@ -164,9 +171,10 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     counters.requests++;
     readBody(ex, contentLength, config.maxBodyBytes)
       .then(async (buf) => {
-        await guard.check(facts, buf);
+        const auth = await guard.authenticate(facts, buf);
         const raw = query.get('count') ?? '1';
         if (!/^[0-9]{1,3}$/.test(raw) || Number(raw) < 1 || Number(raw) > MAX_MINT) throw new PushError(Errors.INVALID_MINT, `Got ${JSON.stringify(raw.slice(0, 20))}.`);
+        await guard.admit(auth);
         const ids = Array.from({ length: Number(raw) }, () => mintChannelId());
         const times = await backend.channels.create(ids);
         const channels = ids.map((id, i) => {

@@ -1,4 +1,4 @@
-import { AUTH_HEADERS, Errors, NetworkSet, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders } from '@push/protocol';
+import { AUTH_HEADERS, Errors, NetworkSet, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
 import type { ReplayGuard } from '@push/backend';
 import type { Config, HttpRequest, HttpResponse } from '@push/runtime';
 
@@ -13,6 +13,12 @@ export interface RequestFacts {
 }
 
 export type AuthOutcome = { readonly kind: 'trusted-network' } | { readonly kind: 'signed'; readonly keyId: string };
+
+/**
+ * A request whose headers and signature have been checked but whose nonce is not claimed yet
+ * (`PublishGuard.authenticate`); `PublishGuard.admit` turns it into an AuthOutcome.
+ */
+export type Authenticated = { readonly kind: 'trusted-network' } | { readonly kind: 'signed'; readonly request: SignedRequest };
 
 /**
  * The peer is the client unless the peer is a configured trusted proxy (nginx) that names the
@@ -66,18 +72,34 @@ export class PublishGuard {
     };
   }
 
-  /** Resolves when the request is authorised; rejects with a 401/403 PushError otherwise. */
-  async check(facts: RequestFacts, body: Uint8Array): Promise<AuthOutcome> {
+  /**
+   * Checks everything about the request's origin that needs no Redis: trusted network or
+   * well-formed headers, known key, valid signature. Has no side effects, so the caller can then
+   * validate the whole body and call `admit` only for a request it is going to carry out: a
+   * request refused for its content must leave nothing behind, not even its nonce.
+   * Rejects with a 401 PushError (4120-4123).
+   */
+  async authenticate(facts: RequestFacts, body: Uint8Array): Promise<Authenticated> {
     const signed = parseAuthHeaders(facts.headers);
     if (signed === null) {
       if (this.trusted.has(facts.client)) return { kind: 'trusted-network' };
       throw new PushError(Errors.AUTH_MISSING, `Source address ${facts.client}.`);
     }
-    // Signature first: a forged request must not be able to burn nonces in the replay cache.
+    // Signature before the claim: a forged request must not be able to burn nonces in the replay cache.
     await this.verifier.verify(signed, facts.method, facts.target, body);
-    const claim = await this.replay.claim(signed.keyId, signed.nonce, signed.timestamp, this.maxSkewS);
+    return { kind: 'signed', request: signed };
+  }
+
+  /**
+   * The one step that writes: timestamp window (Redis time) and nonce claim, atomically in Redis.
+   * Rejects with 401 4124 (stale) or 403 4125 (replayed). Call it last, right before acting.
+   */
+  async admit(auth: Authenticated): Promise<AuthOutcome> {
+    if (auth.kind === 'trusted-network') return auth;
+    const { keyId, nonce, timestamp } = auth.request;
+    const claim = await this.replay.claim(keyId, nonce, timestamp, this.maxSkewS);
     if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
     if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
-    return { kind: 'signed', keyId: signed.keyId };
+    return { kind: 'signed', keyId };
   }
 }
