@@ -15,10 +15,10 @@ const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 
 class Recorder implements Transport {
   readonly kind = 'ws' as const;
-  writes: Array<string | Uint8Array> = [];
+  writes: Uint8Array[] = [];
   ended: ErrorSpec | null = null;
   constructor(readonly format: FrameFormat) {}
-  write(frame: string | Uint8Array): boolean {
+  write(frame: Uint8Array): boolean {
     this.writes.push(frame);
     return true;
   }
@@ -28,11 +28,7 @@ class Recorder implements Transport {
   /** Mids per write, decoding each write as its format says. */
   get batches(): string[][] {
     return this.writes.map((w) => {
-      if (typeof w === 'string') {
-        assert.equal(this.format, 'text');
-        return decodeTextFrames(w).map((f) => f.mid);
-      }
-      assert.equal(this.format, 'protobuf');
+      if (this.format === 'text') return decodeTextFrames(Buffer.from(w).toString('utf8')).map((f) => f.mid);
       const batch = decodeResponseBatch(w);
       assert.equal(batch.responses.length, 1, 'one ResponseBatch with one outgoingMessages response per write');
       return (batch.responses[0]?.outgoingMessages?.messages ?? []).map((m) => bytesToHex(m.id));
@@ -65,6 +61,34 @@ describe('Hub frame formats', () => {
     for (const t of [...proto, ...text, both]) assert.deepEqual(t.batches, [mids], `${t.format}: one write, all three, in order, once`);
     assert.equal(hub.counters.encodedProtobuf, 3, 'three messages, three protobuf encodings for four protobuf connections');
     assert.equal(hub.counters.encodedText, 3, 'three messages, three text encodings for two text connections');
+  });
+
+  it('connections that get the same messages in one turn share one frame per format; others get their own', async () => {
+    const text = [new Recorder('text'), new Recorder('text'), new Recorder('text')];
+    const proto = [new Recorder('protobuf'), new Recorder('protobuf')];
+    const other = new Recorder('text');
+    // Interleaved formats, as a broadcast channel's subscribers would be.
+    for (const t of [text[0], proto[0], text[1], proto[1], text[2]] as Recorder[]) await hub.open([A], t, null);
+    await hub.open([B], other, null);
+    const mids = await publish(m([A], 1), m([A, B], 2), m([A], 3));
+    await tick();
+    for (const t of [...text, ...proto]) assert.deepEqual(t.batches, [mids]);
+    assert.deepEqual(other.batches, [[mids[1]]]);
+    assert.ok(text.every((t) => t.writes[0] === text[0]?.writes[0]), 'the three text sockets were handed the same bytes');
+    assert.ok(proto.every((t) => t.writes[0] === proto[0]?.writes[0]), 'the two protobuf sockets were handed the same bytes');
+    assert.notEqual(other.writes[0], text[0]?.writes[0], 'a socket with other messages gets its own frame');
+    const bytes = [...text, ...proto, other].reduce((sum, t) => sum + (t.writes[0]?.byteLength ?? 0), 0);
+    assert.equal(hub.counters.bytesOut, bytes);
+  });
+
+  it('bytes out counts UTF-8 bytes, not characters', async () => {
+    const t = new Recorder('text');
+    await hub.open([A], t, null);
+    await backend.store.publish([{ channels: [A], body: '{"text":"Привет"}', type: 't', ttl: 60 }], BACKEND_SENDER);
+    await tick();
+    const frame = t.writes[0] as Uint8Array;
+    assert.equal(hub.counters.bytesOut, frame.byteLength);
+    assert.ok(frame.byteLength > Buffer.from(frame).toString('utf8').length, 'the frame holds multi-byte characters');
   });
 
   it('only the formats in use are encoded', async () => {

@@ -15,8 +15,8 @@ class Recorder implements Transport {
   readonly format = 'text' as const;
   end(): void {}
   writes: string[] = [];
-  write(frames: string): boolean {
-    this.writes.push(frames);
+  write(frame: Uint8Array): boolean {
+    this.writes.push(Buffer.from(frame).toString('utf8'));
     return true;
   }
   get mids(): string[] {

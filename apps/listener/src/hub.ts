@@ -17,8 +17,13 @@ export type FrameFormat = 'text' | 'protobuf';
 export interface Transport {
   readonly kind: 'ws' | 'lp';
   readonly format: FrameFormat;
-  /** Write one complete frame (text, or ResponseBatch bytes). Returns false when the transport is gone or gave up. */
-  write(frame: string | Uint8Array): boolean;
+  /**
+   * Write one complete frame: UTF-8 text frames for `text`, ResponseBatch bytes for `protobuf`.
+   * Always bytes: uWebSockets.js converts a JS string to UTF-8 on every send, bytes go out as they
+   * are, so a frame shared by many sockets is converted once. Returns false when the transport is
+   * gone or gave up.
+   */
+  write(frame: Uint8Array): boolean;
   /** Ends the connection with a catalogue error (WebSocket close code / HTTP status). */
   end(spec: ErrorSpec): void;
 }
@@ -37,10 +42,10 @@ export interface Connection {
   /** Live messages that arrived while the history read was in flight. */
   early: StoredMessage[];
   /**
-   * Encoded messages waiting for the next flush: text frames for `text` connections, encoded
+   * Encoded messages waiting for the next flush: UTF-8 text frames for `text` connections, encoded
    * `OutgoingMessage` elements for `protobuf` ones (wrapped into one ResponseBatch at flush).
    */
-  pending: Array<string | Uint8Array>;
+  pending: Uint8Array[];
 }
 
 export interface HubOptions {
@@ -105,8 +110,12 @@ export class Hub {
   // One-entry encoding cache per format (see encoded()): the mid it holds and its two encodings,
   // each computed only when some connection of that format needs it.
   private lastMid = '';
-  private lastText: string | null = null;
+  private lastText: Uint8Array | null = null;
   private lastProto: Uint8Array | null = null;
+  // Per format, the frame built for the previous connection in a flush and the pending list it
+  // came from: connections of one channel get the same messages in the same order, so a broadcast
+  // builds its frame once and hands the same bytes to every socket (see frameFor()).
+  private readonly lastBuilt: Record<FrameFormat, { pending: Uint8Array[]; frame: Uint8Array } | null> = { text: null, protobuf: null };
   private readonly presenceTimer: NodeJS.Timeout;
   /** Lifecycle: per local channel, the timer that fires when its write window ends. */
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
@@ -288,7 +297,7 @@ export class Hub {
    * atomic), so a one-entry cache keyed by mid is enough; each format is encoded lazily, so a
    * message nobody reads in protobuf is never protobuf-encoded.
    */
-  private encoded(msg: StoredMessage, format: FrameFormat): string | Uint8Array {
+  private encoded(msg: StoredMessage, format: FrameFormat): Uint8Array {
     if (msg.mid !== this.lastMid) {
       this.lastMid = msg.mid;
       this.lastText = null;
@@ -302,7 +311,7 @@ export class Hub {
       return this.lastProto;
     }
     if (this.lastText === null) {
-      this.lastText = encodeTextFrame(msg);
+      this.lastText = Buffer.from(encodeTextFrame(msg), 'utf8');
       this.counters.encodedText++;
     }
     return this.lastText;
@@ -315,7 +324,7 @@ export class Hub {
     if (conn.cursor === null || msg.mid > conn.cursor) conn.cursor = msg.mid;
     const format = conn.transport.format;
     // Replays are per connection (nothing to share), so they bypass the cache and leave it intact.
-    conn.pending.push(replay ? (format === 'protobuf' ? encodeOutgoingElement(msg) : encodeTextFrame(msg)) : this.encoded(msg, format));
+    conn.pending.push(replay ? (format === 'protobuf' ? encodeOutgoingElement(msg) : Buffer.from(encodeTextFrame(msg), 'utf8')) : this.encoded(msg, format));
     this.dirty.add(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -328,23 +337,35 @@ export class Hub {
   flush(): void {
     this.flushScheduled = false;
     for (const conn of this.dirty) {
-      // Text frames concatenate; protobuf elements of a repeated field concatenate too and are
-      // wrapped into one ResponseBatch, so either way one write carries everything pending.
-      const frame =
-        conn.transport.format === 'protobuf'
-          ? wrapOutgoingElements(conn.pending as Uint8Array[])
-          : conn.pending.length === 1
-            ? (conn.pending[0] as string)
-            : (conn.pending as string[]).join('');
+      const frame = this.frameFor(conn);
       const count = conn.pending.length;
       conn.pending = [];
       if (conn.transport.write(frame)) {
         this.counters.delivered += count;
         this.counters.frames++;
-        this.counters.bytesOut += typeof frame === 'string' ? frame.length : frame.byteLength;
+        this.counters.bytesOut += frame.byteLength;
       } else this.counters.dropped += count;
     }
     this.dirty.clear();
+    this.lastBuilt.text = null;
+    this.lastBuilt.protobuf = null;
+  }
+
+  /**
+   * One write carrying everything pending: text frames concatenate; protobuf elements of a
+   * repeated field concatenate too and are wrapped into one ResponseBatch. When the previous
+   * connection of the same format in this flush had the very same encoded messages (same objects,
+   * same order: the other subscribers of a broadcast), its frame is reused, so a broadcast to
+   * 10,000 sockets builds one frame per format, not 10,000 copies.
+   */
+  private frameFor(conn: Connection): Uint8Array {
+    const pending = conn.pending;
+    const format = conn.transport.format;
+    const prev = this.lastBuilt[format];
+    if (prev !== null && prev.pending.length === pending.length && pending.every((p, i) => p === prev.pending[i])) return prev.frame;
+    const frame = format === 'protobuf' ? wrapOutgoingElements(pending) : pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending);
+    this.lastBuilt[format] = { pending, frame };
+    return frame;
   }
 
   /**

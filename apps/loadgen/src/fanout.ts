@@ -46,6 +46,10 @@ export interface StepResult {
   duplicates: number;
   reordered: number;
   malformed: number;
+  /** Connections the server closed (without reconnect clients, each is a loss of what followed). */
+  unexpectedCloses: number;
+  lossSamples: Array<Record<string, unknown>>;
+  firstClientError: string;
   usage: Record<string, GroupUsage>;
   /** Seconds the usage window covered (publishing and drain). */
   usageSeconds: number;
@@ -132,6 +136,9 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
     duplicates: col.duplicates,
     reordered: col.reordered,
     malformed: col.malformed,
+    unexpectedCloses: col.unexpectedCloses,
+    lossSamples: col.lossSamples,
+    firstClientError: col.firstError,
     usage,
     usageSeconds: win.seconds,
     serverCpuPer100k: delivered === 0 ? 0 : Math.round((Object.entries(usage).reduce((sum, [k, u]) => (k === 'loadgen' ? sum : sum + u.cpu), 0) * win.seconds * 100_000 * 1000) / delivered) / 1000,

@@ -30,6 +30,8 @@ export interface Collected {
   reconnects: number;
   requests: number;
   firstError: string;
+  /** Up to five connections per worker that missed something: which channel, what they last saw. */
+  lossSamples: Array<Record<string, unknown>>;
   latency: Histogram;
 }
 
@@ -91,6 +93,7 @@ export class Fleet {
       reconnects: sum('reconnects'),
       requests: sum('requests'),
       firstError: (parts.find((p) => p['firstError'] !== '')?.['firstError'] as string | undefined) ?? '',
+      lossSamples: parts.flatMap((p) => p['lossSamples'] as Array<Record<string, unknown>>),
       latency,
     };
   }

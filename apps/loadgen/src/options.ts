@@ -23,6 +23,8 @@ const COMMON: Spec = {
   seconds: { type: 'string', default: '5' },
   'body-bytes': { type: 'string', default: '200' },
   'no-nchan': { type: 'boolean', default: false },
+  /** Directory for V8 CPU profiles of the server processes ('' = none); see docs/benchmarks.md. */
+  profile: { type: 'string', default: '' },
 };
 
 export interface Parsed {
@@ -45,6 +47,12 @@ export function parse(argv: string[], own: Record<string, string | boolean>): Pa
     str: (name) => String(values[name]),
     flag: (name) => values[name] === true,
   };
+}
+
+/** The push target's profiling option: `--profile <dir>` writes .cpuprofile files there. */
+export function profileDir(o: Parsed): { profileDir?: string } {
+  const dir = o.str('profile');
+  return dir === '' ? {} : { profileDir: dir };
 }
 
 /** Integer with thousands separators, for summaries. */

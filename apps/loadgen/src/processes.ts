@@ -114,10 +114,10 @@ export async function startRedis(): Promise<RedisInstance> {
 }
 
 /** A built app of this repository (`apps/<name>/dist/main.js`) on the given port. */
-export async function startApp(name: 'publisher' | 'listener', port: number, env: Record<string, string>): Promise<Service> {
+export async function startApp(name: 'publisher' | 'listener', port: number, env: Record<string, string>, nodeArgs: readonly string[] = []): Promise<Service> {
   const main = join(ROOT, 'apps', name, 'dist', 'main.js');
   if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
-  const service = spawnService(`${name}:${port}`, process.execPath, [main], { PATH: process.env['PATH'] ?? '', ...env, PUSH_PORT: String(port) });
+  const service = spawnService(`${name}:${port}`, process.execPath, [...nodeArgs, main], { PATH: process.env['PATH'] ?? '', ...env, PUSH_PORT: String(port) });
   await Promise.race([
     waitForHttp(`http://127.0.0.1:${port}/readyz`, 20_000, `${name} on ${port}`),
     service.exited.then((code) => {

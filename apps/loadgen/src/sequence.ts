@@ -33,6 +33,11 @@ export class SequenceTracker {
     return (this.missing?.size ?? 0) + Math.max(0, expected - this.last);
   }
 
+  /** A few of the missing sequence numbers, for diagnosing a loss. */
+  missingSample(limit = 5): number[] {
+    return this.missing === null ? [] : [...this.missing].slice(0, limit);
+  }
+
   /** Distinct messages received (what counts as delivered). */
   get unique(): number {
     return this.received - this.duplicates;

@@ -259,10 +259,13 @@ serve({
     let reordered = 0;
     let received = 0;
     let expectedTotal = 0;
+    const lossSamples: Array<Record<string, unknown>> = [];
     for (const c of conns) {
       const e = expected[c.spec.chan] ?? 0;
       expectedTotal += e;
-      lost += c.seq.lost(e);
+      const l = c.seq.lost(e);
+      lost += l;
+      if (l > 0 && lossSamples.length < 5) lossSamples.push({ chan: c.spec.chan, kind: c.spec.kind, url: c.baseUrl(), expected: e, last: c.seq.last, missing: c.seq.missingSample(), mid: c.mid, attempts: c.attempts });
       duplicates += c.seq.duplicates;
       reordered += c.seq.reordered;
       received += c.seq.unique;
@@ -281,6 +284,7 @@ serve({
       reconnects: totals.reconnects,
       requests: totals.requests,
       firstError: totals.firstError,
+      lossSamples,
       latency: totals.latency.toJSON(),
     };
   },

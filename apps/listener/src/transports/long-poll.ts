@@ -44,9 +44,9 @@ export class LongPoll implements Transport {
     ex.onAbort(() => this.finish());
   }
 
-  write(frame: string | Uint8Array): boolean {
+  write(frame: Uint8Array): boolean {
     // Binary mode answers one ResponseBatch as application/octet-stream (reference 5.1 item 5).
-    const type = typeof frame === 'string' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
+    const type = this.format === 'text' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
     const ok = this.ex.send(200, frame, [...LP_HEADERS, ['Content-Type', type]]);
     this.finish();
     return ok;

@@ -35,7 +35,7 @@ export class WsTransport implements Transport {
   readonly kind = 'ws';
   closed = false;
   private ws: WebSocket<WsUserData> | null = null;
-  private held: Array<string | Uint8Array> = [];
+  private held: Uint8Array[] = [];
   /** Set when the hub ended the connection before the socket existed (e.g. 4029 during setup). */
   private endedWith: ErrorSpec | null = null;
   constructor(
@@ -53,11 +53,11 @@ export class WsTransport implements Transport {
     const held = this.held;
     this.held = [];
     // Text frames concatenate into one; each held protobuf frame is a complete ResponseBatch.
-    if (this.format === 'text') this.write((held as string[]).join(''));
+    if (this.format === 'text') this.write(held.length === 1 ? (held[0] as Uint8Array) : Buffer.concat(held));
     else for (const frame of held) this.write(frame);
   }
 
-  write(frames: string | Uint8Array): boolean {
+  write(frames: Uint8Array): boolean {
     if (this.closed) return false;
     const ws = this.ws;
     if (ws === null) {
@@ -72,7 +72,7 @@ export class WsTransport implements Transport {
       this.end(Errors.SLOW_CONSUMER);
       return false;
     }
-    ws.cork(() => ws.send(frames, typeof frames !== 'string'));
+    ws.cork(() => ws.send(frames, this.format === 'protobuf'));
     return true;
   }
 

@@ -1,6 +1,6 @@
 import { sourceAddress, runPrefix, type ClientKind, type ConnSpec } from '../channels.js';
 import { publishStep, ramp, type RampResult, type StepResult } from '../fanout.js';
-import { fmt, type Parsed, type ScenarioReport } from '../options.js';
+import { fmt, type Parsed, type ScenarioReport, profileDir } from '../options.js';
 import { withTarget } from '../session.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
@@ -77,7 +77,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     });
 
   const push = await measure(
-    () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519' }),
+    () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...profileDir(o) }),
     (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
     shape.lanes.push,
     shape.batch,
@@ -103,6 +103,7 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
     if (end.duplicates > 0) failures.push(`${end.duplicates} duplicate deliveries`);
     if (end.reordered > 0) failures.push(`${end.reordered} deliveries out of order`);
     if (end.malformed > 0) failures.push(`${end.malformed} unreadable messages`);
+    if (end.unexpectedCloses > 0) failures.push(`${end.unexpectedCloses} connections closed by the server (${end.firstClientError})`);
   }
   const pubErrors = push.ramp.steps.reduce((s, x) => s + x.publishErrors, 0) + (push.half?.publishErrors ?? 0);
   if (pubErrors > 0) failures.push(`${pubErrors} publish requests failed: ${push.ramp.steps.find((x) => x.firstPublishError !== '')?.firstPublishError ?? push.half?.firstPublishError}`);

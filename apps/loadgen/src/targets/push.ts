@@ -13,6 +13,8 @@ export interface PushOptions {
   readonly auth: 'ed25519' | 'hmac-sha256';
   /** Extra environment for every server process (e.g. PUSH_HISTORY_LIMIT). */
   readonly env?: Record<string, string>;
+  /** Write a V8 CPU profile of every server process into this directory (node --cpu-prof), for flame graphs. */
+  readonly profileDir?: string;
 }
 
 /**
@@ -59,8 +61,8 @@ export class PushTarget implements Target {
     try {
       t.listenerPorts = await Promise.all(Array.from({ length: opts.listeners }, () => freePort()));
       t.publisherPorts = await Promise.all(Array.from({ length: opts.publishers }, () => freePort()));
-      t.listeners = await Promise.all(t.listenerPorts.map((p) => startApp('listener', p, env)));
-      t.publishers = await Promise.all(t.publisherPorts.map((p) => startApp('publisher', p, env)));
+      t.listeners = await Promise.all(t.listenerPorts.map((p) => startApp('listener', p, env, t.nodeArgs)));
+      t.publishers = await Promise.all(t.publisherPorts.map((p) => startApp('publisher', p, env, t.nodeArgs)));
     } catch (err) {
       await t.stop();
       throw err;
@@ -70,6 +72,10 @@ export class PushTarget implements Target {
 
   get describe(): string {
     return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, redis-server, clients straight to the listeners`;
+  }
+
+  private get nodeArgs(): string[] {
+    return this.opts.profileDir === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', this.opts.profileDir];
   }
 
   get redisUrl(): string {
@@ -107,7 +113,7 @@ export class PushTarget implements Target {
     this.listeners = await Promise.all(
       this.listeners.map(async (old, i) => {
         await old.stop('SIGTERM');
-        const fresh = await startApp('listener', this.listenerPorts[i] as number, this.env);
+        const fresh = await startApp('listener', this.listenerPorts[i] as number, this.env, this.nodeArgs);
         downMs.push(Math.round(performance.now() - started));
         return fresh;
       }),
