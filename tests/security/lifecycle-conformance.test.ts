@@ -77,7 +77,8 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
     it('expireNotice: none for unknown channels, early while writable, then one stored notice announced once', async () => {
       const ch = channelId();
       assert.deepEqual(await b.channels.expireNotice(ch, '{"x":1}'), { kind: 'none' });
-      await b.channels.create([ch]);
+      const created = (await b.channels.create([ch])).created[0];
+      assert.ok(typeof created === 'number');
       const early = await b.channels.expireNotice(ch, '{"x":1}');
       assert.equal(early.kind, 'early');
       assert.ok(early.kind === 'early' && early.inMs > 0 && early.inMs <= WRITE_MS);
@@ -100,8 +101,22 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
       const h = await b.store.history([ch], '0'.repeat(26));
       assert.deepEqual(h.messages.map((m) => m.mid), [first.message.mid]);
       await broker.close();
-      await sleep(READ_MS);
-      assert.deepEqual(await b.channels.expireNotice(channelId(), '{}'), { kind: 'none' });
+      // Past the read window of this same channel (by the backend's clock): nothing to read any
+      // more, so no notice either, not even the one stored above, and none is stored anew.
+      const pastRead = async (): Promise<boolean> => {
+        const t = await b.channels.times([ch]);
+        return t.now - created >= READ_MS;
+      };
+      await sleep(Math.max(0, created + READ_MS + 20 - (await b.channels.times([])).now));
+      assert.ok(await pastRead(), 'the read window has passed');
+      assert.deepEqual(await b.channels.expireNotice(ch, '{"after":"read window"}'), { kind: 'none' });
+      // The creation record outlives the read window (it is what refuses late subscribers), unchanged.
+      const later = await b.channels.times([ch]);
+      assert.deepEqual(later.created, [created]);
+      assert.ok(later.now - created >= READ_MS);
+      // Asking again after the read window recorded nothing new: still the one notice in history, or none.
+      const h2 = await b.store.history([ch], '0'.repeat(26));
+      assert.ok(h2.messages.every((m) => m.mid === first.message.mid), JSON.stringify(h2.messages));
     });
 
     it('replay guard: ok once, then replay; stale in both directions; key ids are separate scopes', async () => {

@@ -153,12 +153,13 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
         if (c === null) return { kind: 'none' };
         const age = t - c;
         if (age < writeMs) return { kind: 'early', inMs: writeMs - age };
+        // Past the read window there is nothing to read: not even a notice whose whole-second TTL outlives it.
+        if (age >= readMs) return { kind: 'none' };
         const existing = notices.get(channel);
         if (existing !== undefined) {
           const msg = alive(existing, t);
           return msg === null ? { kind: 'none' } : { kind: 'stored', message: msg };
         }
-        if (age >= readMs) return { kind: 'none' };
         const ttl = Math.ceil((readMs - age) / 1000);
         counter += 1;
         const mid = formatMid(startSeconds, counter);

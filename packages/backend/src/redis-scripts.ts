@@ -168,13 +168,14 @@ local created = redis.call('GET', KEYS[3])
 if not created then return { 'none' } end
 local age = nowNum - tonumber(created)
 if age < writeMs then return { 'early', string.format('%d', writeMs - age) } end
+-- Past the read window there is nothing to read: not even a notice whose whole-second TTL outlives it.
+if age >= readMs then return { 'none' } end
 local existing = redis.call('GET', KEYS[4])
 if existing then
   local rec = redis.call('GET', prefix .. 'm:' .. existing)
   if rec then return { 'stored', rec } end
   return { 'none' }
 end
-if age >= readMs then return { 'none' } end
 local ttl = math.ceil((readMs - age) / 1000)
 local start = redis.call('GET', KEYS[1])
 if not start then
