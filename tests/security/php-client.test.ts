@@ -1,29 +1,35 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import nacl from 'tweetnacl';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { ROOT, startApp, type AppProcess } from '../helpers/apps.js';
-import { WsClient, channelId, signed } from '../helpers/clients.js';
+import { ROOT, TEST_KEY, startApp, type AppProcess } from '../helpers/apps.js';
+import { WsClient, channelId, longPoll, signed } from '../helpers/clients.js';
 import { sleep } from '../helpers/ports.js';
+import { runPhp } from './php.js';
 
 /**
- * Runs the PHP client's own test script (packages/php-client/tests/run.php) with php-cli against a
- * real publisher, then checks on the server side what it published. php-cli is installed by the
- * test setup (SETUP_PACKAGES in scripts/test.sh).
+ * Runs the PHP client's own test scripts (packages/php-client/tests/) and the README's portal
+ * example with php-cli against a real publisher, then checks on the server side what they
+ * published. php-cli is installed by the test setup (SETUP_PACKAGES in scripts/test.sh).
  */
-function php(script: string, env: Record<string, string>): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn('php', [script], { env: { PATH: process.env['PATH'] ?? '', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    p.on('exit', (code) => resolve({ code, out }));
+const php = (script: string, env: Record<string, string>, phpArgs: string[] = []): ReturnType<typeof runPhp> => runPhp([...phpArgs, script], env);
+
+/** Without sodium's signing function, as on a PHP built without ext-sodium (HMAC-only portals). */
+const NO_SODIUM = ['-d', 'disable_functions=sodium_crypto_sign_detached,sodium_crypto_sign_seed_keypair,sodium_crypto_sign_keypair'];
+
+describe('running php', () => {
+  it('a php that cannot be started is a clear failure, not a hang', async () => {
+    const empty = mkdtempSync(join(tmpdir(), 'no-php-'));
+    try {
+      await assert.rejects(() => runPhp(['-v'], { PATH: empty }), /cannot start php \(spawn php ENOENT\): these tests need php-cli 8\.1\+ on PATH; npm test installs it/);
+    } finally {
+      rmSync(empty, { recursive: true, force: true });
+    }
   });
-}
+});
 
 describe('PHP client against a running publisher', () => {
   let redis: RedisServer;
@@ -33,6 +39,10 @@ describe('PHP client against a running publisher', () => {
   const keyFiles: Record<string, string> = {};
 
   before(async () => {
+    // Fails the suite at once with runPhp's message when php-cli is missing.
+    const version = await runPhp(['-r', 'echo PHP_VERSION;']);
+    assert.equal(version.code, 0, version.out);
+    assert.ok(/^8\.([1-9]|\d\d)\./.test(version.out), `PHP 8.1+ needed, got ${version.out}`);
     dir = mkdtempSync(join(tmpdir(), 'php-client-'));
     const entries: string[] = [];
     for (const name of ['ed', 'stranger']) {
@@ -85,5 +95,60 @@ describe('PHP client against a running publisher', () => {
     assert.deepEqual((got[0]?.text as { params: unknown }).params, { text: 'Привет' });
     assert.equal(await redis.client().exists(`push:h:{${expired}}`), 0, 'nothing stored for the expired channel');
     ws.close();
+  });
+
+  it('without sodium: HMAC signing works (vectors and live), Ed25519 fails at once with a clear message', async () => {
+    const ch = channelId();
+    const r = await php(join(ROOT, 'packages/php-client/tests/no-sodium.php'), {
+      PUSH_TEST_URL: pub.url,
+      PUSH_TEST_ED_KEY: keyFiles['ed'] as string,
+      PUSH_TEST_HMAC_KEY: keyFiles['hmac'] as string,
+      PUSH_TEST_CHANNEL: ch,
+    }, NO_SODIUM);
+    assert.equal(r.code, 0, r.out);
+    assert.match(r.out, /^ok - sodium signing is unavailable in this run$/m);
+    assert.match(r.out, /^ok - Ed25519 without sodium: a clear error from an Ed25519 key file$/m);
+    assert.match(r.out, /^ok - live: HMAC publish without sodium$/m);
+    assert.doesNotMatch(r.out, /not ok/);
+    const poll = await longPoll(lis.url, [signed(ch)], `&mid=${'0'.repeat(26)}`);
+    assert.deepEqual(poll.messages.map((m) => (m.text as { command: string }).command), ['no-sodium']);
+    // The same script with sodium present must notice that it is (the first check is not vacuous).
+    const withSodium = await php(join(ROOT, 'packages/php-client/tests/no-sodium.php'), {});
+    assert.equal(withSodium.code, 1);
+    assert.match(withSodium.out, /^not ok - sodium signing is unavailable in this run$/m);
+  });
+
+  it("the README's copy-paste portal example runs as written against the publisher", async () => {
+    const readme = readFileSync(join(ROOT, 'packages/php-client/README.md'), 'utf8');
+    const section = readme.slice(readme.indexOf('## Copy-paste portal example'));
+    const example = /```php\n([\s\S]*?)```/.exec(section)?.[1];
+    assert.ok(example !== undefined, 'the README has a php block under "Copy-paste portal example"');
+    // The only edits: where the publisher is and where the key file lives. Each must be there once.
+    const url = "'http://push.internal:9010'";
+    const keyPath = "'/etc/portal/push-key.json'";
+    const requireLine = "require __DIR__ . '/vendor/autoload.php';";
+    for (const literal of [url, keyPath, requireLine]) assert.equal(example.split(literal).length, 2, `${literal} once in the example`);
+    const work = mkdtempSync(join(tmpdir(), 'php-portal-'));
+    try {
+      // What Composer would generate: vendor/autoload.php loading the package.
+      mkdirSync(join(work, 'vendor'));
+      writeFileSync(join(work, 'vendor/autoload.php'), `<?php\nrequire ${JSON.stringify(join(ROOT, 'packages/php-client/autoload.php'))};\n`);
+      const code = example.replace(url, `'${pub.url}'`).replace(keyPath, `'${keyFiles['ed'] as string}'`);
+      // Appended after the example, untouched: report what it produced so the server side can be checked.
+      writeFileSync(join(work, 'portal.php'), `${code}\necho json_encode(['id' => $id, 'config' => $config, 'online' => $online]);\n`);
+      const r = await runPhp([join(work, 'portal.php')], { PUSH_SIGNATURE_KEY: TEST_KEY }, work);
+      assert.equal(r.code, 0, r.out);
+      assert.doesNotMatch(r.out, /push failed|Warning|Fatal|Deprecated|Notice/, r.out);
+      const out = JSON.parse(r.out) as { id: string; config: { channels: { private: { id: string } } }; online: string[] };
+      assert.match(out.id, /^[0-9a-f]{32}$/);
+      assert.equal(out.config.channels.private.id, signed(out.id), 'the signed id the browser gets is what the listener accepts');
+      assert.deepEqual(out.online, []);
+      const poll = await longPoll(lis.url, [out.config.channels.private.id], `&mid=${'0'.repeat(26)}`);
+      assert.equal(poll.status, 200, poll.body);
+      assert.deepEqual(poll.messages.map((m) => (m.text as { command: string }).command), ['message', 'typing', 'read']);
+      assert.deepEqual((poll.messages[0]?.text as { params: unknown }).params, { text: 'Hello' });
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
   });
 });

@@ -26,12 +26,28 @@ final class Signer
         }
     }
 
-    /** $secretKey: the 64-byte sodium/tweetnacl secret key, raw or base64 (as `pushctl keygen` writes it). */
+    /** Length of a sodium/tweetnacl Ed25519 secret key (seed and public key); literal so it needs no sodium. */
+    private const ED25519_SECRET_KEY_BYTES = 64;
+
+    /** Whether this PHP can sign with Ed25519 (the sodium extension, bundled with PHP but optional). */
+    public static function ed25519Available(): bool
+    {
+        return function_exists('sodium_crypto_sign_detached');
+    }
+
+    /**
+     * $secretKey: the 64-byte sodium/tweetnacl secret key, raw or base64 (as `pushctl keygen` writes it).
+     * Needs the sodium extension; without it this throws a \RuntimeException saying so at once, not
+     * on the first publish (portals without sodium use Signer::hmac()).
+     */
     public static function ed25519(string $keyId, #[\SensitiveParameter] string $secretKey): self
     {
-        if (strlen($secretKey) !== SODIUM_CRYPTO_SIGN_SECRETKEYBYTES) {
+        if (!self::ed25519Available()) {
+            throw new \RuntimeException('Ed25519 signing needs the PHP sodium extension, which this PHP lacks (or has disabled): enable ext-sodium, or use an HMAC key (pushctl keygen --hmac, Signer::hmac()) instead');
+        }
+        if (strlen($secretKey) !== self::ED25519_SECRET_KEY_BYTES) {
             $decoded = base64_decode($secretKey, true);
-            if ($decoded === false || strlen($decoded) !== SODIUM_CRYPTO_SIGN_SECRETKEYBYTES) {
+            if ($decoded === false || strlen($decoded) !== self::ED25519_SECRET_KEY_BYTES) {
                 throw new \InvalidArgumentException('Ed25519 secret key must be 64 bytes, raw or base64');
             }
             $secretKey = $decoded;
@@ -39,7 +55,7 @@ final class Signer
         return new self($keyId, 'ed25519', $secretKey);
     }
 
-    /** For portals without sodium; the secret must be at least 32 characters (the server checks too). */
+    /** For portals without sodium (needs only the always-present hash extension); secrets of 32+ characters. */
     public static function hmac(string $keyId, #[\SensitiveParameter] string $secret): self
     {
         if (strlen($secret) < 32) {

@@ -2,8 +2,9 @@
 
 /**
  * PHP client tests, no framework: `php tests/run.php`.
- *  - Always: the shared test vectors (packages/protocol/src/publish-auth.vectors.json), proving the
- *    PHP and TypeScript implementations build identical canonical strings and signatures.
+ *  - Always: the shared test vectors (tests/publish-auth.vectors.json, a copy of the server's
+ *    packages/protocol/src/publish-auth.vectors.json that the server's tests keep identical), proving
+ *    the PHP and TypeScript implementations build identical canonical strings and signatures.
  *  - With PUSH_TEST_URL set (the node test tests/security/php-client.test.ts does this, against a
  *    real publisher): publishing, batches, online status, minting and refusals end to end.
  * Prints one "ok"/"not ok" line per check; exits 1 if any failed.
@@ -11,26 +12,12 @@
 
 declare(strict_types=1);
 
-spl_autoload_register(static function (string $class): void {
-    if (str_starts_with($class, 'PushServer\\')) {
-        require __DIR__ . '/../src/' . substr($class, strlen('PushServer\\')) . '.php';
-    }
-});
+require __DIR__ . '/bootstrap.php';
 
 use PushServer\Channels;
 use PushServer\PushClient;
 use PushServer\PushException;
 use PushServer\Signer;
-
-$failures = 0;
-function check(string $name, bool $ok, string $detail = ''): void
-{
-    global $failures;
-    if (!$ok) {
-        $failures++;
-    }
-    echo ($ok ? 'ok' : 'not ok') . " - $name" . ($ok || $detail === '' ? '' : ": $detail") . "\n";
-}
 
 function expectRefusal(string $name, callable $fn, int $status, int $code): void
 {
@@ -43,7 +30,7 @@ function expectRefusal(string $name, callable $fn, int $status, int $code): void
 }
 
 // ---- shared vectors --------------------------------------------------------------------------
-$vectors = json_decode((string) file_get_contents(__DIR__ . '/../../protocol/src/publish-auth.vectors.json'), true, 512, JSON_THROW_ON_ERROR);
+$vectors = vectors();
 $ed = $vectors['ed25519'];
 $seedPair = sodium_crypto_sign_seed_keypair(hex2bin($ed['seedHex']));
 check('vectors: sodium derives the same key pair from the seed', base64_encode(sodium_crypto_sign_secretkey($seedPair)) === $ed['secretKeyBase64'] && base64_encode(sodium_crypto_sign_publickey($seedPair)) === $ed['publicKeyBase64']);
@@ -114,5 +101,4 @@ if ($url !== false && $url !== '') {
     }
 }
 
-echo $failures === 0 ? "all passed\n" : "$failures failed\n";
-exit($failures === 0 ? 0 : 1);
+finish();

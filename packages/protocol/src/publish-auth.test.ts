@@ -86,6 +86,12 @@ describe('publish signing: shared test vectors', () => {
   it('channel id signatures', () => {
     for (const c of vectors.channels) assert.equal(signChannel(c.id, { key: c.key, algorithm: c.algorithm }), c.signed);
   });
+
+  it("the PHP client's own copy of the vectors (it ships without this package) is byte-for-byte this file", () => {
+    const here = readFileSync(new URL('./publish-auth.vectors.json', import.meta.url));
+    const php = readFileSync(new URL('../../php-client/tests/publish-auth.vectors.json', import.meta.url));
+    assert.ok(php.equals(here), 'copy packages/protocol/src/publish-auth.vectors.json to packages/php-client/tests/ after changing it');
+  });
 });
 
 describe('PublishVerifier', () => {
