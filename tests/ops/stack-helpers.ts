@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { request as httpRequestRaw } from 'node:http';
 import { createServer } from 'node:net';
 import WebSocket from 'ws';
 import { decodeTextFrames } from '@push/protocol';
@@ -110,9 +112,12 @@ export function parsePrometheus(text: string): Map<string, PromFamily> {
   return families;
 }
 
-/** Sum of a family's samples (optionally only those whose labels match). */
+/**
+ * Sum of the samples called `name` (optionally only those whose labels match). A histogram's
+ * `_count`, `_sum` and `_bucket` samples are found in their family.
+ */
 export function sampleSum(f: Map<string, PromFamily>, name: string, labels: Record<string, string> = {}): number {
-  const fam = f.get(name);
+  const fam = f.get(name) ?? f.get(name.replace(/_(bucket|sum|count)$/, ''));
   if (fam === undefined) throw new Error(`no metric ${name}`);
   return fam.samples.filter((s) => s.name === name && Object.entries(labels).every(([k, v]) => s.labels[k] === v)).reduce((a, s) => a + s.value, 0);
 }
@@ -213,4 +218,56 @@ export class ResumingPoll implements Seen {
     this.abort.abort();
     await this.loop?.catch(() => {});
   }
+}
+
+export interface RawHttpResponse {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+/**
+ * One HTTP request from a chosen source address (fetch cannot bind one): loopback aliases such as
+ * 127.0.0.2 play a second client machine for nginx's allow lists and per-IP limits.
+ */
+export function httpRequest(url: string, opts: { method?: string; headers?: Record<string, string>; body?: string | Uint8Array; localAddress?: string } = {}): Promise<RawHttpResponse> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequestRaw(url, { method: opts.method ?? 'GET', headers: opts.headers ?? {}, localAddress: opts.localAddress, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.setTimeout(15_000, () => req.destroy(new Error(`${url}: no answer`)));
+    req.end(opts.body);
+  });
+}
+
+/** A WebSocket handshake: resolves with the open socket, or with the HTTP status that refused it. */
+export function wsHandshake(url: string, localAddress?: string): Promise<{ ws: WebSocket | null; status: number }> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url, localAddress === undefined ? {} : { localAddress });
+    ws.once('open', () => resolve({ ws, status: 101 }));
+    ws.once('unexpected-response', (_req, res) => {
+      resolve({ ws: null, status: res.statusCode ?? 0 });
+      res.resume();
+      ws.terminate();
+    });
+    ws.once('error', (err) => reject(err));
+  });
+}
+
+/** Soft and hard "Max open files" of a running process. */
+export function openFilesLimit(pid: number): { soft: number; hard: number } {
+  const line = readFileSync(`/proc/${pid}/limits`, 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+  const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/.exec(line ?? '');
+  if (m === null) throw new Error(`no open-file limit for pid ${pid}`);
+  const n = (v: string | undefined): number => (v === 'unlimited' ? Infinity : Number(v));
+  return { soft: n(m[1]), hard: n(m[2]) };
+}
+
+/** The worker processes of an nginx master, sorted (a reload replaces them all). */
+export function childPids(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
 }

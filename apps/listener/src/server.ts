@@ -63,7 +63,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     sockets,
     isDraining,
     clientRequests: {
-      store: backend.store,
+      store,
       presence: backend.presence,
       stats: backend.stats,
       ttl: config.ttl,

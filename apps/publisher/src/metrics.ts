@@ -1,12 +1,13 @@
 import type { Store } from '@push/backend';
-import { Counter, Histogram, createCommonMetrics, timed, type CommonMetrics } from '@push/runtime';
+import { Counter, Histogram, countPublished, createCommonMetrics, timed, type CommonMetrics } from '@push/runtime';
 
 /** Publisher metrics; names are documented with alert advice in docs/operations.md. */
 export interface PublisherMetrics extends CommonMetrics {
-  /** Publish requests by outcome: ok, rejected (4xx), unavailable (Redis down, 503), draining (503). */
+  /**
+   * Publishing requests (portal publishes in every form and client `/bitrix/rest/` publishes) by
+   * outcome: ok, rejected (4xx), unavailable (Redis down, 503), draining (503).
+   */
   readonly requests: Counter<'result'>;
-  /** Accepted messages: stored (TTL > 0, resumable by mid) or live (expiry 0, delivered only to who is connected). */
-  readonly messages: Counter<'storage'>;
   /** From request start to the 200 (body read, validation, Redis script). */
   readonly publishDuration: Histogram;
 }
@@ -17,7 +18,6 @@ export function createPublisherMetrics(): PublisherMetrics {
   return {
     ...common,
     requests: new Counter({ name: 'push_publish_requests_total', help: 'Publish requests by result.', labelNames: ['result'], registers }),
-    messages: new Counter({ name: 'push_messages_published_total', help: 'Messages accepted, by storage (stored = kept for resume, live = expiry 0).', labelNames: ['storage'], registers }),
     publishDuration: new Histogram({
       name: 'push_publish_duration_seconds',
       help: 'Time from publish request to acknowledgement.',
@@ -27,10 +27,18 @@ export function createPublisherMetrics(): PublisherMetrics {
   };
 }
 
-/** The same store, with every Redis round trip timed. */
+/**
+ * The same store, with every Redis round trip timed and every accepted message counted. Counting
+ * here rather than in the routes means no publish path (text, batch, protocol-4 binary,
+ * `/bitrix/rest/`) can be left out of `push_messages_published_total`.
+ */
 export function instrumentStore(store: Store, m: CommonMetrics): Store {
   return {
-    publish: (messages, sender) => timed(m.redisDuration, 'publish', () => store.publish(messages, sender)),
+    publish: async (messages, sender) => {
+      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender));
+      countPublished(m, messages);
+      return mids;
+    },
     history: (channels, after) => timed(m.redisDuration, 'history', () => store.history(channels, after)),
     ping: () => store.ping(),
   };

@@ -16,13 +16,16 @@ export interface RestDeps extends V4RouteDeps {
  * publishing to other users' public channels when it has no WebSocket (reference 5.3). The
  * CHANNEL_ID list is checked like a subscription; its first public id is the sender. Errors are
  * HTTP 400 (4010 for the channel list) with "<code>: <reason>" bodies.
+ *
+ * Resolves (never rejects) once the request is answered or aborted, so the caller can count it as
+ * in flight until then: a draining publisher must not exit while a body is still arriving.
  */
-export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, onError: (ex: Exchange, err: unknown) => void, onPublished: (n: number) => void): void {
+export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, onError: (ex: Exchange, err: unknown) => void, onPublished: (n: number) => void): Promise<void> {
   // Copy everything out of `req` before the first await: uWS frees it when this returns.
   const query = parseQuery(req.getQuery() ?? '');
   const contentLength = req.getHeader('content-length');
   const ex = new Exchange(res);
-  readBody(ex, contentLength, deps.maxBodyBytes)
+  return readBody(ex, contentLength, deps.maxBodyBytes)
     .then(async (body) => {
       const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
       const publicId = subs.find((s) => s.publicId !== null)?.publicId ?? null;

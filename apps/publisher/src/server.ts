@@ -70,6 +70,18 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     maxBodyBytes: config.maxBodyBytes,
   };
 
+  /**
+   * While draining, answers 503 before reading or storing anything (nginx hands the request to
+   * another publisher). Every request that gets past this counts in `inFlight` until answered, so
+   * stop() waits for it.
+   */
+  function refuseWhileDraining(ex: Exchange): boolean {
+    if (!draining) return false;
+    metrics.requests.inc({ result: 'draining' });
+    ex.sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
+    return true;
+  }
+
   function reject(ex: Exchange, err: unknown): void {
     if (err instanceof PushError) {
       counters.rejected++;
@@ -127,10 +139,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
         // Acknowledge only after Redis has stored and announced everything (not before, as Bitrix does).
         await store.publish(messages, BACKEND_SENDER);
         counters.published += messages.length;
-        for (const m of messages) {
-          counters.byType.set(m.type, (counters.byType.get(m.type) ?? 0) + 1);
-          metrics.messages.inc({ storage: m.ttl > 0 ? 'stored' : 'live' });
-        }
+        // push_messages_published_total is counted by the instrumented store, for every publish path.
+        for (const m of messages) counters.byType.set(m.type, (counters.byType.get(m.type) ?? 0) + 1);
         metrics.requests.inc({ result: 'ok' });
         endTimer();
         ex.send(200, '', [...CORS_ANY, TEXT]);
@@ -146,6 +156,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const query = parseQuery(req.getQuery() ?? '');
     const facts = guard.capture(res, req);
     const ex = new Exchange(res);
+    if (refuseWhileDraining(ex)) return;
+    inFlight++;
     guard
       .authenticate(facts, NO_BODY)
       .then(async (auth) => {
@@ -159,7 +171,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
           ex.send(200, JSON.stringify({ infos }), [...CORS_ANY, TEXT]);
         },
         (err: unknown) => reject(ex, err),
-      );
+      )
+      .finally(() => inFlight--);
   }
 
   /** Mints fresh channel ids, records their creation (Redis time) and returns them signed for subscribers. */
@@ -169,6 +182,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const facts = guard.capture(res, req);
     const ex = new Exchange(res);
     counters.requests++;
+    if (refuseWhileDraining(ex)) return;
+    inFlight++;
     readBody(ex, contentLength, config.maxBodyBytes)
       .then(async (buf) => {
         const auth = await guard.authenticate(facts, buf);
@@ -186,7 +201,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       .catch((err: unknown) => {
         if (ex.aborted) return;
         reject(ex, err);
-      });
+      })
+      .finally(() => inFlight--);
   }
 
   const app: TemplatedApp = uws.App();
@@ -201,10 +217,16 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     app.post(path, (res, req) => {
       counters.requests++;
       if (draining) {
-        new Exchange(res).sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
+        refuseWhileDraining(new Exchange(res));
         return;
       }
-      handleRest(res, req, restDeps, reject, (n) => (counters.published += n));
+      inFlight++;
+      const endTimer = metrics.publishDuration.startTimer();
+      void handleRest(res, req, restDeps, reject, (n) => {
+        counters.published += n;
+        metrics.requests.inc({ result: 'ok' });
+        endTimer();
+      }).finally(() => inFlight--);
     });
     app.options(path, (res) => void new Exchange(res).send(200, '', REST_PREFLIGHT));
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));

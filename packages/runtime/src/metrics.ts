@@ -17,6 +17,12 @@ export interface CommonMetrics {
   readonly redisUp: Gauge;
   /** 1 once SIGTERM started the drain. */
   readonly draining: Gauge;
+  /**
+   * Messages the store accepted through this process, by storage (stored = kept for resume by mid,
+   * live = expiry 0). Publishers count every publish form (text, batch, protocol-4 binary,
+   * `/bitrix/rest/`); listeners count protocol-4 client publishes sent over a WebSocket.
+   */
+  readonly published: Counter<'storage'>;
 }
 
 export function createCommonMetrics(app: 'publisher' | 'listener'): CommonMetrics {
@@ -35,6 +41,7 @@ export function createCommonMetrics(app: 'publisher' | 'listener'): CommonMetric
     }),
     redisUp: new Gauge({ name: 'push_redis_up', help: '1 while Redis answers pings, 0 otherwise.', registers: [registry] }),
     draining: new Gauge({ name: 'push_draining', help: '1 while the process is shutting down (readiness is 503).', registers: [registry] }),
+    published: new Counter({ name: 'push_messages_published_total', help: 'Messages accepted by the store through this process, by storage (stored = kept for resume, live = expiry 0).', labelNames: ['storage'], registers: [registry] }),
   };
 }
 
@@ -46,6 +53,14 @@ export async function timed<T>(h: Histogram<'command'>, command: string, fn: () 
   } finally {
     end();
   }
+}
+
+/** Counts messages the store has just accepted under `push_messages_published_total`. */
+export function countPublished(m: CommonMetrics, messages: ReadonlyArray<{ readonly ttl: number }>): void {
+  let stored = 0;
+  for (const msg of messages) if (msg.ttl > 0) stored++;
+  if (stored > 0) m.published.inc({ storage: 'stored' }, stored);
+  if (messages.length > stored) m.published.inc({ storage: 'live' }, messages.length - stored);
 }
 
 /**
