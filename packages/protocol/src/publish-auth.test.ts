@@ -17,7 +17,7 @@ import {
   timestampFresh,
 } from './publish-auth.js';
 import { signChannel, type SignatureAlgorithm } from './channel-id.js';
-import { PushError } from './errors.js';
+import { Errors, PushError } from './errors.js';
 import { NetworkSet, normalizeAddress, parseNetworks } from './networks.js';
 import { channelExpireBody, channelPhase, mintChannelId } from './channel-lifecycle.js';
 
@@ -129,6 +129,17 @@ describe('PublishVerifier', () => {
     ['hmac-length signature on the ed25519 key', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.hmac.signature), v.method, v.target, body), 4123],
   ];
   for (const [name, fn, code] of cases) it(`refuses: ${name} -> ${code}`, async () => assert.equal(await asyncCodeOf(fn), code));
+});
+
+describe('refusal reasons', () => {
+  it('missing, malformed, unknown key, bad signature, stale and replayed each have their own code, 401/403', () => {
+    const specs = [Errors.AUTH_MISSING, Errors.AUTH_MALFORMED, Errors.AUTH_UNKNOWN_KEY, Errors.AUTH_BAD_SIGNATURE, Errors.AUTH_STALE, Errors.AUTH_REPLAY];
+    assert.deepEqual(specs.map((e) => e.code), [4120, 4121, 4122, 4123, 4124, 4125]);
+    assert.deepEqual(specs.map((e) => e.status), [401, 401, 401, 401, 401, 403]);
+    assert.equal(new Set(specs.map((e) => e.reason)).size, specs.length, 'each with its own reason');
+    // No other error shares these codes (tests/security/publish-auth.test.ts sends each over HTTP).
+    for (const e of specs) assert.equal(Object.values(Errors).filter((x) => x.code === e.code).length, 1);
+  });
 });
 
 describe('parseAuthHeaders', () => {
