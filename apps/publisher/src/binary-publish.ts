@@ -18,7 +18,8 @@ export interface V4RouteDeps extends V4Deps {
  */
 export async function answerV4(ex: Exchange, body: Uint8Array, trust: V4Trust, sender: SenderInfo, deps: V4RouteDeps): Promise<number> {
   const req = parseV4Request(body, trust, deps.limits);
-  const response = await executeV4Request(req, sender, deps);
+  // An empty incomingMessages list is a no-op 200, as in Bitrix: the store is not even asked.
+  const response = req.kind === 'incomingMessages' && req.messages.length === 0 ? null : await executeV4Request(req, sender, deps);
   if (response === null) ex.send(200, '', [...CORS_ANY, ['Content-Type', 'text/plain; charset=utf-8']]);
   else ex.send(200, response, [...CORS_ANY, ['Content-Type', 'application/octet-stream']]);
   return req.kind === 'incomingMessages' ? req.messages.length : 0;

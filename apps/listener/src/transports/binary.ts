@@ -47,6 +47,8 @@ export async function clientRequest(bytes: Uint8Array, publicId: string | null, 
   // Bitrix checks for the public id before even decoding the request.
   if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
   const req = parseV4Request(bytes, { trusted: false, secret: ctx.secret }, ctx.limits);
+  // An empty incomingMessages list does nothing (as in Bitrix) and needs no answer.
+  if (req.kind === 'incomingMessages' && req.messages.length === 0) return null;
   return executeV4Request(req, { type: SenderType.CLIENT, id: publicId }, ctx);
 }
 

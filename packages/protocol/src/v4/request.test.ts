@@ -72,6 +72,15 @@ describe('v4 request validation: table', () => {
     assert.deepEqual(parseV4Request(encodeRequestBatch({ requests: [{ serverStats: {} }] }), TRUSTED, LIMITS), { kind: 'serverStats' });
   });
 
+  it('accepts an empty incomingMessages list as a request with no messages (a no-op, as in Bitrix), from the portal and from a client', () => {
+    for (const trust of [TRUSTED, CLIENT]) {
+      assert.deepEqual(parseV4Request(incoming([]), trust, LIMITS), { kind: 'incomingMessages', messages: [] });
+      // An incomingMessages command without its `messages` field decodes the same way.
+      assert.deepEqual(parseV4Request(encodeRequestBatch({ requests: [{ incomingMessages: {} }] }), trust, LIMITS), { kind: 'incomingMessages', messages: [] });
+    }
+    assert.deepEqual(v4ToNewMessages([], parseTtlTable('*=60')), []);
+  });
+
   it('reads only requests[0] like Bitrix', () => {
     const bytes = encodeRequestBatch({ requests: [{ serverStats: {} }, { registration: {} }] });
     assert.equal(parseV4Request(bytes, TRUSTED, LIMITS).kind, 'serverStats');

@@ -101,8 +101,9 @@ export function parseV4Request(bytes: Uint8Array, trust: V4Trust, limits: V4Limi
     case 'incomingMessages': {
       const messages = req.incomingMessages?.messages ?? [];
       if (messages.length > limits.maxMessages) throw new PushError(Errors.TOO_MANY_MESSAGES);
-      // An empty list is a no-op in Bitrix; it is refused here so a caller never mistakes it for a delivery.
-      if (messages.length === 0) throw new PushError(Errors.TOO_MANY_MESSAGES, 'The request holds no messages.');
+      // An empty list is valid and does nothing, as in Bitrix (only "more than the limit" is an
+      // error there, and no code exists for "none"): callers answer it with the usual empty 200
+      // without touching the store (docs/protocol-v4.md).
       return {
         kind: 'incomingMessages',
         messages: messages.map((m) => ({
