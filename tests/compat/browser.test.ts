@@ -100,11 +100,16 @@ describe('official client bundle in headless Chromium, cross-origin', () => {
     }
   });
 
-  it('Last-Message-Id is readable by script on a 304, and the long-polling client takes its cursor from it', async () => {
+  it('a script on another origin reads long-poll 200 bodies and Last-Message-Id on a 304, and the long-polling client takes its cursor from it', async () => {
     const mode = MODES.find((m) => !m.websocket && m.version === 4) as Mode;
     const user = 200;
     const priv = portal.channels(user).priv;
     await portal.publish([priv], 'test', 'stored-before-start', {});
+    // Raw XHR from the page, resuming from mid 0: an immediate 200 whose body the script can read
+    // (a cross-origin body is readable only when the response allows the page's origin).
+    const full = await page.evaluate((url) => (globalThis as unknown as { rawPoll: (u: string) => Promise<{ status: number; body: string }> }).rawPoll(url), `${listener.url}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(portal.signedPrivate(user, 4))}&mid=${'0'.repeat(26)}`);
+    assert.equal(full.status, 200);
+    assert.match(full.body, /^#!NGINXNMS!#\{.*"command":"stored-before-start".*\}#!NGINXNME!#$/, 'the 200 body reached the script');
     // Raw XHR from the page: a 304 after the 2 s hold, with the newest stored id exposed to script.
     const raw = await page.evaluate((url) => (globalThis as unknown as { rawPoll: (u: string) => Promise<{ status: number; lastMessageId: string | null; expires: string | null }> }).rawPoll(url), `${listener.url}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(portal.signedPrivate(user, 4))}`);
     assert.equal(raw.status, 304);

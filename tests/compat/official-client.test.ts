@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES, Portal, SdkClient, type Mode } from './sdk-harness.js';
+import { bytesToHex, encodeRequestBatch, V4Types } from '@push/protocol';
+import { MODES, Portal, SdkClient, type HttpRecord, type Mode, type SocketRecord } from './sdk-harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
 import { eventually, sleep } from '../helpers/ports.js';
@@ -13,7 +14,21 @@ import { eventually, sleep } from '../helpers/ports.js';
 
 const V4_MODES = MODES.filter((m) => m.version === 4);
 const WS_MODES = MODES.filter((m) => m.websocket);
+const LP_MODES = MODES.filter((m) => !m.websocket);
 let nextUser = 1;
+
+/** The `mid` query parameter of a connection URL (null when absent). */
+const midOf = (url: string): string | null => new URL(url).searchParams.get('mid');
+
+/**
+ * A client's `test`-module messages as they came over the wire; asserts none came twice (the SDK
+ * would drop a repeated mid silently, so only the wire shows a duplicate).
+ */
+function wireCommands(c: SdkClient): string[] {
+  const msgs = c.wireMessages().filter((m) => m.moduleId === 'test');
+  assert.equal(new Set(msgs.map((m) => m.mid)).size, msgs.length, `${c.mode.name}: a message came twice on the wire: ${msgs.map((m) => `${m.command}@${m.mid}`).join(',')}`);
+  return msgs.map((m) => m.command);
+}
 
 async function eachMode<T>(modes: readonly Mode[], run: (mode: Mode) => Promise<T>): Promise<T[]> {
   return Promise.all(modes.map(run));
@@ -78,22 +93,65 @@ describe('official client @bitrix24/b24jssdk against the stack', () => {
     const cs = await eachMode(MODES, (mode) => client(mode));
     for (const c of cs) await portal.publish([portal.channels(c.userId).priv], 'test', 'before', {});
     await Promise.all(cs.map((c) => c.waitForCommands(['before'])));
-    const connectsBefore = cs.map((c) => c.statuses.filter((s) => s === 'online').length);
-    // A replacement process binds the same port first (uWS listens with SO_REUSEPORT), so the
-    // client's first reconnect attempt (0.5 s after the close) finds a listener, as behind a balancer.
-    const replacement = await startApp('listener', { ...env(redis), PUSH_PORT: String(listener.port) });
+    // The cursor each client holds: the mid the server sent with `before`.
+    const lastMid = cs.map((c) => {
+      const got = c.wireMessages().filter((m) => m.command === 'before');
+      assert.equal(got.length, 1, `${c.mode.name}: before once`);
+      assert.match(got[0]?.mid ?? '', /^[0-9]{26}$/);
+      return got[0]?.mid as string;
+    });
+    const port = listener.port;
+    // The old listener goes away completely (drain, exit) before anything else happens: no process
+    // serves the port, so the clients cannot receive the gap messages live.
     await listener.stop();
-    listener = replacement;
-    // Published while the clients are disconnected: only a reconnect with `mid` can bring these.
+    const stoppedAt = Date.now();
+    await eventually(() => cs.every((c) => !c.pull.isConnected()), 10_000, 'every client noticed the listener is gone');
     for (const c of cs) for (const cmd of ['gap1', 'gap2']) await portal.publish([portal.channels(c.userId).priv], 'test', cmd, {});
-    await Promise.all(cs.map((c) => c.waitForCommands(['gap1', 'gap2'], 20_000)));
+    await sleep(300);
+    for (const c of cs) assert.deepEqual(c.commands(), ['before'], `${c.mode.name}: nothing can arrive while no listener runs`);
+    listener = await startApp('listener', { ...env(redis), PUSH_PORT: String(port) });
+    // The SDK retries 0.5 s after losing the connection (refused: nothing listens), then 15-18 s
+    // later; the replacement is up long before that second retry.
+    await Promise.all(cs.map((c) => c.waitForCommands(['gap1', 'gap2'], 45_000)));
     for (const c of cs) await portal.publish([portal.channels(c.userId).priv], 'test', 'after', {});
     await Promise.all(cs.map((c) => c.waitForCommands(['after'])));
     await sleep(300);
     cs.forEach((c, i) => {
-      assert.deepEqual(c.commands(), ['before', 'gap1', 'gap2', 'after'], `${c.mode.name}: nothing lost, nothing twice`);
-      assert.match(c.connectionPath(), /[?&]mid=[0-9]{26}/, `${c.mode.name}: reconnected with mid`);
-      if (c.mode.websocket) assert.ok(c.statuses.filter((s) => s === 'online').length > (connectsBefore[i] ?? 0), `${c.mode.name}: went through a reconnect`);
+      const name = c.mode.name;
+      assert.deepEqual(c.commands(), ['before', 'gap1', 'gap2', 'after'], `${name}: nothing lost, nothing twice`);
+      assert.deepEqual(wireCommands(c), ['before', 'gap1', 'gap2', 'after'], `${name}: on the wire too, each once, in order`);
+      // Every connection attempt after the old listener's last answer (refused ones included)
+      // carried the cursor, and the first one the replacement answered brought the gap messages.
+      let attempts: Array<SocketRecord | HttpRecord>;
+      let first: SocketRecord | HttpRecord | undefined;
+      if (c.mode.websocket) {
+        const all = c.sockets();
+        const lastOld = all.findLastIndex((s) => s.openedAt !== null && s.openedAt < stoppedAt);
+        assert.equal(all[lastOld]?.closeCode, 4111, `${name}: the draining listener closed the socket with 4111`);
+        assert.match(all[lastOld]?.closeReason ?? '', /^4111: /);
+        attempts = all.slice(lastOld + 1);
+        first = (attempts as SocketRecord[]).find((s) => s.openedAt !== null);
+        const gapFrames = c.wireMessages().filter((m) => m.command.startsWith('gap')).map((m) => m.frame.split(':')[0]);
+        assert.deepEqual(gapFrames, [`ws${all.indexOf(first as SocketRecord)}`, `ws${all.indexOf(first as SocketRecord)}`], `${name}: the gap came on the first socket to the replacement`);
+      } else {
+        const all = c.requests().filter((r) => r.method === 'GET');
+        // The old listener answers until it exits (parked polls 304, a poll on a kept-alive
+        // connection while draining 503); anything answered after that is the replacement.
+        const answered = (r: HttpRecord): boolean => r.status !== null && r.status !== 0;
+        const lastOld = all.findLastIndex((r) => answered(r) && (r.doneAt as number) <= stoppedAt);
+        attempts = all.slice(lastOld + 1);
+        first = (attempts as HttpRecord[]).find(answered);
+        assert.equal((first as HttpRecord | undefined)?.status, 200, `${name}: the replacement answered the resumed poll at once`);
+        const gapFrames = c.wireMessages().filter((m) => m.command.startsWith('gap')).map((m) => m.frame);
+        const firstKey = `lp${c.requests().indexOf(first as HttpRecord)}`;
+        assert.deepEqual(gapFrames, [firstKey, firstKey], `${name}: both gap messages in that answer`);
+      }
+      assert.ok(first !== undefined, `${name}: reconnected`);
+      assert.ok(attempts.length >= 2, `${name}: at least one refused attempt before the replacement (${attempts.length})`);
+      const upTo = attempts.slice(0, attempts.indexOf(first) + 1);
+      assert.deepEqual(upTo.map((a) => midOf(a.url)), upTo.map(() => lastMid[i]), `${name}: every reconnect URL carried mid=${lastMid[i]}`);
+      // Any close but 4010 means "reconnect with backoff", never a config reload.
+      assert.ok(!c.restCalls.includes('pull.config.get'), `${name}: no config reload`);
     });
   });
 
@@ -147,9 +205,89 @@ describe('official client @bitrix24/b24jssdk against the stack', () => {
     await eachMode(WS_MODES, async (mode) => {
       const c = cs.find((x) => x.mode === mode) as SdkClient;
       await eventually(() => c.restCalls.includes('pull.config.get'), 40_000, `${mode.name} reload after 4010`);
+      const refused = c.sockets()[0] as SocketRecord;
+      assert.equal(refused.closeCode, 4010, `${mode.name}: closed with 4010`);
+      assert.equal(refused.closeReason, '4010: Wrong Channel Id.');
+      const reloadAt = c.restLog.find((r) => r.method === 'pull.config.get')?.at as number;
+      const delay = reloadAt - (refused.closedAt as number);
+      assert.ok(delay >= 5000 && delay <= 36_000, `${mode.name}: reload ${delay} ms after the close (the SDK waits 6-35 s)`);
+      assert.equal(c.sockets().filter((s) => s.createdAt < reloadAt).length, 1, `${mode.name}: no reconnect with the refused config meanwhile`);
       await c.connected(10_000);
+      const good = c.sockets().at(-1) as SocketRecord;
+      assert.ok(good.url.includes(encodeURIComponent(portal.signedPrivate(c.userId, mode.version))), `${mode.name}: reconnected with the reloaded, valid signature`);
       await portal.publish([portal.channels(c.userId).priv], 'test', 'after-reload', {});
       await c.waitForCommands(['after-reload']);
+    });
+  });
+
+  it('a long poll with a bad signature or an expired channel gets 400 "4010: Wrong Channel Id." with CORS headers; the SDK only retries with backoff and never reloads its config', async () => {
+    // The SDK's long-poll connector treats every status but 200/304 as a plain connection error
+    // (reconnect with backoff 0.5/15/15/45 s...); only a WebSocket close code can ask it for a
+    // config reload. A long-poll client with a refused config is therefore stuck until its 60 s
+    // config check finds the config's channels past their `end` (docs/compat-checklist.md).
+    // An expired channel: past the read window of a listener with shortened windows.
+    const short = await startApp('listener', { ...env(redis), PUSH_CHANNEL_WRITE_S: '1', PUSH_CHANNEL_READ_S: '2' });
+    try {
+      const shortPortal = new Portal(pub.url, short.url);
+      const expiredUser = nextUser++;
+      await shortPortal.publish([shortPortal.channels(expiredUser).priv], 'test', 'creates-the-channel', {});
+      await sleep(2500);
+      const v4lp = LP_MODES.find((m) => m.version === 4) as Mode;
+      const cases = [
+        ...LP_MODES.map((mode) => ({ label: `${mode.name}, bad signature`, client: new SdkClient(portal, nextUser++, mode), broken: true })),
+        { label: `${v4lp.name}, expired channel`, client: new SdkClient(shortPortal, expiredUser, v4lp), broken: false },
+      ];
+      await Promise.all(
+        cases.map(async ({ label, client: c, broken }) => {
+          clients.push(c);
+          await c.pull.start(c.portal.config(c.userId, c.mode, { breakSignature: broken }) as never).then(
+            () => assert.fail(`${label}: start() should fail`),
+            () => undefined,
+          );
+          // The second request comes after the SDK's second back-off step (15-18 s).
+          await eventually(() => c.requests().filter((r) => r.doneAt !== null).length >= 2, 25_000, `${label}: a retry`);
+          const [first, second] = c.requests();
+          for (const r of [first, second] as HttpRecord[]) {
+            assert.equal(r.method, 'GET');
+            assert.ok(r.url.startsWith(`${c.portal.subUrl}/bitrix/sub/?`), r.url);
+            assert.equal(r.status, 400, `${label}: ${r.url}`);
+            assert.equal(typeof r.body === 'string' ? r.body : Buffer.from(r.body ?? new Uint8Array()).toString('utf8'), '4010: Wrong Channel Id.', label);
+            assert.equal(r.headers['access-control-allow-origin'], '*', label);
+            assert.equal(r.headers['access-control-expose-headers'], 'Last-Message-Id', label);
+          }
+          const gap = (second as HttpRecord).startedAt - ((first as HttpRecord).doneAt as number);
+          assert.ok(gap >= 14_000 && gap <= 19_000, `${label}: retried ${gap} ms later (the SDK's back-off), not at once`);
+          assert.ok(!c.restCalls.includes('pull.config.get'), `${label}: a long-poll 4010 does not reload the config`);
+          assert.equal(c.pull.isConnected(), false, label);
+          assert.ok(!c.statuses.includes('online'), `${label}: never online`);
+        }),
+      );
+    } finally {
+      await short.stop();
+    }
+  });
+
+  it('checklist 12 with the official client: back-to-back publishes and a two-message binary request reach a WebSocket client once each, in order', async () => {
+    await eachMode(WS_MODES, async (mode) => {
+      const c = await client(mode);
+      const priv = portal.channels(c.userId).priv;
+      // Two separate portal requests, the second sent as soon as the first is answered.
+      await portal.publish([priv], 'test', 'p1', {});
+      await portal.publish([priv], 'test', 'p2', {});
+      // One protocol-4 request holding two messages (as PHP batches them).
+      const message = (command: string): Record<string, unknown> => ({ receivers: [{ id: Buffer.from(priv, 'hex'), isPrivate: true }], body: JSON.stringify({ module_id: 'test', command, params: {} }), expiry: 60, type: `test_${command}` });
+      const res = await fetch(`${portal.pubUrl}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: encodeRequestBatch({ requests: [{ incomingMessages: { messages: [message('b1'), message('b2')] } }] }) });
+      assert.equal(res.status, 200);
+      await c.waitForCommands(['p1', 'p2', 'b1', 'b2']);
+      await sleep(500);
+      assert.deepEqual(c.commands(), ['p1', 'p2', 'b1', 'b2'], `${mode.name}: the SDK handed over each once, in order`);
+      assert.deepEqual(wireCommands(c), ['p1', 'p2', 'b1', 'b2'], `${mode.name}: each once on the wire`);
+      const frames = c.wireMessages().filter((m) => m.moduleId === 'test');
+      const frameOf = (cmd: string): string | undefined => frames.find((m) => m.command === cmd)?.frame;
+      // The two messages of one request reach the listener together and leave in one frame: the
+      // client really had to split a shared frame (protobuf batch / concatenated text frames).
+      assert.equal(frameOf('b1'), frameOf('b2'), `${mode.name}: b1 and b2 shared a frame`);
+      assert.ok(frames.every((m) => m.binary === (mode.version === 4)), `${mode.name}: ${mode.version === 4 ? 'protobuf' : 'text'} frames`);
     });
   });
 
@@ -169,6 +307,32 @@ describe('official client @bitrix24/b24jssdk against the stack', () => {
       await sleep(200);
       assert.equal(sender.client.length, 0, 'the sender does not receive its own message');
       assert.equal(target.client.length, 1, 'exactly once');
+      // The route the SDK took: a binary frame on its own socket in WebSocket mode, a POST to the
+      // publish URL (/bitrix/rest/) in long-poll mode, never both.
+      const posts = sender.requests().filter((r) => r.method === 'POST');
+      const frames = sender.sockets().flatMap((s) => s.sent);
+      let sent: Uint8Array | null;
+      if (mode.websocket) {
+        assert.deepEqual(posts, [], `${mode.name}: no HTTP publish`);
+        assert.equal(frames.length, 1, `${mode.name}: one frame sent`);
+        assert.equal(frames[0]?.binary, true, `${mode.name}: a binary frame`);
+        sent = frames[0]?.data ?? null;
+      } else {
+        assert.equal(sender.sockets().length, 0, `${mode.name}: no WebSocket at all`);
+        assert.equal(posts.length, 1, `${mode.name}: one POST`);
+        const post = posts[0] as HttpRecord;
+        const url = new URL(post.url);
+        assert.equal(`${url.origin}${url.pathname}`, `${portal.pubUrl}/bitrix/rest/`, `${mode.name}: POST /bitrix/rest/ on the publisher`);
+        assert.equal(url.searchParams.get('CHANNEL_ID')?.split('/')[0], portal.signedPrivate(sender.userId, 4), `${mode.name}: CHANNEL_ID names the sender's priv:pub`);
+        await eventually(() => post.status !== null, 5000, 'the POST answered');
+        assert.equal(post.status, 200, `${mode.name}: accepted`);
+        sent = post.requestBody;
+      }
+      // Either way the payload is a RequestBatch addressed to the target's public id.
+      assert.ok(sent !== null, `${mode.name}: a payload`);
+      const batch = V4Types.RequestBatch.toObject(V4Types.RequestBatch.decode(sent), { oneofs: true }) as { requests: Array<{ incomingMessages?: { messages: Array<{ receivers: Array<{ id: Uint8Array; isPrivate?: boolean }> }> } }> };
+      const receivers = batch.requests[0]?.incomingMessages?.messages[0]?.receivers ?? [];
+      assert.deepEqual(receivers.map((r) => [bytesToHex(r.id), r.isPrivate === true]), [[portal.channels(target.userId).pub, false]], `${mode.name}: receiver`);
     });
   });
 });

@@ -9,17 +9,153 @@ import { B24PullClientManager } from '@bitrix24/b24jssdk';
 import WebSocket from 'ws';
 // @ts-expect-error xhr2 ships no type declarations
 import XMLHttpRequest from 'xhr2';
-import { signChannel, signChannelPair, signPublicChannel, signature } from '@push/protocol';
+import { bytesToHex, decodeResponseBatch, signChannel, signChannelPair, signPublicChannel, signature } from '@push/protocol';
 import { channelId, SECRET } from '../helpers/clients.js';
 import { eventually } from '../helpers/ports.js';
 
+/**
+ * What the clients put on the wire and got back, recorded by the socket and request classes the
+ * SDK finds in the globals. The SDK's own callbacks cannot show this: it drops duplicate mids
+ * silently and does not say which URL or route it used.
+ */
+export interface SocketRecord {
+  readonly url: string;
+  readonly createdAt: number;
+  openedAt: number | null;
+  closedAt: number | null;
+  closeCode: number | null;
+  closeReason: string;
+  /** Frames the client sent. */
+  readonly sent: Array<{ readonly at: number; readonly binary: boolean; readonly data: Uint8Array }>;
+  /** Frames the server sent, as they arrived (text frames as strings). */
+  readonly received: Array<{ readonly at: number; readonly data: Uint8Array | string }>;
+}
+
+export interface HttpRecord {
+  readonly method: string;
+  readonly url: string;
+  readonly startedAt: number;
+  doneAt: number | null;
+  /** What the client sent as the request body (null for none). */
+  requestBody: Uint8Array | null;
+  /** 0 when no HTTP answer came (refused, reset, aborted). */
+  status: number | null;
+  /** Response headers, names in lower case. */
+  headers: Record<string, string>;
+  body: Uint8Array | string | null;
+}
+
+export const wire = { sockets: [] as SocketRecord[], requests: [] as HttpRecord[] };
+
+const toBytes = (data: unknown): Uint8Array => {
+  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
+  if (Array.isArray(data)) return new Uint8Array(Buffer.concat(data as Buffer[]));
+  if (ArrayBuffer.isView(data)) return new Uint8Array(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
+  return new Uint8Array(Buffer.from(String(data)));
+};
+
+/** `ws` WebSocket that records its URL, open/close and every frame both ways. */
+class RecordingWebSocket extends WebSocket {
+  constructor(address: string, protocols?: string | string[]) {
+    super(address, protocols);
+    const rec: SocketRecord = { url: address, createdAt: Date.now(), openedAt: null, closedAt: null, closeCode: null, closeReason: '', sent: [], received: [] };
+    wire.sockets.push(rec);
+    this.on('open', () => (rec.openedAt = Date.now()));
+    this.on('close', (code, reason) => {
+      rec.closedAt = Date.now();
+      rec.closeCode = code;
+      rec.closeReason = reason.toString();
+    });
+    this.on('message', (data, isBinary) => rec.received.push({ at: Date.now(), data: isBinary ? toBytes(data) : Buffer.from(toBytes(data)).toString('utf8') }));
+    const send = this.send.bind(this) as (...args: unknown[]) => void;
+    (this as unknown as { send: (...args: unknown[]) => void }).send = (data: unknown, ...rest: unknown[]) => {
+      rec.sent.push({ at: Date.now(), binary: typeof data !== 'string', data: toBytes(data) });
+      send(data, ...rest);
+    };
+  }
+}
+
+/** The part of xhr2's XMLHttpRequest used here. */
+interface Xhr {
+  readonly readyState: number;
+  readonly status: number;
+  readonly response: unknown;
+  addEventListener(type: string, listener: () => void): void;
+  getAllResponseHeaders(): string | null;
+  open(method: string, url: string, ...rest: unknown[]): unknown;
+  send(body?: unknown): void;
+}
+const XhrBase = XMLHttpRequest as new () => Xhr;
+
+/** xhr2 XMLHttpRequest that records every request it makes (the SDK reuses one for long polling). */
+class RecordingXhr extends XhrBase {
+  private rec: HttpRecord | null = null;
+  constructor() {
+    super();
+    // Registered before the SDK's own listener, so a request is complete here before the SDK
+    // reacts to it (and, for long polling, reopens this object for the next request).
+    this.addEventListener('readystatechange', () => {
+      const rec = this.rec;
+      if (this.readyState !== 4 || rec === null || rec.doneAt !== null) return;
+      rec.doneAt = Date.now();
+      rec.status = Number(this.status);
+      for (const line of String(this.getAllResponseHeaders() ?? '').split(/\r?\n/)) {
+        const at = line.indexOf(':');
+        if (at > 0) rec.headers[line.slice(0, at).trim().toLowerCase()] = line.slice(at + 1).trim();
+      }
+      const body: unknown = this.response;
+      rec.body = body instanceof ArrayBuffer ? toBytes(body) : typeof body === 'string' ? body : null;
+    });
+  }
+  override open(method: string, url: string, ...rest: unknown[]): unknown {
+    this.rec = { method, url, startedAt: Date.now(), doneAt: null, requestBody: null, status: null, headers: {}, body: null };
+    wire.requests.push(this.rec);
+    return super.open(method, url, ...rest);
+  }
+  override send(body?: unknown): void {
+    if (this.rec !== null && body !== undefined && body !== null) this.rec.requestBody = toBytes(body);
+    super.send(body);
+  }
+}
+
 const g = globalThis as Record<string, unknown>;
-g['WebSocket'] = WebSocket;
+g['WebSocket'] = RecordingWebSocket;
 // The SDK checks WebSocket support on `window.WebSocket` and creates sockets from the global.
-g['window'] = { WebSocket, addEventListener() {}, removeEventListener() {} };
+g['window'] = { WebSocket: RecordingWebSocket, addEventListener() {}, removeEventListener() {} };
 // Version 4 evaluates `'attachEvent' in document`; an http: href selects the insecure URLs.
 g['document'] = { location: { href: 'http://127.0.0.1/' } };
-g['XMLHttpRequest'] = XMLHttpRequest;
+g['XMLHttpRequest'] = RecordingXhr;
+
+/** One message as it came over the wire, with the frame (or long-poll answer) that carried it. */
+export interface WireMessage {
+  readonly mid: string;
+  readonly moduleId: string;
+  readonly command: string;
+  /** Same value = same WebSocket frame or HTTP response. */
+  readonly frame: string;
+  /** Protobuf (true) or text (false) framing. */
+  readonly binary: boolean;
+  readonly at: number;
+}
+
+/** Messages in a text (`#!NGINXNMS!#...`) or protobuf ResponseBatch payload. */
+export function decodeWire(data: Uint8Array | string): Array<{ mid: string; moduleId: string; command: string }> {
+  const out: Array<{ mid: string; moduleId: string; command: string }> = [];
+  if (typeof data === 'string') {
+    for (const m of data.matchAll(/#!NGINXNMS!#(.*?)#!NGINXNME!#/g)) {
+      const frame = JSON.parse(m[1] as string) as { mid: string; text: { module_id?: string; command?: string } };
+      out.push({ mid: frame.mid, moduleId: String(frame.text.module_id ?? ''), command: String(frame.text.command ?? '') });
+    }
+    return out;
+  }
+  for (const r of decodeResponseBatch(data).responses) {
+    for (const m of r.outgoingMessages?.messages ?? []) {
+      const body = JSON.parse(m.body) as { module_id?: string; command?: string };
+      out.push({ mid: bytesToHex(m.id), moduleId: String(body.module_id ?? ''), command: String(body.command ?? '') });
+    }
+  }
+  return out;
+}
 
 export interface Mode {
   readonly name: string;
@@ -49,6 +185,8 @@ interface UserChannels {
 export class Portal {
   readonly shared = channelId();
   private readonly users = new Map<number, UserChannels>();
+  /** Every private id each user has had, oldest first (rotation adds one). */
+  private readonly privHistory = new Map<number, string[]>();
   constructor(
     readonly pubUrl: string,
     public subUrl: string,
@@ -59,14 +197,23 @@ export class Portal {
     if (u === undefined) {
       u = { priv: channelId(), pub: channelId(), start: Date.now() };
       this.users.set(userId, u);
+      this.privHistory.set(userId, [u.priv]);
     }
     return u;
+  }
+
+  /** Every private id this user has had; connection URLs name one of them. */
+  privateIds(userId: number): readonly string[] {
+    this.channels(userId);
+    return this.privHistory.get(userId) ?? [];
   }
 
   /** What the portal does when a channel's 12 h lifetime ends: new ids; returns the old ones. */
   rotate(userId: number): UserChannels {
     const old = this.channels(userId);
-    this.users.set(userId, { priv: channelId(), pub: channelId(), start: Date.now() });
+    const fresh = { priv: channelId(), pub: channelId(), start: Date.now() };
+    this.users.set(userId, fresh);
+    this.privHistory.get(userId)?.push(fresh.priv);
     return old;
   }
 
@@ -142,6 +289,8 @@ export class SdkClient {
   readonly statuses: string[] = [];
   /** Methods the client called on the fake REST API, in order. */
   readonly restCalls: string[] = [];
+  /** The same calls with the time each was made. */
+  readonly restLog: Array<{ readonly method: string; readonly at: number }> = [];
   readonly pull: InstanceType<typeof B24PullClientManager>;
 
   constructor(
@@ -156,6 +305,7 @@ export class SdkClient {
           call: {
             make: async ({ method }: { method: string }) => {
               this.restCalls.push(method);
+              this.restLog.push({ method, at: Date.now() });
               return restResult({ ...portal.config(userId, mode), serverTime: new Date().toISOString() });
             },
           },
@@ -163,6 +313,7 @@ export class SdkClient {
       },
       callMethod: async (method: string, params: { users?: number[] }) => {
         this.restCalls.push(method);
+        this.restLog.push({ method, at: Date.now() });
         return restResult(portal.publicList(params.users ?? []));
       },
     };
@@ -198,6 +349,34 @@ export class SdkClient {
   /** The URL of the client's current connection (its CHANNEL_ID, binaryMode and mid parameters). */
   connectionPath(): string {
     return String((this.pull as unknown as { connector?: { connectionPath?: string } }).connector?.connectionPath ?? '');
+  }
+
+  private mine(url: string): boolean {
+    return this.portal.privateIds(this.userId).some((priv) => url.includes(priv));
+  }
+
+  /** WebSockets this client opened (their URLs name its private id), oldest first. */
+  sockets(): SocketRecord[] {
+    return wire.sockets.filter((s) => this.mine(s.url));
+  }
+
+  /** HTTP requests this client made: long polls (GET) and client publishing (POST), oldest first. */
+  requests(): HttpRecord[] {
+    return wire.requests.filter((r) => this.mine(r.url));
+  }
+
+  /** Every message the server sent this client, in arrival order, before the SDK's duplicate filter. */
+  wireMessages(): WireMessage[] {
+    const out: WireMessage[] = [];
+    this.sockets().forEach((s, i) =>
+      s.received.forEach((f, j) => {
+        for (const m of decodeWire(f.data)) out.push({ ...m, frame: `ws${i}:${j}`, binary: typeof f.data !== 'string', at: f.at });
+      }),
+    );
+    this.requests().forEach((r, i) => {
+      if (r.method === 'GET' && r.status === 200 && r.body !== null) for (const m of decodeWire(r.body)) out.push({ ...m, frame: `lp${i}`, binary: typeof r.body !== 'string', at: r.doneAt ?? 0 });
+    });
+    return out.sort((a, b) => a.at - b.at);
   }
 
   destroy(): void {

@@ -4,6 +4,7 @@ import { createHmac } from 'node:crypto';
 import WebSocket from 'ws';
 import { bytesToHex, decodeResponseBatch, encodeRequestBatch, signChannelPair, type DecodedResponse } from '@push/protocol';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
+import { redisSnapshot } from '../helpers/redis-snapshot.js';
 import { startApp, TEST_KEY, type AppProcess } from '../helpers/apps.js';
 import { channelId, signed, SECRET } from '../helpers/clients.js';
 import { eventually, sleep } from '../helpers/ports.js';
@@ -51,6 +52,25 @@ class BinWs {
     await c.opened;
     return c;
   }
+}
+
+/** Every key and value in Redis except presence markers, which come and go with connections. */
+const storedState = async (redis: RedisServer): Promise<string> =>
+  (await redisSnapshot(redis.client()))
+    .split('\n')
+    .filter((line) => !line.includes(':o:{'))
+    .join('\n');
+
+/** Grows `pad` until `build(pad)` is exactly `size` bytes (protobuf length prefixes move with it). */
+function exactSize(size: number, build: (pad: string) => Uint8Array | string): Uint8Array | string {
+  let n = Math.max(0, size - Buffer.byteLength(build('')));
+  for (let i = 0; i < 10; i++) {
+    const out = build('x'.repeat(n));
+    const len = typeof out === 'string' ? Buffer.byteLength(out) : out.byteLength;
+    if (len === size) return out;
+    n += size - len;
+  }
+  throw new Error(`cannot build exactly ${size} bytes`);
 }
 
 const binPublish = (pubUrl: string, requests: unknown[], path = '/bitrix/pub/?binaryMode=true'): Promise<Response> =>
@@ -141,6 +161,77 @@ describe('protocol 4 over the real stack', () => {
     }
     await sleep(200);
     assert.equal(watcher.messages.length, 0);
+    watcher.ws.close();
+  });
+
+  it('an empty incomingMessages list is a no-op: 200 from the portal route and /bitrix/rest/, no close on a WebSocket, nothing stored or delivered', async () => {
+    const [priv, pubId, privB, pubB] = [channelId(), channelId(), channelId(), channelId()];
+    const watcher = await BinWs.open(l1.url, [signChannelPair(privB, pubB, SECRET)]);
+    const sender = await BinWs.open(l2.url, [signChannelPair(priv, pubId, SECRET)]);
+    await sleep(150);
+    const before = await storedState(redis);
+    const empty = encodeRequestBatch({ requests: [{ incomingMessages: { messages: [] } }] });
+    const portalRes = await binPublish(pub.url, [{ incomingMessages: { messages: [] } }]);
+    assert.equal(portalRes.status, 200);
+    assert.equal(await portalRes.text(), '');
+    assert.equal(portalRes.headers.get('access-control-allow-origin'), '*');
+    const restRes = await fetch(`${pub.url}/bitrix/rest/?CHANNEL_ID=${encodeURIComponent(signChannelPair(priv, pubId, SECRET))}`, { method: 'POST', body: empty });
+    assert.equal(restRes.status, 200);
+    assert.equal(await restRes.text(), '');
+    sender.ws.send(empty);
+    await sleep(300);
+    assert.equal(sender.closeCode, null, 'the WebSocket stays open');
+    assert.equal(sender.batches.length, 0, 'and gets no answer');
+    assert.equal(await storedState(redis), before, 'Redis unchanged: no message, no id used');
+    assert.equal(watcher.messages.length + watcher.textFrames.length, 0, 'nothing delivered');
+    // The same connections still publish normally afterwards.
+    sender.ws.send(encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(pubB) }], { module_id: 'test', command: 'real' }, 0)] }));
+    await eventually(() => watcher.messages.length === 1, 5000, 'a real message after the empty ones');
+    watcher.ws.close();
+    sender.ws.close();
+  });
+
+  it('expiry 0 in a binary publish is live only: delivered to the connected client, never replayed by mid', async () => {
+    const ch = channelId();
+    const ws = await BinWs.open(l1.url, [signed(ch)]);
+    for (const [cmd, expiry] of [['kept', 60], ['live', 0]] as const) {
+      const res = await binPublish(pub.url, [incoming([{ id: hex(ch), isPrivate: true }], { module_id: 'test', command: cmd }, expiry)]);
+      assert.equal(res.status, 200);
+    }
+    await eventually(() => ws.messages.length === 2, 5000, 'both live');
+    assert.deepEqual(ws.messages.map((m) => [JSON.parse(m.body).command, m.expiry]), [['kept', 60], ['live', 0]]);
+    const poll = await fetch(`${l2.url}/bitrix/sub/?CHANNEL_ID=${signed(ch)}&binaryMode=true&mid=${'0'.repeat(26)}`);
+    assert.equal(poll.status, 200);
+    const replay = decodeResponseBatch(new Uint8Array(await poll.arrayBuffer())).responses[0]?.outgoingMessages?.messages ?? [];
+    assert.deepEqual(replay.map((m) => JSON.parse(m.body).command), ['kept'], 'only the stored one comes back');
+    ws.ws.close();
+  });
+
+  it('a body over 1,048,576 bytes gets 413 "4101: ..." on every publish route (text, binary, /bitrix/rest/), storing nothing; exactly 1,048,576 is accepted', async () => {
+    const LIMIT = 1024 * 1024;
+    const [ch, privA, pubA, privB, pubB] = [channelId(), channelId(), channelId(), channelId(), channelId()];
+    const watcher = await BinWs.open(l1.url, [signed(ch), signChannelPair(privB, pubB, SECRET)]);
+    await sleep(150);
+    const restUrl = `${pub.url}/bitrix/rest/?CHANNEL_ID=${encodeURIComponent(signChannelPair(privA, pubA, SECRET))}`;
+    const routes: Array<{ name: string; url: string; build: (pad: string) => Uint8Array | string }> = [
+      { name: 'text publish', url: `${pub.url}/bitrix/pub/?CHANNEL_ID=${ch}`, build: (pad) => JSON.stringify({ module_id: 'test', command: 'text', params: { pad } }) },
+      { name: 'binary publish', url: `${pub.url}/bitrix/pub/?binaryMode=true`, build: (pad) => encodeRequestBatch({ requests: [incoming([{ id: hex(ch), isPrivate: true }], { module_id: 'test', command: 'binary', params: { pad } })] }) },
+      { name: '/bitrix/rest/', url: restUrl, build: (pad) => encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(pubB) }], { module_id: 'test', command: 'rest', params: { pad } })] }) },
+    ];
+    for (const r of routes) {
+      const before = await storedState(redis);
+      const over = await fetch(r.url, { method: 'POST', headers: { 'Message-Expiry': '60' }, body: exactSize(LIMIT + 1, r.build) });
+      assert.equal(over.status, 413, `${r.name}: one byte over`);
+      assert.match(await over.text(), /^4101: \S/);
+      assert.equal(over.headers.get('access-control-allow-origin'), '*');
+      await sleep(100);
+      assert.equal(await storedState(redis), before, `${r.name}: nothing stored`);
+      const atLimit = await fetch(r.url, { method: 'POST', headers: { 'Message-Expiry': '60' }, body: exactSize(LIMIT, r.build) });
+      assert.equal(atLimit.status, 200, `${r.name}: exactly the limit is accepted`);
+    }
+    await eventually(() => watcher.messages.length === 3, 10_000, 'the three at-limit messages');
+    await sleep(200);
+    assert.deepEqual(watcher.messages.map((m) => JSON.parse(m.body).command), ['text', 'binary', 'rest'], 'only the accepted bodies were delivered');
     watcher.ws.close();
   });
 
