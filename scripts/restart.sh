@@ -27,7 +27,8 @@ for kind in "${kinds[@]}"; do
     port="$(app_port "$kind" "$i")"
     if pid="$(live_pid "$name")"; then
       say "$name (pid $pid): draining"
-      stop_pid "$pid" $((grace + 5))
+      # A process that had to be killed skipped its drain; its clients still resume by mid.
+      stop_pid "$pid" $((grace + 5)) || warn "$name did not drain within $((grace + 5))s and was killed; continuing"
     else
       say "$name was not running"
     fi

@@ -17,6 +17,12 @@ if [ "$running" = 1 ]; then
   say "already running from $RUN_DIR ($PUBLISHERS publishers, $LISTENERS listeners): starting only what is missing (npm stop first to change settings)"
 else
   settings_from_env
+  # The private Redis port must be ours alone: a second checkout with the same PUSH_REDIS_PORT
+  # would otherwise silently share (and mix messages with) another stack's Redis.
+  if [ "$PRIVATE_REDIS" = 1 ] && port_in_use "$REDIS_PORT"; then
+    other="$(redis_answering_pid)"
+    die "127.0.0.1:$REDIS_PORT (PUSH_REDIS_PORT) is already in use by another process${other:+ (a redis-server, pid $other)}, perhaps another stack; choose a free PUSH_REDIS_PORT or set REDIS_URL to use that Redis on purpose. Nothing was started."
+  fi
   mkdir -p "$RUN_DIR" "$LOG_DIR" "$PID_DIR"
   write_state
   # The apps' own settings as given now (PUSH_*, REDIS_URL), kept so restarts reproduce them.
@@ -55,6 +61,9 @@ fi
 if [ "$PRIVATE_REDIS" = 1 ]; then
   if ! live_pid redis >/dev/null; then
     command -v redis-server >/dev/null || die "redis-server is not installed (scripts/setup.sh installs it)"
+    if port_in_use "$REDIS_PORT"; then
+      die "127.0.0.1:$REDIS_PORT (PUSH_REDIS_PORT) is taken by another process, so the private redis-server cannot start; stop that process or npm stop and start on another PUSH_REDIS_PORT"
+    fi
     mkdir -p "$RUN_DIR/redis"
     # AOF (fsync every second) so a restart of the stack keeps messages not yet delivered.
     setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" --appendonly yes \
@@ -62,9 +71,17 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
     echo $! >"$(pid_file redis)"
     say "redis-server starting on 127.0.0.1:$REDIS_PORT (data in $RUN_DIR/redis)"
   fi
+  # Ready only when the redis-server answering on the port is the one we started (its INFO
+  # process_id is our pid): any PONG would also accept someone else's Redis on that port.
+  ours="$(tr -dc '0-9' <"$(pid_file redis)")"
   for ((i = 0; ; i++)); do
-    [ "$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ] && break
-    live_pid redis >/dev/null || die "redis-server exited; see $LOG_DIR/redis.log"
+    answering="$(redis_answering_pid)"
+    [ -n "$answering" ] && [ "$answering" = "$ours" ] && break
+    if [ -n "$answering" ]; then
+      stop_pid "$ours" 5 || true
+      die "127.0.0.1:$REDIS_PORT is answered by another redis-server (pid $answering), not the one this stack started (pid $ours); choose a free PUSH_REDIS_PORT (npm stop first) or set REDIS_URL"
+    fi
+    kill -0 "$ours" 2>/dev/null || die "redis-server exited; see $LOG_DIR/redis.log (is 127.0.0.1:$REDIS_PORT taken?)"
     [ "$i" -lt $((TIMEOUT * 10)) ] || die "redis-server did not answer within ${TIMEOUT}s; see $LOG_DIR/redis.log"
     sleep 0.1
   done
@@ -88,10 +105,18 @@ render_nginx "$prefix/nginx.conf.new" || die "could not render the nginx config"
 if ! "$NGINX_BIN" -t -q -p "$prefix" -c "$prefix/nginx.conf.new" -e "$LOG_DIR/nginx-error.log"; then
   die "the rendered nginx config $prefix/nginx.conf.new does not pass nginx -t"
 fi
-mv "$prefix/nginx.conf.new" "$prefix/nginx.conf"
 if pid="$(live_pid nginx)"; then
-  kill -HUP "$pid"
+  if cmp -s "$prefix/nginx.conf.new" "$prefix/nginx.conf"; then
+    # A reload restarts the workers and drops idle keep-alive client connections: only for a change.
+    rm -f "$prefix/nginx.conf.new"
+    say "nginx config unchanged (pid $pid)"
+  else
+    mv "$prefix/nginx.conf.new" "$prefix/nginx.conf"
+    kill -HUP "$pid"
+    say "nginx reloaded (pid $pid)"
+  fi
 else
+  mv "$prefix/nginx.conf.new" "$prefix/nginx.conf"
   nginx_cmd || die "nginx did not start; see $LOG_DIR/nginx-error.log"
   say "nginx starting on $FRONT_BIND:$FRONT_PORT"
 fi
@@ -116,6 +141,7 @@ push start: ready ($PUBLISHERS publishers, $LISTENERS listeners, redis $EFFECTIV
   status page:  $front/status
   server stat:  $front/server-stat/
   metrics:      http://127.0.0.1:<process port>/metrics (publishers from $PUBLISHER_PORT, listeners from $LISTENER_PORT)
+  unsigned publish: $(publish_policy_text)
   config/keys:  $CONFIG_FILE
   logs:         $LOG_DIR
   stop:         npm stop    status: bash scripts/status.sh    rolling restart: bash scripts/restart.sh

@@ -28,8 +28,9 @@ printf '%-14s %-8s %-6s %-8s %s\n' PROCESS PID PORT STATE READY
 if [ "$PRIVATE_REDIS" = 1 ]; then
   if pid="$(live_pid redis)"; then
     up=1
-    r="$(redis-cli -p "$REDIS_PORT" ping 2>/dev/null || true)"
-    [ "$r" = PONG ] && ready=yes || { ready="no ($r)"; bad=1; }
+    # Ready = our own redis-server answers on the port (not merely some Redis).
+    r="$(redis_answering_pid)"
+    if [ "$r" = "$pid" ]; then ready=yes; else ready="no (${r:+port answered by pid }${r:-no answer})"; bad=1; fi
     printf '%-14s %-8s %-6s %-8s %s\n' redis "$pid" "$REDIS_PORT" running "$ready"
   else
     printf '%-14s %-8s %-6s %-8s %s\n' redis - "$REDIS_PORT" stopped no

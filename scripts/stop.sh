@@ -22,18 +22,23 @@ for kind in listener publisher; do
   done
 done
 # All apps drain in parallel; each exits within its grace period, a stuck one is killed after it.
+# Whatever had to be killed makes the exit code 1 (the stack is stopped either way): its clients
+# got no goodbye, or Redis may not have finished writing its AOF.
 failed=0
 for pid in "${pids[@]}"; do stop_pid "$pid" $((grace + 5)) 0 || failed=1; done
 
 if pid="$(live_pid nginx)"; then
   say "stopping nginx (pid $pid)"
-  stop_pid "$pid" 20 QUIT
+  stop_pid "$pid" 20 QUIT || failed=1
 fi
 if [ "$PRIVATE_REDIS" = 1 ] && pid="$(live_pid redis)"; then
   say "stopping redis-server (pid $pid)"
-  stop_pid "$pid" 30
+  stop_pid "$pid" 30 || failed=1
   rm -f "$(pid_file redis)"
 fi
 rm -f "$STATE_FILE" "$APP_ENV_FILE"
+if [ "$failed" = 1 ]; then
+  warn "stopped, but not cleanly: a process had to be killed (see the messages above and $LOG_DIR)"
+  exit 1
+fi
 say "stopped"
-exit "$failed"

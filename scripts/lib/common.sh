@@ -13,6 +13,9 @@
 #   REDIS_URL             use this Redis instead of starting a private one
 #   PUSH_CONFIG_FILE      KEY=VALUE file the apps read (./.push/config.env, keys generated once)
 #   PUSH_PUB_ALLOW        addresses/CIDRs allowed to publish through nginx (empty = everyone)
+#   PUSH_PUBLISH_TRUSTED_NETWORKS  (an app setting the scripts give a default) sources allowed to
+#                         publish unsigned: PUSH_PUB_ALLOW, or this host when that is empty;
+#                         `none` = every publisher request must be signed
 #   PUSH_SUB_CONN_PER_IP  concurrent subscriber connections per client address in nginx (200)
 #   PUSH_NGINX_WORKERS    nginx worker processes (auto)
 #   PUSH_NGINX_USER       user[ group] for nginx workers when started as root (root)
@@ -125,7 +128,9 @@ live_pid() { # name
   echo "$pid"
 }
 
-# Sends SIGTERM and waits up to $2 seconds, then SIGKILL. Returns 0 once the process is gone.
+# Sends SIGTERM (or $3; 0 = only wait, the signal was sent already) and waits up to $2 seconds.
+# Returns 0 when the process exited by itself, 1 when it had to be killed with SIGKILL: it did not
+# shut down cleanly (an app skipped its drain, Redis may not have finished its AOF write).
 stop_pid() { # pid timeout_s [signal]
   local pid=$1 t=$2 sig=${3:-TERM} i
   kill -"$sig" "$pid" 2>/dev/null || return 0
@@ -135,7 +140,8 @@ stop_pid() { # pid timeout_s [signal]
   done
   warn "pid $pid did not exit within ${t}s; killing it"
   kill -KILL "$pid" 2>/dev/null || true
-  sleep 0.2
+  for ((i = 0; i < 50; i++)); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  return 1
 }
 
 raise_nofile() {
@@ -158,27 +164,24 @@ start_app() { # kind index
   port="$(app_port "$kind" "$i")"
   mkdir -p "$PID_DIR" "$LOG_DIR"
   (
+    # The app settings are exactly those saved at start (app.env), whatever this shell says now:
+    # a later start or restart must not change what half of the processes run with.
+    for v in $(compgen -e); do
+      case "$v" in PUSH_*|REDIS_URL) unset "$v" ;; esac
+    done
     set -a
     # shellcheck disable=SC1090
     [ -f "$APP_ENV_FILE" ] && source "$APP_ENV_FILE"
     set +a
-    # An empty variable would hide the config file's value from the app: treat it as unset.
-    for v in $(compgen -e); do
-      case "$v" in PUSH_*|REDIS_URL) [ -z "${!v}" ] && unset "$v" ;; esac
-    done
     export PUSH_PORT="$port" REDIS_URL="$EFFECTIVE_REDIS_URL" PUSH_CONFIG_FILE="$CONFIG_FILE" PUSH_HOST="${PUSH_HOST:-127.0.0.1}"
     # Publish authentication (docs/security.md). nginx on this host is the stack's only way in, so
-    # the publishers believe its X-Real-IP, and unsigned (Bitrix-style) publishing is allowed from
-    # the networks nginx lets publish (PUSH_PUB_ALLOW), or from this host only when that is empty.
-    # Either variable set in the environment or the config file wins.
-    for v in PUSH_TRUSTED_PROXIES PUSH_PUBLISH_TRUSTED_NETWORKS; do
-      if [ -z "${!v:-}" ] && ! grep -qE "^[[:space:]]*$v=" "$CONFIG_FILE" 2>/dev/null; then
-        case "$v" in
-          PUSH_TRUSTED_PROXIES) export PUSH_TRUSTED_PROXIES="127.0.0.1/32,::1/128" ;;
-          *) export PUSH_PUBLISH_TRUSTED_NETWORKS="${PUB_ALLOW:-127.0.0.1/32,::1/128}" ;;
-        esac
-      fi
-    done
+    # the publishers believe its X-Real-IP (unless PUSH_TRUSTED_PROXIES is given), and unsigned
+    # publishing follows publish_trust below.
+    if [ -z "${PUSH_TRUSTED_PROXIES:-}" ] && [ -z "$(config_file_setting PUSH_TRUSTED_PROXIES)" ]; then
+      export PUSH_TRUSTED_PROXIES="127.0.0.1/32,::1/128"
+    fi
+    publish_trust
+    [ "$PUBLISH_TRUSTED_FROM" = default ] && export PUSH_PUBLISH_TRUSTED_NETWORKS="$PUBLISH_TRUSTED"
     cd "$ROOT"
     exec setsid node "apps/$kind/dist/main.js" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
   ) &
@@ -200,14 +203,67 @@ render_nginx() { # out
     --ws-idle-s "$ws" --workers "$NGINX_WORKERS" --nofile "$NOFILE" --user "$NGINX_USER" --access-log "$NGINX_ACCESS_LOG"
 }
 
+# A value saved in app.env (written with printf %q, so read it back the way bash wrote it).
+saved_env_setting() { # NAME
+  [ -f "$APP_ENV_FILE" ] || return 0
+  # shellcheck disable=SC1090
+  (unset "$1"; source "$APP_ENV_FILE"; printf '%s' "${!1:-}")
+}
+# A value in the config file, as the apps parse it (last line wins, optional quotes).
+config_file_setting() { # NAME
+  local v=""
+  [ -f "$CONFIG_FILE" ] && v="$(sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$CONFIG_FILE" | tail -1)"
+  v="${v%"${v##*[![:space:]]}"}"
+  if [ "${#v}" -ge 2 ] && { [ "${v:0:1}" = '"' ] || [ "${v:0:1}" = "'" ]; } && [ "${v: -1}" = "${v:0:1}" ]; then v="${v:1:${#v}-2}"; fi
+  printf '%s' "$v"
+}
 # An app setting as the apps will see it: saved environment, then the config file, then default.
 app_setting() { # NAME default
-  local v=""
-  [ -f "$APP_ENV_FILE" ] && v="$(sed -n "s/^$1=//p" "$APP_ENV_FILE" | tail -1)"
-  [ -z "$v" ] && [ -f "$CONFIG_FILE" ] && v="$(sed -n "s/^[[:space:]]*$1[[:space:]]*=[[:space:]]*//p" "$CONFIG_FILE" | tail -1)"
-  v="${v%\"}"; v="${v#\"}"; v="${v%\'}"; v="${v#\'}"
+  local v
+  v="$(saved_env_setting "$1")"
+  [ -z "$v" ] && v="$(config_file_setting "$1")"
   echo "${v:-$2}"
 }
+
+# Unsigned (Bitrix-style) publishing for the npm start stack. The server's own default is "none",
+# but a portal on this host that publishes like Bitrix does (and the README's curl example) must
+# work out of the box, so unless the operator says otherwise the publishers trust the networks
+# nginx lets publish (PUSH_PUB_ALLOW), or this host only when that is empty. The operator's
+# PUSH_PUBLISH_TRUSTED_NETWORKS (environment at start, or config file) wins; `none` turns unsigned
+# publishing off (an empty value only means "not set": it cannot hide the config file's value).
+# Sets PUBLISH_TRUSTED (the value) and PUBLISH_TRUSTED_FROM (environment | config file | default).
+publish_trust() {
+  PUBLISH_TRUSTED="$(saved_env_setting PUSH_PUBLISH_TRUSTED_NETWORKS)"
+  PUBLISH_TRUSTED_FROM=environment
+  if [ -z "$PUBLISH_TRUSTED" ]; then
+    PUBLISH_TRUSTED="$(config_file_setting PUSH_PUBLISH_TRUSTED_NETWORKS)"
+    PUBLISH_TRUSTED_FROM="config file"
+  fi
+  if [ -z "$PUBLISH_TRUSTED" ]; then
+    PUBLISH_TRUSTED="${PUB_ALLOW:-127.0.0.1/32,::1/128}"
+    PUBLISH_TRUSTED_FROM=default
+  fi
+}
+# One line for the start output: who may publish without a signature, and how to change it.
+publish_policy_text() {
+  publish_trust
+  local v="${PUBLISH_TRUSTED,,}"
+  if [ "${v//[[:space:]]/}" = none ]; then
+    echo "off: every publish, online-status query and mint must be signed (PUSH_PUBLISH_TRUSTED_NETWORKS=none, $PUBLISH_TRUSTED_FROM)"
+  elif [ "$PUBLISH_TRUSTED_FROM" = default ]; then
+    echo "allowed from $PUBLISH_TRUSTED (default: $([ -n "$PUB_ALLOW" ] && echo PUSH_PUB_ALLOW || echo this host); PUSH_PUBLISH_TRUSTED_NETWORKS=none requires signatures)"
+  else
+    echo "allowed from $PUBLISH_TRUSTED (PUSH_PUBLISH_TRUSTED_NETWORKS, $PUBLISH_TRUSTED_FROM; none requires signatures)"
+  fi
+}
+
+# The pid of the redis-server answering on the private port ('' when nothing answers, or when
+# what answers is not a redis-server that tells us, e.g. one with a password).
+redis_answering_pid() {
+  { redis-cli -p "$REDIS_PORT" info server 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^process_id://p'
+}
+# True when something accepts TCP connections on 127.0.0.1:$1.
+port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 nginx_cmd() { "$NGINX_BIN" -p "$(nginx_prefix)" -c "$(nginx_prefix)/nginx.conf" -e "$LOG_DIR/nginx-error.log" "$@"; }

@@ -5,7 +5,7 @@
 // Options: --front-bind ADDR (127.0.0.1) --front-port N (8080) --pub-allow "CIDR ..." (empty = all)
 //          --sub-conn-per-ip N (200) --max-body BYTES (1048576) --hold-s N (40) --ws-idle-s N (120)
 //          --workers N|auto (auto) --nofile N (65536) --user "USER [GROUP]" (only used as root)
-//          --access-log on|off (off) --template FILE
+//          --access-log on|off (off) --max-fails N|auto (auto) --fail-timeout-s N (10) --template FILE
 // Exits 2 with a message on a bad option, so the calling script can say what is wrong.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -24,6 +24,8 @@ const opts = {
   nofile: '65536',
   user: '',
   'access-log': 'off',
+  'max-fails': 'auto',
+  'fail-timeout-s': '10',
 };
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i += 2) {
@@ -58,6 +60,19 @@ const wsIdleS = int('ws-idle-s', 1, 3600);
 const nofile = int('nofile', 1024, 10_000_000);
 if (!['on', 'off'].includes(opts['access-log'])) fail('--access-log: on or off');
 const logDir = need('log-dir');
+if (!/^(auto|[0-9]{1,2})$/.test(opts['max-fails'])) fail(`--max-fails: auto or a number 0-99, got ${JSON.stringify(opts['max-fails'])}`);
+const failTimeoutS = int('fail-timeout-s', 1, 3600);
+// Passive health checks. A process on this host that is down refuses the connection at once, and
+// nginx moves on to the next one for free; marking it failed would only keep a restarted process
+// idle for fail_timeout (and, with one process left, answer 502 "no live upstreams" meanwhile). So
+// loopback servers never count failures. A remote host that is down or unreachable costs a
+// proxy_connect_timeout per attempt, and least_conn would keep choosing it (it has the fewest
+// connections): after max_fails failures nginx leaves it alone for fail_timeout.
+const isLoopback = (hp) => /^(127\.[0-9.]+|localhost|\[::1\]):/.test(hp);
+const serverLine = (hp) => {
+  const maxFails = opts['max-fails'] === 'auto' ? (isLoopback(hp) ? 0 : 3) : Number(opts['max-fails']);
+  return maxFails === 0 ? `        server ${hp} max_fails=0;` : `        server ${hp} max_fails=${maxFails} fail_timeout=${failTimeoutS}s;`;
+};
 // Root masters drop their workers to this user; as an ordinary user the directive would only warn.
 const user = process.getuid?.() === 0 && opts.user !== '' ? `user ${opts.user};` : '# user: workers run as the user that started nginx';
 
@@ -69,9 +84,9 @@ const values = {
   WORKER_CONNECTIONS: String(Math.max(1024, Math.floor(nofile / 2))),
   PREFIX: need('prefix'),
   LOG_DIR: logDir,
-  ACCESS_LOG: opts['access-log'] === 'on' ? `${logDir}/nginx-access.log` : 'off',
-  PUBLISHER_SERVERS: publishers.map((hp) => `        server ${hp} max_fails=0;`).join('\n'),
-  LISTENER_SERVERS: listeners.map((hp) => `        server ${hp} max_fails=0;`).join('\n'),
+  ACCESS_LOG: opts['access-log'] === 'on' ? `${logDir}/nginx-access.log push` : 'off',
+  PUBLISHER_SERVERS: publishers.map(serverLine).join('\n'),
+  LISTENER_SERVERS: listeners.map(serverLine).join('\n'),
   FRONT_BIND: opts['front-bind'].includes(':') && !opts['front-bind'].startsWith('[') ? `[${opts['front-bind']}]` : opts['front-bind'],
   FRONT_PORT: String(int('front-port', 1, 65535)),
   MAX_BODY: String(int('max-body', 1024, 64 * 1024 * 1024)),

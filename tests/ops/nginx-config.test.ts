@@ -48,7 +48,18 @@ describe('nginx config template', () => {
     const conf = readFileSync(out, 'utf8');
     assert.equal((conf.match(/^\s+server 127\.0\.0\.1:80\d\d max_fails=0;$/gm) ?? []).length, 32, 'one upstream server per listener');
     assert.equal((conf.match(/^\s+server 127\.0\.0\.1:901\d max_fails=0;$/gm) ?? []).length, 3, 'one upstream server per publisher');
-    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|server-stat\|status\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
+    // POST /channels (minting, used by pushctl and the PHP client) goes to the publishers behind the same allow list as /pub.
+    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|channels\|server-stat\|status\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
+    // Shared-memory zones: every worker balances on the same connection counts.
+    const upstream = (name: string): string => {
+      const at = conf.indexOf(`upstream ${name} {`);
+      assert.ok(at >= 0, `upstream ${name}`);
+      return conf.slice(at, conf.indexOf('}', at));
+    };
+    assert.match(upstream('push_publishers'), /^\s+zone push_publishers 64k;$/m);
+    assert.match(upstream('push_publishers'), /^\s+least_conn;$/m);
+    assert.match(upstream('push_listeners'), /^\s+zone push_listeners 256k;$/m);
+    assert.match(upstream('push_listeners'), /^\s+least_conn;$/m);
     const sub = conf.slice(conf.indexOf('location ~ ^/(sub|ws|bitrix/sub|bitrix/subws)'));
     assert.match(sub, /proxy_set_header Upgrade \$http_upgrade;/);
     assert.match(sub, /proxy_set_header Connection \$push_connection;/);
@@ -63,6 +74,32 @@ describe('nginx config template', () => {
     assert.doesNotMatch(conf, /\{\{/);
   });
 
+  it('passive health checks: loopback servers never count failures, remote ones are set aside after failing', async () => {
+    const { r, out } = await render('fails', ['--publishers', '127.0.0.1:9010 10.0.0.5:9010', '--listeners', '[::1]:8010 10.0.0.6:8010 localhost:8011']);
+    assert.equal(r.code, 0, r.stderr);
+    const conf = readFileSync(out, 'utf8');
+    assert.match(conf, /^\s+server 127\.0\.0\.1:9010 max_fails=0;$/m);
+    assert.match(conf, /^\s+server \[::1\]:8010 max_fails=0;$/m);
+    assert.match(conf, /^\s+server localhost:8011 max_fails=0;$/m);
+    assert.match(conf, /^\s+server 10\.0\.0\.5:9010 max_fails=3 fail_timeout=10s;$/m);
+    assert.match(conf, /^\s+server 10\.0\.0\.6:8010 max_fails=3 fail_timeout=10s;$/m);
+    const fixed = await render('fails-fixed', ['--publishers', '127.0.0.1:9010', '--listeners', '10.0.0.6:8010', '--max-fails', '1', '--fail-timeout-s', '30']);
+    assert.equal(fixed.r.code, 0, fixed.r.stderr);
+    const conf2 = readFileSync(fixed.out, 'utf8');
+    assert.match(conf2, /^\s+server 127\.0\.0\.1:9010 max_fails=1 fail_timeout=30s;$/m);
+    assert.match(conf2, /^\s+server 10\.0\.0\.6:8010 max_fails=1 fail_timeout=30s;$/m);
+    const t = await test(fixed.out, fixed.prefix);
+    assert.equal(t.code, 0, t.stderr);
+  });
+
+  it('the access log names the upstream process that served each request', async () => {
+    const { r, out } = await render('access-log', [...(variants['one of each'] as string[]), '--access-log', 'on']);
+    assert.equal(r.code, 0, r.stderr);
+    const conf = readFileSync(out, 'utf8');
+    assert.match(conf, /log_format push '[^;]*upstream=\$upstream_addr upstream_status=\$upstream_status';/);
+    assert.ok(conf.includes(`access_log ${join(dir, 'access-log')}/nginx-access.log push;`), 'access log uses the push format');
+  });
+
   const bad: Record<string, string[]> = {
     'missing listeners': ['--publishers', '127.0.0.1:9010'],
     'listener without port': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1'],
@@ -70,6 +107,8 @@ describe('nginx config template', () => {
     'allow list with a hostname': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--pub-allow', 'portal.example.com'],
     'workers not a number': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--workers', 'many'],
     'dangling option': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--hold-s'],
+    'max fails not a number': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--max-fails', 'some'],
+    'fail timeout zero': ['--publishers', '127.0.0.1:9010', '--listeners', '127.0.0.1:8010', '--fail-timeout-s', '0'],
   };
   for (const [name, args] of Object.entries(bad)) {
     it(`refuses bad options with exit 2 and writes nothing: ${name}`, async () => {

@@ -5,11 +5,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { parseEnvFile } from '@push/runtime';
-import { signChannel, type ChannelSecret } from '@push/protocol';
+import { createHmac } from 'node:crypto';
+import { encodeRequestBatch, signChannel, signChannelPair, type ChannelSecret } from '@push/protocol';
 import { ROOT } from '../helpers/apps.js';
 import { WsClient, channelId, longPoll, publish } from '../helpers/clients.js';
 import { eventually, sleep } from '../helpers/ports.js';
-import { ResumingPoll, ResumingWs, freePortRange, parsePrometheus, run, sampleSum, script } from './stack-helpers.js';
+import { ed25519Key, signatureHeaders, signedFetch } from '../security/signing.js';
+import { ResumingPoll, ResumingWs, childPids, freePortRange, openFilesLimit, parsePrometheus, run, sampleSum, script, type PromFamily } from './stack-helpers.js';
+
+const ZERO_MID = '0'.repeat(26);
 
 /**
  * The whole stack as an operator runs it: `npm start` (private Redis, 2 publishers, 3 listeners,
@@ -24,10 +28,18 @@ describe('npm start / status / restart / stop', () => {
   let secret: ChannelSecret;
   let listenerPorts: number[];
   let publisherPorts: number[];
+  let logDir: string;
+  const NOFILE = 17000;
+  // The portal's signing key (PUSH_PUBLISH_KEYS); pushctl and the PHP client sign the same way.
+  const portalKey = ed25519Key('ops-portal');
   const sign = (id: string): string => signChannel(id, secret);
+  const scrape = async (port: number): Promise<Map<string, PromFamily>> => parsePrometheus(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text());
+  const pidOf = (name: string): number => Number(readFileSync(join(runDir, name === 'nginx' ? 'nginx/nginx.pid' : `pids/${name}.pid`), 'utf8'));
 
   before(async () => {
     runDir = mkdtempSync(join(tmpdir(), 'push-stack-'));
+    // Logs outside the run directory: PUSH_LOG_DIR must be honoured, not just defaulted.
+    logDir = mkdtempSync(join(tmpdir(), 'push-stack-logs-'));
     const frontPort = await freePortRange(1);
     const pubBase = await freePortRange(2);
     const subBase = await freePortRange(LISTENERS);
@@ -48,6 +60,13 @@ describe('npm start / status / restart / stop', () => {
       PUSH_SHUTDOWN_GRACE_S: '5',
       PUSH_LONGPOLL_TIMEOUT_S: '5',
       PUSH_LOG_LEVEL: 'warn',
+      PUSH_LOG_DIR: logDir,
+      PUSH_NOFILE: String(NOFILE),
+      PUSH_NGINX_ACCESS_LOG: 'on',
+      PUSH_PUBLISH_KEYS: portalKey.ringEntry,
+      // The stack's own default applies (this host may publish unsigned), whatever the caller's shell says.
+      PUSH_PUBLISH_TRUSTED_NETWORKS: '',
+      PUSH_PUB_ALLOW: '',
     };
     front = `http://127.0.0.1:${frontPort}`;
     publisherPorts = [pubBase, pubBase + 1];
@@ -57,14 +76,25 @@ describe('npm start / status / restart / stop', () => {
     const r = await script('stop', env);
     if (r.code !== 0) process.stderr.write(`stop.sh: ${r.stdout}${r.stderr}\n`);
     rmSync(runDir, { recursive: true, force: true });
+    rmSync(logDir, { recursive: true, force: true });
   });
 
   it('npm start brings up Redis, 2 publishers, 3 listeners and nginx, generates the key once, and is idempotent', async () => {
-    const r = await run('npm', ['start', '--silent'], env);
+    // Started from a shell with a low open-file limit: the scripts must raise it for every process.
+    const r = await run('bash', ['-c', 'ulimit -Sn 1024 && exec npm start --silent'], env);
     assert.equal(r.code, 0, `${r.stdout}\n${r.stderr}`);
     assert.match(r.stdout, /push start: ready \(2 publishers, 3 listeners, redis redis:\/\/127\.0\.0\.1:\d+\)/);
     assert.ok(r.stdout.includes(`long poll:    ${front}/bitrix/sub/`), r.stdout);
     assert.ok(r.stdout.includes(`WebSocket:    ${front.replace('http', 'ws')}/bitrix/subws/`), r.stdout);
+    assert.match(r.stdout, /^ {2}unsigned publish: allowed from 127\.0\.0\.1\/32,::1\/128 \(default: this host; PUSH_PUBLISH_TRUSTED_NETWORKS=none requires signatures\)$/m);
+    for (const name of ['listener-1', 'listener-3', 'publisher-1', 'redis', 'nginx']) {
+      assert.deepEqual(openFilesLimit(pidOf(name)), { soft: NOFILE, hard: NOFILE }, `${name}: open-file limit raised to PUSH_NOFILE`);
+    }
+    // One log per process, in PUSH_LOG_DIR.
+    for (const f of ['publisher-1.log', 'publisher-2.log', 'listener-1.log', 'listener-2.log', 'listener-3.log', 'redis.log', 'nginx-error.log']) {
+      assert.ok(existsSync(join(logDir, f)), `${f} in PUSH_LOG_DIR`);
+    }
+    assert.equal(existsSync(join(runDir, 'log')), false, 'nothing logged to the default log directory');
     const conf = env['PUSH_CONFIG_FILE'] as string;
     const key = parseEnvFile(readFileSync(conf, 'utf8'))['PUSH_SIGNATURE_KEY'] ?? '';
     assert.match(key, /^[0-9a-f]{64}$/);
@@ -77,10 +107,20 @@ describe('npm start / status / restart / stop', () => {
     await eventually(() => existsSync(join(runDir, 'redis', 'appendonlydir')), 5000, 'AOF files');
 
     const pidsBefore = readFileSync(join(runDir, 'pids', 'listener-1.pid'), 'utf8');
+    const confBefore = readFileSync(join(runDir, 'nginx', 'nginx.conf'), 'utf8');
+    const workersBefore = childPids(pidOf('nginx'));
+    assert.ok(workersBefore.length >= 1);
     const again = await script('start', { ...env, PUSH_SKIP_SETUP: '1' });
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stdout, /already running/);
     assert.equal(readFileSync(join(runDir, 'pids', 'listener-1.pid'), 'utf8'), pidsBefore, 'running processes left alone');
+    // Nothing changed, so no reload: a reload replaces every worker (and drops idle client connections).
+    assert.match(again.stdout, /nginx config unchanged/);
+    assert.doesNotMatch(again.stdout, /nginx reloaded/);
+    assert.equal(readFileSync(join(runDir, 'nginx', 'nginx.conf'), 'utf8'), confBefore);
+    assert.equal(existsSync(join(runDir, 'nginx', 'nginx.conf.new')), false);
+    await sleep(300);
+    assert.deepEqual(childPids(pidOf('nginx')), workersBefore, 'the same nginx workers');
     assert.equal(parseEnvFile(readFileSync(conf, 'utf8'))['PUSH_SIGNATURE_KEY'], key, 'key not regenerated');
   });
 
@@ -103,18 +143,28 @@ describe('npm start / status / restart / stop', () => {
   });
 
   it('a publish through nginx reaches a WebSocket and a long poll that landed on different listeners', async () => {
+    // Deterministic, not luck: least_conn over a shared zone sends each new long-lived connection to
+    // a listener with the fewest, whichever nginx worker accepts it. Each client is placed (and
+    // seen in the listeners' own metrics) before the next one connects.
     const ch = channelId();
+    const connections = async (): Promise<Array<{ ws: number; lp: number }>> =>
+      Promise.all(listenerPorts.map(async (p) => {
+        const m = await scrape(p);
+        return { ws: sampleSum(m, 'push_connections', { transport: 'ws' }), lp: sampleSum(m, 'push_connections', { transport: 'lp' }) };
+      }));
+    assert.deepEqual(await connections(), listenerPorts.map(() => ({ ws: 0, lp: 0 })), 'no client connections yet');
     const ws = await WsClient.connect(front, [sign(ch)]);
+    await eventually(async () => (await connections()).reduce((a, c) => a + c.ws, 0) === 1, 5000, 'the WebSocket on a listener');
     const poll = longPoll(front, [sign(ch)]);
-    // Which listener holds which client, from each listener's own metrics.
-    const found = await eventually(async () => {
-      const per = await Promise.all(listenerPorts.map(async (p) => parsePrometheus(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text())));
-      const wsAt = listenerPorts.filter((_, i) => sampleSum(per[i]!, 'push_connections', { transport: 'ws' }) === 1);
-      const lpAt = listenerPorts.filter((_, i) => sampleSum(per[i]!, 'push_connections', { transport: 'lp' }) === 1);
-      return wsAt.length === 1 && lpAt.length === 1 ? { ws: wsAt[0], lp: lpAt[0] } : null;
-    }, 5000, 'one WebSocket and one parked poll');
-    const holders = found as { ws: number; lp: number };
-    assert.notEqual(holders.ws, holders.lp, 'nginx spread the two clients over two listeners');
+    await eventually(async () => (await connections()).reduce((a, c) => a + c.lp, 0) === 1, 5000, 'the long poll parked on a listener');
+    const ws2 = await WsClient.connect(front, [sign(ch)]);
+    const per = await eventually(async () => {
+      const c = await connections();
+      return c.reduce((a, x) => a + x.ws, 0) === 2 ? c : null;
+    }, 5000, 'the second WebSocket on a listener');
+    assert.ok(per !== null);
+    const holders = listenerPorts.map((_, i) => (per[i]?.ws ?? 0) + (per[i]?.lp ?? 0));
+    assert.deepEqual(holders, listenerPorts.map(() => 1), `nginx spread the three clients over the three listeners (${JSON.stringify(per)})`);
     const body = { module_id: 'test', command: 'through_nginx', params: { n: 1 } };
     const res = await publish(front, [ch], body, { 'Message-Expiry': '60' });
     assert.equal(res.status, 200);
@@ -124,32 +174,151 @@ describe('npm start / status / restart / stop', () => {
     const got = await ws.waitFor(1);
     assert.deepEqual(got[0]?.text, body);
     assert.equal(got[0]?.mid, lp.messages[0]?.mid);
+    assert.equal((await ws2.waitFor(1))[0]?.mid, lp.messages[0]?.mid);
     ws.close();
+    ws2.close();
+    await Promise.all([ws.closed, ws2.closed]);
   });
 
-  it('/metrics of every process is valid Prometheus text with the documented families; nginx stub status answers', async () => {
-    const common = ['push_redis_command_duration_seconds', 'push_redis_up', 'push_draining', 'nodejs_eventloop_lag_seconds', 'process_resident_memory_bytes'];
+  it('every path through the front port reaches the right upstream (nginx access log names the process)', async () => {
+    const ch = channelId();
+    const [privA, pubA, pubB] = [channelId(), channelId(), channelId()];
+    const mark = (name: string): string => `probe=${name}-${ch.slice(0, 8)}`;
+    const expectOk = async (name: string, res: Response | Promise<Response>, status = 200): Promise<string> => {
+      const r = await res;
+      const text = await r.text();
+      assert.equal(r.status, status, `${name}: ${text}`);
+      return text;
+    };
+    await expectOk('/pub', fetch(`${front}/pub?CHANNEL_ID=${ch}&${mark('pub')}`, { method: 'POST', headers: { 'Message-Expiry': '60' }, body: JSON.stringify({ module_id: 't', command: 'route', params: { n: 1 } }) }));
+    await expectOk('/bitrix/pub/', fetch(`${front}/bitrix/pub/?CHANNEL_ID=${ch}&${mark('bitrix-pub')}`, { method: 'POST', headers: { 'Message-Expiry': '60' }, body: JSON.stringify({ module_id: 't', command: 'route', params: { n: 2 } }) }));
+    const sub = await expectOk('/sub', fetch(`${front}/sub?CHANNEL_ID=${sign(ch)}&mid=${ZERO_MID}&${mark('sub')}`));
+    assert.match(sub, /"command":"route"/);
+    await expectOk('/bitrix/sub/', fetch(`${front}/bitrix/sub/?CHANNEL_ID=${sign(ch)}&mid=${ZERO_MID}&${mark('bitrix-sub')}`));
+    for (const [name, path] of [['ws', '/ws'], ['bitrix-subws', '/bitrix/subws/']] as const) {
+      const c = await WsClient.connect(front, [sign(ch)], `&mid=${ZERO_MID}&${mark(name)}`, path);
+      await c.waitFor(2);
+      c.close();
+      await c.closed;
+    }
+    const publicSig = createHmac('sha1', secret.key).update(`public:${pubB}`).digest();
+    const batch = encodeRequestBatch({ requests: [{ incomingMessages: { messages: [{ receivers: [{ id: Buffer.from(pubB, 'hex'), isPrivate: false, signature: publicSig }], body: '{"module_id":"t","command":"rest"}', expiry: 60, type: 't_rest' }] } }] });
+    await expectOk('/bitrix/rest/', fetch(`${front}/bitrix/rest/?CHANNEL_ID=${encodeURIComponent(signChannelPair(privA, pubA, secret))}&${mark('rest')}`, { method: 'POST', body: batch }));
+    assert.match(await expectOk('/server-stat/', fetch(`${front}/server-stat/?${mark('server-stat')}`)), /^\[/);
+    const target = `/channels?count=1&${mark('channels')}`;
+    const minted = JSON.parse(await expectOk('/channels', signedFetch(front, 'POST', target, '', portalKey))) as { channels: Array<{ id: string }> };
+    assert.equal(minted.channels.length, 1);
+    assert.match(await expectOk('/status', fetch(`${front}/status?${mark('status')}`)), /<title>Push server status<\/title>/);
+    await expectOk('unknown path', fetch(`${front}/nowhere?${mark('nowhere')}`), 404);
+
+    const expected: Record<string, 'publisher' | 'listener' | 'nginx'> = {
+      pub: 'publisher', 'bitrix-pub': 'publisher', sub: 'listener', 'bitrix-sub': 'listener', ws: 'listener', 'bitrix-subws': 'listener',
+      rest: 'publisher', 'server-stat': 'publisher', channels: 'publisher', status: 'publisher', nowhere: 'nginx',
+    };
+    const upstreams = await eventually(() => {
+      const log = readFileSync(join(logDir, 'nginx-access.log'), 'utf8').split('\n');
+      const found: Record<string, string> = {};
+      for (const name of Object.keys(expected)) {
+        const line = log.find((l) => l.includes(`${mark(name)} `) || l.includes(`${mark(name)}&`));
+        const m = line === undefined ? null : / upstream=(\S+) /.exec(line);
+        if (m === null) return null;
+        found[name] = m[1] as string;
+      }
+      return found;
+    }, 5000, 'an access-log line per request');
+    for (const [name, kind] of Object.entries(expected)) {
+      const addr = upstreams?.[name] as string;
+      if (kind === 'nginx') {
+        assert.equal(addr, '-', `${name} is answered by nginx itself`);
+        continue;
+      }
+      const port = Number(/^127\.0\.0\.1:(\d+)$/.exec(addr)?.[1]);
+      assert.ok((kind === 'publisher' ? publisherPorts : listenerPorts).includes(port), `${name} went to a ${kind}, got ${addr}`);
+    }
+  });
+
+  it('a signed publish and a channel mint through the front port (the way pushctl and the PHP client do it)', async () => {
+    const minted = await signedFetch(front, 'POST', '/channels?count=2', '', portalKey);
+    assert.equal(minted.status, 200, await minted.clone().text());
+    const { channels } = (await minted.json()) as { channels: Array<{ id: string; signed: string }> };
+    assert.equal(channels.length, 2);
+    const ch = channels[0] as { id: string; signed: string };
+    assert.equal(ch.signed, sign(ch.id), 'returned signed with the stack key, ready for subscribers');
+    const body = JSON.stringify({ module_id: 'test', command: 'signed', params: {} });
+    const target = `/bitrix/pub/?CHANNEL_ID=${ch.id}`;
+    const pub = await signedFetch(front, 'POST', target, body, portalKey, { headers: { 'Message-Expiry': '60' } });
+    assert.equal(pub.status, 200, await pub.text());
+    const poll = await longPoll(front, [ch.signed], `&mid=${ZERO_MID}`);
+    assert.equal(poll.status, 200);
+    assert.deepEqual(poll.messages.map((m) => (m.text as { command: string }).command), ['signed']);
+    // A request carrying a signature is always verified, even from this trusted host: a signature
+    // over another body is refused and stores nothing.
+    const headers = { ...signatureHeaders(portalKey, 'POST', target, body), 'Message-Expiry': '60' };
+    const forged = await fetch(`${front}${target}`, { method: 'POST', headers, body: JSON.stringify({ module_id: 'test', command: 'forged', params: {} }) });
+    assert.equal(forged.status, 401);
+    assert.match(await forged.text(), /^4123: /);
+    const after = await longPoll(front, [ch.signed], `&mid=${ZERO_MID}`);
+    assert.deepEqual(after.messages.map((m) => (m.text as { command: string }).command), ['signed']);
+  });
+
+  it('/metrics of every process is valid Prometheus text with the documented families and values that move; nginx stub status answers', async () => {
+    const common = ['push_redis_command_duration_seconds', 'push_redis_up', 'push_draining', 'push_messages_published_total', 'nodejs_eventloop_lag_seconds', 'process_resident_memory_bytes'];
     const forListener = ['push_connections', 'push_channels', 'push_messages_received_total', 'push_messages_delivered_total', 'push_frames_sent_total', 'push_bytes_out_total', 'push_messages_dropped_total', 'push_slow_consumer_closes_total', 'push_pubsub_lag_seconds'];
-    const forPublisher = ['push_publish_requests_total', 'push_messages_published_total', 'push_publish_duration_seconds'];
-    let delivered = 0;
-    for (const p of listenerPorts) {
-      const res = await fetch(`http://127.0.0.1:${p}/metrics`);
-      assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
-      const m = parsePrometheus(await res.text());
-      for (const name of [...common, ...forListener]) assert.ok(m.has(name), `listener ${p} exposes ${name}`);
-      assert.equal(m.get('push_pubsub_lag_seconds')?.type, 'histogram');
-      assert.equal(m.get('push_messages_delivered_total')?.type, 'counter');
-      delivered += sampleSum(m, 'push_messages_delivered_total');
-    }
-    assert.ok(delivered >= 2, 'the previous test delivered two messages');
-    let accepted = 0;
-    for (const p of publisherPorts) {
-      const m = parsePrometheus(await (await fetch(`http://127.0.0.1:${p}/metrics`)).text());
-      for (const name of [...common, ...forPublisher]) assert.ok(m.has(name), `publisher ${p} exposes ${name}`);
-      assert.equal(sampleSum(m, 'push_redis_up'), 1);
-      accepted += sampleSum(m, 'push_messages_published_total', { storage: 'stored' });
-    }
-    assert.ok(accepted >= 1);
+    const forPublisher = ['push_publish_requests_total', 'push_publish_duration_seconds'];
+    type Totals = { published: number; stored: number; received: number; delivered: number; bytesOut: number; lagCount: number; publishOk: number; redisPublish: number };
+    const totals = async (): Promise<Totals> => {
+      const t: Totals = { published: 0, stored: 0, received: 0, delivered: 0, bytesOut: 0, lagCount: 0, publishOk: 0, redisPublish: 0 };
+      for (const p of listenerPorts) {
+        const res = await fetch(`http://127.0.0.1:${p}/metrics`);
+        assert.match(res.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+        const m = parsePrometheus(await res.text());
+        for (const name of [...common, ...forListener]) assert.ok(m.has(name), `listener ${p} exposes ${name}`);
+        assert.equal(m.get('push_pubsub_lag_seconds')?.type, 'histogram');
+        assert.equal(m.get('push_messages_delivered_total')?.type, 'counter');
+        assert.equal(sampleSum(m, 'push_redis_up'), 1);
+        assert.equal(sampleSum(m, 'push_draining'), 0);
+        t.received += sampleSum(m, 'push_messages_received_total');
+        t.delivered += sampleSum(m, 'push_messages_delivered_total');
+        t.bytesOut += sampleSum(m, 'push_bytes_out_total');
+        t.lagCount += sampleSum(m, 'push_pubsub_lag_seconds_count');
+      }
+      for (const p of publisherPorts) {
+        const m = await scrape(p);
+        for (const name of [...common, ...forPublisher]) assert.ok(m.has(name), `publisher ${p} exposes ${name}`);
+        assert.equal(sampleSum(m, 'push_redis_up'), 1);
+        assert.ok(sampleSum(m, 'push_redis_command_duration_seconds_count', { command: 'ping' }) >= 1, `publisher ${p} timed its Redis pings`);
+        t.published += sampleSum(m, 'push_messages_published_total');
+        t.stored += sampleSum(m, 'push_messages_published_total', { storage: 'stored' });
+        t.publishOk += sampleSum(m, 'push_publish_requests_total', { result: 'ok' });
+        t.redisPublish += sampleSum(m, 'push_redis_command_duration_seconds_count', { command: 'publish' });
+      }
+      return t;
+    };
+    const before = await totals();
+    // The earlier tests published and delivered through nginx.
+    assert.ok(before.stored >= 1 && before.delivered >= 2 && before.bytesOut > 0 && before.lagCount >= 1, JSON.stringify(before));
+    assert.ok(before.redisPublish >= before.publishOk, 'every publish request is a timed Redis round trip');
+
+    // Three stored messages to two subscribers: every counter moves by what happened.
+    const ch = channelId();
+    const subs = [await WsClient.connect(front, [sign(ch)]), await WsClient.connect(front, [sign(ch)])];
+    for (let n = 0; n < 3; n++) assert.equal((await publish(front, [ch], { module_id: 'test', command: 'metrics', params: { n } }, { 'Message-Expiry': '60' })).status, 200);
+    await Promise.all(subs.map((c) => c.waitFor(3)));
+    subs.forEach((c) => c.close());
+    const after = await eventually(async () => {
+      const t = await totals();
+      return t.delivered - before.delivered >= 6 ? t : null;
+    }, 5000, 'delivery counters');
+    assert.ok(after !== null);
+    assert.equal(after.published - before.published, 3);
+    assert.equal(after.stored - before.stored, 3);
+    assert.equal(after.publishOk - before.publishOk, 3);
+    assert.equal(after.redisPublish - before.redisPublish, 3);
+    assert.equal(after.delivered - before.delivered, 6, 'three messages to two connections');
+    assert.ok(after.received - before.received >= 3, 'received from pub/sub on the listeners holding the channel');
+    assert.ok(after.lagCount - before.lagCount >= 3, 'pub/sub lag observed per received message');
+    assert.ok(after.bytesOut - before.bytesOut > 6 * 40, 'bytes out grew by at least the frames sent');
+
     const stub = await (await fetch(`${front}/nginx-status`)).text();
     assert.match(stub, /^Active connections: \d+/);
   });
@@ -161,7 +330,8 @@ describe('npm start / status / restart / stop', () => {
     });
     try {
         const page = await browser.newPage({ viewport: { width: 1100, height: 650 } });
-        const ws = await WsClient.connect(front, [sign(channelId())]);
+        const ch = channelId();
+        const ws = await WsClient.connect(front, [sign(ch)]);
         await page.goto(`${front}/status`);
         await page.waitForSelector('body[data-loaded="yes"]', { timeout: 10_000 });
         // Stats are reported every second; wait until the new WebSocket shows up in a refresh.
@@ -174,6 +344,21 @@ describe('npm start / status / restart / stop', () => {
         assert.match((await page.textContent('#redis')) ?? '', /^up, [\d.]+ ms$/);
         assert.equal(await page.textContent('#procs'), `2 pub / ${LISTENERS} sub`);
         assert.equal(await page.textContent('#error'), '');
+        // Live rates: publish (to the page's own WebSocket) until a refresh shows traffic.
+        let publishing = true;
+        const traffic = (async () => {
+          for (let n = 0; publishing; n++) {
+            await publish(front, [ch], { module_id: 'test', command: 'rate', params: { n } }, { 'Message-Expiry': '0' });
+            await sleep(50);
+          }
+        })();
+        try {
+          await page.waitForFunction(`Number(document.getElementById('pubrate')?.textContent) > 0 && Number(document.getElementById('delrate')?.textContent) > 0`, undefined, { timeout: 15_000 });
+        } finally {
+          publishing = false;
+          await traffic;
+        }
+        assert.ok(ws.messages.length > 0, 'the page was watching real traffic');
         const dir = join(ROOT, 'test-artifacts');
         mkdirSync(dir, { recursive: true });
         await page.screenshot({ path: join(dir, 'status-page.png'), fullPage: true });
@@ -233,6 +418,15 @@ describe('npm start / status / restart / stop', () => {
     for (const c of wsClients) {
       assert.ok(c.reconnects >= 1, 'every WebSocket was moved at least once');
       assert.ok(c.closeCodes.includes(4111), `told to reconnect with 4111 (got ${c.closeCodes.join(',')})`);
+    }
+    // Long polls never see the restart: a draining listener answers its parked polls 304 with
+    // their cursor (or a message), and nginx moves every new poll to a live listener, so there is
+    // no error status and no failed request for the client to retry.
+    for (const p of polls) {
+      const seen = Object.fromEntries(p.statuses);
+      assert.deepEqual(Object.keys(seen).filter((code) => code !== '200' && code !== '304'), [], `only 200 and 304 answers (got ${JSON.stringify(seen)})`);
+      assert.ok((p.statuses.get(200) ?? 0) >= 10, `polls kept delivering (got ${JSON.stringify(seen)})`);
+      assert.equal(p.reconnects, 0, 'no poll failed or had to back off');
     }
     process.stdout.write(`# rolling restart: ${accepted.length} messages published, ${all.length} clients, 0 lost; WS reconnects ${wsClients.map((c) => c.reconnects).join('/')}\n`);
     } finally {
