@@ -180,7 +180,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     }
   };
   const publishKeys = listOf('PUSH_PUBLISH_KEYS', parseKeyRing);
-  const publishTrustedNetworks = listOf('PUSH_PUBLISH_TRUSTED_NETWORKS', parseNetworks);
+  // `none` says "no unsigned publishing" explicitly: an empty value counts as unset and would let
+  // the config file's list, or the npm start stack's default, apply.
+  const publishTrustedNetworks = listOf('PUSH_PUBLISH_TRUSTED_NETWORKS', (t) => (t.trim().toLowerCase() === 'none' ? [] : parseNetworks(t)));
   const trustedProxies = listOf('PUSH_TRUSTED_PROXIES', parseNetworks);
   const realIpHeader = (get('PUSH_REAL_IP_HEADER') ?? '').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(realIpHeader)) problems.push(`PUSH_REAL_IP_HEADER: a header name, got ${JSON.stringify(realIpHeader)}`);
