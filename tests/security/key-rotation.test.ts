@@ -57,7 +57,7 @@ describe('publish key rotation (docs/security.md)', () => {
   });
 
   const startPublisher = async (ring: string[]): Promise<AppProcess> =>
-    startApp('publisher', { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: ring.join(','), PUSH_PUBLISH_TRUSTED_NETWORKS: '' });
+    startApp('publisher', { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: ring.join(','), PUSH_PUBLISH_TRUSTED_NETWORKS: 'none' });
   const publish = (key: string, ch: string, n: number): ReturnType<typeof pushctl> =>
     pushctl(['publish', '--url', (pub as AppProcess).url, '--key', key, '--channel', ch, '--expiry', '600'], JSON.stringify({ module_id: 'rot', command: 'm', params: { n } }));
 

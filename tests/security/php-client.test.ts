@@ -57,7 +57,7 @@ describe('PHP client against a running publisher', () => {
     writeFileSync(keyFiles['hmac'], JSON.stringify({ keyId: 'php-hmac', algorithm: 'hmac-sha256', secret }));
     entries.push(`php-hmac:hmac-sha256:${secret}`);
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: entries.join(','), PUSH_PUBLISH_TRUSTED_NETWORKS: '' };
+    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: entries.join(','), PUSH_PUBLISH_TRUSTED_NETWORKS: 'none' };
     [pub, lis] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
   });
   after(async () => {

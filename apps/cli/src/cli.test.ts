@@ -125,7 +125,7 @@ describe('pushctl', () => {
     assert.equal(ed.code, 0, ed.err);
     assert.equal(mac.code, 0, mac.err);
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: `${ed.out.trim()} ${mac.out.trim()}`, PUSH_PUBLISH_TRUSTED_NETWORKS: '', PUSH_STATS_INTERVAL_S: '1' };
+    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: `${ed.out.trim()} ${mac.out.trim()}`, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_STATS_INTERVAL_S: '1' };
     [pub, lis] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
   });
   after(async () => {
