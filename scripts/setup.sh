@@ -28,8 +28,24 @@ if [ ${#need[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-# npm ci when node_modules is missing or older than the lock file.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# npm ci when node_modules is missing or does not hold what the lock file pins. Compared by content
+# with npm's record of the last install (node_modules/.package-lock.json), not by modification
+# time: a checkout or commit that merely touches the lock file must not wipe and reinstall
+# node_modules under processes and tests that are using it.
+lock_installed() {
+  [ -f node_modules/.package-lock.json ] || return 1
+  node -e '
+    const fs = require("fs");
+    const want = JSON.parse(fs.readFileSync("package-lock.json", "utf8")).packages ?? {};
+    const have = JSON.parse(fs.readFileSync("node_modules/.package-lock.json", "utf8")).packages ?? {};
+    for (const [name, p] of Object.entries(want)) {
+      if (!name.startsWith("node_modules/")) continue;
+      const got = have[name];
+      if (got === undefined && p.optional) continue; // optional, e.g. for another platform
+      if (got === undefined || got.version !== p.version || got.resolved !== p.resolved) process.exit(1);
+    }' 2>/dev/null
+}
+if [ ! -d node_modules ] || ! lock_installed; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
