@@ -39,13 +39,15 @@ export interface Connection {
   /** Newest mid this connection has been given (or its starting cursor). */
   cursor: string | null;
   state: 'setup' | 'live' | 'closed';
-  /** Live messages that arrived while the history read was in flight. */
-  early: StoredMessage[];
+  /** Live messages that arrived while the history read was in flight (null = none). */
+  early: StoredMessage[] | null;
   /**
    * Encoded messages waiting for the next flush: UTF-8 text frames for `text` connections, encoded
    * `OutgoingMessage` elements for `protobuf` ones (wrapped into one ResponseBatch at flush).
+   * Null when nothing waits: most connections are idle most of the time, and an idle connection
+   * should cost as little memory as possible (see docs/benchmarks.md, idle).
    */
-  pending: Uint8Array[];
+  pending: Uint8Array[] | null;
 }
 
 export interface HubOptions {
@@ -100,7 +102,12 @@ export interface HubCounters {
  * event-loop turn into one write per connection.
  */
 export class Hub {
-  private readonly byChannel = new Map<string, Set<Connection>>();
+  /**
+   * Local connections by channel. A channel with one connection (most private channels) maps to
+   * the connection itself; a Set is made from the second on. At tens of thousands of idle
+   * connections the Set and its hash table per channel were a large share of memory per socket.
+   */
+  private readonly byChannel = new Map<string, Connection | Set<Connection>>();
   private readonly subscribing = new Map<string, Promise<void>>();
   private readonly subscribed = new Set<string>();
   private readonly lingering = new Map<string, NodeJS.Timeout>();
@@ -138,7 +145,10 @@ export class Hub {
 
   countByTransport(): { ws: number; lp: number } {
     const seen = new Set<Connection>();
-    for (const set of this.byChannel.values()) for (const c of set) seen.add(c);
+    for (const m of this.byChannel.values()) {
+      if (m instanceof Set) for (const c of m) seen.add(c);
+      else seen.add(m);
+    }
     let ws = 0;
     let lp = 0;
     for (const c of seen) (c.transport.kind === 'ws' ? ws++ : lp++);
@@ -152,16 +162,15 @@ export class Hub {
    * Rejects (and leaves nothing registered) when the backend cannot subscribe or read history.
    */
   async open(channels: readonly string[], transport: Transport, clientMid: string | null): Promise<{ conn: Connection; result: OpenResult }> {
-    const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: [], pending: [] };
+    const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: null, pending: null };
     const evict: Connection[] = [];
     for (const ch of channels) {
-      let set = this.byChannel.get(ch);
-      if (set === undefined) {
-        set = new Set();
-        this.byChannel.set(ch, set);
-      }
-      set.add(conn);
-      if (ch.startsWith(PUBLIC_KEY_PREFIX) && set.size > this.opts.maxConnPerPublicChannel) {
+      const cur = this.byChannel.get(ch);
+      let set: Set<Connection> | null = null;
+      if (cur === undefined) this.byChannel.set(ch, conn);
+      else if (cur instanceof Set) (set = cur).add(conn);
+      else if (cur !== conn) this.byChannel.set(ch, (set = new Set([cur, conn])));
+      if (set !== null && ch.startsWith(PUBLIC_KEY_PREFIX) && set.size > this.opts.maxConnPerPublicChannel) {
         // Sets iterate in insertion order, so the first entries are the oldest connections.
         for (const old of set) {
           if (set.size - evict.length <= this.opts.maxConnPerPublicChannel) break;
@@ -212,11 +221,11 @@ export class Hub {
   private goLive(conn: Connection, history: readonly StoredMessage[], after: string | null, newestMid: string | null, always: readonly StoredMessage[] = []): void {
     const merged = new Map<string, StoredMessage>();
     for (const m of history) if (after === null || m.mid > after) merged.set(m.mid, m);
-    for (const m of conn.early) if (after === null || m.mid > after) merged.set(m.mid, m);
+    for (const m of conn.early ?? []) if (after === null || m.mid > after) merged.set(m.mid, m);
     // Lifecycle: channel_expire notices go out whatever the cursor (see open()).
     for (const m of always) merged.set(m.mid, m);
     const replay = [...merged.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
-    conn.early = [];
+    conn.early = null;
     conn.state = 'live';
     if (newestMid !== null && (conn.cursor === null || newestMid > conn.cursor)) conn.cursor = newestMid;
     for (const m of replay) this.enqueue(conn, m, true);
@@ -226,14 +235,20 @@ export class Hub {
   close(conn: Connection): void {
     if (conn.state === 'closed') return;
     conn.state = 'closed';
-    conn.pending = [];
-    conn.early = [];
+    conn.pending = null;
+    conn.early = null;
     this.dirty.delete(conn);
     for (const ch of conn.channels) {
-      const set = this.byChannel.get(ch);
-      if (set === undefined) continue;
-      set.delete(conn);
-      if (set.size === 0) {
+      const m = this.byChannel.get(ch);
+      if (m === undefined) continue;
+      let empty: boolean;
+      if (m instanceof Set) {
+        m.delete(conn);
+        empty = m.size === 0;
+        // Back to the compact form when one connection is left.
+        if (m.size === 1) this.byChannel.set(ch, m.values().next().value as Connection);
+      } else empty = m === conn;
+      if (empty) {
         this.byChannel.delete(ch);
         this.disarmExpiry(ch);
         this.scheduleUnsubscribe(ch);
@@ -283,12 +298,15 @@ export class Hub {
 
   private onMessage(channel: string, msg: StoredMessage): void {
     this.counters.received++;
-    const set = this.byChannel.get(channel);
-    if (set === undefined) return;
-    for (const conn of set) {
-      if (conn.state === 'setup') conn.early.push(msg);
-      else if (conn.state === 'live') this.enqueue(conn, msg, false);
-    }
+    const m = this.byChannel.get(channel);
+    if (m === undefined) return;
+    if (m instanceof Set) for (const conn of m) this.take(conn, msg);
+    else this.take(m, msg);
+  }
+
+  private take(conn: Connection, msg: StoredMessage): void {
+    if (conn.state === 'setup') (conn.early ??= []).push(msg);
+    else if (conn.state === 'live') this.enqueue(conn, msg, false);
   }
 
   /**
@@ -324,7 +342,7 @@ export class Hub {
     if (conn.cursor === null || msg.mid > conn.cursor) conn.cursor = msg.mid;
     const format = conn.transport.format;
     // Replays are per connection (nothing to share), so they bypass the cache and leave it intact.
-    conn.pending.push(replay ? (format === 'protobuf' ? encodeOutgoingElement(msg) : Buffer.from(encodeTextFrame(msg), 'utf8')) : this.encoded(msg, format));
+    (conn.pending ??= []).push(replay ? (format === 'protobuf' ? encodeOutgoingElement(msg) : Buffer.from(encodeTextFrame(msg), 'utf8')) : this.encoded(msg, format));
     this.dirty.add(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -337,9 +355,11 @@ export class Hub {
   flush(): void {
     this.flushScheduled = false;
     for (const conn of this.dirty) {
-      const frame = this.frameFor(conn);
-      const count = conn.pending.length;
-      conn.pending = [];
+      const pending = conn.pending;
+      if (pending === null) continue;
+      const frame = this.frameFor(pending, conn.transport.format);
+      const count = pending.length;
+      conn.pending = null;
       if (conn.transport.write(frame)) {
         this.counters.delivered += count;
         this.counters.frames++;
@@ -358,9 +378,7 @@ export class Hub {
    * same order: the other subscribers of a broadcast), its frame is reused, so a broadcast to
    * 10,000 sockets builds one frame per format, not 10,000 copies.
    */
-  private frameFor(conn: Connection): Uint8Array {
-    const pending = conn.pending;
-    const format = conn.transport.format;
+  private frameFor(pending: Uint8Array[], format: FrameFormat): Uint8Array {
     const prev = this.lastBuilt[format];
     if (prev !== null && prev.pending.length === pending.length && pending.every((p, i) => p === prev.pending[i])) return prev.frame;
     const frame = format === 'protobuf' ? wrapOutgoingElements(pending) : pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending);
@@ -375,13 +393,13 @@ export class Hub {
    */
   private async refillAll(): Promise<void> {
     const groups = new Map<string, Connection[]>();
-    for (const set of this.byChannel.values()) {
-      for (const c of set) {
+    for (const m of this.byChannel.values()) {
+      for (const c of m instanceof Set ? m : [m]) {
         if (c.state !== 'live') continue;
         // Buffer live messages until this connection's history read is back; otherwise a live
         // message could move the cursor past the ones being refilled and they would be skipped.
         c.state = 'setup';
-        c.early = [];
+        c.early = null;
         const key = c.channels.join('/');
         const g = groups.get(key);
         if (g === undefined) groups.set(key, [c]);

@@ -35,7 +35,7 @@ export class WsTransport implements Transport {
   readonly kind = 'ws';
   closed = false;
   private ws: WebSocket<WsUserData> | null = null;
-  private held: Uint8Array[] = [];
+  private held: Uint8Array[] | null = null;
   /** Set when the hub ended the connection before the socket existed (e.g. 4029 during setup). */
   private endedWith: ErrorSpec | null = null;
   constructor(
@@ -49,9 +49,9 @@ export class WsTransport implements Transport {
       ws.end(this.endedWith.code, errorText(this.endedWith));
       return;
     }
-    if (this.held.length === 0) return;
     const held = this.held;
-    this.held = [];
+    if (held === null) return;
+    this.held = null;
     // Text frames concatenate into one; each held protobuf frame is a complete ResponseBatch.
     if (this.format === 'text') this.write(held.length === 1 ? (held[0] as Uint8Array) : Buffer.concat(held));
     else for (const frame of held) this.write(frame);
@@ -61,7 +61,7 @@ export class WsTransport implements Transport {
     if (this.closed) return false;
     const ws = this.ws;
     if (ws === null) {
-      this.held.push(frames);
+      (this.held ??= []).push(frames);
       return true;
     }
     // Slow-consumer policy: the socket gets any one write however large (a long backlog must get
