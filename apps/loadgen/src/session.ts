@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { Fleet } from './fleet.js';
 import { forkRemote, type Remote } from './ipc.js';
@@ -49,13 +49,10 @@ export async function withTarget<T>(start: () => Promise<Target>, workers: numbe
 }
 
 function version(cmd: string, args: string[], re: RegExp): string {
-  try {
-    const out = execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-    return re.exec(out)?.[1] ?? out.trim();
-  } catch (err) {
-    const e = err as { stderr?: string };
-    return re.exec(e.stderr ?? '')?.[1] ?? 'unknown';
-  }
+  // Some tools (nginx -v) print their version on stderr: read both streams.
+  const r = spawnSync(cmd, args, { encoding: 'utf8' });
+  const out = `${r.stdout ?? ''}${r.stderr ?? ''}`;
+  return re.exec(out)?.[1] ?? 'unknown';
 }
 
 /** What the numbers were measured on: recorded with every report. */
