@@ -1,7 +1,7 @@
 export * from './types.js';
 export * from './lifecycle-types.js';
-export { createMemoryBackend } from './memory-backend.js';
-export { createRedisBackend, type RedisBackendOptions } from './redis-backend.js';
+export { createMemoryBackend, type MemoryBackend, type MemorySizes } from './memory-backend.js';
+export { ID_SAFETY_GAP, createRedisBackend, type RedisBackendOptions } from './redis-backend.js';
 export { backendFromConfig } from './from-config.js';
 export { runWithBackend } from './run.js';
 export { executeV4Request, type V4Deps } from './v4-requests.js';

@@ -2,16 +2,40 @@ import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, form
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim } from './lifecycle-types.js';
 
+/** How often (by the backend's clock) expired entries are swept, at the next call after it is due. */
+const SWEEP_INTERVAL_MS = 5000;
+
+/** Entry counts of the in-memory structures, for tests that check nothing outlives its TTL. */
+export interface MemorySizes {
+  readonly records: number;
+  readonly lists: number;
+  readonly online: number;
+  readonly created: number;
+  readonly notices: number;
+  readonly nonces: number;
+  readonly stats: number;
+}
+
+export interface MemoryBackend extends Backend {
+  readonly kind: 'memory';
+  sizes(): MemorySizes;
+}
+
 /**
  * In-process backend: unit tests, and the documented single-process mode (PUSH_BACKEND=memory),
  * where one process is publisher and listener at once. Same semantics as the Redis backend
- * (the conformance suite checks both); nothing survives a restart.
+ * (the conformance suite checks both), including bounded memory: a record lives while a channel
+ * list holds it and at most its TTL, lists and presence vanish with their TTL, like Redis keys.
+ * Expired entries are swept every few seconds from within calls, so an idle process holds still.
+ * Nothing survives a restart.
  */
-export function createMemoryBackend(opts: BackendOptions, now: () => number = Date.now): Backend {
+export function createMemoryBackend(opts: BackendOptions, now: () => number = Date.now): MemoryBackend {
   const startSeconds = Math.floor(now() / 1000);
   let counter = 0;
-  const records = new Map<string, { msg: StoredMessage; expiresAt: number }>();
-  const lists = new Map<string, string[]>();
+  /** mid -> message, expiry, and how many channel list entries refer to it (`r:<mid>` in Redis). */
+  const records = new Map<string, { msg: StoredMessage; expiresAt: number; refs: number }>();
+  /** channel -> mids oldest first, and when the list expires (its longest-lived entry). */
+  const lists = new Map<string, { mids: string[]; expiresAt: number }>();
   const brokers = new Set<MemoryBroker>();
   const online = new Map<string, number>();
   const stats = new Map<string, ProcessStats>();
@@ -22,6 +46,49 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   const created = new Map<string, { at: number; until: number }>();
   const notices = new Map<string, string>();
   const nonces = new Map<string, number>();
+  let nextSweep = now() + SWEEP_INTERVAL_MS;
+
+  /** The current time, sweeping expired entries first when a sweep is due. */
+  function clock(): number {
+    const t = now();
+    if (t >= nextSweep) {
+      nextSweep = t + SWEEP_INTERVAL_MS;
+      for (const [k, r] of records) if (r.expiresAt <= t) records.delete(k);
+      for (const [k, l] of lists) if (l.expiresAt <= t) lists.delete(k);
+      for (const [k, until] of online) if (until <= t) online.delete(k);
+      for (const [k, c] of created) {
+        if (c.until > t) continue;
+        created.delete(k);
+        notices.delete(k);
+      }
+      for (const [k, until] of nonces) if (until <= t) nonces.delete(k);
+      for (const [k, s] of stats) if (t - s.date > opts.statsStaleMs) stats.delete(k);
+    }
+    return t;
+  }
+  function release(mids: readonly string[]): void {
+    for (const mid of mids) {
+      const r = records.get(mid);
+      if (r !== undefined && --r.refs <= 0) records.delete(mid);
+    }
+  }
+  /** Adds a stored message to a channel list; entries beyond the cap release their records. */
+  function append(ch: string, mid: string, expiresAt: number, t: number): void {
+    let list = lists.get(ch);
+    if (list === undefined || list.expiresAt <= t) {
+      if (list !== undefined) release(list.mids);
+      list = { mids: [], expiresAt };
+      lists.set(ch, list);
+    }
+    list.mids.push(mid);
+    if (expiresAt > list.expiresAt) list.expiresAt = expiresAt;
+    if (list.mids.length > opts.historyLimit) release(list.mids.splice(0, list.mids.length - opts.historyLimit));
+  }
+  function store(msg: StoredMessage, ttlS: number, channels: readonly string[], t: number): void {
+    const expiresAt = t + ttlS * 1000;
+    records.set(msg.mid, { msg, expiresAt, refs: channels.length });
+    for (const ch of channels) append(ch, msg.mid, expiresAt, t);
+  }
 
   function createdAt(ch: string, t: number): number | null {
     const c = created.get(ch);
@@ -78,7 +145,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     kind: 'memory',
     store: {
       async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
-        const t = now();
+        const t = clock();
         const out: string[] = [];
         const expired = new Set<string>();
         for (const m of messages) for (const ch of m.channels) {
@@ -96,26 +163,18 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
           return { m, msg };
         });
         for (const { m, msg } of built) {
-          if (m.ttl > 0) {
-            records.set(msg.mid, { msg, expiresAt: t + m.ttl * 1000 });
-            for (const ch of m.channels) {
-              const list = lists.get(ch) ?? [];
-              list.push(msg.mid);
-              if (list.length > opts.historyLimit) list.splice(0, list.length - opts.historyLimit);
-              lists.set(ch, list);
-            }
-          }
+          if (m.ttl > 0) store(msg, m.ttl, m.channels, t);
           for (const ch of m.channels) deliver(ch, msg);
           out.push(msg.mid);
         }
         return out;
       },
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
-        const t = now();
+        const t = clock();
         const found = new Map<string, StoredMessage>();
         let newestMid: string | null = null;
         for (const ch of channels) {
-          for (const mid of lists.get(ch) ?? []) {
+          for (const mid of lists.get(ch)?.mids ?? []) {
             const msg = alive(mid, t);
             if (msg === null) continue;
             if (newestMid === null || mid > newestMid) newestMid = mid;
@@ -129,26 +188,26 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     },
     presence: {
       async touch(channels: readonly string[]): Promise<void> {
-        const until = now() + opts.onlineTtlSeconds * 1000;
+        const until = clock() + opts.onlineTtlSeconds * 1000;
         for (const c of channels) online.set(c, until);
       },
       async online(channels: readonly string[]): Promise<boolean[]> {
-        const t = now();
+        const t = clock();
         return channels.map((c) => (online.get(c) ?? 0) > t);
       },
     },
     channels: {
       async create(channels: readonly string[]): Promise<ChannelTimes> {
-        const t = now();
+        const t = clock();
         for (const ch of channels) recordCreation(ch, t);
         return { now: t, created: channels.map((ch) => createdAt(ch, t)) };
       },
       async times(channels: readonly string[]): Promise<ChannelTimes> {
-        const t = now();
+        const t = clock();
         return { now: t, created: channels.map((ch) => createdAt(ch, t)) };
       },
       async expireNotice(channel: string, body: string): Promise<ExpireNotice> {
-        const t = now();
+        const t = clock();
         const c = createdAt(channel, t);
         if (c === null) return { kind: 'none' };
         const age = t - c;
@@ -164,11 +223,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
         counter += 1;
         const mid = formatMid(startSeconds, counter);
         const msg = decodeRecord(`${mid}\t${t}\t${encodeRecordTail(ttl, 'pull_channel_expire', BACKEND_SENDER, body)}`) as StoredMessage;
-        records.set(mid, { msg, expiresAt: t + ttl * 1000 });
-        const list = lists.get(channel) ?? [];
-        list.push(mid);
-        if (list.length > opts.historyLimit) list.splice(0, list.length - opts.historyLimit);
-        lists.set(channel, list);
+        store(msg, ttl, [channel], t);
         notices.set(channel, mid);
         deliver(channel, msg);
         return { kind: 'stored', message: msg };
@@ -176,23 +231,22 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     },
     replay: {
       async claim(keyId: string, nonce: string, timestamp: number, maxSkewS: number): Promise<NonceClaim> {
-        const t = now();
+        const t = clock();
         if (!timestampFresh(timestamp, Math.floor(t / 1000), maxSkewS)) return 'stale';
         const key = `${keyId}:${nonce}`;
         const until = nonces.get(key);
         if (until !== undefined && until > t) return 'replay';
         nonces.set(key, t + (2 * maxSkewS + 1) * 1000);
-        // Forget expired nonces now and then so the map stays the size of one window.
-        if (nonces.size > 10_000) for (const [k, u] of nonces) if (u <= t) nonces.delete(k);
         return 'ok';
       },
     },
     stats: {
       async report(s: ProcessStats): Promise<void> {
+        clock();
         stats.set(s.processUniqueId, s);
       },
       async list(): Promise<ProcessStats[]> {
-        const t = now();
+        const t = clock();
         return [...stats.values()].filter((s) => t - s.date <= opts.statsStaleMs);
       },
       async remove(id: string): Promise<void> {
@@ -206,6 +260,9 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     },
     async close(): Promise<void> {
       brokers.clear();
+    },
+    sizes(): MemorySizes {
+      return { records: records.size, lists: lists.size, online: online.size, created: created.size, notices: notices.size, nonces: nonces.size, stats: stats.size };
     },
   };
 }

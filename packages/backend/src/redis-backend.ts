@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
-import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
+import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim } from './lifecycle-types.js';
 
@@ -11,7 +11,18 @@ export interface RedisBackendOptions extends BackendOptions {
   readonly log: Logger;
   /** Fail a command that got no answer in this time, so HTTP callers get 503 instead of hanging. */
   readonly commandTimeoutMs?: number;
+  /** How far the id counter is advanced on every (re)connect before ids are assigned (see below). */
+  readonly idSafetyGap?: number;
 }
+
+/**
+ * Ids assigned by Redis can be lost in a crash or failover (appendfsync everysec loses up to about
+ * a second of writes; a replica lags), which would roll `id:counter` back while `id:start` stays, and
+ * the next publishes would reuse ids clients already hold. Every connection that assigns ids first
+ * advances the counter by this much (ID_GAP_SCRIPT), so ids stay increasing unless more than this
+ * many were issued in the lost window (documented in docs/architecture.md, "Redis keys").
+ */
+export const ID_SAFETY_GAP = 1_000_000;
 
 /** Reconnect quickly at first, then back off to 2 s, with jitter so many processes do not stampede. */
 function retryStrategy(times: number): number {
@@ -55,6 +66,7 @@ type ScriptRedis = Redis & {
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
   pushExpireNotice(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   pushClaimNonce(numKeys: number, ...args: Array<string | number>): Promise<NonceClaim>;
+  pushIdGap(numKeys: number, ...args: Array<string | number>): Promise<number>;
 };
 
 const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
@@ -67,7 +79,10 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const p = opts.keyPrefix;
   const log = opts.log;
   const commandTimeout = opts.commandTimeoutMs ?? 3000;
-  const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd' }) as ScriptRedis;
+  // A command in flight when the connection drops is not sent again after reconnect: the caller has
+  // already been told 503 (or will be, at the timeout), so a resent publish would store a message
+  // its publisher believes failed.
+  const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
   redis.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
   // The offline queue is off (fail fast during outages), so commands issued before the very first
@@ -77,10 +92,38 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const connected = async (): Promise<void> => {
     if (!everReady) await withTimeout(firstReady, commandTimeout, 'redis not connected yet');
   };
+  // The id safety gap (ID_SAFETY_GAP): taken once per connection, before the first id is assigned on
+  // it. `epoch` counts connections; the gap is valid only for the epoch it was taken in.
+  const counterKey = `${p}id:counter`;
+  const gapSize = opts.idSafetyGap ?? ID_SAFETY_GAP;
+  let epoch = 0;
+  let gapEpoch = -1;
+  let gapping: Promise<void> | null = null;
+  const takeGap = (): Promise<void> => {
+    if (gapEpoch === epoch) return Promise.resolve();
+    if (gapping === null) {
+      const e = epoch;
+      gapping = redis
+        .pushIdGap(2, `${p}id:start`, counterKey, gapSize)
+        .then(() => {
+          if (e === epoch) gapEpoch = e;
+        })
+        .finally(() => (gapping = null));
+    }
+    return gapping;
+  };
+  redis.on('close', () => epoch++);
+  redis.on('ready', () => void takeGap().catch((err: Error) => log.warn({ err: { message: err.message } }, 'id safety gap not taken yet; retried before the next publish')));
+  /** Resolves once ids may be assigned on the current connection; fails fast while disconnected. */
+  const idsReady = async (): Promise<void> => {
+    await connected();
+    if (gapEpoch !== epoch) await takeGap();
+  };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
   redis.defineCommand('pushChannelTimes', { lua: CHANNEL_TIMES_SCRIPT });
   redis.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
   redis.defineCommand('pushClaimNonce', { lua: CLAIM_NONCE_SCRIPT });
+  redis.defineCommand('pushIdGap', { lua: ID_GAP_SCRIPT });
   const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
   const keepS = channelRetentionS(readMs);
@@ -186,11 +229,11 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     kind: 'redis',
     store: {
       async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
-        await connected();
+        await idsReady();
         const args: Array<string | number> = [p, opts.historyLimit, messages.length, writeMs, keepS];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
         try {
-          return await redis.pushPublish(2, `${p}id:start`, `${p}id:counter`, ...args);
+          return await redis.pushPublish(2, `${p}id:start`, counterKey, ...args);
         } catch (err) {
           const msg = (err as Error).message;
           const at = msg.indexOf(EXPIRED_REPLY);
@@ -246,10 +289,10 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         return toTimes(await redis.pushChannelTimes(channels.length, ...channels.map(createdKey), '0', String(keepS)));
       },
       async expireNotice(channel: string, body: string): Promise<ExpireNotice> {
-        await connected();
+        await idsReady();
         // The record tail without its leading expiry field: the script computes that TTL itself.
         const tail = encodeRecordTail(0, 'pull_channel_expire', BACKEND_SENDER, body).slice(2);
-        const keys = [`${p}id:start`, `${p}id:counter`, createdKey(channel), `${p}x:{${channel}}`, `${p}h:{${channel}}`];
+        const keys = [`${p}id:start`, counterKey, createdKey(channel), `${p}x:{${channel}}`, `${p}h:{${channel}}`];
         const out = await redis.pushExpireNotice(keys.length, ...keys, p, channel, writeMs, readMs, keepS, opts.historyLimit, tail);
         if (out[0] === 'early') return { kind: 'early', inMs: Number(out[1]) };
         if (out[0] === 'stored') {

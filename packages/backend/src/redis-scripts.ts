@@ -2,7 +2,10 @@
  * Lua scripts run atomically inside Redis. Keys (prefix P, default "push:"):
  *   P + "id:start"        10-digit unix seconds that starts every mid (set once, never expires)
  *   P + "id:counter"      global INCR counter, the last 16 digits of every mid
- *   P + "m:" + mid        one message record, stored once however many channels it went to; EX = its TTL
+ *   P + "m:" + mid        one message record, stored once however many channels it went to; EX = its
+ *                         TTL, and deleted as soon as the last channel list drops it (so the history
+ *                         cap bounds memory)
+ *   P + "r:" + mid        how many channel list entries still hold the mid; same EX as its record
  *   P + "h:{" + ch + "}"  list of mids published to channel ch, oldest first, capped; expires with its
  *                         longest-lived entry so idle channels vanish
  *   P + "c:{" + ch + "}"  pub/sub topic of channel ch (listeners subscribe only to what they serve)
@@ -17,6 +20,37 @@
  */
 
 /**
+ * Lua shared by the scripts that store records (prepended to them).
+ * store: the record plus its reference count, both with the message's TTL.
+ * release: drops one reference from each mid pushed out of a list and deletes the record with the
+ * last one. A count that goes below 0 did not exist: the record already expired (DECR just
+ * recreated the count without a TTL) or was written by a version without counts (it keeps its own
+ * TTL); either way only the recreated count is removed, in the same atomic step.
+ */
+const RECORD_LUA = `
+local function store(prefix, mid, record, refs, ttl)
+  redis.call('SET', prefix .. 'm:' .. mid, record, 'EX', ttl)
+  redis.call('SET', prefix .. 'r:' .. mid, refs, 'EX', ttl)
+end
+local function release(prefix, mids)
+  for k = 1, #mids do
+    local rk = prefix .. 'r:' .. mids[k]
+    local left = redis.call('DECR', rk)
+    if left == 0 then redis.call('DEL', rk, prefix .. 'm:' .. mids[k])
+    elseif left < 0 then redis.call('DEL', rk) end
+  end
+end
+-- Appends mid to a channel list: the list lives as long as its longest-lived entry (a new list has
+-- no TTL yet, and GT treats "no TTL" as infinite, hence the plain EXPIRE for it); entries beyond
+-- the cap leave from the old end and release their records.
+local function append(prefix, listKey, mid, ttl, cap)
+  local len = redis.call('RPUSH', listKey, mid)
+  if len == 1 then redis.call('EXPIRE', listKey, ttl) else redis.call('EXPIRE', listKey, ttl, 'GT') end
+  if len > cap then release(prefix, redis.call('LPOP', listKey, len - cap)) end
+end
+`;
+
+/**
  * KEYS: [startKey, counterKey]
  * ARGV: prefix, historyCap, messageCount, writeWindowMs, createdRetentionS,
  *       then per message: ttl, recordTail, channelCount, channels...
@@ -26,7 +60,7 @@
  * "PUSH_CHANNEL_EXPIRED <ids>" before writing anything; otherwise channels seen for the first
  * time get their creation time recorded.
  */
-export const PUBLISH_SCRIPT = `
+export const PUBLISH_SCRIPT = `${RECORD_LUA}
 local prefix = ARGV[1]
 local cap = tonumber(ARGV[2])
 local n = tonumber(ARGV[3])
@@ -69,18 +103,12 @@ for m = 1, n do
   local counter = redis.call('INCR', KEYS[2])
   local mid = string.format('%010d%016d', startNum, counter)
   local record = mid .. '\\t' .. nowMs .. '\\t' .. tail
-  if ttl > 0 then
-    redis.call('SET', prefix .. 'm:' .. mid, record, 'EX', ttl)
-  end
+  -- One reference per list entry about to be written (a channel listed twice counts twice).
+  if ttl > 0 then store(prefix, mid, record, nch, ttl) end
   for c = 1, nch do
     local ch = ARGV[i]
     i = i + 1
-    if ttl > 0 then
-      local lk = prefix .. 'h:{' .. ch .. '}'
-      local len = redis.call('RPUSH', lk, mid)
-      if len > cap then redis.call('LTRIM', lk, -cap, -1) end
-      if redis.call('TTL', lk) < ttl then redis.call('EXPIRE', lk, ttl) end
-    end
+    if ttl > 0 then append(prefix, prefix .. 'h:{' .. ch .. '}', mid, ttl, cap) end
     redis.call('PUBLISH', prefix .. 'c:{' .. ch .. '}', record)
   end
   mids[m] = mid
@@ -158,7 +186,7 @@ return out
  * the read window ends, PUBLISHed), so late subscribers find it after the backlog in history.
  * Returns {'stored', record} | {'early', msUntilWriteWindowEnds} | {'none'}.
  */
-export const EXPIRE_NOTICE_SCRIPT = `
+export const EXPIRE_NOTICE_SCRIPT = `${RECORD_LUA}
 local prefix = ARGV[1]
 local writeMs = tonumber(ARGV[3])
 local readMs = tonumber(ARGV[4])
@@ -185,14 +213,29 @@ end
 local counter = redis.call('INCR', KEYS[2])
 local mid = string.format('%010d%016d', tonumber(start), counter)
 local record = mid .. '\t' .. string.format('%d', nowNum) .. '\t' .. string.format('%d', ttl) .. '\t' .. ARGV[7]
-redis.call('SET', prefix .. 'm:' .. mid, record, 'EX', ttl)
-local cap = tonumber(ARGV[6])
-local len = redis.call('RPUSH', KEYS[5], mid)
-if len > cap then redis.call('LTRIM', KEYS[5], -cap, -1) end
-if redis.call('TTL', KEYS[5]) < ttl then redis.call('EXPIRE', KEYS[5], ttl) end
+store(prefix, mid, record, 1, ttl)
+append(prefix, KEYS[5], mid, ttl, tonumber(ARGV[6]))
 redis.call('SET', KEYS[4], mid, 'EX', tonumber(ARGV[5]))
 redis.call('PUBLISH', prefix .. 'c:{' .. ARGV[2] .. '}', record)
 return { 'stored', record }
+`;
+
+/**
+ * KEYS: [startKey, counterKey]
+ * ARGV: gap
+ * The id safety gap, taken by each connection before it assigns ids (ID_SAFETY_GAP in
+ * redis-backend.ts): advances the counter by `gap`. A counter that is missing while the start
+ * exists was lost (restored from an old copy, or never persisted): no gap can say how far it ran,
+ * so the id space restarts at the current second, which is above every earlier id as long as the
+ * clock did not go back. Returns the new counter.
+ */
+export const ID_GAP_SCRIPT = `
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local start = redis.call('GET', KEYS[1])
+  local now = redis.call('TIME')[1]
+  if start and tonumber(now) > tonumber(start) then redis.call('SET', KEYS[1], now) end
+end
+return redis.call('INCRBY', KEYS[2], tonumber(ARGV[1]))
 `;
 
 /**

@@ -158,8 +158,14 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       assert.deepEqual(ids, ['fresh']);
     });
 
-    it('ping answers', async () => {
-      await backend.store.ping();
+    it('ping answers promptly while the backend serves', async () => {
+      const t0 = Date.now();
+      assert.equal(await backend.store.ping(), undefined);
+      assert.ok(Date.now() - t0 < 1000, 'readiness checks need a quick answer');
+      // Readiness means the store works: a publish and its history read succeed right after.
+      const a = ch();
+      const [mid] = await backend.store.publish([msg([a], 1)], BACKEND_SENDER);
+      assert.equal((await backend.store.history([a], null)).newestMid, mid);
     });
   });
 }

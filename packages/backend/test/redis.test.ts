@@ -1,12 +1,41 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { BACKEND_SENDER } from '@push/protocol';
-import { createRedisBackend, type Backend } from '../src/index.js';
+import type { Redis } from 'ioredis';
+import { BACKEND_SENDER, type NewMessage } from '@push/protocol';
+import { ID_SAFETY_GAP, createRedisBackend, type Backend } from '../src/index.js';
 import { startRedis, type RedisServer } from '../../../tests/helpers/redis.js';
 import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
 
 const log = pino({ level: 'silent' });
+const CAP = CONFORMANCE_OPTIONS.historyLimit;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const m = (channels: string[], ttl = 60): NewMessage => ({ channels, body: '{"x":1}', type: 't', ttl });
+
+/** Publishes, retrying while the backend reconnects (after a Redis restart or a killed connection). */
+async function publishWhenBack(backend: Backend, msg: NewMessage): Promise<string> {
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    try {
+      const [mid] = await backend.store.publish([msg], BACKEND_SENDER);
+      return mid as string;
+    } catch (err) {
+      if (Date.now() > deadline) throw err;
+      await sleep(50);
+    }
+  }
+}
+
+/** Mids among `mids` whose record (push:m:) still exists; their reference counts (push:r:) too. */
+async function liveRecords(c: Redis, mids: readonly string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const mid of mids) {
+    const [record, refs] = [await c.exists(`push:m:${mid}`), await c.exists(`push:r:${mid}`)];
+    assert.equal(record, refs, `record and count of ${mid} live and go together`);
+    if (record === 1) out.push(mid);
+  }
+  return out;
+}
 
 backendConformance('redis', async () => {
   const redis = await startRedis();
@@ -57,11 +86,159 @@ describe('Redis backend specifics', () => {
     assert.equal(after.slice(0, 10), (before as string).slice(0, 10), 'same id space start');
   });
 
-  it('publish fails fast while Redis is down (callers answer 503)', async () => {
+  it('publish and ping fail fast while Redis is down (callers answer 503), and work again after', async () => {
     await redis.kill();
     const t0 = Date.now();
     await assert.rejects(backend.store.publish([{ channels: [ch()], body: '{}', type: 't', ttl: 60 }], BACKEND_SENDER));
+    await assert.rejects(backend.store.ping());
     assert.ok(Date.now() - t0 < 3500, 'no long hang');
     await redis.restart();
+    await publishWhenBack(backend, m([ch()]));
+    await backend.store.ping();
+  });
+
+  it('the history cap bounds memory: a record is deleted when the last list drops it', async () => {
+    const c = redis.client();
+    const a = ch();
+    const mids: string[] = [];
+    for (let i = 0; i < CAP + 4; i++) mids.push(...(await backend.store.publish([m([a])], BACKEND_SENDER)));
+    assert.deepEqual(await c.lrange(`push:h:{${a}}`, 0, -1), mids.slice(-CAP));
+    assert.deepEqual(await liveRecords(c, mids), mids.slice(-CAP), 'only the records the list still holds exist');
+    const newest = mids[mids.length - 1] as string;
+    assert.equal(await c.get(`push:r:${newest}`), '1');
+    for (const k of [`push:m:${newest}`, `push:r:${newest}`]) {
+      const ttl = await c.ttl(k);
+      assert.ok(ttl > 0 && ttl <= 60, `${k} TTL ${ttl}`);
+    }
+  });
+
+  it('a message on two channels lives while either list holds it', async () => {
+    const c = redis.client();
+    const [a, b] = [ch(), ch()];
+    const [shared] = (await backend.store.publish([m([a, b])], BACKEND_SENDER)) as [string];
+    assert.equal(await c.get(`push:r:${shared}`), '2');
+    for (let i = 0; i < CAP; i++) await backend.store.publish([m([a])], BACKEND_SENDER);
+    assert.ok(!(await c.lrange(`push:h:{${a}}`, 0, -1)).includes(shared), 'pushed out of a');
+    assert.equal(await c.get(`push:r:${shared}`), '1', 'still referenced by b');
+    assert.deepEqual((await backend.store.history([b], '0'.repeat(26))).messages.map((x) => x.mid), [shared]);
+    for (let i = 0; i < CAP; i++) await backend.store.publish([m([b])], BACKEND_SENDER);
+    assert.deepEqual(await liveRecords(c, [shared]), [], 'gone with the last reference');
+  });
+
+  it('a record that expired before it was pushed out leaves no key behind', async () => {
+    const c = redis.client();
+    const a = ch();
+    const [short] = (await backend.store.publish([m([a], 1)], BACKEND_SENDER)) as [string];
+    await sleep(1200);
+    for (let i = 0; i < CAP; i++) await backend.store.publish([m([a])], BACKEND_SENDER);
+    assert.ok(!(await c.lrange(`push:h:{${a}}`, 0, -1)).includes(short));
+    assert.deepEqual(await liveRecords(c, [short]), [], 'releasing an expired record does not recreate its count');
+    for (const k of [...(await c.keys('push:m:*')), ...(await c.keys('push:r:*'))]) assert.ok((await c.ttl(k)) > 0, `${k} has a TTL`);
+  });
+
+  it('a channel list lives as long as its longest-lived entry', async () => {
+    const c = redis.client();
+    const a = ch();
+    await backend.store.publish([m([a], 30)], BACKEND_SENDER);
+    await backend.store.publish([m([a], 5)], BACKEND_SENDER);
+    const ttl = await c.ttl(`push:h:{${a}}`);
+    assert.ok(ttl > 25 && ttl <= 30, `a shorter entry does not shorten the list: ${ttl}`);
+    await backend.store.publish([m([a], 50)], BACKEND_SENDER);
+    const longer = await c.ttl(`push:h:{${a}}`);
+    assert.ok(longer > 45 && longer <= 50, `a longer entry extends it: ${longer}`);
+  });
+
+  it('records without a count (written by earlier versions) are left to their TTL when pushed out', async () => {
+    const c = redis.client();
+    const [a, b] = [ch(), ch()];
+    const [mid] = (await backend.store.publish([m([a, b])], BACKEND_SENDER)) as [string];
+    await c.del(`push:r:${mid}`);
+    for (let i = 0; i < CAP; i++) await backend.store.publish([m([a])], BACKEND_SENDER);
+    assert.equal(await c.exists(`push:m:${mid}`), 1, 'b may still replay it');
+    assert.equal(await c.exists(`push:r:${mid}`), 0, 'no count recreated');
+    assert.deepEqual((await backend.store.history([b], '0'.repeat(26))).messages.map((x) => x.mid), [mid]);
+  });
+
+  it('a publish in flight when the connection drops is not sent again after the reconnect', async () => {
+    const c = redis.client();
+    const b2 = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: redis.url, keyPrefix: 'push:', log, commandTimeoutMs: 1000 });
+    try {
+      await b2.store.publish([m([ch()])], BACKEND_SENDER);
+      const a = ch();
+      // Redis holds the script (a write) unexecuted while writes are paused; the connection is then
+      // cut, which discards it. ioredis would resend it on the new connection by default.
+      await c.client('PAUSE', 700, 'WRITE');
+      const pending = b2.store.publish([m([a])], BACKEND_SENDER);
+      await sleep(100);
+      // The connection of b2 is the one whose command Redis holds (flag b = blocked).
+      const list = String(await c.call('CLIENT', 'LIST', 'TYPE', 'normal'));
+      const id = /^id=(\d+) .* flags=b .*cmd=evalsha/m.exec(list)?.[1];
+      assert.ok(id !== undefined, list);
+      await c.client('KILL', 'ID', id);
+      await assert.rejects(pending, 'the caller is told it failed');
+      await sleep(1000);
+      assert.equal(await c.exists(`push:h:{${a}}`), 0, 'and it was not stored later behind its back');
+      assert.equal(await c.exists(`push:ch:{${a}}`), 0);
+    } finally {
+      await b2.close();
+    }
+  });
+
+  it('ids stay above every id issued before when Redis rolls its counter back (failover, lost fsync)', async () => {
+    const c = redis.client();
+    const a = ch();
+    const before = await backend.store.publish([m([a]), m([a]), m([a])], BACKEND_SENDER);
+    const counter = Number(await c.get('push:id:counter'));
+    // A replica that missed the last writes: the counter is behind, every connection is new.
+    await c.decrby('push:id:counter', 3);
+    await c.client('KILL', 'TYPE', 'normal');
+    const after = await publishWhenBack(backend, m([a]));
+    assert.ok(after > (before[2] as string), `${after} > ${before[2]}`);
+    assert.equal(Number(await c.get('push:id:counter')), counter - 3 + ID_SAFETY_GAP + 1, 'one gap for the one reconnect');
+  });
+});
+
+describe('Redis that loses its counter', () => {
+  let redis: RedisServer;
+  let backend: Backend;
+  let c: Redis;
+  before(async () => {
+    redis = await startRedis({ appendonly: false });
+    backend = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: redis.url, keyPrefix: 'push:', log });
+    c = redis.client();
+  });
+  after(async () => {
+    await backend?.close();
+    await redis?.stop();
+  });
+
+  it('a crash that loses the last writes (counter rolled back) still gives ids above every id issued before', async () => {
+    const a = ch();
+    const kept = await backend.store.publish([m([a])], BACKEND_SENDER);
+    const start = (await c.get('push:id:start')) as string;
+    const counter = (await c.get('push:id:counter')) as string;
+    // Issued and acknowledged, but never reached the disk before the crash.
+    const lost = await backend.store.publish([m([a]), m([a]), m([a])], BACKEND_SENDER);
+    await redis.kill(true);
+    await redis.restart();
+    // What an everysec AOF would bring back: the keys as they were a moment earlier.
+    await c.mset('push:id:start', start, 'push:id:counter', counter);
+    const next = await publishWhenBack(backend, m([a]));
+    assert.equal(next.slice(0, 10), start, 'same id space');
+    for (const mid of [...kept, ...lost]) assert.ok(next > mid, `${next} > ${mid}`);
+  });
+
+  it('a counter lost entirely (start still there) restarts the id space above every earlier id', async () => {
+    const a = ch();
+    const issued = await backend.store.publish([m([a]), m([a]), m([a])], BACKEND_SENDER);
+    const start = (await c.get('push:id:start')) as string;
+    await sleep(1100); // the new id space starts at a later second
+    await redis.kill(true);
+    await redis.restart();
+    await c.set('push:id:start', start);
+    assert.equal(await c.get('push:id:counter'), null);
+    const next = await publishWhenBack(backend, m([a]));
+    assert.ok(next.slice(0, 10) > start, 'a later start');
+    for (const mid of issued) assert.ok(next > mid, `${next} > ${mid}`);
   });
 });
