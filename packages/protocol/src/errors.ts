@@ -38,7 +38,7 @@ export const Errors = {
   INVALID_BATCH: { code: 4106, status: 400, reason: 'Batch must be {"messages":[{"channels":[...],"body":...}]}.' },
   NOT_FOUND: { code: 4107, status: 404, reason: 'No such path on this server.' },
   METHOD_NOT_ALLOWED: { code: 4108, status: 405, reason: 'Method not allowed on this path.' },
-  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) is unavailable; nothing was stored, retry later.' },
+  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) is unavailable or did not answer in time; a publish may not have been stored (never partly). Retry later.' },
   SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
   // 4120-4139: publish authentication and channel lifecycle (docs/security.md).
