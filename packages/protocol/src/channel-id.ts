@@ -74,7 +74,7 @@ export function parseSubscriberChannels(
   if (raw === null || raw === '') throw new PushError(Errors.WRONG_CHANNEL_ID);
   const parts = splitList(raw);
   if (parts.length === 0) throw new PushError(Errors.WRONG_CHANNEL_ID);
-  if (parts.length > maxChannels) throw new PushError(Errors.WRONG_CHANNEL_ID, `More than ${maxChannels} channels.`);
+  if (parts.length > maxChannels) throw new PushError(Errors.WRONG_CHANNEL_ID);
   const seen = new Map<string, SubscribedChannel>();
   for (const part of parts) {
     const m = PART_RE.exec(part);
