@@ -85,12 +85,20 @@ describe('helpers', () => {
     assert.equal(typeFromBody({ module_id: 'im', command: 'a b/c' }), 'im_a_b_c');
     assert.equal(typeFromBody({ module_id: 1 }), 'unknown');
   });
-  it('checkBody survives very deep nesting without crashing', () => {
+  it('checkBody accepts very deep nesting verbatim (the parser does not recurse)', () => {
     const deep = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';
-    try {
-      checkBody(deep);
-    } catch (e) {
-      assert.ok(e instanceof PushError, 'deep nesting is either accepted or a PushError, never a crash');
-    }
+    const { body, parsed } = checkBody(deep);
+    assert.equal(body, deep);
+    assert.deepEqual(Object.keys(parsed), ['a']);
+  });
+  it('a batch with a very deeply nested object body is a 4106, not a crash; as a string it is kept', () => {
+    const nested = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';
+    const ch = 'a'.repeat(32);
+    assert.throws(
+      () => parseBatchPublish(`{"messages":[{"channels":["${ch}"],"body":${nested}}]}`, limits),
+      (e: unknown) => e instanceof PushError && e.spec.code === 4106 && /messages\[0\]: "body" is nested too deeply/.test(e.message),
+    );
+    const [m] = parseBatchPublish(JSON.stringify({ messages: [{ channels: [ch], body: nested }] }), limits);
+    assert.equal(m?.body, nested);
   });
 });

@@ -85,6 +85,18 @@ function batchError(index: number, what: string): PushError {
 }
 
 /**
+ * JSON.stringify recurses and runs out of stack on very deep nesting, which JSON.parse (iterative)
+ * accepted: that is bad input (400), not a server failure.
+ */
+function stringifyBody(body: object, index: number): string {
+  try {
+    return JSON.stringify(body);
+  } catch {
+    throw batchError(index, '"body" is nested too deeply; send it as a string holding the JSON text');
+  }
+}
+
+/**
  * `POST /pub/batch`: {"messages":[{"channels":["<id>",...],"body":{...}|"<json text>","type"?:"..","expiry"?:n}]}.
  * The whole batch is validated before anything is stored, so it is accepted or refused as a unit.
  * A body given as a string is kept verbatim; an object is stored as compact JSON.
@@ -108,7 +120,7 @@ export function parseBatchPublish(text: string, limits: PublishLimits): NewMessa
     }
     let bodyText: string;
     if (typeof m['body'] === 'string') bodyText = m['body'];
-    else if (m['body'] !== null && typeof m['body'] === 'object' && !Array.isArray(m['body'])) bodyText = JSON.stringify(m['body']);
+    else if (m['body'] !== null && typeof m['body'] === 'object' && !Array.isArray(m['body'])) bodyText = stringifyBody(m['body'], i);
     else throw batchError(i, '"body" must be a JSON object or a string holding one');
     let checked: ReturnType<typeof checkBody>;
     try {
