@@ -61,18 +61,20 @@ export function parseKeyRing(text: string): PublishKeySpec[] {
   const out: PublishKeySpec[] = [];
   const problems: string[] = [];
   const seen = new Set<string>();
-  for (const entry of text.split(/[\s,]+/).filter((e) => e !== '')) {
+  // Problems name entries by position and key id only: the text holds secrets that must never
+  // reach a log or a terminal, even when mistyped.
+  for (const [n, entry] of text.split(/[\s,]+/).filter((e) => e !== '').entries()) {
     const first = entry.indexOf(':');
     const second = first < 0 ? -1 : entry.indexOf(':', first + 1);
     if (second < 0) {
-      problems.push(`entry ${JSON.stringify(entry.slice(0, 20))}... is not <keyId>:<algorithm>:<key>`);
+      problems.push(`entry ${n + 1} is not <keyId>:<algorithm>:<key>`);
       continue;
     }
     const id = entry.slice(0, first);
     const algorithm = entry.slice(first + 1, second);
     const key = entry.slice(second + 1);
     if (!KEY_ID_RE.test(id)) {
-      problems.push(`key id ${JSON.stringify(id)} must be 1-64 characters from A-Z a-z 0-9 _ . -`);
+      problems.push(`entry ${n + 1}: the key id must be 1-64 characters from A-Z a-z 0-9 _ . -`);
       continue;
     }
     if (seen.has(id)) {
@@ -88,7 +90,8 @@ export function parseKeyRing(text: string): PublishKeySpec[] {
       if (key.length < MIN_HMAC_SECRET_CHARS) problems.push(`key ${id}: an HMAC secret needs at least ${MIN_HMAC_SECRET_CHARS} characters`);
       else out.push({ id, algorithm, material: Buffer.from(key, 'utf8') });
     } else {
-      problems.push(`key ${id}: algorithm must be ed25519 or hmac-sha256, got ${JSON.stringify(algorithm)}`);
+      const shown = /^[A-Za-z0-9-]{1,16}$/.test(algorithm) ? `, got ${JSON.stringify(algorithm)}` : '';
+      problems.push(`key ${id}: algorithm must be ed25519 or hmac-sha256${shown}`);
     }
   }
   if (problems.length > 0) throw new Error(problems.join('; '));

@@ -30,6 +30,8 @@ export interface Config {
   readonly statsIntervalS: number;
   readonly unsubscribeDelayMs: number;
   readonly allowUwsFallback: boolean;
+  /** Test only: the Node ABI to look the native uWS binding up for ('' = this Node's). */
+  readonly testUwsAbi: string;
   readonly shutdownGraceMs: number;
   readonly standalonePublisherPort: number;
   readonly logLevel: string;
@@ -86,6 +88,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_STATS_INTERVAL_S', def: '30' },
   { name: 'PUSH_UNSUBSCRIBE_DELAY_MS', def: '5000' },
   { name: 'PUSH_ALLOW_UWS_FALLBACK', def: 'false' },
+  { name: 'PUSH_TEST_UWS_ABI', def: '' },
   { name: 'PUSH_SHUTDOWN_GRACE_S', def: '10' },
   { name: 'PUSH_STANDALONE_PUBLISHER_PORT', def: '9010' },
   { name: 'PUSH_LOG_LEVEL', def: 'info' },
@@ -98,6 +101,25 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_CHANNEL_WRITE_S', def: '43200' },
   { name: 'PUSH_CHANNEL_READ_S', def: '86400' },
 ];
+
+/**
+ * Seconds between WebSocket pings at worst for a given PUSH_WS_IDLE_TIMEOUT_S. uWS pings a socket
+ * that was silent for the idle timeout minus a margin (16 s from 32 s up, 8 s from 16 s, else 4 s)
+ * and drops it when that margin passes without an answer; its timers tick every 4 s, counted here
+ * as possible extra delay. The protocol wants a ping at least every 120 s.
+ */
+export function wsPingIntervalS(idleTimeoutS: number): number {
+  const margin = idleTimeoutS >= 32 ? 16 : idleTimeoutS >= 16 ? 8 : 4;
+  return idleTimeoutS - margin + 4;
+}
+const MAX_PING_INTERVAL_S = 120;
+/** Largest accepted PUSH_WS_IDLE_TIMEOUT_S: pings at most MAX_PING_INTERVAL_S apart. */
+export const MAX_WS_IDLE_TIMEOUT_S = MAX_PING_INTERVAL_S + 16 - 4;
+
+/** A Redis URL fit for an error message: password (user info, `password=` parameter) hidden. */
+export function redactUrl(url: string): string {
+  return url.replace(/^([a-z]+:\/\/)[^/?#]*@/i, (_, scheme: string) => `${scheme}***@`).replace(/([?&](?:password|pass|auth)=)[^&#]*/gi, '$1***');
+}
 
 /** Reads KEY=VALUE lines (# comments, optional quotes); the format scripts/start.sh writes. */
 export function parseEnvFile(text: string): Record<string, string> {
@@ -155,7 +177,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   };
 
   const redisUrl = get('REDIS_URL') ?? '';
-  if (!/^(redis|rediss|unix):\/\//.test(redisUrl)) problems.push(`REDIS_URL: expected redis://host:port[/db] or unix:///path, got ${JSON.stringify(redisUrl)}`);
+  if (!/^(redis|rediss|unix):\/\//.test(redisUrl)) problems.push(`REDIS_URL: expected redis://host:port[/db] or unix:///path, got ${JSON.stringify(redactUrl(redisUrl))}`);
   const signatureKey = get('PUSH_SIGNATURE_KEY') ?? '';
   if (signatureKey.length < 16) problems.push('PUSH_SIGNATURE_KEY: required, at least 16 characters (the portal\'s pull "signature_key")');
   const algo = get('PUSH_SIGNATURE_ALGO') ?? '';
@@ -186,6 +208,18 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   const trustedProxies = listOf('PUSH_TRUSTED_PROXIES', parseNetworks);
   const realIpHeader = (get('PUSH_REAL_IP_HEADER') ?? '').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(realIpHeader)) problems.push(`PUSH_REAL_IP_HEADER: a header name, got ${JSON.stringify(realIpHeader)}`);
+  // uWS accepts 8-960 s and warns on stderr (a non-JSON line) unless it is a multiple of 4.
+  const wsIdleTimeout = (): number => {
+    const raw = get('PUSH_WS_IDLE_TIMEOUT_S') ?? '';
+    const v = Number(raw);
+    if (!/^[0-9]+$/.test(raw) || v < 8 || v > MAX_WS_IDLE_TIMEOUT_S || v % 4 !== 0) {
+      problems.push(`PUSH_WS_IDLE_TIMEOUT_S: expected a multiple of 4 from 8 to ${MAX_WS_IDLE_TIMEOUT_S} (pings must go out at least every ${MAX_PING_INTERVAL_S} s), got ${JSON.stringify(raw)}`);
+      return 8;
+    }
+    return v;
+  };
+  const testUwsAbi = get('PUSH_TEST_UWS_ABI') ?? '';
+  if (!/^[0-9]{0,4}$/.test(testUwsAbi)) problems.push(`PUSH_TEST_UWS_ABI: a Node ABI number (tests only), got ${JSON.stringify(testUwsAbi.slice(0, 20))}`);
   const channelWriteS = int('PUSH_CHANNEL_WRITE_S', 1, 365 * 86400);
   const channelReadS = int('PUSH_CHANNEL_READ_S', 1, 365 * 86400);
   if (channelReadS < channelWriteS) problems.push('PUSH_CHANNEL_READ_S: must be at least PUSH_CHANNEL_WRITE_S (a channel stays readable after it stops being writable)');
@@ -205,12 +239,13 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     ttl: ttl ?? parseTtlTable(DEFAULT_TTL_TABLE),
     historyLimit: int('PUSH_HISTORY_LIMIT', 1, 10000),
     longPollTimeoutMs: int('PUSH_LONGPOLL_TIMEOUT_S', 1, 3600) * 1000,
-    wsIdleTimeoutS: int('PUSH_WS_IDLE_TIMEOUT_S', 8, 960),
+    wsIdleTimeoutS: wsIdleTimeout(),
     wsMaxBackpressureBytes: int('PUSH_WS_MAX_BACKPRESSURE_BYTES', 1024, 64 * 1024 * 1024),
     onlineTtlS: int('PUSH_ONLINE_TTL_S', 10, 86400),
     statsIntervalS: int('PUSH_STATS_INTERVAL_S', 1, 3600),
     unsubscribeDelayMs: int('PUSH_UNSUBSCRIBE_DELAY_MS', 0, 600000),
     allowUwsFallback: bool('PUSH_ALLOW_UWS_FALLBACK'),
+    testUwsAbi,
     shutdownGraceMs: int('PUSH_SHUTDOWN_GRACE_S', 1, 600) * 1000,
     standalonePublisherPort: int('PUSH_STANDALONE_PUBLISHER_PORT', 0, 65535),
     logLevel,

@@ -26,8 +26,9 @@ export function runMain(name: string, defaultPort: number, start: (uws: Uws, con
   }
   const log = createRootLogger(config.logLevel, name);
   (async () => {
-    const loaded = loadUws(config.allowUwsFallback);
-    log.info({ binding: loaded.binding, detail: loaded.detail }, 'uWebSockets.js loaded');
+    const loaded = loadUws(config.allowUwsFallback, config.testUwsAbi);
+    if (loaded.binding === 'native') log.info({ binding: loaded.binding, detail: loaded.detail }, 'uWebSockets.js loaded');
+    else log.warn({ binding: loaded.binding, detail: loaded.detail }, 'uWebSockets.js runs on its slow pure-JS fallback (PUSH_ALLOW_UWS_FALLBACK=true); the native binding did not load');
     const service = await start(loaded.uws, config, log);
     log.info({ host: config.host, port: service.port, processUniqueId: service.processUniqueId }, `${name} ready`);
     onShutdownSignal(log, config.shutdownGraceMs, () => service.stop());

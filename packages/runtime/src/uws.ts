@@ -10,6 +10,7 @@ export interface LoadedUws {
   readonly uws: Uws;
   /** 'native' or 'fallback' (the pure-JS emulation, several times slower). */
   readonly binding: 'native' | 'fallback';
+  /** The native binding's file name, and why it did not load when running on the fallback. */
   readonly detail: string;
 }
 
@@ -19,8 +20,10 @@ export interface LoadedUws {
  * load. We refuse that unless explicitly allowed, so a production box never runs degraded unnoticed.
  */
 export function loadUws(allowFallback: boolean, abi: string = process.versions.modules): LoadedUws {
-  // `abi` is a parameter only so tests can ask for a binding that does not exist.
-  const name = `uws_${process.platform}_${process.arch}_${abi}.node`;
+  // `abi` is a parameter only so tests can ask for a binding that does not exist (unit tests
+  // directly, process tests through the test-only PUSH_TEST_UWS_ABI).
+  const effectiveAbi = abi === '' ? process.versions.modules : abi;
+  const name = `uws_${process.platform}_${process.arch}_${effectiveAbi}.node`;
   try {
     const uws = require(`uWebSockets.js/binaries/${name}`) as Uws;
     return { uws, binding: 'native', detail: name };
@@ -33,6 +36,6 @@ export function loadUws(allowFallback: boolean, abi: string = process.versions.m
       );
     }
     const uws = require('uWebSockets.js/dist/index.js') as Uws;
-    return { uws, binding: 'fallback', detail: why };
+    return { uws, binding: 'fallback', detail: `${name} did not load (${why})` };
   }
 }
