@@ -1,12 +1,56 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import type { Redis } from 'ioredis';
 import type { RedisServer } from '../helpers/redis.js';
-import { ROOT, TEST_KEY, type AppProcess } from '../helpers/apps.js';
+import { ROOT, TEST_KEY, startApp, type AppProcess } from '../helpers/apps.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
-import { redisSnapshot } from '../helpers/redis-snapshot.js';
+import { snapshotChanges, takeSnapshot, type RedisSnapshot } from '../helpers/redis-snapshot.js';
 import { eventually, sleep } from '../helpers/ports.js';
+
+/** Fails with the list of differences when Redis changed since `before` (see redis-snapshot.ts). */
+async function assertRedisUnchanged(rc: Redis, before: RedisSnapshot, what = 'Redis unchanged'): Promise<void> {
+  assert.deepEqual(snapshotChanges(before, await takeSnapshot(rc)), [], what);
+}
+
+/**
+ * A publish whose body is streamed (Transfer-Encoding: chunked, no Content-Length), so the server
+ * can only find out it is too large while reading. Raw socket: the server may answer and close
+ * before the upload ends, which fetch reports as a network error instead of the response.
+ */
+function streamedPublish(pubUrl: string, channel: string, totalBytes: number): Promise<Response> {
+  const { hostname, port } = new URL(pubUrl);
+  return new Promise((resolve, reject) => {
+    const sock = connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    sock.on('data', (d: Buffer) => chunks.push(d));
+    sock.on('error', () => sock.destroy());
+    sock.on('close', () => {
+      const raw = Buffer.concat(chunks).toString('latin1');
+      const head = /^HTTP\/1\.1 (\d{3})[^\r]*\r\n([\s\S]*?)\r\n\r\n/.exec(raw);
+      if (head === null) return reject(new Error(`no HTTP response: ${JSON.stringify(raw.slice(0, 200))}`));
+      const headers = new Headers();
+      for (const line of (head[2] as string).split('\r\n')) headers.append(line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 1).trim());
+      const length = Number(headers.get('content-length') ?? '0');
+      const bodyStart = head.index + head[0].length;
+      resolve(new Response(raw.slice(bodyStart, bodyStart + length), { status: Number(head[1]), headers }));
+    });
+    sock.write(`POST /bitrix/pub/?CHANNEL_ID=${channel} HTTP/1.1\r\nHost: ${hostname}\r\nTransfer-Encoding: chunked\r\n\r\n`);
+    const piece = Buffer.alloc(64 * 1024, 'x');
+    let sent = 0;
+    const frame = (b: Buffer | string) => `${Buffer.byteLength(b).toString(16)}\r\n${b.toString()}\r\n`;
+    sock.write(frame('{"module_id":"t","command":"big","pad":"'));
+    const pump = (): void => {
+      while (sent < totalBytes && !sock.destroyed) {
+        sent += piece.length;
+        if (!sock.write(frame(piece))) return void sock.once('drain', pump);
+      }
+      if (!sock.destroyed) sock.end(`${frame('"}')}0\r\n\r\n`);
+    };
+    pump();
+  });
+}
 
 describe('publish API (/pub, /bitrix/pub/)', () => {
   let stack: Stack;
@@ -66,6 +110,8 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
   describe('bad input: clear error, nothing stored, nothing delivered', () => {
     const big = JSON.stringify({ module_id: 't', command: 'big', params: { pad: 'x'.repeat(1024 * 1024) } });
     const ch = channelId();
+    const batch = (messages: unknown[] | string) => fetch(`${pub.url}/bitrix/pub/batch`, { method: 'POST', body: typeof messages === 'string' ? messages : JSON.stringify({ messages }) });
+    const deep = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';
     const cases: Array<{ name: string; status: number; code: number; send: () => Promise<Response> }> = [
       { name: 'empty body', status: 400, code: 4100, send: () => publish(pub.url, [ch], '') },
       { name: 'malformed JSON', status: 400, code: 4102, send: () => publish(pub.url, [ch], '{"module_id":') },
@@ -76,6 +122,13 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
       { name: 'bad Message-Expiry', status: 400, code: 4104, send: () => publish(pub.url, [ch], { a: 1 }, { 'Message-Expiry': 'tomorrow' }) },
       { name: 'bad Message-Type', status: 400, code: 4105, send: () => publish(pub.url, [ch], { a: 1 }, { 'Message-Type': 'no spaces allowed' }) },
       { name: 'body over 1 MiB', status: 413, code: 4101, send: () => publish(pub.url, [ch], big) },
+      { name: 'streamed (chunked) body over 1 MiB', status: 413, code: 4101, send: () => streamedPublish(pub.url, ch, 2 * 1024 * 1024) },
+      { name: 'unknown path', status: 404, code: 4107, send: () => fetch(`${pub.url}/nope?CHANNEL_ID=${ch}`, { method: 'POST', body: '{"module_id":"t"}' }) },
+      { name: 'batch: malformed JSON', status: 400, code: 4102, send: () => batch(`{"messages":[{"channels":["${ch}"],"body":{}}`) },
+      { name: 'batch: empty', status: 400, code: 4106, send: () => batch([]) },
+      { name: 'batch: more than PUSH_MAX_BATCH_MESSAGES (1000)', status: 400, code: 4016, send: () => batch(Array.from({ length: 1001 }, () => ({ channels: [ch], body: { a: 1 } }))) },
+      { name: 'batch: a message with more than 100 channels', status: 400, code: 4018, send: () => batch([{ channels: [ch], body: {} }, { channels: Array.from({ length: 101 }, () => channelId()), body: {} }]) },
+      { name: 'batch: an object body nested too deeply to store', status: 400, code: 4106, send: () => batch(`{"messages":[{"channels":["${ch}"],"body":{}},{"channels":["${ch}"],"body":${deep}}]}`) },
       { name: 'invalid batch', status: 400, code: 4106, send: () => fetch(`${pub.url}/pub/batch`, { method: 'POST', body: JSON.stringify({ messages: [{ channels: [ch], body: {} }, { channels: ['bad'], body: {} }] }) }) },
       { name: 'wrong method', status: 405, code: 4108, send: () => fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=${ch}`, { method: 'PUT', body: '{}' }) },
     ];
@@ -84,14 +137,14 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
         const ws = await WsClient.connect(sub.url, [signed(ch)]);
         // The subscriber's presence marker is written just after it connects: let it land first.
         await eventually(async () => (await rc.exists(`push:o:{${ch}}`)) === 1, 3000, 'presence written');
-        const before = await redisSnapshot(rc);
+        const before = await takeSnapshot(rc);
         const res = await c.send();
         assert.equal(res.status, c.status);
         const text = await res.text();
         assert.match(text, new RegExp(`^${c.code}: \\S`), text.slice(0, 200));
         assert.equal(res.headers.get('access-control-allow-origin'), '*');
         await sleep(100);
-        assert.equal(await redisSnapshot(rc), before, 'Redis unchanged');
+        await assertRedisUnchanged(rc, before);
         assert.equal(ws.messages.length, 0, 'nothing delivered');
         ws.close();
         // The server is still fine afterwards.
@@ -173,20 +226,73 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
     for (const p of list) for (const k of ['pid', 'date', 'processUniqueId', 'websockets', 'pollings', 'channels']) assert.ok(k in p, `${k} in ${JSON.stringify(p)}`);
     assert.deepEqual(list.map((p) => p['pid']).sort(), [pub.proc.pid, sub.proc.pid].sort());
   });
+});
 
-  it('Redis unreachable -> 503 with Retry-After, nothing half-written; recovers when Redis is back', async () => {
-    const ch = channelId();
+describe('Redis outages: 503, nothing half-written', () => {
+  let stack: Stack;
+  let redis: RedisServer;
+  let pub: AppProcess;
+  let rc: Redis;
+  before(async () => {
+    // AOF on: what Redis held before the outage is there after it, so the comparison is real.
+    stack = await startStack({ appendonly: true, env: { PUSH_STATS_INTERVAL_S: '1' } });
+    ({ redis, pub } = stack);
+    rc = redis.client();
+  });
+  after(() => stack?.stop());
+
+  /** Redis content except the id counter, which every reconnect advances by design (ID_SAFETY_GAP). */
+  const withoutCounter = (snap: RedisSnapshot): RedisSnapshot => ({ takenAt: snap.takenAt, keys: new Map([...snap.keys].filter(([k]) => k !== 'push:id:counter')) });
+  const counter = async (): Promise<number> => Number(await rc.get('push:id:counter'));
+
+  it('Redis unreachable -> 503 with Retry-After for publish, batch, online status and /server-stat/; nothing written; recovers', async () => {
+    const [a, b] = [channelId(), channelId()];
+    for (const c of [a, b]) assert.equal((await publish(pub.url, [c], { module_id: 't', command: 'before' })).status, 200);
+    const before = await takeSnapshot(rc);
+    const counterBefore = await counter();
+    assert.ok(before.keys.has(`push:h:{${a}}`), 'there is state to lose');
     await redis.kill();
-    const res = await publish(pub.url, [ch], { module_id: 't', command: 'down' });
-    assert.equal(res.status, 503);
-    assert.equal(res.headers.get('retry-after'), '1');
-    assert.match(await res.text(), /^4109: /);
-    const ready = await fetch(`${pub.url}/readyz`);
-    assert.equal(ready.status, 503);
+    const refused = [
+      await publish(pub.url, [a, b, channelId()], { module_id: 't', command: 'down' }),
+      await fetch(`${pub.url}/bitrix/pub/batch`, { method: 'POST', body: JSON.stringify({ messages: [{ channels: [a], body: { n: 1 } }, { channels: [channelId()], body: { n: 2 } }] }) }),
+      await fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=${a}/${b}`),
+      await fetch(`${pub.url}/server-stat/`),
+    ];
+    for (const res of refused) {
+      assert.equal(res.status, 503, res.url);
+      assert.equal(res.headers.get('retry-after'), '1', res.url);
+      assert.match(await res.text(), /^4109: Message store \(Redis\) is unavailable/, res.url);
+    }
+    assert.equal((await fetch(`${pub.url}/readyz`)).status, 503);
     await redis.restart();
     await eventually(async () => (await fetch(`${pub.url}/readyz`)).status === 200, 10_000, 'ready again');
-    assert.equal(await rc.llen(`push:h:{${ch}}`), 0, 'the refused publish left nothing');
-    assert.equal((await publish(pub.url, [ch], { module_id: 't', command: 'up' })).status, 200);
+    assert.deepEqual(snapshotChanges(withoutCounter(before), withoutCounter(await takeSnapshot(rc))), [], 'Redis as before the outage');
+    const grown = (await counter()) - counterBefore;
+    assert.ok(grown > 0 && grown % 1_000_000 === 0, `the counter only took reconnect gaps, no refused publish used an id (+${grown})`);
+    assert.equal((await publish(pub.url, [a], { module_id: 't', command: 'up' })).status, 200);
+  });
+
+  it('paused Redis -> 503 within the command timeout; the publish is then stored completely or not at all', async () => {
+    const [a, b] = [channelId(), channelId()];
+    // Writes (the publish script) wait while reads go on; the publisher gives up after 3 s.
+    await rc.client('PAUSE', 5000, 'WRITE');
+    try {
+      const t0 = Date.now();
+      const res = await publish(pub.url, [a, b], { module_id: 't', command: 'paused' });
+      const took = Date.now() - t0;
+      assert.equal(res.status, 503);
+      assert.equal(res.headers.get('retry-after'), '1');
+      assert.match(await res.text(), /^4109: .*may not have been stored/);
+      assert.ok(took >= 2500 && took < 4500, `answered after ${took} ms`);
+    } finally {
+      await rc.client('UNPAUSE');
+    }
+    // Redis may still run the held script after the 503 (the reason says so): never on one channel only.
+    await sleep(300);
+    const [la, lb] = [await rc.lrange(`push:h:{${a}}`, 0, -1), await rc.lrange(`push:h:{${b}}`, 0, -1)];
+    assert.deepEqual(la, lb, 'all or nothing');
+    assert.ok(la.length <= 1, 'never stored twice (no resend)');
+    assert.equal((await publish(pub.url, [a], { module_id: 't', command: 'after' })).status, 200);
   });
 });
 
@@ -221,6 +327,34 @@ describe('process hygiene', () => {
     await sha1.closed;
     assert.equal(sha1.closeCode, 4010);
     ok.close();
+  });
+
+  it('refuses to run when the native uWS binding does not load (status 1, clear message)', async () => {
+    const { spawnSync } = await import('node:child_process');
+    const r = spawnSync(process.execPath, [`${ROOT}apps/listener/dist/main.js`], {
+      env: { PATH: process.env['PATH'] ?? '', ...stack.env, PUSH_SIGNATURE_KEY: TEST_KEY, PUSH_PORT: '65001', PUSH_TEST_UWS_ABI: '1' },
+      encoding: 'utf8',
+      timeout: 15_000,
+    });
+    assert.equal(r.status, 1, r.stderr);
+    assert.match(r.stderr, /uWebSockets\.js native binding uws_\w+_1\.node did not load/);
+    assert.match(r.stderr, /Refusing to run on the slow pure-JS fallback; set PUSH_ALLOW_UWS_FALLBACK=true/);
+    assert.ok(!r.stdout.includes('listener ready'));
+  });
+
+  it('with PUSH_ALLOW_UWS_FALLBACK=true it runs on the fallback and says so at warn level, naming the binding', async () => {
+    const fallback = await startApp('listener', { ...stack.env, PUSH_TEST_UWS_ABI: '1', PUSH_ALLOW_UWS_FALLBACK: 'true' });
+    try {
+      const lines = fallback.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
+      const warn = lines.find((l) => l['binding'] === 'fallback');
+      assert.ok(warn !== undefined, fallback.output());
+      assert.equal(warn['level'], 40, 'warn');
+      assert.match(String(warn['detail']), /^uws_\w+_1\.node did not load/);
+      assert.ok(!lines.some((l) => l['binding'] === 'native'));
+      assert.equal((await fetch(`${fallback.url}/healthz`)).status, 200, 'and it serves');
+    } finally {
+      await fallback.stop();
+    }
   });
 
   it('a configuration problem stops the process with status 2 and names every bad variable', async () => {

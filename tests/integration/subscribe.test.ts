@@ -5,6 +5,7 @@ import type { AppProcess } from '../helpers/apps.js';
 import { startStack, type Stack } from '../helpers/stack.js';
 import { SECRET, WsClient, channelId, longPoll, publish, signed } from '../helpers/clients.js';
 import { sleep } from '../helpers/ports.js';
+import { snapshotChanges, takeSnapshot } from '../helpers/redis-snapshot.js';
 
 const EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
 const cmd = (m: { text: unknown }) => (m.text as { command: string }).command;
@@ -178,6 +179,31 @@ describe('subscribe API (long poll and WebSocket)', () => {
     await sleep(150);
     assert.deepEqual(ws.messages.map(cmd), ['p', 's']);
     ws.close();
+  });
+
+  it('4010 rejections (long poll 400, WebSocket close) leave Redis unchanged; over the channel limit too, with the exact Bitrix reason', async () => {
+    const rc = stack.redis.client();
+    const ch = channelId();
+    const tooMany = Array.from({ length: 101 }, () => channelId()).join('/');
+    const bad: Array<[string, string]> = [
+      ['wrong signature', `${ch}.${'0'.repeat(40)}`],
+      ['unsigned', ch],
+      ['missing', ''],
+      ['signature of another id', `${ch}.${signature(channelId(), SECRET)}`],
+      ['more than PUSH_MAX_CHANNELS (100), checked before any signature', tooMany],
+    ];
+    const before = await takeSnapshot(rc);
+    for (const [name, raw] of bad) {
+      const lp = await fetch(`${sub.url}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(raw)}&mid=${'0'.repeat(26)}`);
+      assert.equal(lp.status, 400, name);
+      assert.equal(await lp.text(), '4010: Wrong Channel Id.', name);
+      const ws = new WsClient(`${sub.url.replace('http', 'ws')}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(raw)}`);
+      await ws.closed;
+      assert.equal(ws.closeCode, 4010, name);
+      assert.equal(ws.closeReason, '4010: Wrong Channel Id.', name);
+    }
+    await sleep(200);
+    assert.deepEqual(snapshotChanges(before, await takeSnapshot(rc)), [], 'Redis unchanged');
   });
 
   it('checklist 35: close reasons are "<code>: <reason>" strings', async () => {
