@@ -119,6 +119,40 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
       assert.ok(h2.messages.every((m) => m.mid === first.message.mid), JSON.stringify(h2.messages));
     });
 
+    it('a publish that carries its nonce claim: stale or replayed stores nothing; refused for an expired channel, the nonce stays unused', async () => {
+      const now = Math.floor((await b.channels.times([])).now / 1000);
+      const claim = (nonce: string, timestamp = now) => ({ keyId: 'k1', nonce, timestamp, maxSkewS: 300 });
+      const code = async (p: Promise<unknown>): Promise<number> => {
+        try {
+          await p;
+          return 0;
+        } catch (err) {
+          assert.ok(err instanceof PushError, String(err));
+          return err.spec.code;
+        }
+      };
+      const ch = channelId();
+      const nonce = `p-${channelId()}`;
+      const [mid] = await b.store.publish([msg([ch], 1)], BACKEND_SENDER, claim(nonce));
+      assert.match(mid as string, /^[0-9]{26}$/);
+      // The same nonce again, whether through publish or the standalone claim, is a replay.
+      assert.equal(await code(b.store.publish([msg([ch], 2)], BACKEND_SENDER, claim(nonce))), 4125);
+      assert.equal(await b.replay.claim('k1', nonce, now, 300), 'replay');
+      assert.equal(await code(b.store.publish([msg([ch], 3)], BACKEND_SENDER, claim(`s-${nonce}`, now - 301))), 4124);
+      assert.deepEqual((await b.store.history([ch], '0'.repeat(26))).messages.map((m) => m.mid), [mid], 'refused publishes stored nothing');
+      // A nonce claimed on its own is a replay for a publish too.
+      const used = `u-${nonce}`;
+      assert.equal(await b.replay.claim('k1', used, now, 300), 'ok');
+      assert.equal(await code(b.store.publish([msg([ch], 4)], BACKEND_SENDER, claim(used))), 4125);
+      // Past the write window: 410 (4126), and the nonce was not spent on the refused request.
+      const old = channelId();
+      await b.channels.create([old]);
+      await sleep(WRITE_MS + 50);
+      const spare = `e-${nonce}`;
+      assert.equal(await code(b.store.publish([msg([old], 5)], BACKEND_SENDER, claim(spare))), 4126);
+      assert.equal(await b.replay.claim('k1', spare, now, 300), 'ok', 'the refused publish left its nonce unused');
+    });
+
     it('replay guard: ok once, then replay; stale in both directions; key ids are separate scopes', async () => {
       const now = Math.floor((await b.channels.times([])).now / 1000);
       const nonce = `n-${channelId()}`;

@@ -60,8 +60,8 @@ export function registerListenerGauges(m: ListenerMetrics, g: ListenerGauges): v
  */
 export function instrumentStore(store: Store, m: CommonMetrics): Store {
   return {
-    publish: async (messages, sender) => {
-      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender));
+    publish: async (messages, sender, claim) => {
+      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender, claim));
       countPublished(m, messages);
       return mids;
     },

@@ -135,9 +135,10 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
         const messages: NewMessage[] = batch
           ? parseBatchPublish(text, limits)
           : [parseSinglePublish({ channelParam: query.get('CHANNEL_ID') ?? null, body: text, expiryHeader: expiryHeader || null, typeHeader: typeHeader || null }, limits)];
-        await guard.admit(auth);
-        // Acknowledge only after Redis has stored and announced everything (not before, as Bitrix does).
-        await store.publish(messages, BACKEND_SENDER);
+        // Acknowledge only after Redis has stored and announced everything (not before, as Bitrix
+        // does). A signed request's nonce is claimed inside the same atomic step (one round trip,
+        // and a publish refused there, e.g. 410, leaves the nonce unused).
+        await store.publish(messages, BACKEND_SENDER, guard.claimFor(auth));
         counters.published += messages.length;
         // push_messages_published_total is counted by the instrumented store, for every publish path.
         for (const m of messages) counters.byType.set(m.type, (counters.byType.get(m.type) ?? 0) + 1);

@@ -38,6 +38,20 @@ export interface ChannelRegistry {
 export type NonceClaim = 'ok' | 'stale' | 'replay';
 
 /**
+ * A signed request's replay claim, made inside `Store.publish` so that it happens in the same
+ * atomic step as the store: the publish is refused (stale 4124, replayed 4125) before anything is
+ * written, and a publish refused for another reason (a channel past its write window) leaves the
+ * nonce unused. It also saves a Redis round trip per signed publish.
+ */
+export interface NonceClaimRequest {
+  readonly keyId: string;
+  readonly nonce: string;
+  /** Unix seconds the sender claims. */
+  readonly timestamp: number;
+  readonly maxSkewS: number;
+}
+
+/**
  * Replay protection for signed requests: one atomic step checks the request timestamp against the
  * server clock and remembers the nonce for as long as such a timestamp stays acceptable.
  */

@@ -1,6 +1,6 @@
 import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
-import type { ChannelTimes, ExpireNotice, NonceClaim } from './lifecycle-types.js';
+import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 
 /** How often (by the backend's clock) expired entries are swept, at the next call after it is due. */
 const SWEEP_INTERVAL_MS = 5000;
@@ -144,9 +144,14 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   return {
     kind: 'memory',
     store: {
-      async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
+      async publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]> {
         const t = clock();
         const out: string[] = [];
+        // Same order as the Redis script: stale, replayed, expired channel; the nonce is recorded
+        // only when the publish goes ahead.
+        const nonceKey = claim === undefined ? null : `${claim.keyId}:${claim.nonce}`;
+        if (claim !== undefined && !timestampFresh(claim.timestamp, Math.floor(t / 1000), claim.maxSkewS)) throw new PushError(Errors.AUTH_STALE);
+        if (nonceKey !== null && (nonces.get(nonceKey) ?? 0) > t) throw new PushError(Errors.AUTH_REPLAY);
         const expired = new Set<string>();
         for (const m of messages) for (const ch of m.channels) {
           if (!hasLifecycle(ch)) continue;
@@ -154,6 +159,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
           if (c !== null && t - c >= writeMs) expired.add(ch);
         }
         if (expired.size > 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${[...expired].join(', ')}.`);
+        if (claim !== undefined && nonceKey !== null) nonces.set(nonceKey, t + (2 * claim.maxSkewS + 1) * 1000);
         for (const m of messages) for (const ch of m.channels) if (hasLifecycle(ch)) recordCreation(ch, t);
         // Build every record first, then deliver: the batch is all-or-nothing like the Redis script.
         const built = messages.map((m) => {

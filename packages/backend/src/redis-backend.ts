@@ -3,7 +3,7 @@ import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, type
 import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
-import type { ChannelTimes, ExpireNotice, NonceClaim } from './lifecycle-types.js';
+import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 
 export interface RedisBackendOptions extends BackendOptions {
   readonly url: string;
@@ -70,6 +70,8 @@ type ScriptRedis = Redis & {
 };
 
 const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
+const STALE_REPLY = 'PUSH_AUTH_STALE';
+const REPLAY_REPLY = 'PUSH_AUTH_REPLAY';
 
 function toTimes(out: string[]): ChannelTimes {
   return { now: Number(out[0]), created: out.slice(1).map((c) => (c === '' ? null : Number(c))) };
@@ -155,14 +157,24 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       });
       this.sub.on('messageBuffer', (topic: Buffer, payload: Buffer) => this.onMessage(topic, payload));
     }
+    private lastMid = '';
+    private lastMsg: StoredMessage | null = null;
     private onMessage(topic: Buffer, payload: Buffer): void {
       const t = topic.toString('latin1');
       if (!t.startsWith(this.topicPrefix)) return;
       const channel = t.slice(this.topicPrefix.length, -1);
-      const msg = decodeRecord(payload.toString('utf8'));
+      // A message published to several channels arrives once per channel, back to back, as the
+      // same record (the publish script is atomic): decode it once. The record starts with its mid.
+      const mid = payload.toString('latin1', 0, 26);
+      let msg = mid === this.lastMid ? this.lastMsg : null;
       if (msg === null) {
-        log.warn({ topic: t }, 'dropped malformed pub/sub record');
-        return;
+        msg = decodeRecord(payload.toString('utf8'));
+        if (msg === null) {
+          log.warn({ topic: t }, 'dropped malformed pub/sub record');
+          return;
+        }
+        this.lastMid = mid;
+        this.lastMsg = msg;
       }
       this.handler(channel, msg);
     }
@@ -228,14 +240,18 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   return {
     kind: 'redis',
     store: {
-      async publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]> {
+      async publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]> {
         await idsReady();
-        const args: Array<string | number> = [p, opts.historyLimit, messages.length, writeMs, keepS];
+        const keys = [`${p}id:start`, counterKey];
+        if (claim !== undefined) keys.push(`${p}n:${claim.keyId}:${claim.nonce}`);
+        const args: Array<string | number> = [p, opts.historyLimit, messages.length, writeMs, keepS, claim?.timestamp ?? '', claim?.maxSkewS ?? ''];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
         try {
-          return await redis.pushPublish(2, `${p}id:start`, counterKey, ...args);
+          return await redis.pushPublish(keys.length, ...keys, ...args);
         } catch (err) {
           const msg = (err as Error).message;
+          if (msg.includes(STALE_REPLY)) throw new PushError(Errors.AUTH_STALE);
+          if (msg.includes(REPLAY_REPLY)) throw new PushError(Errors.AUTH_REPLAY);
           const at = msg.indexOf(EXPIRED_REPLY);
           if (at >= 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${msg.slice(at + EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
           throw err;

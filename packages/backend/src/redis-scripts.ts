@@ -51,14 +51,19 @@ end
 `;
 
 /**
- * KEYS: [startKey, counterKey]
- * ARGV: prefix, historyCap, messageCount, writeWindowMs, createdRetentionS,
- *       then per message: ttl, recordTail, channelCount, channels...
+ * KEYS: [startKey, counterKey] or [startKey, counterKey, nonceKey]
+ * ARGV: prefix, historyCap, messageCount, writeWindowMs, createdRetentionS, claimTimestamp,
+ *       maxSkewS (both '' without a nonce key), then per message: ttl, recordTail, channelCount,
+ *       channels...
  * Returns the assigned mids. Ids, storage and PUBLISH happen in one atomic step, so every
  * subscriber receives messages in id order, which is what lets listeners de-duplicate by cursor.
+ * Signed requests: with a nonce key, the script first fails with "PUSH_AUTH_STALE" (timestamp
+ * outside the window around Redis time) or "PUSH_AUTH_REPLAY" (nonce seen), writing nothing; the
+ * nonce is remembered only when the publish is carried out (CLAIM_NONCE_SCRIPT semantics).
  * Lifecycle: if any channel is past its write window the script fails with
  * "PUSH_CHANNEL_EXPIRED <ids>" before writing anything; otherwise channels seen for the first
- * time get their creation time recorded.
+ * time get their creation time recorded. Each channel is looked up once per call, however many
+ * messages of a batch name it.
  */
 export const PUBLISH_SCRIPT = `${RECORD_LUA}
 local prefix = ARGV[1]
@@ -75,15 +80,23 @@ local nowNum = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowMs = string.format('%d', nowNum)
 local writeMs = tonumber(ARGV[4])
 local keepS = tonumber(ARGV[5])
+local skew = 0
+if KEYS[3] then
+  skew = tonumber(ARGV[7])
+  if math.abs(tonumber(ARGV[6]) - tonumber(t[1])) > skew then return redis.error_reply('PUSH_AUTH_STALE') end
+  if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('PUSH_AUTH_REPLAY') end
+end
 local expired = {}
 local fresh = {}
-local j = 6
+local seenCh = {}
+local j = 8
 for m = 1, n do
   local nch = tonumber(ARGV[j + 2])
   for c = 1, nch do
     local ch = ARGV[j + 2 + c]
     -- Only plain channel ids have a lifecycle; derived keys (v4 "pub:<id>") follow their pair.
-    if not string.find(ch, ':', 1, true) then
+    if not seenCh[ch] and not string.find(ch, ':', 1, true) then
+      seenCh[ch] = true
       local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
       if not created then fresh[#fresh + 1] = ch
       elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
@@ -92,9 +105,10 @@ for m = 1, n do
   j = j + 3 + nch
 end
 if #expired > 0 then return redis.error_reply('PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ')) end
+if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', 2 * skew + 1) end
 for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
 local mids = {}
-local i = 6
+local i = 8
 for m = 1, n do
   local ttl = tonumber(ARGV[i])
   local tail = ARGV[i + 1]

@@ -1,5 +1,5 @@
 import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
-import type { ChannelRegistry, ChannelTimes, ReplayGuard } from './lifecycle-types.js';
+import type { ChannelRegistry, ChannelTimes, NonceClaimRequest, ReplayGuard } from './lifecycle-types.js';
 
 export interface HistoryResult {
   /** Messages newer than the cursor on any of the channels, oldest first, each once. */
@@ -16,8 +16,12 @@ export interface HistoryResult {
  * either fully done or not done at all. It resolves only once the backend accepted everything.
  */
 export interface Store {
-  /** Throws PushError CHANNEL_EXPIRED, storing nothing, if any target channel is past its write window. */
-  publish(messages: readonly NewMessage[], sender: SenderInfo): Promise<string[]>;
+  /**
+   * Throws PushError CHANNEL_EXPIRED, storing nothing, if any target channel is past its write
+   * window. With `claim`, first refuses a stale timestamp (AUTH_STALE) or a used nonce
+   * (AUTH_REPLAY), storing nothing, and records the nonce only if the publish is carried out.
+   */
+  publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]>;
   /** Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null. */
   history(channels: readonly string[], after: string | null): Promise<HistoryResult>;
   /** Resolves when the backend answers; used by readiness checks. */
