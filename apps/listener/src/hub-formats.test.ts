@@ -81,6 +81,43 @@ describe('Hub frame formats', () => {
     assert.equal(hub.counters.bytesOut, bytes);
   });
 
+  it('load-adaptive coalescing: after a slow flush, messages of later turns wait and share one write; unloaded, every turn flushes', async () => {
+    /** A transport whose writes take `ms` of CPU, like a saturated listener's syscalls. */
+    class Slow extends Recorder {
+      constructor(private readonly ms: number) {
+        super('text');
+      }
+      override write(frame: Uint8Array): boolean {
+        const until = performance.now() + this.ms;
+        while (performance.now() < until);
+        return super.write(frame);
+      }
+    }
+    const run = async (coalesceMaxMs: number): Promise<{ writes: string[][]; window: number }> => {
+      const h = new Hub({ store: backend.store, broker: backend.createBroker(), presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000, maxConnPerPublicChannel: 2, coalesceMaxMs });
+      const t = new Slow(20);
+      const ch = coalesceMaxMs === 0 ? A : B;
+      await h.open([ch], t, null);
+      const first = await publish(m([ch], 1));
+      await tick();
+      const window = h.counters.coalesceWindowMs;
+      // Two more messages in two separate event-loop turns.
+      const second = await publish(m([ch], 2));
+      await tick();
+      const third = await publish(m([ch], 3));
+      await new Promise((r) => setTimeout(r, 120));
+      h.stop();
+      assert.deepEqual(t.batches.flat(), [...first, ...second, ...third], 'every message once, in order');
+      return { writes: t.batches, window };
+    };
+    const coalesced = await run(100);
+    assert.ok(coalesced.window >= 20 && coalesced.window <= 100, `window follows the 20 ms flush: ${coalesced.window}`);
+    assert.equal(coalesced.writes.length, 2, 'the first message at once, the next two in one write');
+    const immediate = await run(0);
+    assert.equal(immediate.window, 0);
+    assert.equal(immediate.writes.length, 3, 'without a window every turn flushes');
+  });
+
   it('bytes out counts UTF-8 bytes, not characters', async () => {
     const t = new Recorder('text');
     await hub.open([A], t, null);

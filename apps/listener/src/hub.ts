@@ -67,6 +67,11 @@ export interface HubOptions {
   readonly maxConnPerPublicChannel: number;
   /** Channel lifecycle (docs/security.md); without it the hub applies none. */
   readonly lifecycle?: HubLifecycle;
+  /**
+   * Upper bound of the load-adaptive coalescing window, ms (PUSH_COALESCE_MAX_MS); 0 or absent =
+   * always flush in the next event-loop turn. See `flush()`.
+   */
+  readonly coalesceMaxMs?: number;
 }
 
 export interface HubLifecycle {
@@ -93,6 +98,8 @@ export interface HubCounters {
   /** Live-message encodings done per format: at most one per message and format (cache hits are free). */
   encodedText: number;
   encodedProtobuf: number;
+  /** The current coalescing window, ms (0 = flushing in the next event-loop turn). */
+  coalesceWindowMs: number;
 }
 
 /**
@@ -113,6 +120,9 @@ export class Hub {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly dirty = new Set<Connection>();
   private flushScheduled = false;
+  /** How long the next flush waits, ms: the previous flush's duration, capped (see flush()). */
+  private windowMs = 0;
+  private readonly flushNow = (): void => this.flush();
   private nextId = 1;
   // One-entry encoding cache per format (see encoded()): the mid it holds and its two encodings,
   // each computed only when some connection of that format needs it.
@@ -128,7 +138,7 @@ export class Hub {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   /** Lifecycle: local channels whose notice exists already (nothing more to watch for). */
   private readonly expiredLocal = new Set<string>();
-  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0 };
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0, coalesceWindowMs: 0 };
   private readonly log: Logger;
 
   constructor(private readonly opts: HubOptions) {
@@ -346,14 +356,25 @@ export class Hub {
     this.dirty.add(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
-      // Everything that arrives in this event-loop turn (Redis often hands over many messages in
-      // one read) leaves in one write per connection; when idle this adds no delay.
-      setImmediate(() => this.flush());
+      // Everything that arrives before the flush (at least this event-loop turn: Redis often hands
+      // over many messages in one read) leaves in one write per connection.
+      if (this.windowMs < 1) setImmediate(this.flushNow);
+      else setTimeout(this.flushNow, this.windowMs);
     }
   }
 
+  /**
+   * Writes everything pending, one write per connection. The per-write (syscall) cost dominates
+   * fan-out (docs/benchmarks.md), so under load the hub merges more per write: the next flush
+   * waits as long as this one took, capped at `coalesceMaxMs`. An idle or lightly loaded listener
+   * flushes in well under a millisecond, so it keeps flushing in the next turn with no added
+   * delay; a saturated one (many sockets, or a contended CPU) spends at most about half its time
+   * writing, each write carries more messages, and it keeps up instead of falling behind, at the
+   * cost of latency only while it is saturated (Bitrix servers always buffer 250-400 ms).
+   */
   flush(): void {
     this.flushScheduled = false;
+    const started = performance.now();
     for (const conn of this.dirty) {
       const pending = conn.pending;
       if (pending === null) continue;
@@ -369,6 +390,8 @@ export class Hub {
     this.dirty.clear();
     this.lastBuilt.text = null;
     this.lastBuilt.protobuf = null;
+    this.windowMs = Math.min(this.opts.coalesceMaxMs ?? 0, performance.now() - started);
+    this.counters.coalesceWindowMs = this.windowMs;
   }
 
   /**

@@ -40,6 +40,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     presence: backend.presence,
     log: log.child({ component: 'hub' }),
     unsubscribeDelayMs: config.unsubscribeDelayMs,
+    coalesceMaxMs: config.coalesceMaxMs,
     onlineTtlMs: config.onlineTtlS * 1000,
     maxConnPerPublicChannel: config.maxConnPerChannel,
     lifecycle: {

@@ -30,11 +30,19 @@ export interface ConnSpec {
   readonly kind: ClientKind;
   /** Index into target.urls of the endpoint to use first. */
   readonly url: number;
-  /** Loopback source address for this connection (127.0.0.x), beyond one address's ~28k ports. */
-  readonly local: string;
+  /**
+   * Loopback source address for this connection (127.0.0.x), beyond one address's ~28k ports per
+   * destination; undefined = let the kernel choose (127.0.0.1 and any free port).
+   */
+  readonly local: string | undefined;
 }
 
-/** Source addresses 127.0.0.2, 127.0.0.3, ...: `perAddress` connections each. */
-export function sourceAddress(i: number, perAddress = 20_000): string {
-  return `127.0.0.${2 + Math.floor(i / perAddress)}`;
+/**
+ * The first `perAddress` connections use the kernel's choice: binding a source address first
+ * makes the kernel search for a port unique to that address (slow once thousands are taken).
+ * Further blocks of `perAddress` get 127.0.0.2, 127.0.0.3, ...
+ */
+export function sourceAddress(i: number, perAddress = 20_000): string | undefined {
+  const block = Math.floor(i / perAddress);
+  return block === 0 ? undefined : `127.0.0.${1 + block}`;
 }

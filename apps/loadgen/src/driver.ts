@@ -1,9 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { Agent, request } from 'node:http';
 import { authHeaders, canonicalString, ed25519PrivateKey, ed25519SignHex, hmacSignHex, sha256Hex } from '@push/protocol';
 import { benchBody, nowUs } from './bench-body.js';
 import { channelName } from './channels.js';
 import { Histogram } from './histogram.js';
+import { HttpLane } from './http-lane.js';
 import { serve } from './ipc.js';
 
 /**
@@ -41,14 +41,14 @@ export interface PublishPlan {
 }
 
 interface Prepared {
-  path: string;
-  body: string;
-  headers: Record<string, string>;
+  /** The whole HTTP request, ready to write. */
+  bytes: Buffer;
   messages: number;
 }
 
 let target: PublishTarget;
-const agents = new Map<string, Agent>();
+/** One connection per lane, kept across runs. */
+const lanes = new Map<number, HttpLane>();
 /** Sequence numbers per channel, cumulative over the driver's runs (subscribers count from 1). */
 let seqs: Int32Array = new Int32Array(0);
 let signKey: ReturnType<typeof ed25519PrivateKey> | Buffer | null = null;
@@ -57,13 +57,14 @@ let stopRequested = false;
 /** Messages handed to requests by the current run so far (the coordinator's lag estimate). */
 let madeInRun = 0;
 
-function agentFor(url: string, lanes: number): Agent {
-  let a = agents.get(url);
-  if (a === undefined) {
-    a = new Agent({ keepAlive: true, maxSockets: lanes });
-    agents.set(url, a);
+function laneFor(index: number): HttpLane {
+  let l = lanes.get(index);
+  if (l === undefined) {
+    const u = new URL(target.urls[index % target.urls.length] as string);
+    l = new HttpLane(u.hostname, Number(u.port));
+    lanes.set(index, l);
   }
-  return a;
+  return l;
 }
 
 function sign(method: string, path: string, body: string): Record<string, string> {
@@ -76,39 +77,22 @@ function sign(method: string, path: string, body: string): Record<string, string
   return authHeaders(auth.keyId, ts, nonce, sig);
 }
 
-/** Builds one request carrying `bodies` (each with its channel list), in the target's own form. */
-function build(messages: ReadonlyArray<{ channels: number[]; body: string }>, expiry: number): Prepared {
+/** Builds one request carrying `messages` (each with its channel list), in the target's own form. */
+function build(lane: HttpLane, messages: ReadonlyArray<{ channels: number[]; body: string }>, expiry: number): Prepared {
   const name = (c: number): string => channelName(target.prefix, c);
+  const http = (path: string, headers: Record<string, string>, body: string, count: number): Prepared => ({ bytes: HttpLane.build(lane.host, lane.port, 'POST', path, headers, body), messages: count });
   if (target.kind === 'nchan') {
     // nchan has no batch form: one message per request, its channels comma separated (split delimiter).
     const m = messages[0] as { channels: number[]; body: string };
-    return { path: `/pub/${m.channels.map(name).join(',')}`, body: m.body, headers: {}, messages: 1 };
+    return http(`/pub/${m.channels.map(name).join(',')}`, {}, m.body, 1);
   }
   if (messages.length === 1) {
     const m = messages[0] as { channels: number[]; body: string };
     const path = `/pub/?CHANNEL_ID=${m.channels.map(name).join('/')}`;
-    return { path, body: m.body, headers: { 'Message-Expiry': String(expiry), ...sign('POST', path, m.body) }, messages: 1 };
+    return http(path, { 'Message-Expiry': String(expiry), ...sign('POST', path, m.body) }, m.body, 1);
   }
   const body = JSON.stringify({ messages: messages.map((m) => ({ channels: m.channels.map(name), body: m.body, expiry })) });
-  return { path: '/pub/batch', body, headers: sign('POST', '/pub/batch', body), messages: messages.length };
-}
-
-function send(url: string, p: Prepared, lanes: number): Promise<{ status: number; text: string }> {
-  const u = new URL(url);
-  return new Promise((resolve) => {
-    const req = request(
-      { host: u.hostname, port: u.port, method: 'POST', path: p.path, agent: agentFor(url, lanes), headers: { ...p.headers, 'Content-Length': Buffer.byteLength(p.body) } },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (d: string) => (text += d));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
-        res.on('error', (e) => resolve({ status: 0, text: e.message }));
-      },
-    );
-    req.on('error', (e) => resolve({ status: 0, text: e.message }));
-    req.end(p.body);
-  });
+  return http('/pub/batch', sign('POST', '/pub/batch', body), body, messages.length);
 }
 
 /** `count` distinct channels of the slice, at random. */
@@ -119,30 +103,50 @@ function pick(slice: readonly number[], count: number): number[] {
   return [...out];
 }
 
-async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
+/** Requests signed by the `presign` command, per lane, for the next run. */
+let presigned: Prepared[][] | null = null;
+
+function slicesOf(plan: PublishPlan): number[][] {
   if (plan.channels / plan.lanes < plan.fanout) throw new Error(`${plan.channels} channels cannot give ${plan.lanes} lanes ${plan.fanout} channels each`);
   if (seqs.length !== plan.channels) seqs = new Int32Array(plan.channels);
   const slices: number[][] = Array.from({ length: plan.lanes }, () => []);
   for (let c = 0; c < plan.channels; c++) slices[c % plan.lanes]?.push(c);
+  return slices;
+}
 
-  const make = (slice: readonly number[], n: number, dueUs: (k: number) => number): Prepared => {
+function maker(plan: PublishPlan) {
+  return (li: number, slice: readonly number[], n: number, dueUs: (k: number) => number): Prepared => {
     const msgs: Array<{ channels: number[]; body: string }> = [];
     for (let k = 0; k < n; k++) {
       const chans = pick(slice, plan.fanout);
       const targets = chans.map((c) => [c, ++seqs[c]!] as const);
       msgs.push({ channels: chans, body: benchBody(dueUs(k), targets, plan.bodyBytes) });
     }
-    return build(msgs, plan.expiry);
+    return build(laneFor(li), msgs, plan.expiry);
   };
+}
 
-  // Ingest: sign ahead so the measured phase contains only the server's work.
+/** Signs `plan.presign` requests ahead, dealt to the lanes in order (ingest). */
+function presign(plan: PublishPlan): void {
+  const slices = slicesOf(plan);
+  const make = maker(plan);
   const ready: Prepared[][] = slices.map(() => []);
-  const readyAt = slices.map(() => 0);
+  const stamp = nowUs();
   for (let i = 0; i < plan.presign; i++) {
     const lane = i % plan.lanes;
-    const stamp = nowUs();
-    (ready[lane] as Prepared[]).push(make(slices[lane] as number[], plan.batch, () => stamp));
+    (ready[lane] as Prepared[]).push(make(lane, slices[lane] as number[], plan.batch, () => stamp));
   }
+  presigned = ready;
+}
+
+async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
+  const slices = slicesOf(plan);
+  const make = maker(plan);
+
+  // Ingest: requests signed ahead by `presign` (before the clock and the CPU sampling start).
+  const ready: Prepared[][] = presigned ?? slices.map(() => []);
+  presigned = null;
+  const readyAt = slices.map(() => 0);
 
   const accept = new Histogram();
   let requests = 0;
@@ -159,7 +163,7 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
 
   const lane = async (li: number): Promise<void> => {
     const slice = slices[li] as number[];
-    const url = target.urls[li % target.urls.length] as string;
+    const conn = laneFor(li);
     let made = 0;
     for (;;) {
       const now = nowUs();
@@ -175,19 +179,19 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
         const n = Math.min(due, plan.batch);
         const first = made;
         maxBehindMs = Math.max(maxBehindMs, (now - (startUs + (first / laneRate) * 1e6)) / 1000);
-        p = make(slice, n, (k) => Math.round(startUs + ((first + k) / laneRate) * 1e6));
+        p = make(li, slice, n, (k) => Math.round(startUs + ((first + k) / laneRate) * 1e6));
       } else {
         // In creation order: each lane's channels must see their sequence numbers ascending.
         const pre = (ready[li] as Prepared[])[readyAt[li] as number];
         readyAt[li] = (readyAt[li] as number) + 1;
         if (pre !== undefined) presignedUsed++;
         const stamp = nowUs();
-        p = pre ?? make(slice, plan.batch, () => stamp);
+        p = pre ?? make(li, slice, plan.batch, () => stamp);
       }
       made += p.messages;
       madeInRun += p.messages;
       const t0 = nowUs();
-      const res = await send(url, p, plan.lanes);
+      const res = await conn.request(p.bytes);
       accept.record(nowUs() - t0);
       requests++;
       if (res.status === 200 || res.status === 201 || res.status === 202) messages += p.messages;
@@ -223,6 +227,10 @@ serve({
   },
   run(req) {
     return run(req['plan'] as PublishPlan);
+  },
+  presign(req) {
+    presign(req['plan'] as PublishPlan);
+    return {};
   },
   progress() {
     return { made: madeInRun };

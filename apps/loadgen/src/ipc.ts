@@ -58,10 +58,16 @@ export class Remote {
   }
 }
 
+/** Node options for the load generator's own children (`--profile` profiles them too). */
+let childExecArgv: string[] = [];
+export function profileChildren(dir: string): void {
+  childExecArgv = ['--cpu-prof', '--cpu-prof-dir', dir];
+}
+
 /** Forks one of this package's entry points (worker.js, driver.js) as a child with IPC. */
 export function forkRemote(entry: 'worker' | 'driver', name: string): Remote {
   const file = fileURLToPath(new URL(`./${entry}.js`, import.meta.url));
-  return new Remote(name, fork(file, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced' }));
+  return new Remote(name, fork(file, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', execArgv: childExecArgv }));
 }
 
 /** The child side: dispatches requests to handlers and replies with their result or error. */

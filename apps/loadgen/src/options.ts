@@ -1,3 +1,4 @@
+import { profileChildren } from './ipc.js';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -52,7 +53,9 @@ export function parse(argv: string[], own: Record<string, string | boolean>): Pa
 /** The push target's profiling option: `--profile <dir>` writes .cpuprofile files there. */
 export function profileDir(o: Parsed): { profileDir?: string } {
   const dir = o.str('profile');
-  return dir === '' ? {} : { profileDir: dir };
+  if (dir === '') return {};
+  profileChildren(dir);
+  return { profileDir: dir };
 }
 
 /** Integer with thousands separators, for summaries. */

@@ -117,7 +117,7 @@ class WsClient extends Client {
   }
 
   private open(first: ((v: void) => void) | null): void {
-    const ws = new WebSocket(this.url(), { perMessageDeflate: false, skipUTF8Validation: true, localAddress: this.spec.local, handshakeTimeout: 60_000, maxPayload: 256 * 1024 * 1024 });
+    const ws = new WebSocket(this.url(), { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: 60_000, maxPayload: 256 * 1024 * 1024, ...(this.spec.local === undefined ? {} : { localAddress: this.spec.local }) });
     this.ws = ws;
     let opened = false;
     ws.on('open', () => {
@@ -131,11 +131,14 @@ class WsClient extends Client {
     });
     ws.on('message', (data: Buffer, isBinary: boolean) => this.read(data, isBinary));
     ws.on('error', (err) => totals.error(`ws: ${err.message}`));
-    ws.on('close', (code) => {
+    ws.on('close', (code, reason) => {
       this.ws = null;
       if (stopping) return;
       if (!settings.reconnect) {
-        if (opened) totals.unexpectedCloses++;
+        if (opened) {
+          totals.unexpectedCloses++;
+          totals.error(`closed by the server: ${code} ${reason.toString()}`);
+        }
         else {
           totals.failed++;
           first?.();
@@ -211,11 +214,12 @@ class LongPollClient extends Client {
   }
 }
 
-function agentFor(local: string): Agent {
-  let a = agents.get(local);
+function agentFor(local: string | undefined): Agent {
+  const key = local ?? '';
+  let a = agents.get(key);
   if (a === undefined) {
-    a = new Agent({ keepAlive: true, maxSockets: Infinity, localAddress: local });
-    agents.set(local, a);
+    a = new Agent({ keepAlive: true, maxSockets: Infinity, ...(local === undefined ? {} : { localAddress: local }) });
+    agents.set(key, a);
   }
   return a;
 }

@@ -44,6 +44,7 @@ export const ingestScenario: Scenario = async (argv, log) => {
       const lanes = mode === 'single' ? o.num('connections') : o.num('batch-connections');
       // Enough pre-signed single requests for 15,000/s; batches are signed as they go (one per 100 messages).
       const plan: PublishPlan = { channels: o.num('channels'), fanout: 1, lanes, batch, rate: 0, seconds, bodyBytes: o.num('body-bytes'), expiry: 60, presign: mode === 'single' ? Math.ceil(seconds * 15_000) : 0 };
+      if (plan.presign > 0) await s.driver.call('presign', { plan });
       const c0 = await counter();
       s.monitor.window();
       const r = await s.driver.call<Record<string, unknown>>('run', { plan });
