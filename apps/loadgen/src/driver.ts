@@ -170,9 +170,10 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
       if (now >= endUs || stopRequested) return;
       let p: Prepared;
       if (laneRate > 0) {
-        const due = Math.floor(((now - startUs) / 1e6) * laneRate) - made;
+        // Message k of the lane is due at k / laneRate seconds (the first at once).
+        const due = Math.floor(((now - startUs) / 1e6) * laneRate) + 1 - made;
         if (due <= 0) {
-          const nextUs = startUs + ((made + 1) / laneRate) * 1e6;
+          const nextUs = startUs + (made / laneRate) * 1e6;
           await new Promise((r) => setTimeout(r, Math.max(1, (nextUs - now) / 1000)));
           continue;
         }

@@ -157,16 +157,26 @@ export interface RampResult {
   best: StepResult | null;
 }
 
-/** Raises the offered rate by `factor` per step until a step does not keep up or `maxRate` is passed. */
+/**
+ * Raises the offered rate by `factor` per step until a step does not keep up or `maxRate` is
+ * passed. If even the first step does not keep up, halves the rate (up to four times) until one
+ * does, so a slower system still gets a sustained figure to compare.
+ */
 export async function ramp(run: FanoutRun, o: { startRate: number; factor: number; maxSteps: number; maxRate: number; seconds: number; log: (s: string) => void }): Promise<RampResult> {
   const steps: StepResult[] = [];
-  let rate = o.startRate;
-  for (let i = 0; i < o.maxSteps && rate <= o.maxRate; i++) {
+  const step = async (rate: number): Promise<StepResult> => {
     const s = await publishStep(run, Math.round(rate), o.seconds);
     steps.push(s);
     o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, p99 ${s.latencyMs.p99} ms, drain ${s.drainMs} ms${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
-    if (!s.keptUp) break;
+    return s;
+  };
+  let rate = o.startRate;
+  for (let i = 0; i < o.maxSteps && rate <= o.maxRate; i++) {
+    if (!(await step(rate)).keptUp) break;
     rate *= o.factor;
+  }
+  if (steps.every((s) => !s.keptUp)) {
+    for (let i = 0, r = o.startRate / 2; i < 4 && r >= 1; i++, r /= 2) if ((await step(r)).keptUp) break;
   }
   const kept = steps.filter((s) => s.keptUp);
   const best = kept.length === 0 ? null : kept.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));

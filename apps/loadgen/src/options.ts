@@ -26,6 +26,8 @@ const COMMON: Spec = {
   'no-nchan': { type: 'boolean', default: false },
   /** Directory for V8 CPU profiles of the server processes ('' = none); see docs/benchmarks.md. */
   profile: { type: 'string', default: '' },
+  /** Extra environment for this server's processes, `KEY=VALUE[,KEY=VALUE...]` (e.g. PUSH_COALESCE_MAX_MS=0). */
+  'server-env': { type: 'string', default: '' },
 };
 
 export interface Parsed {
@@ -50,12 +52,28 @@ export function parse(argv: string[], own: Record<string, string | boolean>): Pa
   };
 }
 
-/** The push target's profiling option: `--profile <dir>` writes .cpuprofile files there. */
-export function profileDir(o: Parsed): { profileDir?: string } {
+/**
+ * Options of the push target that come from the command line: `--profile <dir>` writes
+ * .cpuprofile files there (of the server and of the load generator's own processes),
+ * `--server-env K=V,...` adds environment to the server processes.
+ */
+export function pushExtras(o: Parsed): { profileDir?: string; env?: Record<string, string> } {
+  const out: { profileDir?: string; env?: Record<string, string> } = {};
   const dir = o.str('profile');
-  if (dir === '') return {};
-  profileChildren(dir);
-  return { profileDir: dir };
+  if (dir !== '') {
+    profileChildren(dir);
+    out.profileDir = dir;
+  }
+  const env = o.str('server-env');
+  if (env !== '') {
+    out.env = {};
+    for (const pair of env.split(',')) {
+      const eq = pair.indexOf('=');
+      if (eq <= 0 || !/^PUSH_[A-Z0-9_]+$/.test(pair.slice(0, eq))) throw new Error(`--server-env takes PUSH_NAME=value pairs separated by commas (got "${pair}")`);
+      out.env[pair.slice(0, eq)] = pair.slice(eq + 1);
+    }
+  }
+  return out;
 }
 
 /** Integer with thousands separators, for summaries. */

@@ -1,6 +1,6 @@
 import { sourceAddress, runPrefix, type ClientKind, type ConnSpec } from '../channels.js';
 import { publishStep, ramp, type RampResult, type StepResult } from '../fanout.js';
-import { fmt, type Parsed, type ScenarioReport, profileDir } from '../options.js';
+import { fmt, type Parsed, type ScenarioReport, pushExtras } from '../options.js';
 import { withTarget } from '../session.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
@@ -66,6 +66,11 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
       const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
       log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
       const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, bodyBytes, expiry: 3600, presign: 0 } };
+      // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
+      // first-time channel records in Redis, and socket buffers growing would otherwise be
+      // charged to the first step.
+      const warm = await publishStep(run, Math.max(1, Math.round(shape.startRate / 2)), 2);
+      log(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
       const r = await ramp(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, seconds, log });
       let half: StepResult | null = null;
       if (r.best !== null) {
@@ -77,7 +82,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     });
 
   const push = await measure(
-    () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...profileDir(o) }),
+    () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...pushExtras(o) }),
     (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
     shape.lanes.push,
     shape.batch,

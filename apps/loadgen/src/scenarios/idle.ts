@@ -1,5 +1,5 @@
 import { runPrefix, sourceAddress, type ClientKind, type ConnSpec } from '../channels.js';
-import { fmt, parse, type Scenario, profileDir } from '../options.js';
+import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { sleep } from '../processes.js';
 import { readKernel, readProc } from '../resources.js';
 import { withTarget } from '../session.js';
@@ -84,7 +84,7 @@ export const idleScenario: Scenario = async (argv, log) => {
       return r;
     });
 
-  const push = await measure(() => PushTarget.start({ listeners, publishers: 1, prefix, auth: 'hmac-sha256', ...profileDir(o) }), 'ws-text');
+  const push = await measure(() => PushTarget.start({ listeners, publishers: 1, prefix, auth: 'hmac-sha256', ...pushExtras(o) }), 'ws-text');
   let nchan: IdleResult | null = null;
   if (!o.flag('no-nchan')) {
     if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { Histogram } from '../histogram.js';
-import { fmt, parse, type Scenario, profileDir } from '../options.js';
+import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { runPrefix } from '../channels.js';
 import type { PublishPlan } from '../driver.js';
 import { withTarget } from '../session.js';
@@ -35,7 +35,7 @@ export const ingestScenario: Scenario = async (argv, log) => {
   const seconds = o.num('seconds');
   const algo = o.str('algo') === 'hmac' || o.str('algo') === 'hmac-sha256' ? 'hmac-sha256' : 'ed25519';
   const prefix = runPrefix();
-  const results = await withTarget(() => PushTarget.start({ listeners: 0, publishers: 1, prefix, auth: algo, ...profileDir(o) }), o.num('workers'), async (s) => {
+  const results = await withTarget(() => PushTarget.start({ listeners: 0, publishers: 1, prefix, auth: algo, ...pushExtras(o) }), o.num('workers'), async (s) => {
     log(`${s.target.describe}; requests signed with ${algo}`);
     const redis = new Redis((s.target as PushTarget).redisUrl);
     const counter = async (): Promise<number> => Number((await redis.get('push:id:counter')) ?? 0);

@@ -1,6 +1,6 @@
 import { runPrefix, sourceAddress, type ConnSpec } from '../channels.js';
 import { publishStep } from '../fanout.js';
-import { fmt, parse, type Scenario, profileDir } from '../options.js';
+import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { sleep } from '../processes.js';
 import { withTarget } from '../session.js';
 import { PushTarget } from '../targets/push.js';
@@ -20,7 +20,7 @@ export const stormScenario: Scenario = async (argv, log) => {
   const channels = o.num('channels');
   const prefix = runPrefix();
   const share = o.num('binary-share');
-  return withTarget(() => PushTarget.start({ listeners: o.num('listeners'), publishers: o.num('publishers'), prefix, auth: 'ed25519', ...profileDir(o) }), o.num('workers'), async (s) => {
+  return withTarget(() => PushTarget.start({ listeners: o.num('listeners'), publishers: o.num('publishers'), prefix, auth: 'ed25519', ...pushExtras(o) }), o.num('workers'), async (s) => {
     const t = s.target as PushTarget;
     log(t.describe);
     const urls = t.subscribeTarget().urls.length;
