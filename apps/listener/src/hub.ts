@@ -4,11 +4,6 @@ import type { Logger } from '@push/runtime';
 
 const ZERO_MID = '0'.repeat(26);
 
-/**
- * A flush that starts this much later than scheduled means the process (or the CPU under it) is
- * saturated; GC pauses and timer jitter stay well below it on an unloaded listener.
- */
-const SATURATED_LATE_MS = 10;
 
 /**
  * How a connection wants its messages: `text` = concatenated `#!NGINXNMS!#` frames (versions 3/4),
@@ -126,10 +121,8 @@ export class Hub {
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly dirty = new Set<Connection>();
   private flushScheduled = false;
-  /** How long the next flush waits, ms (see flush()). */
+  /** How long the next flush waits, ms: the previous flush's duration, capped (see flush()). */
   private windowMs = 0;
-  /** When the scheduled flush should run (performance.now() ms); a late start means the process is saturated. */
-  private flushDueAt = 0;
   private readonly flushNow = (): void => this.flush();
   private nextId = 1;
   // One-entry encoding cache per format (see encoded()): the mid it holds and its two encodings,
@@ -366,7 +359,6 @@ export class Hub {
       this.flushScheduled = true;
       // Everything that arrives before the flush (at least this event-loop turn: Redis often hands
       // over many messages in one read) leaves in one write per connection.
-      this.flushDueAt = performance.now() + this.windowMs;
       if (this.windowMs < 1) setImmediate(this.flushNow);
       else setTimeout(this.flushNow, this.windowMs);
     }
@@ -374,19 +366,17 @@ export class Hub {
 
   /**
    * Writes everything pending, one write per connection. The per-write (syscall) cost dominates
-   * fan-out (docs/benchmarks.md), so under load the hub merges more per write. The next flush
-   * waits as long as this one took, so writing takes at most about half of the process's time;
-   * and when this flush started more than SATURATED_LATE_MS after it was due (the event loop or
-   * the CPU is saturated), the window doubles, up to `coalesceMaxMs`, until flushes run on time
-   * again. An idle or lightly loaded listener flushes in well under a millisecond, on time, so it
-   * keeps flushing in the next turn with no added delay; a saturated one merges more messages per
-   * socket write and keeps up instead of falling behind, paying in latency only while saturated
-   * (the Bitrix servers always buffer 250-400 ms).
+   * fan-out (docs/benchmarks.md), so under load the hub merges more per write: the next flush
+   * waits as long as this one took, capped at `coalesceMaxMs`. An idle or lightly loaded listener
+   * flushes in well under a millisecond, so it keeps flushing in the next turn with no added
+   * delay; a saturated one (many sockets, or a contended CPU) spends at most about half its time
+   * writing and each write carries more messages, paying in latency only while it is saturated
+   * (the Bitrix servers always buffer 250-400 ms). (A variant that also doubled the window when a
+   * flush started late was measured and made no difference on the benchmarks; not kept.)
    */
   flush(): void {
     this.flushScheduled = false;
     const started = performance.now();
-    const late = started - this.flushDueAt;
     for (const conn of this.dirty) {
       const pending = conn.pending;
       if (pending === null) continue;
@@ -402,9 +392,7 @@ export class Hub {
     this.dirty.clear();
     this.lastBuilt.text = null;
     this.lastBuilt.protobuf = null;
-    const took = performance.now() - started;
-    const max = this.opts.coalesceMaxMs ?? 0;
-    this.windowMs = Math.min(max, late > SATURATED_LATE_MS ? Math.max(2 * this.windowMs, took, 5) : took);
+    this.windowMs = Math.min(this.opts.coalesceMaxMs ?? 0, performance.now() - started);
     this.counters.coalesceWindowMs = this.windowMs;
   }
 
