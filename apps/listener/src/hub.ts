@@ -154,16 +154,11 @@ export class Hub {
     return this.byChannel.size;
   }
 
+  /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
+  private readonly byKind = { ws: 0, lp: 0 };
+
   countByTransport(): { ws: number; lp: number } {
-    const seen = new Set<Connection>();
-    for (const m of this.byChannel.values()) {
-      if (m instanceof Set) for (const c of m) seen.add(c);
-      else seen.add(m);
-    }
-    let ws = 0;
-    let lp = 0;
-    for (const c of seen) (c.transport.kind === 'ws' ? ws++ : lp++);
-    return { ws, lp };
+    return { ...this.byKind };
   }
 
   /**
@@ -174,6 +169,7 @@ export class Hub {
    */
   async open(channels: readonly string[], transport: Transport, clientMid: string | null): Promise<{ conn: Connection; result: OpenResult }> {
     const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: null, pending: null };
+    this.byKind[transport.kind]++;
     const evict: Connection[] = [];
     for (const ch of channels) {
       const cur = this.byChannel.get(ch);
@@ -246,6 +242,7 @@ export class Hub {
   close(conn: Connection): void {
     if (conn.state === 'closed') return;
     conn.state = 'closed';
+    this.byKind[conn.transport.kind]--;
     conn.pending = null;
     conn.early = null;
     this.dirty.delete(conn);

@@ -1,7 +1,7 @@
 import { Redis, type RedisOptions } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
-import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
+import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 
@@ -64,6 +64,7 @@ type ScriptRedis = Redis & {
   pushPublish(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
+  pushPresenceTouch(numKeys: number, ...args: Array<string | number>): Promise<number>;
   pushExpireNotice(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   pushClaimNonce(numKeys: number, ...args: Array<string | number>): Promise<NonceClaim>;
   pushIdGap(numKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -123,6 +124,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
   redis.defineCommand('pushChannelTimes', { lua: CHANNEL_TIMES_SCRIPT });
+  redis.defineCommand('pushPresenceTouch', { lua: PRESENCE_TOUCH_SCRIPT });
   redis.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
   redis.defineCommand('pushClaimNonce', { lua: CLAIM_NONCE_SCRIPT });
   redis.defineCommand('pushIdGap', { lua: ID_GAP_SCRIPT });
@@ -279,9 +281,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       async touch(channels: readonly string[]): Promise<void> {
         if (channels.length === 0) return;
         await connected();
-        const pipe = redis.pipeline();
-        for (const c of channels) pipe.set(`${p}o:{${c}}`, '1', 'EX', opts.onlineTtlSeconds);
-        await pipe.exec();
+        await redis.pushPresenceTouch(channels.length, ...channels.map((c) => `${p}o:{${c}}`), opts.onlineTtlSeconds);
       },
       async online(channels: readonly string[]): Promise<boolean[]> {
         if (channels.length === 0) return [];
