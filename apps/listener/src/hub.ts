@@ -170,6 +170,10 @@ export class Hub {
   async open(channels: readonly string[], transport: Transport, clientMid: string | null): Promise<{ conn: Connection; result: OpenResult }> {
     const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: null, pending: null };
     this.byKind[transport.kind]++;
+    // Presence: channels this listener already serves (or still lingers on) are kept online by the
+    // periodic refresh, so only new ones are marked now. A long-poll client comes back for every
+    // message, and this saves a Redis round trip per poll.
+    const unmarked = channels.filter((ch) => !this.subscribed.has(ch) && !this.subscribing.has(ch));
     const evict: Connection[] = [];
     for (const ch of channels) {
       const cur = this.byChannel.get(ch);
@@ -217,7 +221,7 @@ export class Hub {
       this.close(conn);
       throw err;
     }
-    this.opts.presence.touch(channels).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
+    if (unmarked.length > 0) this.opts.presence.touch(unmarked).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
     return { conn, result: { newestMid } };
   }
 

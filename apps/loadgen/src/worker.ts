@@ -166,6 +166,9 @@ class LongPollClient extends Client {
   private timer: NodeJS.Timeout | null = null;
 
   start(): Promise<void> {
+    // A long-poll client is "open" once its first poll is on its way (there is no handshake).
+    this.up = true;
+    totals.opened++;
     this.poll();
     return Promise.resolve();
   }
@@ -179,10 +182,6 @@ class LongPollClient extends Client {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => {
-        if (!this.up) {
-          this.up = true;
-          totals.opened++;
-        }
         if (res.statusCode === 200) this.read(Buffer.concat(chunks), binary);
         else if (res.statusCode === 304) {
           const last = res.headers['last-message-id'];
