@@ -51,6 +51,22 @@ export async function waitForHttp(url: string, timeoutMs: number, what: string):
   }
 }
 
+/**
+ * Every server process the harness started and has not seen exit. If the harness itself ends
+ * without stopping them (an error, Ctrl-C, a timeout's SIGTERM) they are killed on the way out:
+ * a forgotten listener or redis-server would quietly load the machine and falsify the next run.
+ */
+const running = new Set<Service>();
+let guarded = false;
+function guardExit(): void {
+  if (guarded) return;
+  guarded = true;
+  process.once('exit', () => {
+    for (const s of running) s.proc.kill('SIGKILL');
+  });
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(sig, () => process.exit(130));
+}
+
 /** A child process of the system under test, with its output kept for error messages. */
 export class Service {
   private out = '';
@@ -61,7 +77,14 @@ export class Service {
   ) {
     proc.stdout?.on('data', (d: Buffer) => this.keep(d));
     proc.stderr?.on('data', (d: Buffer) => this.keep(d));
-    this.exited = new Promise((resolve) => proc.once('exit', (code) => resolve(code)));
+    this.exited = new Promise((resolve) =>
+      proc.once('exit', (code) => {
+        running.delete(this);
+        resolve(code);
+      }),
+    );
+    running.add(this);
+    guardExit();
   }
   private keep(d: Buffer): void {
     // Only the tail matters (why it failed); a server that logs a lot must not fill our memory.
