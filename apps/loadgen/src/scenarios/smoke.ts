@@ -10,14 +10,17 @@ import { stormScenario } from './storm.js';
 /**
  * `smoke` (npm run bench:smoke): every scenario at small sizes, under two minutes, for CI. It fails
  * on any loss, duplicate, reordering or error, and on an efficiency regression measured by ratio
- * against nchan in the same run (server CPU per delivery at the same offered rates), never by
- * absolute time, so a slower or busier machine does not fail it.
+ * against nchan in the same run (server CPU per delivery at the same offered rate), never by
+ * absolute time, so a slower or busier machine does not fail it. At these sizes neither system is
+ * near its limit and the ratio sits around 1 (the full runs in docs/benchmarks.md are the
+ * comparison); the default floor of 0.5 is a tripwire for a change that doubles our cost per
+ * delivery. The targets printed by each part apply to full-size runs, not to these sizes.
  */
 export const smokeScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { 'min-efficiency-ratio': '1.0' });
+  const o = parse(argv, { 'min-efficiency-ratio': '0.5' });
   const common = ['--listeners', String(o.num('listeners')), '--workers', String(o.num('workers')), ...(o.flag('no-nchan') ? ['--no-nchan'] : [])];
   const parts: Array<[string, Scenario, string[]]> = [
-    ['private', privateScenario, ['--channels', '400', '--start-rate', '200', '--factor', '2', '--max-steps', '2', '--seconds', '2', '--nchan-lanes', '8']],
+    ['private', privateScenario, ['--channels', '1000', '--start-rate', '800', '--factor', '1.5', '--max-steps', '1', '--seconds', '3', '--nchan-lanes', '16']],
     ['broadcast', broadcastScenario, ['--subscribers', '1000', '--start-rate', '50', '--factor', '2', '--max-steps', '2', '--seconds', '2']],
     ['idle', idleScenario, ['--connections', '2000', '--settle-seconds', '2']],
     ['longpoll', longpollScenario, ['--clients', '500', '--start-rate', '200', '--max-steps', '1', '--seconds', '2']],
@@ -32,7 +35,7 @@ export const smokeScenario: Scenario = async (argv, log) => {
     const r = await run([...common, ...args], log);
     reports.push(r);
     for (const f of r.failures) failures.push(`${name}: ${f}`);
-    summary.push(...r.summary);
+    summary.push(...r.summary.map((line) => `[smoke sizes] ${line}`));
   }
   // Efficiency by ratio: at the same offered rate, nchan's server CPU per delivery over ours.
   const minRatio = o.num('min-efficiency-ratio');
