@@ -83,6 +83,7 @@ function build(lane: HttpLane, messages: ReadonlyArray<{ channels: number[]; bod
   const http = (path: string, headers: Record<string, string>, body: string, count: number): Prepared => ({ bytes: HttpLane.build(lane.host, lane.port, 'POST', path, headers, body), messages: count });
   if (target.kind === 'nchan') {
     // nchan has no batch form: one message per request, its channels comma separated (split delimiter).
+    if (messages.length !== 1) throw new Error('nchan publishes one message per request: run its lanes with batch 1');
     const m = messages[0] as { channels: number[]; body: string };
     return http(`/pub/${m.channels.map(name).join(',')}`, {}, m.body, 1);
   }

@@ -7,7 +7,7 @@ import { runFanout } from './fanout-scenario.js';
  * frames, nothing lost.
  */
 export const broadcastScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { subscribers: '10000', 'binary-share': '0', batch: '50', 'start-rate': '20', factor: '1.4', 'max-steps': '14', 'max-rate': '100000' });
+  const o = parse(argv, { subscribers: '10000', 'binary-share': '0', batch: '50', 'start-rate': '20', factor: '1.25', 'max-steps': '16', 'max-rate': '100000' });
   return runFanout(
     {
       scenario: 'broadcast',

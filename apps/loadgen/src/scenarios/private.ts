@@ -8,7 +8,7 @@ import { runFanout } from './fanout-scenario.js';
  * at half that rate, nothing lost.
  */
 export const privateScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { channels: '5000', fanout: '10', 'binary-share': '0.5', lanes: '2', 'nchan-lanes': '32', batch: '200', 'start-rate': '2000', factor: '1.4', 'max-steps': '12', 'max-rate': '1000000' });
+  const o = parse(argv, { channels: '5000', fanout: '10', 'binary-share': '0.5', lanes: '1', 'nchan-lanes': '32', batch: '200', 'start-rate': '2000', factor: '1.4', 'max-steps': '12', 'max-rate': '1000000' });
   return runFanout(
     {
       scenario: 'private',
