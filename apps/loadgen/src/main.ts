@@ -36,7 +36,7 @@ if (scenario === undefined) {
 const log = (line: string): void => void process.stderr.write(`${line}\n`);
 const started = new Date();
 const env = machine();
-log(`bench ${name}: ${env['cpu']} x${env['cores']}, node ${env['node']}, redis ${env['redis']}, nginx ${env['nginx']}, load ${(env['loadAverageAtStart'] as number[]).join(' ')}`);
+log(`bench ${name}: ${env['cpu']} x${env['cores']}, node ${env['node']}, redis ${env['redis']}, nginx ${env['nginx']}, load ${(env['loadAverageAtStart'] as number[]).join(' ')}, speed index ${env['sha256PerSecond']} sha256/s`);
 try {
   const report = await scenario(args, log);
   const out = { ...report, args, started: started.toISOString(), finished: new Date().toISOString(), machine: env };

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
 import { cpus, loadavg, release, totalmem } from 'node:os';
 import { Fleet } from './fleet.js';
 import { forkRemote, type Remote } from './ipc.js';
@@ -55,6 +56,22 @@ function version(cmd: string, args: string[], re: RegExp): string {
   return re.exec(out)?.[1] ?? 'unknown';
 }
 
+/**
+ * A speed index of this machine right now: SHA-256 digests of a 1 KiB buffer per second on one
+ * core, over half a second. Shared and virtual machines change speed from hour to hour; runs of the
+ * same code compare only together with this figure.
+ */
+export function speedIndex(): number {
+  const buf = Buffer.alloc(1024, 7);
+  const end = performance.now() + 500;
+  let n = 0;
+  while (performance.now() < end) {
+    for (let i = 0; i < 100; i++) createHash('sha256').update(buf).digest();
+    n += 100;
+  }
+  return n * 2;
+}
+
 /** What the numbers were measured on: recorded with every report. */
 export function machine(): Record<string, unknown> {
   const cpu = cpus();
@@ -67,5 +84,6 @@ export function machine(): Record<string, unknown> {
     redis: version('redis-server', ['--version'], /v=(\S+)/),
     nginx: version('nginx', ['-v'], /nginx\/(\S+)/),
     loadAverageAtStart: loadavg().map((x) => Math.round(x * 100) / 100),
+    sha256PerSecond: speedIndex(),
   };
 }
