@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { request as httpRequestRaw } from 'node:http';
 import { createServer } from 'node:net';
 import WebSocket from 'ws';
@@ -52,6 +53,28 @@ export async function freePortRange(count: number): Promise<number> {
     if (ok) return base;
   }
   throw new Error('no free port range');
+}
+
+/**
+ * The part of a test stack's environment every stack test needs: its own run directory, config
+ * file and free ports (front, publishers, listeners, Redis), so stacks never collide.
+ */
+export async function stackPorts(runDir: string, publishers: number, listeners: number): Promise<{ env: Record<string, string>; frontPort: number }> {
+  const frontPort = await freePortRange(1);
+  const pubBase = await freePortRange(publishers);
+  const subBase = await freePortRange(listeners);
+  const redisPort = await freePortRange(1);
+  return {
+    frontPort,
+    env: {
+      PUSH_RUN_DIR: runDir,
+      PUSH_CONFIG_FILE: join(runDir, 'conf', 'config.env'),
+      PUSH_FRONT_PORT: String(frontPort),
+      PUSH_PUBLISHER_PORT: String(pubBase),
+      PUSH_LISTENER_PORT: String(subBase),
+      PUSH_REDIS_PORT: String(redisPort),
+    },
+  };
 }
 
 export interface PromFamily {

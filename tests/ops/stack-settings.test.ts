@@ -8,7 +8,7 @@ import { signChannel, type ChannelSecret } from '@push/protocol';
 import { channelId, longPoll } from '../helpers/clients.js';
 import { eventually } from '../helpers/ports.js';
 import { ed25519Key, signatureHeaders } from '../security/signing.js';
-import { freePortRange, httpRequest, openFilesLimit, run, script, wsHandshake } from './stack-helpers.js';
+import { httpRequest, openFilesLimit, run, script, stackPorts, wsHandshake } from './stack-helpers.js';
 
 const ZERO_MID = '0'.repeat(26);
 /** A second client machine, as nginx sees it: a loopback alias as the source address. */
@@ -33,17 +33,10 @@ describe('npm start with operator settings', () => {
 
   before(async () => {
     runDir = mkdtempSync(join(tmpdir(), 'push-settings-'));
-    const frontPort = await freePortRange(1);
-    const pubBase = await freePortRange(1);
-    const subBase = await freePortRange(availableParallelism());
-    const redisPort = await freePortRange(1);
+    const ports = await stackPorts(runDir, 1, availableParallelism());
+    const frontPort = ports.frontPort;
     env = {
-      PUSH_RUN_DIR: runDir,
-      PUSH_CONFIG_FILE: join(runDir, 'conf', 'config.env'),
-      PUSH_FRONT_PORT: String(frontPort),
-      PUSH_PUBLISHER_PORT: String(pubBase),
-      PUSH_LISTENER_PORT: String(subBase),
-      PUSH_REDIS_PORT: String(redisPort),
+      ...ports.env,
       PUSH_PUBLISHERS: '1',
       // Defaults under test: listeners = cores, logs in the run directory, the open-file limit.
       PUSH_LISTENERS: '',

@@ -11,7 +11,7 @@ import { ROOT } from '../helpers/apps.js';
 import { WsClient, channelId, longPoll, publish } from '../helpers/clients.js';
 import { eventually, sleep } from '../helpers/ports.js';
 import { ed25519Key, signatureHeaders, signedFetch } from '../security/signing.js';
-import { ResumingPoll, ResumingWs, childPids, freePortRange, openFilesLimit, parsePrometheus, run, sampleSum, script, type PromFamily } from './stack-helpers.js';
+import { ResumingPoll, ResumingWs, childPids, openFilesLimit, parsePrometheus, run, sampleSum, script, stackPorts, type PromFamily } from './stack-helpers.js';
 
 const ZERO_MID = '0'.repeat(26);
 
@@ -40,17 +40,10 @@ describe('npm start / status / restart / stop', () => {
     runDir = mkdtempSync(join(tmpdir(), 'push-stack-'));
     // Logs outside the run directory: PUSH_LOG_DIR must be honoured, not just defaulted.
     logDir = mkdtempSync(join(tmpdir(), 'push-stack-logs-'));
-    const frontPort = await freePortRange(1);
-    const pubBase = await freePortRange(2);
-    const subBase = await freePortRange(LISTENERS);
-    const redisPort = await freePortRange(1);
+    const ports = await stackPorts(runDir, 2, LISTENERS);
+    const frontPort = ports.frontPort;
     env = {
-      PUSH_RUN_DIR: runDir,
-      PUSH_CONFIG_FILE: join(runDir, 'conf', 'config.env'),
-      PUSH_FRONT_PORT: String(frontPort),
-      PUSH_PUBLISHER_PORT: String(pubBase),
-      PUSH_LISTENER_PORT: String(subBase),
-      PUSH_REDIS_PORT: String(redisPort),
+      ...ports.env,
       PUSH_LISTENERS: String(LISTENERS),
       PUSH_PUBLISHERS: '2',
       // No key and no Redis from outside: start.sh generates the key and runs its own Redis.
@@ -69,6 +62,8 @@ describe('npm start / status / restart / stop', () => {
       PUSH_PUB_ALLOW: '',
     };
     front = `http://127.0.0.1:${frontPort}`;
+    const pubBase = Number(ports.env['PUSH_PUBLISHER_PORT']);
+    const subBase = Number(ports.env['PUSH_LISTENER_PORT']);
     publisherPorts = [pubBase, pubBase + 1];
     listenerPorts = Array.from({ length: LISTENERS }, (_, i) => subBase + i);
   });
