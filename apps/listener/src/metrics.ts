@@ -1,5 +1,5 @@
-import type { Broker, Store } from '@push/backend';
-import { Gauge, Histogram, countPublished, createCommonMetrics, mirroredCounter, timed, type CommonMetrics } from '@push/runtime';
+import type { Broker } from '@push/backend';
+import { Gauge, Histogram, createCommonMetrics, mirroredCounter, timed, type CommonMetrics } from '@push/runtime';
 import type { HubCounters } from './hub.js';
 
 /** Listener metrics; names are documented with alert advice in docs/operations.md. */
@@ -54,21 +54,6 @@ export function registerListenerGauges(m: ListenerMetrics, g: ListenerGauges): v
   mirroredCounter(m.registry, 'push_slow_consumer_closes_total', 'WebSockets closed because they could not keep up (4110).', () => c.slowConsumerCloses);
 }
 
-/**
- * The same store, with the listener's Redis round trips timed: history reads, and the publishes of
- * protocol-4 clients over their WebSocket, whose accepted messages are counted too.
- */
-export function instrumentStore(store: Store, m: CommonMetrics): Store {
-  return {
-    publish: async (messages, sender, claim) => {
-      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender, claim));
-      countPublished(m, messages);
-      return mids;
-    },
-    history: (channels, after) => timed(m.redisDuration, 'history', () => store.history(channels, after)),
-    ping: () => store.ping(),
-  };
-}
 
 /** The same broker, with (un)subscribe round trips timed and the pub/sub lag of every message observed. */
 export function instrumentBroker(broker: Broker, m: ListenerMetrics): Broker {

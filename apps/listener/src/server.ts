@@ -1,9 +1,9 @@
 import { nanoid } from 'nanoid';
 import { Errors, signChannel } from '@push/protocol';
-import type { Backend } from '@push/backend';
+import { instrumentStore, type Backend } from '@push/backend';
 import { Exchange, RateMeter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
-import { createListenerMetrics, instrumentBroker, instrumentStore, registerListenerGauges, type ListenerMetrics } from './metrics.js';
+import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
 import { closeWebSocket, messageWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions, type WsUserData } from './transports/websocket.js';
 

@@ -1,5 +1,4 @@
-import type { Store } from '@push/backend';
-import { Counter, Histogram, countPublished, createCommonMetrics, timed, type CommonMetrics } from '@push/runtime';
+import { Counter, Histogram, createCommonMetrics, type CommonMetrics } from '@push/runtime';
 
 /** Publisher metrics; names are documented with alert advice in docs/operations.md. */
 export interface PublisherMetrics extends CommonMetrics {
@@ -27,19 +26,3 @@ export function createPublisherMetrics(): PublisherMetrics {
   };
 }
 
-/**
- * The same store, with every Redis round trip timed and every accepted message counted. Counting
- * here rather than in the routes means no publish path (text, batch, protocol-4 binary,
- * `/bitrix/rest/`) can be left out of `push_messages_published_total`.
- */
-export function instrumentStore(store: Store, m: CommonMetrics): Store {
-  return {
-    publish: async (messages, sender, claim) => {
-      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender, claim));
-      countPublished(m, messages);
-      return mids;
-    },
-    history: (channels, after) => timed(m.redisDuration, 'history', () => store.history(channels, after)),
-    ping: () => store.ping(),
-  };
-}

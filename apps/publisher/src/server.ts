@@ -12,9 +12,9 @@ import {
   type NewMessage,
   type PublishLimits,
 } from '@push/protocol';
-import type { Backend } from '@push/backend';
+import { instrumentStore, type Backend } from '@push/backend';
 import { PublishGuard } from './auth/publish-guard.js';
-import { createPublisherMetrics, instrumentStore, type PublisherMetrics } from './metrics.js';
+import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 import { handleRest, REST_PATHS, type RestDeps } from './rest.js';

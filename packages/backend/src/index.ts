@@ -5,3 +5,4 @@ export { ID_SAFETY_GAP, createRedisBackend, type RedisBackendOptions } from './r
 export { backendFromConfig } from './from-config.js';
 export { runWithBackend } from './run.js';
 export { executeV4Request, type V4Deps } from './v4-requests.js';
+export { instrumentStore } from './instrumented-store.js';
