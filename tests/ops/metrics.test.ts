@@ -84,6 +84,9 @@ describe('metrics and the slow-consumer policy', () => {
     assert.equal(sampleSum(l, 'push_redis_command_duration_seconds_count', { command: 'publish' }), 1, 'and timed as a Redis round trip');
     assert.ok(sampleSum(l, 'push_messages_delivered_total') >= 5);
     assert.ok(sampleSum(l, 'push_pubsub_lag_seconds_count') >= 5);
+    // A handful of messages to a handful of sockets: flushes take microseconds, no coalescing window.
+    assert.ok(l.has('push_coalesce_window_seconds'));
+    assert.ok(sampleSum(l, 'push_coalesce_window_seconds') < 0.05, 'an unloaded listener flushes at once');
 
     // A refused request counts as rejected and publishes nothing.
     const bad = await fetch(`${pub.url}/bitrix/rest/?CHANNEL_ID=${signed(privA)}`, { method: 'POST', body: v4Publish(pubB, { module_id: 't', command: 'x' }, 60) });

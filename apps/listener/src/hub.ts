@@ -4,7 +4,6 @@ import type { Logger } from '@push/runtime';
 
 const ZERO_MID = '0'.repeat(26);
 
-
 /**
  * How a connection wants its messages: `text` = concatenated `#!NGINXNMS!#` frames (versions 3/4),
  * `protobuf` = one ResponseBatch per write (version 4 with binaryMode=true).
@@ -120,6 +119,8 @@ export class Hub {
   private readonly subscribed = new Set<string>();
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly dirty = new Set<Connection>();
+  /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
+  private readonly byKind = { ws: 0, lp: 0 };
   private flushScheduled = false;
   /** How long the next flush waits, ms: the previous flush's duration, capped (see flush()). */
   private windowMs = 0;
@@ -153,9 +154,6 @@ export class Hub {
   get channelCount(): number {
     return this.byChannel.size;
   }
-
-  /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
-  private readonly byKind = { ws: 0, lp: 0 };
 
   countByTransport(): { ws: number; lp: number } {
     return { ...this.byKind };

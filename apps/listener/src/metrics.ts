@@ -46,6 +46,7 @@ export function registerListenerGauges(m: ListenerMetrics, g: ListenerGauges): v
   });
   new Gauge({ name: 'push_channels', help: 'Channels with at least one local subscriber.', registers, collect() { this.set(g.channels()); } });
   const c = g.counters;
+  new Gauge({ name: 'push_coalesce_window_seconds', help: 'Current load-adaptive coalescing window (0 = flushing in the next event-loop turn).', registers, collect() { this.set(c.coalesceWindowMs / 1000); } });
   mirroredCounter(m.registry, 'push_messages_received_total', 'Messages received from Redis pub/sub (once per subscribed channel).', () => c.received);
   mirroredCounter(m.registry, 'push_messages_delivered_total', 'Messages written to subscriber connections (one per connection).', () => c.delivered);
   mirroredCounter(m.registry, 'push_frames_sent_total', 'Socket writes (several coalesced messages make one).', () => c.frames);

@@ -141,8 +141,15 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
     firstClientError: col.firstError,
     usage,
     usageSeconds: win.seconds,
-    serverCpuPer100k: delivered === 0 ? 0 : Math.round((Object.entries(usage).reduce((sum, [k, u]) => (k === 'loadgen' ? sum : sum + u.cpu), 0) * win.seconds * 100_000 * 1000) / delivered) / 1000,
+    serverCpuPer100k: delivered === 0 ? 0 : Math.round((serverCpuSeconds(usage, win.seconds) * 100_000 * 1000) / delivered) / 1000,
   };
+}
+
+/** CPU seconds the system under test used (every process group but the load generator). */
+function serverCpuSeconds(usage: Record<string, GroupUsage>, seconds: number): number {
+  let cores = 0;
+  for (const [group, u] of Object.entries(usage)) if (group !== 'loadgen') cores += u.cpu;
+  return cores * seconds;
 }
 
 /** Average deliveries one message causes (fanout x devices per channel), for the overload guard. */

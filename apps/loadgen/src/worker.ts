@@ -75,6 +75,8 @@ abstract class Client implements DeliverySink {
   }
   abstract start(): Promise<void>;
   abstract stop(): void;
+  /** Whether the client can receive right now (a long-poll client always polls again). */
+  abstract get connected(): boolean;
 
   /** Reads one frame or response body of this client's format. */
   read(data: Buffer, binary: boolean): void {
@@ -159,6 +161,10 @@ class WsClient extends Client {
     if (this.timer !== null) clearTimeout(this.timer);
     this.ws?.terminate();
   }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
 }
 
 class LongPollClient extends Client {
@@ -211,6 +217,10 @@ class LongPollClient extends Client {
     if (this.timer !== null) clearTimeout(this.timer);
     this.req?.destroy();
   }
+
+  get connected(): boolean {
+    return true;
+  }
 }
 
 function agentFor(local: string | undefined): Agent {
@@ -248,7 +258,7 @@ serve({
     let received = 0;
     let connected = 0;
     for (const c of conns) received += c.seq.unique;
-    for (const c of conns) if (c instanceof WsClient ? (c as unknown as { ws: WebSocket | null }).ws?.readyState === WebSocket.OPEN : true) connected++;
+    for (const c of conns) if (c.connected) connected++;
     return { received, connected, reconnects: totals.reconnects, requests: totals.requests };
   },
   reset() {
