@@ -1,6 +1,7 @@
 import { AUTH_HEADERS, Errors, NetworkSet, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
 import type { NonceClaimRequest, ReplayGuard } from '@push/backend';
-import type { Config, HttpRequest, HttpResponse } from '@push/runtime';
+import type { Config, HttpRequest, HttpResponse, Logger } from '@push/runtime';
+import { Ed25519Threads } from './ed25519-threads.js';
 
 /** What authentication needs from a request, copied out of uWS before the first await. */
 export interface RequestFacts {
@@ -8,7 +9,10 @@ export interface RequestFacts {
   /** Path and raw query as on the request line: the signed target. */
   readonly target: string;
   readonly headers: RawAuthHeaders;
-  /** The client's address: the socket peer, or the trusted proxy's header (see `clientAddress`). */
+  /**
+   * The client's address: the socket peer, or the trusted proxy's header (see `clientAddress`);
+   * '' for a request carrying any signature header (never judged by its address).
+   */
   readonly client: string;
 }
 
@@ -45,11 +49,16 @@ export class PublishGuard {
   private readonly realIpHeader: string;
   private readonly maxSkewS: number;
 
+  private readonly threads: Ed25519Threads | null;
+
   constructor(
     config: Config,
     private readonly replay: ReplayGuard,
+    log: Logger,
   ) {
-    this.verifier = new PublishVerifier(config.publishKeys);
+    const ed25519Keys = config.publishKeys.filter((k) => k.algorithm === 'ed25519').length;
+    this.threads = ed25519Keys > 0 && config.publishVerifyThreads > 0 ? new Ed25519Threads(config.publishKeys, config.publishVerifyThreads, log) : null;
+    this.verifier = new PublishVerifier(config.publishKeys, this.threads?.check);
     this.trusted = new NetworkSet(config.publishTrustedNetworks);
     this.proxies = new NetworkSet(config.trustedProxies);
     this.realIpHeader = config.realIpHeader;
@@ -58,18 +67,17 @@ export class PublishGuard {
 
   /** Call synchronously in the uWS handler: `req` is gone after the first await. */
   capture(res: HttpResponse, req: HttpRequest): RequestFacts {
-    const peer = Buffer.from(res.getRemoteAddressAsText()).toString('latin1');
-    return {
-      method: req.getMethod().toUpperCase(),
-      target: requestTarget(req.getUrl(), req.getQuery() ?? ''),
-      headers: {
-        keyId: req.getHeader(AUTH_HEADERS.keyId),
-        timestamp: req.getHeader(AUTH_HEADERS.timestamp),
-        nonce: req.getHeader(AUTH_HEADERS.nonce),
-        signature: req.getHeader(AUTH_HEADERS.signature),
-      },
-      client: clientAddress(peer, req.getHeader(this.realIpHeader), this.proxies),
+    const headers: RawAuthHeaders = {
+      keyId: req.getHeader(AUTH_HEADERS.keyId),
+      timestamp: req.getHeader(AUTH_HEADERS.timestamp),
+      nonce: req.getHeader(AUTH_HEADERS.nonce),
+      signature: req.getHeader(AUTH_HEADERS.signature),
     };
+    // Only an unsigned request is judged by its source; asking the kernel for the peer address is
+    // a system call per request, which a signed request does not need.
+    const unsigned = headers.keyId === '' && headers.timestamp === '' && headers.nonce === '' && headers.signature === '';
+    const client = unsigned ? clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'), req.getHeader(this.realIpHeader), this.proxies) : '';
+    return { method: req.getMethod().toUpperCase(), target: requestTarget(req.getUrl(), req.getQuery() ?? ''), headers, client };
   }
 
   /**
@@ -112,5 +120,10 @@ export class PublishGuard {
     if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
     if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
     return { kind: 'signed', keyId };
+  }
+
+  /** Stops the signature threads (after the last request is answered). */
+  async close(): Promise<void> {
+    await this.threads?.close();
   }
 }
