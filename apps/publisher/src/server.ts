@@ -86,8 +86,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     if (err instanceof PushError) {
       counters.rejected++;
       metrics.requests.inc({ result: 'rejected' });
-      // A body over the limit may still be arriving: close the connection instead of reading it.
-      ex.sendError(err, [], err.spec === Errors.BODY_TOO_LARGE);
+      // A streamed body past the limit closes the connection (readBody marks the exchange).
+      ex.sendError(err);
       return;
     }
     counters.unavailable++;

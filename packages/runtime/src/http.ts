@@ -13,6 +13,14 @@ export const CORS_ANY: Headers = [['Access-Control-Allow-Origin', '*']];
 export class Exchange {
   aborted = false;
   finished = false;
+  /**
+   * Set when the request's body is still arriving with no known end (a chunked upload past the
+   * limit): the reply then closes the connection rather than read on. A declared Content-Length
+   * over the limit does not set it: uWS skips the rest of such a body by itself, and closing a
+   * socket with unread data makes the kernel send a reset that can destroy the reply before the
+   * client reads it.
+   */
+  closeAfterReply = false;
   private readonly abortHandlers: Array<() => void> = [];
   constructor(readonly res: HttpResponse) {
     res.onAborted(() => {
@@ -33,7 +41,7 @@ export class Exchange {
     this.res.cork(() => {
       this.res.writeStatus(statusLine[status] ?? String(status));
       for (const [k, v] of headers) this.res.writeHeader(k, v);
-      this.res.end(body, closeConnection);
+      this.res.end(body, closeConnection || this.closeAfterReply);
     });
     return true;
   }
@@ -63,6 +71,7 @@ export function readBody(ex: Exchange, contentLength: string, limit: number): Pr
       size += chunk.byteLength;
       if (size > limit) {
         failed = true;
+        if (!isLast) ex.closeAfterReply = true;
         reject(new PushError(Errors.BODY_TOO_LARGE));
         return;
       }
