@@ -52,7 +52,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl };
   const counters: Counters = { requests: 0, published: 0, rejected: 0, unavailable: 0, byType: new Map() };
   const pubLog = log.child({ component: 'publish' });
-  const guard = new PublishGuard(config, backend.replay, log.child({ component: 'auth' }));
+  const guard = new PublishGuard(config, backend.replay);
   const channelSecret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   let draining = false;
   let inFlight = 0;
@@ -278,7 +278,6 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       // Leave a second of the grace period for closing the Redis connections.
       const deadline = Date.now() + Math.max(500, config.shutdownGraceMs - 1000);
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      await guard.close();
       await backend.stats.remove(processUniqueId).catch(() => {});
     },
   };

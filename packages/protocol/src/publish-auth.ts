@@ -192,28 +192,18 @@ export function authHeaders(keyId: string, timestamp: number, nonce: string, sig
   };
 }
 
-/**
- * Checks one Ed25519 signature off the event loop. The default runs each check as its own job in
- * libuv's thread pool; the publisher plugs in a batching worker thread instead (apps/publisher,
- * auth/ed25519-threads.ts), which costs the event loop less per check.
- */
-export type Ed25519Check = (keyId: string, key: KeyObject, data: Buffer, signature: Buffer) => Promise<boolean>;
-
 type VerifyKey = { readonly algorithm: 'ed25519'; readonly key: KeyObject } | { readonly algorithm: 'hmac-sha256'; readonly secret: Buffer };
 
 /**
  * The server's key ring, prepared once at start (KeyObjects are built once, not per request).
  * `verify` rejects with AUTH_UNKNOWN_KEY or AUTH_BAD_SIGNATURE; both paths cost the same whatever
  * the signature bytes are (HMAC compared with timingSafeEqual; Ed25519 verification has no secret).
- * Ed25519 runs off the event loop (`Ed25519Check`): at ~75-140 us per check it would otherwise be
- * the largest share of the publisher's event-loop time per request.
+ * Ed25519 runs in libuv's thread pool (the callback form of crypto.verify): at ~100 us per check
+ * it would otherwise be the largest share of the publisher's event-loop time per request.
  */
 export class PublishVerifier {
   private readonly keys = new Map<string, VerifyKey>();
-  constructor(
-    specs: readonly PublishKeySpec[],
-    private readonly ed25519: Ed25519Check = threadPoolEd25519,
-  ) {
+  constructor(specs: readonly PublishKeySpec[]) {
     for (const s of specs) {
       this.keys.set(s.id, s.algorithm === 'ed25519' ? { algorithm: 'ed25519', key: ed25519PublicKey(s.material) } : { algorithm: 'hmac-sha256', secret: s.material });
     }
@@ -227,7 +217,7 @@ export class PublishVerifier {
     const canonical = canonicalString({ method, target, timestamp: req.timestamp, nonce: req.nonce, keyId: req.keyId, bodySha256: sha256Hex(body) });
     let ok: boolean;
     if (k.algorithm === 'ed25519') {
-      ok = req.signature.length === 64 && (await this.ed25519(req.keyId, k.key, Buffer.from(canonical, 'utf8'), req.signature));
+      ok = req.signature.length === 64 && (await ed25519Verify(k.key, Buffer.from(canonical, 'utf8'), req.signature));
     } else {
       const expected = createHmac('sha256', k.secret).update(canonical, 'utf8').digest();
       ok = req.signature.length === expected.length && timingSafeEqual(expected, req.signature);
@@ -235,9 +225,6 @@ export class PublishVerifier {
     if (!ok) throw new PushError(Errors.AUTH_BAD_SIGNATURE);
   }
 }
-
-/** libuv thread-pool verification: one job per signature (see `Ed25519Check`). */
-export const threadPoolEd25519: Ed25519Check = (_keyId, key, data, signature) => ed25519Verify(key, data, signature);
 
 function ed25519Verify(key: KeyObject, data: Buffer, signature: Buffer): Promise<boolean> {
   return new Promise((resolve, reject) => cryptoVerify(null, data, key, signature, (err, ok) => (err ? reject(err) : resolve(ok))));

@@ -43,8 +43,6 @@ export interface Config {
   readonly publishTrustedNetworks: readonly NetworkSpec[];
   /** Accepted difference between a signed request's timestamp and Redis time, in seconds. */
   readonly publishMaxSkewS: number;
-  /** Worker threads that check Ed25519 signatures in batches; 0 = one libuv thread-pool job per check. */
-  readonly publishVerifyThreads: number;
   /** Peers (e.g. nginx) whose client-address header is believed; empty = use the socket address. */
   readonly trustedProxies: readonly NetworkSpec[];
   /** Lowercase header carrying the client address when the peer is a trusted proxy. */
@@ -101,7 +99,6 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_PUBLISH_KEYS', def: '' },
   { name: 'PUSH_PUBLISH_TRUSTED_NETWORKS', def: '' },
   { name: 'PUSH_PUBLISH_MAX_SKEW_S', def: '300' },
-  { name: 'PUSH_PUBLISH_VERIFY_THREADS', def: '1' },
   { name: 'PUSH_TRUSTED_PROXIES', def: '' },
   { name: 'PUSH_REAL_IP_HEADER', def: 'x-real-ip' },
   { name: 'PUSH_CHANNEL_WRITE_S', def: '43200' },
@@ -259,7 +256,6 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     publishKeys,
     publishTrustedNetworks,
     publishMaxSkewS: int('PUSH_PUBLISH_MAX_SKEW_S', 1, 3600),
-    publishVerifyThreads: int('PUSH_PUBLISH_VERIFY_THREADS', 0, 64),
     trustedProxies,
     realIpHeader,
     channelWriteS,

@@ -1,7 +1,6 @@
 import { AUTH_HEADERS, Errors, NetworkSet, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
 import type { NonceClaimRequest, ReplayGuard } from '@push/backend';
-import type { Config, HttpRequest, HttpResponse, Logger } from '@push/runtime';
-import { Ed25519Threads } from './ed25519-threads.js';
+import type { Config, HttpRequest, HttpResponse } from '@push/runtime';
 
 /** What authentication needs from a request, copied out of uWS before the first await. */
 export interface RequestFacts {
@@ -49,16 +48,11 @@ export class PublishGuard {
   private readonly realIpHeader: string;
   private readonly maxSkewS: number;
 
-  private readonly threads: Ed25519Threads | null;
-
   constructor(
     config: Config,
     private readonly replay: ReplayGuard,
-    log: Logger,
   ) {
-    const ed25519Keys = config.publishKeys.filter((k) => k.algorithm === 'ed25519').length;
-    this.threads = ed25519Keys > 0 && config.publishVerifyThreads > 0 ? new Ed25519Threads(config.publishKeys, config.publishVerifyThreads, log) : null;
-    this.verifier = new PublishVerifier(config.publishKeys, this.threads?.check);
+    this.verifier = new PublishVerifier(config.publishKeys);
     this.trusted = new NetworkSet(config.publishTrustedNetworks);
     this.proxies = new NetworkSet(config.trustedProxies);
     this.realIpHeader = config.realIpHeader;
@@ -120,10 +114,5 @@ export class PublishGuard {
     if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
     if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
     return { kind: 'signed', keyId };
-  }
-
-  /** Stops the signature threads (after the last request is answered). */
-  async close(): Promise<void> {
-    await this.threads?.close();
   }
 }
