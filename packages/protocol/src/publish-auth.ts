@@ -117,9 +117,13 @@ export interface SignedRequest {
  * Reads the four signature headers ('' = absent). None present = an unsigned request (null);
  * some but not all, or any malformed, is an error, never a silent fall-back to "unsigned".
  */
+/** Whether a request carries none of the four signature headers (an unsigned publish). */
+export function isUnsigned(h: RawAuthHeaders): boolean {
+  return h.keyId === '' && h.timestamp === '' && h.nonce === '' && h.signature === '';
+}
+
 export function parseAuthHeaders(h: RawAuthHeaders): SignedRequest | null {
-  const present = [h.keyId, h.timestamp, h.nonce, h.signature].filter((v) => v !== '').length;
-  if (present === 0) return null;
+  if (isUnsigned(h)) return null;
   const missing = (Object.keys(AUTH_HEADERS) as Array<keyof typeof AUTH_HEADERS>).filter((k) => h[k] === '').map((k) => AUTH_HEADERS[k]);
   if (missing.length > 0) throw new PushError(Errors.AUTH_MALFORMED, `Missing ${missing.join(', ')}.`);
   if (!KEY_ID_RE.test(h.keyId)) throw new PushError(Errors.AUTH_MALFORMED, 'X-Push-Key-Id must be 1-64 characters from A-Z a-z 0-9 _ . -.');

@@ -1,4 +1,4 @@
-import { AUTH_HEADERS, Errors, NetworkSet, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
+import { AUTH_HEADERS, Errors, NetworkSet, isUnsigned, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
 import type { NonceClaimRequest, ReplayGuard } from '@push/backend';
 import type { Config, HttpRequest, HttpResponse } from '@push/runtime';
 
@@ -69,8 +69,7 @@ export class PublishGuard {
     };
     // Only an unsigned request is judged by its source; asking the kernel for the peer address is
     // a system call per request, which a signed request does not need.
-    const unsigned = headers.keyId === '' && headers.timestamp === '' && headers.nonce === '' && headers.signature === '';
-    const client = unsigned ? clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'), req.getHeader(this.realIpHeader), this.proxies) : '';
+    const client = isUnsigned(headers) ? clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'), req.getHeader(this.realIpHeader), this.proxies) : '';
     return { method: req.getMethod().toUpperCase(), target: requestTarget(req.getUrl(), req.getQuery() ?? ''), headers, client };
   }
 
