@@ -153,6 +153,42 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
       assert.equal(await b.replay.claim('k1', spare, now, 300), 'ok', 'the refused publish left its nonce unused');
     });
 
+    it('publishes issued together settle each on its own: refused ones store nothing, the rest keep their order', async () => {
+      const now = Math.floor((await b.channels.times([])).now / 1000);
+      const claim = (nonce: string, timestamp = now) => ({ keyId: 'k1', nonce, timestamp, maxSkewS: 300 });
+      const old = channelId();
+      await b.channels.create([old]);
+      await sleep(WRITE_MS + 50);
+      const [a, c] = [channelId(), channelId()];
+      const nonce = `g-${channelId()}`;
+      // All issued in one go. The Redis backend sends the first two at once (two calls in flight)
+      // and the other six together in one script call, so the replay, the expired channel and the
+      // stale timestamp are refused in the middle of a group.
+      const settled = await Promise.allSettled([
+        b.store.publish([msg([a], 1)], BACKEND_SENDER),
+        b.store.publish([msg([c], 2)], BACKEND_SENDER),
+        b.store.publish([msg([a], 3)], BACKEND_SENDER, claim(nonce)),
+        b.store.publish([msg([c], 4)], BACKEND_SENDER, claim(nonce)),
+        b.store.publish([msg([a], 5), msg([old], 6)], BACKEND_SENDER),
+        b.store.publish([msg([c], 7)], BACKEND_SENDER, claim(`s-${nonce}`, now - 301)),
+        b.store.publish([msg([a, c], 8), msg([c], 9)], BACKEND_SENDER, claim(`t-${nonce}`)),
+        b.store.publish([msg([a], 10)], BACKEND_SENDER),
+      ]);
+      const codes = settled.map((s) => (s.status === 'fulfilled' ? 0 : s.reason instanceof PushError ? s.reason.spec.code : -1));
+      assert.deepEqual(codes, [0, 0, 0, 4125, 4126, 4124, 0, 0]);
+      const mids = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : []));
+      assert.equal(mids.length, 6);
+      assert.deepEqual([...mids].sort(), mids, 'ids follow the order the publishes were issued in');
+      assert.equal(new Set(mids).size, mids.length);
+      const bodies = async (ch: string) => (await b.store.history([ch], '0'.repeat(26))).messages.map((m) => m.body);
+      // No 4 (replay), 5 (its batch also named the expired channel), 6, or 7 (stale).
+      assert.deepEqual(await bodies(a), ['{"n":1}', '{"n":3}', '{"n":8}', '{"n":10}']);
+      assert.deepEqual(await bodies(c), ['{"n":2}', '{"n":8}', '{"n":9}']);
+      // The replayed and the stale request did not spend their nonces; the accepted ones did.
+      assert.equal(await b.replay.claim('k1', `s-${nonce}`, now, 300), 'ok');
+      assert.equal(await b.replay.claim('k1', `t-${nonce}`, now, 300), 'replay');
+    });
+
     it('replay guard: ok once, then replay; stale in both directions; key ids are separate scopes', async () => {
       const now = Math.floor((await b.channels.times([])).now / 1000);
       const nonce = `n-${channelId()}`;

@@ -4,6 +4,7 @@ import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
+import { createGroupCommit } from './group-commit.js';
 
 export interface RedisBackendOptions extends BackendOptions {
   readonly url: string;
@@ -23,6 +24,15 @@ export interface RedisBackendOptions extends BackendOptions {
  * many were issued in the lost window (documented in docs/architecture.md, "Redis keys").
  */
 export const ID_SAFETY_GAP = 1_000_000;
+
+/**
+ * Publish calls on the wire at once (group commit, group-commit.ts). Requests arriving while both
+ * are out leave together in the next call: one script run in Redis, one write and one read, instead
+ * of one each per request.
+ */
+const PUBLISH_IN_FLIGHT = 2;
+/** Caps a group's script arguments, so one call (and the Redis pause it causes) stays short. */
+const MAX_GROUP_ARGS = 20_000;
 
 /** Reconnect quickly at first, then back off to 2 s, with jitter so many processes do not stampede. */
 function retryStrategy(times: number): number {
@@ -60,8 +70,11 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
+/** One request's outcome in PUBLISH_SCRIPT's reply: its mids, or why nothing was written. */
+type PublishOutcome = ['ok', ...string[]] | ['err', string];
+
 type ScriptRedis = Redis & {
-  pushPublish(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
+  pushPublish(numKeys: number, ...args: Array<string | number>): Promise<PublishOutcome[]>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
   pushPresenceTouch(numKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -132,6 +145,15 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
+  const startKey = `${p}id:start`;
+  const publishes = createGroupCommit<Array<string | number>, PublishOutcome>(
+    (requests) => {
+      const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
+      for (const args of requests) for (const a of args) argv.push(a);
+      return redis.pushPublish(2, startKey, counterKey, ...argv);
+    },
+    { maxInFlight: PUBLISH_IN_FLIGHT, maxWeight: MAX_GROUP_ARGS, weight: (args) => args.length },
+  );
   const brokers = new Set<RedisBroker>();
 
   class RedisBroker implements Broker {
@@ -244,20 +266,15 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     store: {
       async publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]> {
         await idsReady();
-        const keys = [`${p}id:start`, counterKey];
-        if (claim !== undefined) keys.push(`${p}n:${claim.keyId}:${claim.nonce}`);
-        const args: Array<string | number> = [p, opts.historyLimit, messages.length, writeMs, keepS, claim?.timestamp ?? '', claim?.maxSkewS ?? ''];
+        const args: Array<string | number> = claim === undefined ? ['', '', '', messages.length] : [`${p}n:${claim.keyId}:${claim.nonce}`, claim.timestamp, claim.maxSkewS, messages.length];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
-        try {
-          return await redis.pushPublish(keys.length, ...keys, ...args);
-        } catch (err) {
-          const msg = (err as Error).message;
-          if (msg.includes(STALE_REPLY)) throw new PushError(Errors.AUTH_STALE);
-          if (msg.includes(REPLAY_REPLY)) throw new PushError(Errors.AUTH_REPLAY);
-          const at = msg.indexOf(EXPIRED_REPLY);
-          if (at >= 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${msg.slice(at + EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
-          throw err;
-        }
+        const out = await publishes.submit(args);
+        if (out[0] === 'ok') return out.slice(1);
+        const reason = out[1];
+        if (reason === STALE_REPLY) throw new PushError(Errors.AUTH_STALE);
+        if (reason === REPLAY_REPLY) throw new PushError(Errors.AUTH_REPLAY);
+        if (reason.startsWith(EXPIRED_REPLY)) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${reason.slice(EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
+        throw new Error(`publish script: unexpected reply ${reason}`);
       },
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
         await connected();

@@ -51,24 +51,26 @@ end
 `;
 
 /**
- * KEYS: [startKey, counterKey] or [startKey, counterKey, nonceKey]
- * ARGV: prefix, historyCap, messageCount, writeWindowMs, createdRetentionS, claimTimestamp,
- *       maxSkewS (both '' without a nonce key), then per message: ttl, recordTail, channelCount,
- *       channels...
- * Returns the assigned mids. Ids, storage and PUBLISH happen in one atomic step, so every
- * subscriber receives messages in id order, which is what lets listeners de-duplicate by cursor.
- * Signed requests: with a nonce key, the script first fails with "PUSH_AUTH_STALE" (timestamp
- * outside the window around Redis time) or "PUSH_AUTH_REPLAY" (nonce seen), writing nothing; the
- * nonce is remembered only when the publish is carried out (CLAIM_NONCE_SCRIPT semantics).
- * Lifecycle: if any channel is past its write window the script fails with
- * "PUSH_CHANNEL_EXPIRED <ids>" before writing anything; otherwise channels seen for the first
- * time get their creation time recorded. Each channel is looked up once per call, however many
- * messages of a batch name it.
+ * KEYS: [startKey, counterKey]
+ * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, requestCount, then per request:
+ *       nonceKey, claimTimestamp, maxSkewS (all three '' for an unsigned request), messageCount,
+ *       then per message: ttl, recordTail, channelCount, channels...
+ * Several publish requests in one call (group commit, see group-commit.ts), carried out one after
+ * the other, each all or nothing on its own. Returns one table per request: { 'ok', mid, ... } or
+ * { 'err', reason } where reason is "PUSH_AUTH_STALE" (timestamp outside the window around Redis
+ * time), "PUSH_AUTH_REPLAY" (nonce seen, also earlier in the same call) or
+ * "PUSH_CHANNEL_EXPIRED <ids>" (a channel past its write window). A refused request writes nothing
+ * and leaves its nonce unused (CLAIM_NONCE_SCRIPT semantics). Ids, storage and PUBLISH happen in
+ * one atomic step, so every subscriber receives messages in id order, which is what lets listeners
+ * de-duplicate by cursor. Channels seen for the first time get their creation time recorded; each
+ * channel is looked up once per request, however many messages of a batch name it.
  */
 export const PUBLISH_SCRIPT = `${RECORD_LUA}
 local prefix = ARGV[1]
 local cap = tonumber(ARGV[2])
-local n = tonumber(ARGV[3])
+local writeMs = tonumber(ARGV[3])
+local keepS = tonumber(ARGV[4])
+local nreq = tonumber(ARGV[5])
 local start = redis.call('GET', KEYS[1])
 if not start then
   start = redis.call('TIME')[1]
@@ -76,58 +78,80 @@ if not start then
 end
 local startNum = tonumber(start)
 local t = redis.call('TIME')
-local nowNum = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local nowS = tonumber(t[1])
+local nowNum = nowS * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowMs = string.format('%d', nowNum)
-local writeMs = tonumber(ARGV[4])
-local keepS = tonumber(ARGV[5])
-local skew = 0
-if KEYS[3] then
-  skew = tonumber(ARGV[7])
-  if math.abs(tonumber(ARGV[6]) - tonumber(t[1])) > skew then return redis.error_reply('PUSH_AUTH_STALE') end
-  if redis.call('EXISTS', KEYS[3]) == 1 then return redis.error_reply('PUSH_AUTH_REPLAY') end
-end
-local expired = {}
-local fresh = {}
-local seenCh = {}
-local j = 8
-for m = 1, n do
-  local nch = tonumber(ARGV[j + 2])
-  for c = 1, nch do
-    local ch = ARGV[j + 2 + c]
-    -- Only plain channel ids have a lifecycle; derived keys (v4 "pub:<id>") follow their pair.
-    if not seenCh[ch] and not string.find(ch, ':', 1, true) then
-      seenCh[ch] = true
-      local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
-      if not created then fresh[#fresh + 1] = ch
-      elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+
+-- Checks one request without writing: returns the refusal reason or nil, the channels to record
+-- as created, and the index just past the request's messages.
+local function check(i)
+  local nonceKey = ARGV[i]
+  local n = tonumber(ARGV[i + 3])
+  local reason = nil
+  if nonceKey ~= '' then
+    if math.abs(tonumber(ARGV[i + 1]) - nowS) > tonumber(ARGV[i + 2]) then reason = 'PUSH_AUTH_STALE'
+    elseif redis.call('EXISTS', nonceKey) == 1 then reason = 'PUSH_AUTH_REPLAY' end
+  end
+  local expired = {}
+  local fresh = {}
+  local seenCh = {}
+  local j = i + 4
+  for m = 1, n do
+    local nch = tonumber(ARGV[j + 2])
+    if not reason then
+      for c = 1, nch do
+        local ch = ARGV[j + 2 + c]
+        -- Only plain channel ids have a lifecycle; derived keys (v4 "pub:<id>") follow their pair.
+        if not seenCh[ch] and not string.find(ch, ':', 1, true) then
+          seenCh[ch] = true
+          local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
+          if not created then fresh[#fresh + 1] = ch
+          elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+        end
+      end
     end
+    j = j + 3 + nch
   end
-  j = j + 3 + nch
+  if not reason and #expired > 0 then reason = 'PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ') end
+  return reason, fresh, j
 end
-if #expired > 0 then return redis.error_reply('PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ')) end
-if KEYS[3] then redis.call('SET', KEYS[3], '1', 'EX', 2 * skew + 1) end
-for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
-local mids = {}
-local i = 8
-for m = 1, n do
-  local ttl = tonumber(ARGV[i])
-  local tail = ARGV[i + 1]
-  local nch = tonumber(ARGV[i + 2])
-  i = i + 3
-  local counter = redis.call('INCR', KEYS[2])
-  local mid = string.format('%010d%016d', startNum, counter)
-  local record = mid .. '\\t' .. nowMs .. '\\t' .. tail
-  -- One reference per list entry about to be written (a channel listed twice counts twice).
-  if ttl > 0 then store(prefix, mid, record, nch, ttl) end
-  for c = 1, nch do
-    local ch = ARGV[i]
-    i = i + 1
-    if ttl > 0 then append(prefix, prefix .. 'h:{' .. ch .. '}', mid, ttl, cap) end
-    redis.call('PUBLISH', prefix .. 'c:{' .. ch .. '}', record)
+
+local results = {}
+local i = 6
+for r = 1, nreq do
+  local reason, fresh, nextI = check(i)
+  if reason then
+    results[r] = { 'err', reason }
+  else
+    local nonceKey = ARGV[i]
+    if nonceKey ~= '' then redis.call('SET', nonceKey, '1', 'EX', 2 * tonumber(ARGV[i + 2]) + 1) end
+    for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
+    local out = { 'ok' }
+    local n = tonumber(ARGV[i + 3])
+    local k = i + 4
+    for m = 1, n do
+      local ttl = tonumber(ARGV[k])
+      local tail = ARGV[k + 1]
+      local nch = tonumber(ARGV[k + 2])
+      k = k + 3
+      local counter = redis.call('INCR', KEYS[2])
+      local mid = string.format('%010d%016d', startNum, counter)
+      local record = mid .. '\\t' .. nowMs .. '\\t' .. tail
+      -- One reference per list entry about to be written (a channel listed twice counts twice).
+      if ttl > 0 then store(prefix, mid, record, nch, ttl) end
+      for c = 1, nch do
+        local ch = ARGV[k]
+        k = k + 1
+        if ttl > 0 then append(prefix, prefix .. 'h:{' .. ch .. '}', mid, ttl, cap) end
+        redis.call('PUBLISH', prefix .. 'c:{' .. ch .. '}', record)
+      end
+      out[m + 1] = mid
+    end
+    results[r] = out
   end
-  mids[m] = mid
+  i = nextI
 end
-return mids
+return results
 `;
 
 /**
