@@ -32,6 +32,8 @@ const COMMON: Spec = {
 
 export interface Parsed {
   num(name: string): number;
+  /** A comma-separated list of positive numbers (`--connections 32,64,128`). */
+  nums(name: string): number[];
   str(name: string): string;
   flag(name: string): boolean;
 }
@@ -46,6 +48,11 @@ export function parse(argv: string[], own: Record<string, string | boolean>): Pa
       const v = Number(values[name]);
       if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a non-negative number (got ${String(values[name])})`);
       return v;
+    },
+    nums(name) {
+      const list = String(values[name]).split(',').map(Number);
+      if (list.some((v) => !Number.isFinite(v) || v <= 0)) throw new Error(`--${name} takes positive numbers separated by commas (got ${String(values[name])})`);
+      return list;
     },
     str: (name) => String(values[name]),
     flag: (name) => values[name] === true,

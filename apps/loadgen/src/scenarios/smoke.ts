@@ -25,7 +25,7 @@ export const smokeScenario: Scenario = async (argv, log) => {
     ['idle', idleScenario, ['--connections', '2000', '--settle-seconds', '2']],
     ['longpoll', longpollScenario, ['--clients', '500', '--start-rate', '200', '--max-steps', '1', '--seconds', '2']],
     ['storm', stormScenario, ['--clients', '1000', '--channels', '100', '--rate', '200', '--restart-at', '2', '--seconds', '8', '--jitter', '500']],
-    ['ingest', ingestScenario, ['--seconds', '2', '--algo', 'hmac']],
+    ['ingest', ingestScenario, ['--seconds', '2', '--algo', 'hmac', '--connections', '32']],
   ];
   const reports: ScenarioReport[] = [];
   const failures: string[] = [];
