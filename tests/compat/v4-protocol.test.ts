@@ -235,6 +235,25 @@ describe('protocol 4 over the real stack', () => {
     watcher.ws.close();
   });
 
+  it('a fan-out over PUSH_MAX_FANOUT_BYTES gets 413 "4112: ..." on the binary publish route and /bitrix/rest/, storing nothing', async () => {
+    // 170,000 body bytes x 100 receivers = 17 MB at once to subscribers, over the 16 MiB default.
+    const body = { module_id: 'test', command: 'wide', params: { pad: 'x'.repeat(170_000) } };
+    const privs = Array.from({ length: 100 }, () => ({ id: hex(channelId()), isPrivate: true }));
+    const pubs = Array.from({ length: 100 }, () => channelId()).map((p) => ({ id: hex(p), isPrivate: false, signature: publicSig(p) }));
+    const restUrl = `${pub.url}/bitrix/rest/?CHANNEL_ID=${encodeURIComponent(signChannelPair(channelId(), channelId(), SECRET))}`;
+    for (const [name, url, receivers] of [
+      ['binary publish', `${pub.url}/bitrix/pub/?binaryMode=true`, privs],
+      ['/bitrix/rest/', restUrl, pubs],
+    ] as const) {
+      const before = await storedState(redis);
+      const res = await fetch(url, { method: 'POST', body: encodeRequestBatch({ requests: [incoming([...receivers], body)] }) });
+      assert.equal(res.status, 413, name);
+      assert.match(await res.text(), /^4112: \S/, name);
+      await sleep(100);
+      assert.equal(await storedState(redis), before, `${name}: nothing stored`);
+    }
+  });
+
   it('binary channelStats answers one entry per id with isOnline from presence; serverStats answers the process list', async () => {
     const online = channelId();
     const offline = channelId();

@@ -72,3 +72,36 @@ describe('targeted subscriptions', () => {
     assert.equal(await received(l1), 1, 'unsubscribed after its last socket left');
   });
 });
+
+describe('the widest publish the fan-out limit allows', () => {
+  let stack: Stack;
+  before(async () => {
+    stack = await startStack({ listeners: 1 });
+  });
+  after(() => stack?.stop());
+
+  it('16 MiB to subscribers at once (PUSH_MAX_FANOUT_BYTES default) keeps the listener subscribed: a live-only message right after it still arrives', async () => {
+    // The publish script runs atomically, so Redis buffers all 100 copies for the listener's
+    // subscription connection before sending any. Past Redis's pub/sub buffer limit (32 MB by
+    // default) Redis would drop that connection: stored messages come back from history, but
+    // live-only ones (typing notices) of every channel on the listener are lost.
+    const wide = Array.from({ length: 100 }, () => channelId());
+    const other = channelId();
+    const wideClient = await WsClient.connect(stack.sub.url, wide.map((c) => signed(c)));
+    const otherClient = await WsClient.connect(stack.sub.url, [signed(other)]);
+    await sleep(200);
+    const body = JSON.stringify({ module_id: 'test', command: 'wide', params: { pad: 'x'.repeat(167_000) } });
+    assert.ok(Buffer.byteLength(body) * wide.length <= 16 * 1024 * 1024 && Buffer.byteLength(body) * wide.length > 16_500_000);
+    const res = await publish(stack.pub.url, wide, body, { 'Message-Expiry': '60' });
+    assert.equal(res.status, 200, await res.text());
+    const live = await publish(stack.pub.url, [other], { module_id: 'im', command: 'startWriting', params: {} }, { 'Message-Expiry': '0' });
+    assert.equal(live.status, 200);
+    await otherClient.waitFor(1, 10_000);
+    await wideClient.waitFor(1, 10_000);
+    await sleep(300);
+    assert.equal(wideClient.messages.length, 1, 'one copy per connection, however many of its channels the publish named');
+    assert.doesNotMatch(stack.sub.output(), /resubscribed after reconnect/, 'the subscription connection was never dropped');
+    wideClient.close();
+    otherClient.close();
+  });
+});

@@ -117,6 +117,7 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
     const ch = channelId();
     const batch = (messages: unknown[] | string) => fetch(`${pub.url}/bitrix/pub/batch`, { method: 'POST', body: typeof messages === 'string' ? messages : JSON.stringify({ messages }) });
     const deep = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';
+    const fanoutBody = (bytes: number) => JSON.stringify({ module_id: 't', command: 'wide', params: { pad: 'x'.repeat(bytes) } });
     const cases: Array<{ name: string; status: number; code: number; send: () => Promise<Response> }> = [
       { name: 'empty body', status: 400, code: 4100, send: () => publish(pub.url, [ch], '') },
       { name: 'malformed JSON', status: 400, code: 4102, send: () => publish(pub.url, [ch], '{"module_id":') },
@@ -128,6 +129,9 @@ describe('publish API (/pub, /bitrix/pub/)', () => {
       { name: 'bad Message-Type', status: 400, code: 4105, send: () => publish(pub.url, [ch], { a: 1 }, { 'Message-Type': 'no spaces allowed' }) },
       { name: 'body over 1 MiB', status: 413, code: 4101, send: () => publish(pub.url, [ch], big) },
       { name: 'streamed (chunked) body over 1 MiB', status: 413, code: 4101, send: () => streamedPublish(pub.url, ch, 1024 * 1024) },
+      // 170,000 body bytes x 100 channels = 17 MB at once to subscribers, over the 16 MiB default.
+      { name: 'fan-out over PUSH_MAX_FANOUT_BYTES (170 KB to 100 channels)', status: 413, code: 4112, send: () => publish(pub.url, [ch, ...Array.from({ length: 99 }, () => channelId())], fanoutBody(170_000)) },
+      { name: 'batch: fan-out over PUSH_MAX_FANOUT_BYTES across its messages', status: 413, code: 4112, send: () => batch([0, 1].map(() => ({ channels: [ch, ...Array.from({ length: 99 }, () => channelId())], body: fanoutBody(90_000) }))) },
       { name: 'unknown path', status: 404, code: 4107, send: () => fetch(`${pub.url}/nope?CHANNEL_ID=${ch}`, { method: 'POST', body: '{"module_id":"t"}' }) },
       { name: 'batch: malformed JSON', status: 400, code: 4102, send: () => batch(`{"messages":[{"channels":["${ch}"],"body":{}}`) },
       { name: 'batch: empty', status: 400, code: 4106, send: () => batch([]) },

@@ -69,7 +69,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       stats: backend.stats,
       ttl: config.ttl,
       secret,
-      limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels },
+      limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels, maxFanoutBytes: config.maxFanoutBytes },
     },
   };
 

@@ -49,7 +49,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   // Every Redis round trip of this process is timed for /metrics.
   const store = instrumentStore(backend.store, metrics);
   const processUniqueId = nanoid(8);
-  const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl };
+  const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl, maxFanoutBytes: config.maxFanoutBytes };
   const counters: Counters = { requests: 0, published: 0, rejected: 0, unavailable: 0, byType: new Map() };
   const pubLog = log.child({ component: 'publish' });
   const guard = new PublishGuard(config, backend.replay);
@@ -61,7 +61,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     presence: backend.presence,
     stats: backend.stats,
     ttl: config.ttl,
-    limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels },
+    limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels, maxFanoutBytes: config.maxFanoutBytes },
   };
   const restDeps: RestDeps = {
     ...v4Deps,

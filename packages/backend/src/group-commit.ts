@@ -12,7 +12,9 @@
 export interface GroupCommitOptions<T> {
   /** Calls allowed on the wire at once; further requests queue and leave together. */
   readonly maxInFlight: number;
-  /** A group is closed once its summed weight reaches this (a heavier single request goes alone). */
+  /** Most requests in one group. */
+  readonly maxItems: number;
+  /** A group's summed weight stays within this (a single heavier request still goes, alone). */
   readonly maxWeight: number;
   readonly weight: (item: T) => number;
 }
@@ -36,14 +38,14 @@ export interface GroupCommit<T, R> {
 }
 
 export function createGroupCommit<T, R>(send: GroupSender<T, R>, opts: GroupCommitOptions<T>): GroupCommit<T, R> {
-  if (!(opts.maxInFlight >= 1) || !(opts.maxWeight >= 1)) throw new RangeError('group commit needs maxInFlight >= 1 and maxWeight >= 1');
+  if (!(opts.maxInFlight >= 1) || !(opts.maxItems >= 1) || !(opts.maxWeight >= 1)) throw new RangeError('group commit needs maxInFlight, maxItems and maxWeight of at least 1');
   let queue: Array<Waiting<T, R>> = [];
   let inFlight = 0;
 
   const takeGroup = (): Array<Waiting<T, R>> => {
     let total = 0;
     let n = 0;
-    while (n < queue.length) {
+    while (n < queue.length && n < opts.maxItems) {
       const w = opts.weight(queue[n]!.item);
       if (n > 0 && total + w > opts.maxWeight) break;
       total += w;

@@ -1,5 +1,5 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
@@ -14,6 +14,11 @@ export interface RedisBackendOptions extends BackendOptions {
   readonly commandTimeoutMs?: number;
   /** How far the id counter is advanced on every (re)connect before ids are assigned (see below). */
   readonly idSafetyGap?: number;
+  /**
+   * Most bytes one grouped publish call may send to subscribers (fanoutBytes of all its requests;
+   * PUSH_MAX_FANOUT_BYTES, default 16 MiB). Grouping must not build what no single request may.
+   */
+  readonly maxGroupFanoutBytes?: number;
 }
 
 /**
@@ -31,8 +36,9 @@ export const ID_SAFETY_GAP = 1_000_000;
  * of one each per request.
  */
 const PUBLISH_IN_FLIGHT = 2;
-/** Caps a group's script arguments, so one call (and the Redis pause it causes) stays short. */
-const MAX_GROUP_ARGS = 20_000;
+/** Caps the requests in one call, so one call (and the Redis pause it causes) stays short. */
+const MAX_GROUP_REQUESTS = 256;
+const DEFAULT_GROUP_FANOUT_BYTES = 16 * 1024 * 1024;
 
 /** Reconnect quickly at first, then back off to 2 s, with jitter so many processes do not stampede. */
 function retryStrategy(times: number): number {
@@ -72,6 +78,12 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 
 /** One request's outcome in PUBLISH_SCRIPT's reply: its mids, or why nothing was written. */
 type PublishOutcome = ['ok', ...string[]] | ['err', string];
+
+/** One request's part of the publish script's arguments, and what it sends to subscribers. */
+interface PublishCall {
+  readonly args: Array<string | number>;
+  readonly fanout: number;
+}
 
 type ScriptRedis = Redis & {
   pushPublish(numKeys: number, ...args: Array<string | number>): Promise<PublishOutcome[]>;
@@ -146,13 +158,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
   const startKey = `${p}id:start`;
-  const publishes = createGroupCommit<Array<string | number>, PublishOutcome>(
+  const publishes = createGroupCommit<PublishCall, PublishOutcome>(
     (requests) => {
       const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
-      for (const args of requests) for (const a of args) argv.push(a);
+      for (const r of requests) for (const a of r.args) argv.push(a);
       return redis.pushPublish(2, startKey, counterKey, ...argv);
     },
-    { maxInFlight: PUBLISH_IN_FLIGHT, maxWeight: MAX_GROUP_ARGS, weight: (args) => args.length },
+    { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout },
   );
   const brokers = new Set<RedisBroker>();
 
@@ -268,7 +280,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         await idsReady();
         const args: Array<string | number> = claim === undefined ? ['', '', '', messages.length] : [`${p}n:${claim.keyId}:${claim.nonce}`, claim.timestamp, claim.maxSkewS, messages.length];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
-        const out = await publishes.submit(args);
+        const out = await publishes.submit({ args, fanout: fanoutBytes(messages) });
         if (out[0] === 'ok') return out.slice(1);
         const reason = out[1];
         if (reason === STALE_REPLY) throw new PushError(Errors.AUTH_STALE);

@@ -18,7 +18,7 @@ const echo = (items: readonly number[]) => items.map((i) => `r${i}`);
 describe('group commit', () => {
   it('sends at once while a slot is free; requests that arrive meanwhile leave together, in order', async () => {
     const { calls, send } = manualSender();
-    const g = createGroupCommit(send, { maxInFlight: 1, maxWeight: 100, weight: () => 1 });
+    const g = createGroupCommit(send, { maxInFlight: 1, maxItems: 100, maxWeight: 100, weight: () => 1 });
     const first = g.submit(1);
     assert.deepEqual(calls.map((c) => c.items), [[1]], 'nothing waits when no call is out');
     const rest = [g.submit(2), g.submit(3), g.submit(4)];
@@ -35,7 +35,7 @@ describe('group commit', () => {
 
   it('keeps up to maxInFlight calls out', async () => {
     const { calls, send } = manualSender();
-    const g = createGroupCommit(send, { maxInFlight: 2, maxWeight: 100, weight: () => 1 });
+    const g = createGroupCommit(send, { maxInFlight: 2, maxItems: 100, maxWeight: 100, weight: () => 1 });
     const all = [1, 2, 3, 4].map((i) => g.submit(i));
     assert.deepEqual(calls.map((c) => c.items), [[1], [2]]);
     calls[1]!.answer(echo(calls[1]!.items));
@@ -48,7 +48,7 @@ describe('group commit', () => {
 
   it('closes a group at maxWeight; a request heavier than that still goes, alone', async () => {
     const { calls, send } = manualSender();
-    const g = createGroupCommit(send, { maxInFlight: 1, maxWeight: 10, weight: (n: number) => n });
+    const g = createGroupCommit(send, { maxInFlight: 1, maxItems: 100, maxWeight: 10, weight: (n: number) => n });
     const all = [1, 4, 5, 2, 30, 3].map((i) => g.submit(i));
     const answerNext = async (k: number) => {
       await tick();
@@ -59,9 +59,21 @@ describe('group commit', () => {
     assert.deepEqual(await Promise.all(all), ['r1', 'r4', 'r5', 'r2', 'r30', 'r3']);
   });
 
+  it('closes a group at maxItems', async () => {
+    const { calls, send } = manualSender();
+    const g = createGroupCommit(send, { maxInFlight: 1, maxItems: 2, maxWeight: 100, weight: () => 1 });
+    const all = [1, 2, 3, 4, 5, 6].map((i) => g.submit(i));
+    for (let k = 0; k < 4; k++) {
+      await tick();
+      calls[k]!.answer(echo(calls[k]!.items));
+    }
+    assert.deepEqual(calls.map((c) => c.items), [[1], [2, 3], [4, 5], [6]]);
+    assert.deepEqual(await Promise.all(all), ['r1', 'r2', 'r3', 'r4', 'r5', 'r6']);
+  });
+
   it('a failed call rejects every request of its group, and later groups still go out', async () => {
     const { calls, send } = manualSender();
-    const g = createGroupCommit(send, { maxInFlight: 1, maxWeight: 100, weight: () => 1 });
+    const g = createGroupCommit(send, { maxInFlight: 1, maxItems: 100, maxWeight: 100, weight: () => 1 });
     const first = g.submit(1);
     const grouped = [g.submit(2), g.submit(3)];
     calls[0]!.fail(new Error('connection lost'));
@@ -82,7 +94,7 @@ describe('group commit', () => {
         if (mode === 'throw') throw new Error('encode failed');
         return Promise.resolve(mode === 'short' ? echo(items).slice(1) : echo(items));
       },
-      { maxInFlight: 1, maxWeight: 100, weight: () => 1 },
+      { maxInFlight: 1, maxItems: 100, maxWeight: 100, weight: () => 1 },
     );
     await assert.rejects(g.submit(1), /encode failed/);
     mode = 'short';
@@ -93,7 +105,8 @@ describe('group commit', () => {
 
   it('refuses settings that could never send', () => {
     const send = () => Promise.resolve([]);
-    assert.throws(() => createGroupCommit(send, { maxInFlight: 0, maxWeight: 10, weight: () => 1 }), RangeError);
-    assert.throws(() => createGroupCommit(send, { maxInFlight: 1, maxWeight: 0, weight: () => 1 }), RangeError);
+    assert.throws(() => createGroupCommit(send, { maxInFlight: 0, maxItems: 10, maxWeight: 10, weight: () => 1 }), RangeError);
+    assert.throws(() => createGroupCommit(send, { maxInFlight: 1, maxItems: 0, maxWeight: 10, weight: () => 1 }), RangeError);
+    assert.throws(() => createGroupCommit(send, { maxInFlight: 1, maxItems: 10, maxWeight: 0, weight: () => 1 }), RangeError);
   });
 });

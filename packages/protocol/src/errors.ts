@@ -41,6 +41,7 @@ export const Errors = {
   STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) is unavailable or did not answer in time; a publish may not have been stored (never partly). Retry later.' },
   SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
+  FANOUT_TOO_LARGE: { code: 4112, status: 413, reason: 'Request would send more bytes to subscribers at once than the configured limit (message bytes x channels, PUSH_MAX_FANOUT_BYTES): send fewer channels per request, or a smaller body.' },
   // 4120-4139: publish authentication and channel lifecycle (docs/security.md).
   AUTH_MISSING: { code: 4120, status: 401, reason: 'Unsigned request from an untrusted address: sign it (X-Push-Key-Id, X-Push-Timestamp, X-Push-Nonce, X-Push-Signature) or list the source in PUSH_PUBLISH_TRUSTED_NETWORKS.' },
   AUTH_MALFORMED: { code: 4121, status: 401, reason: 'Signature headers are malformed.' },

@@ -1,10 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PushError } from './errors.js';
-import { checkBody, parseBatchPublish, parseExpiry, parseSinglePublish, typeFromBody, type PublishLimits } from './publish-request.js';
+import { checkBody, fanoutBytes, parseBatchPublish, parseExpiry, parseSinglePublish, typeFromBody, type PublishLimits } from './publish-request.js';
 import { parseTtlTable, DEFAULT_TTL_TABLE } from './ttl-policy.js';
 
-const limits: PublishLimits = { maxChannels: 3, maxBatchMessages: 2, ttl: parseTtlTable(DEFAULT_TTL_TABLE) };
+const limits: PublishLimits = { maxChannels: 3, maxBatchMessages: 2, ttl: parseTtlTable(DEFAULT_TTL_TABLE), maxFanoutBytes: 1000 };
+/** A JSON object body of exactly `bytes` UTF-8 bytes. */
+const bodyOf = (bytes: number): string => `{"p":"${'x'.repeat(bytes - 8)}"}`;
 const A = 'a'.repeat(32);
 const B = 'b'.repeat(32);
 const code = (n: number) => (e: unknown) => e instanceof PushError && e.spec.code === n;
@@ -22,6 +24,10 @@ describe('single publish', () => {
   it('Message-Expiry: 0 means live only', () => {
     assert.equal(parseSinglePublish({ channelParam: A, body: '{}', expiryHeader: '0', typeHeader: null }, limits).ttl, 0);
   });
+  it('a fan-out at the limit passes; a channel listed twice counts once', () => {
+    assert.equal(parseSinglePublish({ channelParam: `${A}/${B}`, body: bodyOf(500), expiryHeader: null, typeHeader: null }, limits).channels.length, 2);
+    assert.equal(parseSinglePublish({ channelParam: `${A}/${B}/${A}`, body: bodyOf(500), expiryHeader: null, typeHeader: null }, limits).channels.length, 2);
+  });
   it('raw line breaks become spaces (clients cut frames with a single-line regex)', () => {
     assert.equal(parseSinglePublish({ channelParam: A, body: '{\n"a":\r\n1}', expiryHeader: null, typeHeader: null }, limits).body, '{ "a": 1}');
   });
@@ -38,6 +44,8 @@ describe('single publish', () => {
     ['missing channels', { channelParam: null }, 4017],
     ['malformed channel', { channelParam: 'xyz' }, 4010],
     ['too many channels', { channelParam: ['1', '2', '3', '4'].map((d) => d.repeat(32)).join('/') }, 4018],
+    ['fan-out over the limit (334 bytes x 3 channels)', { channelParam: `${A}/${B}/${'c'.repeat(32)}`, body: bodyOf(334) }, 4112],
+    ['fan-out counted in bytes, not characters (2 x 167 "é" x 3 channels)', { channelParam: `${A}/${B}/${'c'.repeat(32)}`, body: `{"p":"${'é'.repeat(167)}"}` }, 4112],
   ];
   for (const [name, patch, n] of bad) {
     it(`rejects ${name} with ${n}`, () => {
@@ -66,6 +74,7 @@ describe('batch publish', () => {
     ['bad expiry', { messages: [{ channels: [A], body: {}, expiry: -5 }] }, 4106],
     ['bad type', { messages: [{ channels: [A], body: {}, type: 'a b' }] }, 4106],
     ['second message bad, first fine', { messages: [{ channels: [A], body: {} }, { channels: [A] }] }, 4106],
+    ['fan-out over the limit across messages (2 x 2 channels x 251 bytes)', { messages: [0, 1].map(() => ({ channels: [A, B], body: bodyOf(251) })) }, 4112],
   ];
   for (const [name, doc, n] of bad) it(`rejects ${name} with ${n}`, () => assert.throws(() => parseBatchPublish(JSON.stringify(doc), limits), code(n)));
   it('rejects invalid JSON and an empty body', () => {
@@ -76,6 +85,19 @@ describe('batch publish', () => {
 });
 
 describe('helpers', () => {
+  it('fanoutBytes: UTF-8 body bytes times channels, summed over messages', () => {
+    const table: Array<[Array<{ body: string; channels: string[] }>, number]> = [
+      [[], 0],
+      [[{ body: '{}', channels: [A] }], 2],
+      [[{ body: '{}', channels: [A, B] }], 4],
+      [[{ body: '{"a":"é"}', channels: [A, B, A] }], 30],
+      [[{ body: '{}', channels: [A] }, { body: '{"b":1}', channels: [A, B] }], 16],
+    ];
+    for (const [messages, bytes] of table) assert.equal(fanoutBytes(messages), bytes, JSON.stringify(messages));
+  });
+  it('a batch exactly at the fan-out limit passes', () => {
+    assert.equal(parseBatchPublish(JSON.stringify({ messages: [0, 1].map(() => ({ channels: [A, B], body: bodyOf(250) })) }), limits).length, 2);
+  });
   it('parseExpiry', () => {
     assert.equal(parseExpiry(null), null);
     assert.equal(parseExpiry(''), null);
@@ -98,7 +120,7 @@ describe('helpers', () => {
       () => parseBatchPublish(`{"messages":[{"channels":["${ch}"],"body":${nested}}]}`, limits),
       (e: unknown) => e instanceof PushError && e.spec.code === 4106 && /messages\[0\]: "body" is nested too deeply/.test(e.message),
     );
-    const [m] = parseBatchPublish(JSON.stringify({ messages: [{ channels: [ch], body: nested }] }), limits);
+    const [m] = parseBatchPublish(JSON.stringify({ messages: [{ channels: [ch], body: nested }] }), { ...limits, maxFanoutBytes: 1 << 20 });
     assert.equal(m?.body, nested);
   });
 });

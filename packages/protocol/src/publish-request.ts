@@ -16,6 +16,28 @@ export interface PublishLimits {
   readonly maxChannels: number;
   readonly maxBatchMessages: number;
   readonly ttl: TtlPolicy;
+  /** Upper bound of fanoutBytes() per request (PUSH_MAX_FANOUT_BYTES). */
+  readonly maxFanoutBytes: number;
+}
+
+/**
+ * What one request makes Redis write to subscribers at once: each message's body once per channel.
+ * The publish script runs atomically, so all of it sits in Redis's output buffer for the listeners'
+ * subscription connections before any of it is sent; past Redis's pub/sub buffer limit (32 MB hard
+ * by default) Redis drops the listener's subscription connection. The listener recovers stored
+ * messages from history, but live-only ones (expiry 0) of every channel it serves are lost, and
+ * every channel is re-read. Counted per listed channel, whether anyone is subscribed or not.
+ */
+export function fanoutBytes(messages: ReadonlyArray<{ readonly body: string; readonly channels: { readonly length: number } }>): number {
+  let total = 0;
+  for (const m of messages) total += Buffer.byteLength(m.body, 'utf8') * m.channels.length;
+  return total;
+}
+
+/** Throws FANOUT_TOO_LARGE (413) when fanoutBytes(messages) exceeds the limit. */
+export function checkFanout(messages: ReadonlyArray<{ readonly body: string; readonly channels: { readonly length: number } }>, maxBytes: number): void {
+  const total = fanoutBytes(messages);
+  if (total > maxBytes) throw new PushError(Errors.FANOUT_TOO_LARGE, `This request: ${total} bytes; the limit is ${maxBytes}.`);
 }
 
 const TYPE_RE = /^[A-Za-z0-9_.:-]{1,64}$/;
@@ -77,7 +99,9 @@ export function parseSinglePublish(input: SinglePublishInput, limits: PublishLim
   const explicitType = parseTypeHeader(input.typeHeader);
   const { body, parsed } = checkBody(input.body);
   const type = explicitType ?? typeFromBody(parsed);
-  return { channels, body, type, ttl: effectiveTtl(limits.ttl, type, expiry) };
+  const message = { channels, body, type, ttl: effectiveTtl(limits.ttl, type, expiry) };
+  checkFanout([message], limits.maxFanoutBytes);
+  return message;
 }
 
 function batchError(index: number, what: string): PushError {
@@ -107,7 +131,7 @@ export function parseBatchPublish(text: string, limits: PublishLimits): NewMessa
   if (!Array.isArray(list)) throw new PushError(Errors.INVALID_BATCH);
   if (list.length === 0) throw new PushError(Errors.INVALID_BATCH, 'The batch is empty.');
   if (list.length > limits.maxBatchMessages) throw new PushError(Errors.TOO_MANY_MESSAGES, `At most ${limits.maxBatchMessages} per batch.`);
-  return list.map((item: unknown, i): NewMessage => {
+  const messages = list.map((item: unknown, i): NewMessage => {
     if (item === null || typeof item !== 'object' || Array.isArray(item)) throw batchError(i, 'must be an object');
     const m = item as Record<string, unknown>;
     const channels = m['channels'];
@@ -141,4 +165,6 @@ export function parseBatchPublish(text: string, limits: PublishLimits): NewMessa
     } else type = typeFromBody(checked.parsed);
     return { channels: [...unique], body: checked.body, type, ttl: effectiveTtl(limits.ttl, type, expiry) };
   });
+  checkFanout(messages, limits.maxFanoutBytes);
+  return messages;
 }

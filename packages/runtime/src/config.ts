@@ -17,6 +17,8 @@ export interface Config {
   readonly maxBodyBytes: number;
   readonly maxChannels: number;
   readonly maxBatchMessages: number;
+  /** Message bytes x channels per publish request (see fanoutBytes in @push/protocol). */
+  readonly maxFanoutBytes: number;
   /** Messages per protocol-4 RequestBatch (binary publish, client publishing); Bitrix uses 100. */
   readonly maxRequestMessages: number;
   /** Connections per `priv:pub` channel in one listener; the oldest is closed with 4029 beyond it. */
@@ -79,6 +81,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_MAX_BODY_BYTES', def: '1048576' },
   { name: 'PUSH_MAX_CHANNELS', def: '100' },
   { name: 'PUSH_MAX_BATCH_MESSAGES', def: '1000' },
+  { name: 'PUSH_MAX_FANOUT_BYTES', def: '16777216' },
   { name: 'PUSH_MAX_REQUEST_MESSAGES', def: '100' },
   { name: 'PUSH_MAX_CONN_PER_CHANNEL', def: '100' },
   { name: 'PUSH_TTL_TABLE', def: DEFAULT_TTL_TABLE },
@@ -237,6 +240,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     maxBodyBytes: int('PUSH_MAX_BODY_BYTES', 1024, 64 * 1024 * 1024),
     maxChannels: int('PUSH_MAX_CHANNELS', 1, 10000),
     maxBatchMessages: int('PUSH_MAX_BATCH_MESSAGES', 1, 100000),
+    maxFanoutBytes: int('PUSH_MAX_FANOUT_BYTES', 65536, 1024 * 1024 * 1024),
     maxRequestMessages: int('PUSH_MAX_REQUEST_MESSAGES', 1, 100000),
     maxConnPerChannel: int('PUSH_MAX_CONN_PER_CHANNEL', 1, 100000),
     ttl: ttl ?? parseTtlTable(DEFAULT_TTL_TABLE),

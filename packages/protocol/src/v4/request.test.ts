@@ -10,7 +10,7 @@ const KEY = 'u9kqCo7qhKIQ8RML9xUGNmcZLVWmS8OsR2UN9jsZuaCY3aqPKGENRWmA36f9r47FHnq
 const SECRET = { key: KEY, algorithm: 'sha1' as const };
 const TRUSTED: V4Trust = { trusted: true };
 const CLIENT: V4Trust = { trusted: false, secret: SECRET };
-const LIMITS = { maxMessages: 100, maxChannels: 100 };
+const LIMITS = { maxMessages: 100, maxChannels: 100, maxFanoutBytes: 100_000 };
 const PRIV = 'f0e5d42369441879d7e176c96cbbff2d';
 const PUB = 'c18beb389c3e49131dbb2dde597df615';
 const id = (hex: string): Buffer => Buffer.from(hex, 'hex');
@@ -42,6 +42,13 @@ describe('v4 request validation: table', () => {
       trust: CLIENT,
       code: 4021,
     },
+    {
+      // 1,100 body bytes x 100 receivers = 110,000 bytes to subscribers, over the 100,000 limit.
+      name: 'a fan-out over maxFanoutBytes',
+      bytes: incoming([msg(Array.from({ length: 100 }, () => ({ id: id(PRIV), isPrivate: true })), { body: JSON.stringify({ pad: 'x'.repeat(1090) }) })]),
+      trust: TRUSTED,
+      code: 4112,
+    },
     { name: 'client: channelStats of a private channel', bytes: encodeRequestBatch({ requests: [{ channelStats: { channels: [{ id: id(PRIV), isPrivate: true }] } }] }), trust: CLIENT, code: 4020 },
   ];
   for (const r of rejections) {
@@ -58,6 +65,13 @@ describe('v4 request validation: table', () => {
     assert.equal(req.kind, 'incomingMessages');
     if (req.kind !== 'incomingMessages') return;
     assert.deepEqual(req.messages, [{ receivers: [{ id: PRIV, isPrivate: true }, { id: PUB, isPrivate: true }], body: BODY, expiry: 60, type: 'im_message' }]);
+  });
+
+  it('accepts a fan-out at the limit: 1,000 body bytes x 100 receivers', () => {
+    const body = JSON.stringify({ pad: 'x'.repeat(990) });
+    assert.equal(Buffer.byteLength(body), 1000);
+    const req = parseV4Request(incoming([msg(Array.from({ length: 100 }, () => ({ id: id(PRIV), isPrivate: true })), { body })]), TRUSTED, LIMITS);
+    assert.equal(req.kind, 'incomingMessages');
   });
 
   it('accepts a client publish to a signed public id (reference vector)', () => {

@@ -1,6 +1,6 @@
 import { hexEqual, signature, type ChannelSecret } from '../channel-id.js';
 import { Errors, PushError } from '../errors.js';
-import { checkBody, parseTypeHeader, typeFromBody, type NewMessage } from '../publish-request.js';
+import { checkBody, checkFanout, parseTypeHeader, typeFromBody, type NewMessage } from '../publish-request.js';
 import { effectiveTtl, type TtlPolicy } from '../ttl-policy.js';
 import { bytesToHex, V4Types } from './codec.js';
 
@@ -39,6 +39,8 @@ export interface V4Limits {
   readonly maxMessages: number;
   /** Receivers per message and channels per stats request (Bitrix `maxChannelsPerRequest`, 100). */
   readonly maxChannels: number;
+  /** Body bytes x receivers per request (PUSH_MAX_FANOUT_BYTES; see fanoutBytes). */
+  readonly maxFanoutBytes: number;
 }
 
 /** Trusted = the portal; untrusted = a client, whose receivers must be signed public channels. */
@@ -104,15 +106,14 @@ export function parseV4Request(bytes: Uint8Array, trust: V4Trust, limits: V4Limi
       // An empty list is valid and does nothing, as in Bitrix (only "more than the limit" is an
       // error there, and no code exists for "none"): callers answer it with the usual empty 200
       // without touching the store (docs/protocol-v4.md).
-      return {
-        kind: 'incomingMessages',
-        messages: messages.map((m) => ({
-          receivers: validateChannels(m.receivers, trust, limits),
-          body: m.body ?? '',
-          expiry: m.expiry ?? 0,
-          type: m.type ?? '',
-        })),
-      };
+      const incoming = messages.map((m) => ({
+        receivers: validateChannels(m.receivers, trust, limits),
+        body: m.body ?? '',
+        expiry: m.expiry ?? 0,
+        type: m.type ?? '',
+      }));
+      checkFanout(incoming.map((m) => ({ body: m.body, channels: m.receivers })), limits.maxFanoutBytes);
+      return { kind: 'incomingMessages', messages: incoming };
     }
     case 'channelStats':
       return { kind: 'channelStats', channels: validateChannels(req.channelStats?.channels, trust, limits) };
