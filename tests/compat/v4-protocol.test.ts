@@ -252,6 +252,14 @@ describe('protocol 4 over the real stack', () => {
       await sleep(100);
       assert.equal(await storedState(redis), before, `${name}: nothing stored`);
     }
+    // A client publishing over its WebSocket gets the same refusal as a close code.
+    const before = await storedState(redis);
+    const c = await BinWs.open(l1.url, [signChannelPair(channelId(), channelId(), SECRET)]);
+    c.ws.send(encodeRequestBatch({ requests: [incoming([...pubs], body)] }));
+    await c.closed;
+    assert.equal(c.closeCode, 4112);
+    assert.match(c.closeReason, /^4112: \S/);
+    assert.equal(await storedState(redis), before, 'WebSocket: nothing stored');
   });
 
   it('binary channelStats answers one entry per id with isOnline from presence; serverStats answers the process list', async () => {

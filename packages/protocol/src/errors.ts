@@ -38,10 +38,10 @@ export const Errors = {
   INVALID_BATCH: { code: 4106, status: 400, reason: 'Batch must be {"messages":[{"channels":[...],"body":...}]}.' },
   NOT_FOUND: { code: 4107, status: 404, reason: 'No such path on this server.' },
   METHOD_NOT_ALLOWED: { code: 4108, status: 405, reason: 'Method not allowed on this path.' },
-  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) is unavailable or did not answer in time; a publish may not have been stored (never partly). Retry later.' },
+  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) unavailable or too slow; a publish may not have been stored (never partly). Retry later.' },
   SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
-  FANOUT_TOO_LARGE: { code: 4112, status: 413, reason: 'Request would send more bytes to subscribers at once than the configured limit (message bytes x channels, PUSH_MAX_FANOUT_BYTES): send fewer channels per request, or a smaller body.' },
+  FANOUT_TOO_LARGE: { code: 4112, status: 413, reason: 'Body bytes x channels exceed PUSH_MAX_FANOUT_BYTES: publish to fewer channels per request, or send a smaller body.' },
   // 4120-4139: publish authentication and channel lifecycle (docs/security.md).
   AUTH_MISSING: { code: 4120, status: 401, reason: 'Unsigned request from an untrusted address: sign it (X-Push-Key-Id, X-Push-Timestamp, X-Push-Nonce, X-Push-Signature) or list the source in PUSH_PUBLISH_TRUSTED_NETWORKS.' },
   AUTH_MALFORMED: { code: 4121, status: 401, reason: 'Signature headers are malformed.' },
