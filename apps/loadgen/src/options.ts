@@ -1,4 +1,5 @@
 import { profileChildren } from './ipc.js';
+import { setRedisBoost } from './processes.js';
 import { cpus } from 'node:os';
 import { parseArgs } from 'node:util';
 
@@ -28,6 +29,8 @@ const COMMON: Spec = {
   profile: { type: 'string', default: '' },
   /** Extra environment for this server's processes, `KEY=VALUE[,KEY=VALUE...]` (e.g. PUSH_COALESCE_MAX_MS=0). */
   'server-env': { type: 'string', default: '' },
+  /** Start every redis-server (ours and nchan's) at nice -N; 0 = default priority (see processes.ts). */
+  'redis-boost': { type: 'string', default: '10' },
 };
 
 export interface Parsed {
@@ -43,7 +46,7 @@ export function parse(argv: string[], own: Record<string, string | boolean>): Pa
   const spec: Spec = { ...COMMON };
   for (const [k, v] of Object.entries(own)) spec[k] = typeof v === 'boolean' ? { type: 'boolean', default: v } : { type: 'string', default: v };
   const { values } = parseArgs({ args: argv, options: spec, strict: true, allowPositionals: false });
-  return {
+  const parsed: Parsed = {
     num(name) {
       const v = Number(values[name]);
       if (!Number.isFinite(v) || v < 0) throw new Error(`--${name} must be a non-negative number (got ${String(values[name])})`);
@@ -57,6 +60,11 @@ export function parse(argv: string[], own: Record<string, string | boolean>): Pa
     str: (name) => String(values[name]),
     flag: (name) => values[name] === true,
   };
+  // Every scenario parses its options first thing, before it starts any Redis.
+  const boost = parsed.num('redis-boost');
+  if (!Number.isInteger(boost) || boost > 19) throw new Error(`--redis-boost must be a whole number 0-19 (got ${boost})`);
+  setRedisBoost(boost);
+  return parsed;
 }
 
 /**

@@ -65,7 +65,7 @@ export class NchanTarget implements Target {
   }
 
   get describe(): string {
-    return `nchan (libnginx-mod-nchan): nginx with ${this.opts.workers} worker processes, Redis storage, WebSocket subscribers`;
+    return `nchan (libnginx-mod-nchan): nginx with ${this.opts.workers} worker processes, Redis storage${this.redis.nice === 0 ? '' : ` (nice ${this.redis.nice})`}, WebSocket subscribers`;
   }
 
   subscribeTarget(): SubscribeTarget {

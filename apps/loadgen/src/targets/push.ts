@@ -71,7 +71,7 @@ export class PushTarget implements Target {
   }
 
   get describe(): string {
-    return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, redis-server, clients straight to the listeners`;
+    return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, redis-server${this.redis.nice === 0 ? '' : ` (nice ${this.redis.nice})`}, clients straight to the listeners`;
   }
 
   private get nodeArgs(): string[] {
