@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, existsSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { getPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { parseEnvFile } from '@push/runtime';
@@ -84,6 +84,12 @@ describe('npm start / status / restart / stop', () => {
     assert.match(r.stdout, /^ {2}unsigned publish: allowed from 127\.0\.0\.1\/32,::1\/128 \(default: this host; PUSH_PUBLISH_TRUSTED_NETWORKS=none requires signatures\)$/m);
     for (const name of ['listener-1', 'listener-3', 'publisher-1', 'redis', 'nginx']) {
       assert.deepEqual(openFilesLimit(pidOf(name)), { soft: NOFILE, hard: NOFILE }, `${name}: open-file limit raised to PUSH_NOFILE`);
+    }
+    // Redis ahead of the app processes (only root may lower a niceness; the suite runs as root in CI).
+    if (process.getuid?.() === 0) {
+      assert.equal(getPriority(pidOf('redis')), -10, 'redis-server at nice -10');
+      assert.equal(getPriority(pidOf('listener-1')), 0, 'apps at the default priority');
+      assert.match(r.stdout, /redis-server runs at nice -10/);
     }
     // One log per process, in PUSH_LOG_DIR.
     for (const f of ['publisher-1.log', 'publisher-2.log', 'listener-1.log', 'listener-2.log', 'listener-3.log', 'redis.log', 'nginx-error.log']) {
