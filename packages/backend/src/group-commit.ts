@@ -33,7 +33,7 @@ interface Waiting<T, R> {
 
 export interface GroupCommit<T, R> {
   submit(item: T): Promise<R>;
-  /** Requests queued and not yet sent (for tests and metrics). */
+  /** Requests queued and not yet sent. */
   readonly queued: number;
 }
 
