@@ -135,6 +135,11 @@ export function setRedisBoost(n: number): void {
   redisBoost = n;
 }
 
+/** "redis-server" plus its niceness when raised, for a target's description line. */
+export function redisLabel(redis: RedisInstance): string {
+  return redis.nice === 0 ? 'redis-server' : `redis-server (nice ${redis.nice})`;
+}
+
 export async function startRedis(): Promise<RedisInstance> {
   const port = await freePort();
   const dir = mkdtempSync(join(tmpdir(), 'push-bench-redis-'));

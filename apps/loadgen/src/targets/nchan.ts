@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SubscribeTarget } from '../channels.js';
 import type { PublishTarget } from '../driver.js';
-import { freePort, scratchDir, spawnService, startRedis, waitForPort, writeFile, type RedisInstance, type Service } from '../processes.js';
+import { freePort, redisLabel, scratchDir, spawnService, startRedis, waitForPort, writeFile, type RedisInstance, type Service } from '../processes.js';
 import { childPids } from './proc-children.js';
 import type { Target } from './types.js';
 
@@ -65,7 +65,7 @@ export class NchanTarget implements Target {
   }
 
   get describe(): string {
-    return `nchan (libnginx-mod-nchan): nginx with ${this.opts.workers} worker processes, Redis storage${this.redis.nice === 0 ? '' : ` (nice ${this.redis.nice})`}, WebSocket subscribers`;
+    return `nchan (libnginx-mod-nchan): nginx with ${this.opts.workers} worker processes, storage in ${redisLabel(this.redis)}, WebSocket subscribers`;
   }
 
   subscribeTarget(): SubscribeTarget {

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import nacl from 'tweetnacl';
 import type { SubscribeTarget } from '../channels.js';
 import type { PublishTarget } from '../driver.js';
-import { freePort, startApp, startRedis, type RedisInstance, type Service } from '../processes.js';
+import { freePort, redisLabel, startApp, startRedis, type RedisInstance, type Service } from '../processes.js';
 import type { Target } from './types.js';
 
 export interface PushOptions {
@@ -71,7 +71,7 @@ export class PushTarget implements Target {
   }
 
   get describe(): string {
-    return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, redis-server${this.redis.nice === 0 ? '' : ` (nice ${this.redis.nice})`}, clients straight to the listeners`;
+    return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, ${redisLabel(this.redis)}, clients straight to the listeners`;
   }
 
   private get nodeArgs(): string[] {
