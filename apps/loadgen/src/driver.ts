@@ -30,6 +30,12 @@ export interface PublishPlan {
   readonly lanes: number;
   /** Messages per request; 1 = the single-message form (`POST /pub?CHANNEL_ID=`), more = `POST /pub/batch`. */
   readonly batch: number;
+  /**
+   * With a rate: a lane starts at most one request per this many ms, carrying everything that fell
+   * due meanwhile (up to `batch`), as a portal that flushes its outgoing queue on a timer does.
+   * 0 = the next request leaves as soon as the previous one is answered.
+   */
+  readonly tickMs?: number;
   /** Messages per second over all lanes; 0 = as fast as the server accepts (closed loop). */
   readonly rate: number;
   readonly seconds: number;
@@ -166,10 +172,16 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
     const slice = slices[li] as number[];
     const conn = laneFor(li);
     let made = 0;
+    let lastSentUs = 0;
+    const tickUs = (plan.tickMs ?? 0) * 1000;
     for (;;) {
       const now = nowUs();
       if (now >= endUs || stopRequested) return;
       let p: Prepared;
+      if (laneRate > 0 && now - lastSentUs < tickUs) {
+        await new Promise((r) => setTimeout(r, Math.max(1, (lastSentUs + tickUs - now) / 1000)));
+        continue;
+      }
       if (laneRate > 0) {
         // Message k of the lane is due at k / laneRate seconds (the first at once).
         const due = Math.floor(((now - startUs) / 1e6) * laneRate) + 1 - made;
@@ -193,6 +205,7 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
       made += p.messages;
       madeInRun += p.messages;
       const t0 = nowUs();
+      lastSentUs = t0;
       const res = await conn.request(p.bytes);
       accept.record(nowUs() - t0);
       requests++;

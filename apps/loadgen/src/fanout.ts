@@ -5,6 +5,7 @@ import { sleep } from './processes.js';
 import { Histogram } from './histogram.js';
 import type { GroupUsage, ResourceMonitor } from './resources.js';
 import { round1 } from './resources.js';
+import { nextRampRate, type RampPlan } from './ramp-plan.js';
 
 /**
  * Fan-out measurement shared by the private, broadcast and long-poll scenarios: publish at an
@@ -165,25 +166,16 @@ export interface RampResult {
 }
 
 /**
- * Raises the offered rate by `factor` per step until a step does not keep up or `maxRate` is
- * passed. If even the first step does not keep up, halves the rate (up to four times) until one
- * does, so a slower system still gets a sustained figure to compare.
+ * Runs steps at the rates `nextRampRate` picks (ramp-plan.ts: geometric, halving below a failed
+ * start, then refinement between the best kept-up rate and the lowest failed one). The best step
+ * is the one with the highest delivery rate among those that kept up.
  */
-export async function ramp(run: FanoutRun, o: { startRate: number; factor: number; maxSteps: number; maxRate: number; seconds: number; log: (s: string) => void }): Promise<RampResult> {
+export async function ramp(run: FanoutRun, o: RampPlan & { seconds: number; log: (s: string) => void }): Promise<RampResult> {
   const steps: StepResult[] = [];
-  const step = async (rate: number): Promise<StepResult> => {
+  for (let rate = nextRampRate([], o); rate !== null; rate = nextRampRate(steps.map((s) => ({ rate: s.offeredRate, keptUp: s.keptUp })), o)) {
     const s = await publishStep(run, Math.round(rate), o.seconds);
     steps.push(s);
     o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, p99 ${s.latencyMs.p99} ms, drain ${s.drainMs} ms${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
-    return s;
-  };
-  let rate = o.startRate;
-  for (let i = 0; i < o.maxSteps && rate <= o.maxRate; i++) {
-    if (!(await step(rate)).keptUp) break;
-    rate *= o.factor;
-  }
-  if (steps.every((s) => !s.keptUp)) {
-    for (let i = 0, r = o.startRate / 2; i < 4 && r >= 1; i++, r /= 2) if ((await step(r)).keptUp) break;
   }
   const kept = steps.filter((s) => s.keptUp);
   const best = kept.length === 0 ? null : kept.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));

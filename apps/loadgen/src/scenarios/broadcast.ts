@@ -7,7 +7,7 @@ import { runFanout } from './fanout-scenario.js';
  * frames, nothing lost.
  */
 export const broadcastScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { subscribers: '10000', 'binary-share': '0', batch: '50', 'start-rate': '20', factor: '1.25', 'max-steps': '16', 'max-rate': '100000' });
+  const o = parse(argv, { subscribers: '10000', 'binary-share': '0', batch: '50', 'tick-ms': '0', 'start-rate': '20', factor: '1.25', 'max-steps': '16', refine: '2', 'max-rate': '100000' });
   return runFanout(
     {
       scenario: 'broadcast',
@@ -19,10 +19,12 @@ export const broadcastScenario: Scenario = async (argv, log) => {
       binaryShare: o.num('binary-share'),
       lanes: { push: 1, nchan: 1 },
       batch: o.num('batch'),
+      tickMs: o.num('tick-ms'),
       startRate: o.num('start-rate'),
       factor: o.num('factor'),
       maxSteps: o.num('max-steps'),
       maxRate: o.num('max-rate'),
+      refine: o.num('refine'),
       targets: { deliveriesPerSec: 1_000_000, p99Ms: null },
     },
     o,

@@ -25,10 +25,14 @@ export interface FanoutShape {
   readonly binaryShare: number;
   readonly lanes: { push: number; nchan: number };
   readonly batch: number;
+  /** This server's lanes start at most one request per tick (PublishPlan.tickMs); nchan's cannot batch. */
+  readonly tickMs: number;
   readonly startRate: number;
   readonly factor: number;
   readonly maxSteps: number;
   readonly maxRate: number;
+  /** Steps that narrow the bracket between the best kept-up rate and the lowest failed one (ramp-plan.ts). */
+  readonly refine: number;
   readonly targets: { deliveriesPerSec: number | null; p99Ms: number | null };
 }
 
@@ -58,20 +62,20 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
   };
   const binaryAt = (i: number): boolean => Math.floor((i + 1) * shape.binaryShare) > Math.floor(i * shape.binaryShare);
 
-  const measure = async (start: () => Promise<Target>, kindOf: (i: number) => ClientKind, lanes: number, batch: number): Promise<TargetResult> =>
+  const measure = async (start: () => Promise<Target>, kindOf: (i: number) => ClientKind, lanes: number, batch: number, tickMs: number): Promise<TargetResult> =>
     withTarget(start, o.num('workers'), async (s) => {
       const conns = specs(kindOf, s.target.subscribeTarget().urls.length);
       log(`${s.target.describe}`);
       log(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
       const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
       log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
-      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, bodyBytes, expiry: 3600, presign: 0 } };
+      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, tickMs, bodyBytes, expiry: 3600, presign: 0 } };
       // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
       // first-time channel records in Redis, and socket buffers growing would otherwise be
       // charged to the first step.
       const warm = await publishStep(run, Math.max(1, Math.round(shape.startRate / 2)), 2);
       log(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
-      const r = await ramp(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, seconds, log });
+      const r = await ramp(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, refine: shape.refine, seconds, log });
       let half: StepResult | null = null;
       if (r.best !== null) {
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
@@ -86,11 +90,12 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
     shape.lanes.push,
     shape.batch,
+    shape.tickMs,
   );
   let nchan: TargetResult | null = null;
   if (shape.compareNchan && !o.flag('no-nchan')) {
     if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
-    nchan = await measure(() => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), () => 'nchan-ws', shape.lanes.nchan, 1);
+    nchan = await measure(() => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), () => 'nchan-ws', shape.lanes.nchan, 1, 0);
   }
   return report(shape, push, nchan);
 }

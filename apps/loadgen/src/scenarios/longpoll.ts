@@ -7,7 +7,7 @@ import { runFanout } from './fanout-scenario.js';
  * protobuf mode. Anything published between two polls must come from history: nothing may be lost.
  */
 export const longpollScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { clients: '5000', 'binary-share': '0.5', lanes: '8', batch: '50', 'start-rate': '1000', factor: '1.4', 'max-steps': '10', 'max-rate': '200000' });
+  const o = parse(argv, { clients: '5000', 'binary-share': '0.5', lanes: '8', batch: '50', 'tick-ms': '0', 'start-rate': '1000', factor: '1.4', 'max-steps': '10', refine: '2', 'max-rate': '200000' });
   return runFanout(
     {
       scenario: 'longpoll',
@@ -19,10 +19,12 @@ export const longpollScenario: Scenario = async (argv, log) => {
       binaryShare: o.num('binary-share'),
       lanes: { push: o.num('lanes'), nchan: o.num('lanes') },
       batch: o.num('batch'),
+      tickMs: o.num('tick-ms'),
       startRate: o.num('start-rate'),
       factor: o.num('factor'),
       maxSteps: o.num('max-steps'),
       maxRate: o.num('max-rate'),
+      refine: o.num('refine'),
       targets: { deliveriesPerSec: null, p99Ms: null },
     },
     o,

@@ -8,7 +8,7 @@ import { runFanout } from './fanout-scenario.js';
  * at half that rate, nothing lost.
  */
 export const privateScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { channels: '5000', fanout: '10', 'binary-share': '0.5', lanes: '1', 'nchan-lanes': '32', batch: '200', 'start-rate': '2000', factor: '1.4', 'max-steps': '12', 'max-rate': '1000000' });
+  const o = parse(argv, { channels: '5000', fanout: '10', 'binary-share': '0.5', lanes: '1', 'nchan-lanes': '32', batch: '200', 'tick-ms': '0', 'start-rate': '2000', factor: '1.4', 'max-steps': '12', refine: '2', 'max-rate': '1000000' });
   return runFanout(
     {
       scenario: 'private',
@@ -20,10 +20,12 @@ export const privateScenario: Scenario = async (argv, log) => {
       binaryShare: o.num('binary-share'),
       lanes: { push: o.num('lanes'), nchan: o.num('nchan-lanes') },
       batch: o.num('batch'),
+      tickMs: o.num('tick-ms'),
       startRate: o.num('start-rate'),
       factor: o.num('factor'),
       maxSteps: o.num('max-steps'),
       maxRate: o.num('max-rate'),
+      refine: o.num('refine'),
       targets: { deliveriesPerSec: 150_000, p99Ms: 25 },
     },
     o,
