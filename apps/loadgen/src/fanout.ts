@@ -6,6 +6,7 @@ import { Histogram } from './histogram.js';
 import type { GroupUsage, ResourceMonitor } from './resources.js';
 import { round1 } from './resources.js';
 import { nextRampRate, type RampPlan } from './ramp-plan.js';
+import type { Timeline } from './timeline.js';
 
 /**
  * Fan-out measurement shared by the private, broadcast and long-poll scenarios: publish at an
@@ -21,6 +22,8 @@ export interface FanoutRun {
   /** Connections per channel index: expected deliveries = sum over channels of seq x devices. */
   readonly devices: readonly number[];
   readonly plan: Omit<PublishPlan, 'rate' | 'seconds'>;
+  /** Samples delivery rate and latency over time while steps run (charts). */
+  readonly timeline?: Timeline;
 }
 
 export interface StepResult {
@@ -62,6 +65,8 @@ export interface StepOptions {
   /** Cut the step short when deliveries fall this many seconds behind (default 3; Infinity = never). */
   abortLagS?: number;
   maxDrainS?: number;
+  /** The step's name on the timeline (default "<rate> msg/s"). */
+  label?: string;
   /** Runs while the driver publishes (the storm restarts listeners here). */
   during?: () => Promise<unknown>;
 }
@@ -70,6 +75,7 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
   const abortLagS = opts.abortLagS ?? 3;
   const perMessage = estimateFanout(run);
   await run.fleet.resetLatency();
+  const stopTimeline = run.timeline?.sample(run.fleet, opts.label ?? `${rate} msg/s`);
   run.monitor.window();
   const before = (await run.fleet.progress()).received;
   let finished = false;
@@ -108,6 +114,7 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
   }
   const drainMs = Math.max(0, Math.round((last >= expected ? lastChange : performance.now()) - publishedAt));
   const win = run.monitor.window();
+  await stopTimeline?.();
   const usage = win.groups;
   const col = await run.fleet.collect(seqs);
   const delivered = col.received - before;

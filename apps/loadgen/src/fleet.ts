@@ -68,6 +68,14 @@ export class Fleet {
     return all.reduce((s, p) => ({ received: s.received + p.received, connected: s.connected + p.connected, reconnects: s.reconnects + p.reconnects, requests: s.requests + p.requests }), { received: 0, connected: 0, reconnects: 0, requests: 0 });
   }
 
+  /** Deliveries so far and the latency of those since the previous call (timeline.ts). */
+  async slice(): Promise<{ received: number; latency: Histogram }> {
+    const parts = await Promise.all(this.workers.map((w) => w.call<{ received: number; latency: Parameters<Histogram['add']>[0] }>('slice')));
+    const latency = new Histogram();
+    for (const p of parts) latency.add(p.latency);
+    return { received: parts.reduce((s, p) => s + p.received, 0), latency };
+  }
+
   /** Starts a new latency window (counts of deliveries are cumulative and never reset). */
   async resetLatency(): Promise<void> {
     await Promise.all(this.workers.map((w) => w.call('reset')));

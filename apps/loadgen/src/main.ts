@@ -1,5 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { timelinePng } from './chart.js';
 import type { Scenario } from './options.js';
 import { ROOT } from './processes.js';
 import { broadcastScenario } from './scenarios/broadcast.js';
@@ -44,9 +45,15 @@ try {
   mkdirSync(dir, { recursive: true });
   const file = join(dir, `${name}-${started.toISOString().replace(/[:.]/g, '-')}.json`);
   writeFileSync(file, `${JSON.stringify(out, null, 2)}\n`);
+  const charts = args.includes('--no-charts') ? [] : (report.charts ?? []);
+  const pngs = charts.map((c) => {
+    const png = file.replace(/\.json$/, `-${c.name}.png`);
+    writeFileSync(png, timelinePng(c.title, c.points));
+    return png;
+  });
   process.stdout.write(`\n${report.summary.join('\n')}\n`);
   if (!report.ok) process.stdout.write(`\nFAILED:\n${report.failures.map((f) => `  - ${f}`).join('\n')}\n`);
-  process.stdout.write(`\nfull report: ${file}\n`);
+  process.stdout.write(`\nfull report: ${file}\n${pngs.map((p) => `chart: ${p}\n`).join('')}`);
   process.exit(report.ok ? 0 : 1);
 } catch (err) {
   log(`bench ${name} failed: ${(err as Error).stack ?? String(err)}`);

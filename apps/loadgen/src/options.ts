@@ -1,6 +1,7 @@
 import { profileChildren } from './ipc.js';
 import { setRedisBoost } from './processes.js';
 import { cpus } from 'node:os';
+import type { ChartData } from './timeline.js';
 import { parseArgs } from 'node:util';
 
 export interface ScenarioReport {
@@ -11,6 +12,8 @@ export interface ScenarioReport {
   /** Human-readable lines, printed at the end. */
   summary: string[];
   results: Record<string, unknown>;
+  /** Timelines that main.ts draws as `<report>-<name>.png` next to the JSON (unless --no-charts). */
+  charts?: ChartData[];
 }
 
 export type Scenario = (argv: string[], log: (line: string) => void) => Promise<ScenarioReport>;
@@ -25,6 +28,8 @@ const COMMON: Spec = {
   seconds: { type: 'string', default: '5' },
   'body-bytes': { type: 'string', default: '200' },
   'no-nchan': { type: 'boolean', default: false },
+  /** Skip the PNG charts of delivery rate and latency over time (the JSON keeps the points). */
+  'no-charts': { type: 'boolean', default: false },
   /** Directory for V8 CPU profiles of the server processes ('' = none); see docs/benchmarks.md. */
   profile: { type: 'string', default: '' },
   /** Extra environment for this server's processes, `KEY=VALUE[,KEY=VALUE...]` (e.g. PUSH_COALESCE_MAX_MS=0). */

@@ -27,6 +27,8 @@ interface Settings {
 
 class Totals {
   readonly latency = new Histogram();
+  /** Latency since the coordinator's last `slice` call: the timeline's points (timeline.ts). */
+  readonly slice = new Histogram();
   opened = 0;
   failed = 0;
   unexpectedCloses = 0;
@@ -57,6 +59,7 @@ abstract class Client implements DeliverySink {
   deliver(seq: number, sentUs: number): void {
     this.seq.observe(seq);
     totals.latency.record(this.frameUs - sentUs);
+    totals.slice.record(this.frameUs - sentUs);
   }
   malformed(): void {
     totals.malformed++;
@@ -247,6 +250,12 @@ async function openAll(specs: readonly ConnSpec[], concurrency: number): Promise
   await Promise.all(Array.from({ length: concurrency }, lane));
 }
 
+function receivedSoFar(): number {
+  let received = 0;
+  for (const c of conns) received += c.seq.unique;
+  return received;
+}
+
 serve({
   async open(req) {
     settings = req['settings'] as Settings;
@@ -255,11 +264,14 @@ serve({
     return { opened: totals.opened - before, failed: totals.failed, firstError: totals.firstError };
   },
   progress() {
-    let received = 0;
     let connected = 0;
-    for (const c of conns) received += c.seq.unique;
     for (const c of conns) if (c.connected) connected++;
-    return { received, connected, reconnects: totals.reconnects, requests: totals.requests };
+    return { received: receivedSoFar(), connected, reconnects: totals.reconnects, requests: totals.requests };
+  },
+  slice() {
+    const latency = totals.slice.toJSON();
+    totals.slice.reset();
+    return { received: receivedSoFar(), latency };
   },
   reset() {
     totals.latency.reset();

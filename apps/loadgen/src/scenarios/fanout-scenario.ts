@@ -5,6 +5,7 @@ import { withTarget } from '../session.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
 import type { Target } from '../targets/types.js';
+import { Timeline, type TimelinePoint } from '../timeline.js';
 
 /**
  * The shape shared by `private` and `broadcast`: open the subscribers, ramp the offered rate until
@@ -41,6 +42,7 @@ interface TargetResult {
   connections: { opened: number; failed: number; ms: number; firstError: string };
   ramp: RampResult;
   half: StepResult | null;
+  timeline: readonly TimelinePoint[];
 }
 
 export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) => void): Promise<ScenarioReport> {
@@ -69,20 +71,21 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
       log(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
       const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
       log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
-      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, tickMs, bodyBytes, expiry: 3600, presign: 0 } };
+      const timeline = new Timeline();
+      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, tickMs, bodyBytes, expiry: 3600, presign: 0 } };
       // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
       // first-time channel records in Redis, and socket buffers growing would otherwise be
       // charged to the first step.
-      const warm = await publishStep(run, Math.max(1, Math.round(shape.startRate / 2)), 2);
+      const warm = await publishStep(run, Math.max(1, Math.round(shape.startRate / 2)), 2, { label: 'warm-up' });
       log(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
       const r = await ramp(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, refine: shape.refine, seconds, log });
       let half: StepResult | null = null;
       if (r.best !== null) {
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
-        half = await publishStep(run, rate, seconds);
+        half = await publishStep(run, rate, seconds, { label: `half: ${rate} msg/s` });
         log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms`);
       }
-      return { describe: s.target.describe, connections: opened, ramp: r, half };
+      return { describe: s.target.describe, connections: opened, ramp: r, half, timeline: timeline.points };
     });
 
   const push = await measure(
@@ -139,5 +142,7 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
     summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half its sustained rate`}; lost ${lastStep(nchan)?.lost ?? 0}`);
     summary.push(`ratio push/nchan (ours sustained / nchan's best delivered): ${ratio ?? 'n/a'}`);
   }
-  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, push, nchan, ratio } };
+  const charts = [{ name: 'push', title: `${shape.scenario} (this server)\n${push.describe}`, points: push.timeline }];
+  if (nchan !== null) charts.push({ name: 'nchan', title: `${shape.scenario} (nchan)\n${nchan.describe}`, points: nchan.timeline });
+  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, push, nchan, ratio }, charts };
 }

@@ -48,5 +48,6 @@ export const smokeScenario: Scenario = async (argv, log) => {
     summary.push(`${r.scenario} efficiency (server CPU per delivery, nchan / push, first step): ${ratio}`);
     if (ratio < minRatio) failures.push(`${r.scenario}: efficiency ratio to nchan ${ratio} below ${minRatio} (push ${ours}, nchan ${theirs} CPU-seconds per 100k deliveries)`);
   }
-  return { scenario: 'smoke', ok: failures.length === 0, failures, summary, results: { reports } };
+  const charts = reports.flatMap((r) => (r.charts ?? []).map((c) => ({ ...c, name: `${r.scenario}-${c.name}` })));
+  return { scenario: 'smoke', ok: failures.length === 0, failures, summary, results: { reports }, charts };
 };

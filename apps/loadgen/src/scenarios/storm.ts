@@ -1,5 +1,6 @@
 import { runPrefix, sourceAddress, type ConnSpec } from '../channels.js';
 import { publishStep } from '../fanout.js';
+import { Timeline } from '../timeline.js';
 import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { sleep } from '../processes.js';
 import { withTarget } from '../session.js';
@@ -52,8 +53,9 @@ export const stormScenario: Scenario = async (argv, log) => {
       }
       storm = { downMs, recoveredMs, reconnects: (await s.fleet.progress()).reconnects - before };
     };
-    const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels, fanout: 1, lanes: o.num('lanes'), batch: o.num('batch'), bodyBytes: o.num('body-bytes'), expiry: 3600, presign: 0 } };
-    const step = await publishStep(run, o.num('rate'), seconds, { abortLagS: Infinity, maxDrainS: 60, during });
+    const timeline = new Timeline(250);
+    const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels, fanout: 1, lanes: o.num('lanes'), batch: o.num('batch'), bodyBytes: o.num('body-bytes'), expiry: 3600, presign: 0 } };
+    const step = await publishStep(run, o.num('rate'), seconds, { abortLagS: Infinity, maxDrainS: 60, during, label: `${o.num('rate')} msg/s, listeners restarted at ${o.num('restart-at')} s` });
     log(`  listeners back after ${storm.downMs.join(', ')} ms; every client reconnected after ${storm.recoveredMs} ms (${fmt(storm.reconnects)} reconnects)`);
     const failures: string[] = [];
     if (opened.failed > 0) failures.push(`${opened.failed} WebSockets failed to open`);
@@ -68,6 +70,6 @@ export const stormScenario: Scenario = async (argv, log) => {
       `storm: ${fmt(clients)} clients, all ${urls} listeners restarted at once under ${fmt(o.num('rate'))} msg/s: every client back after ${storm.recoveredMs} ms`,
       `  ${fmt(step.delivered)} deliveries, lost ${step.lost}, duplicates ${step.duplicates}, out of order ${step.reordered}; latency p50 ${step.latencyMs.p50} ms, p99 ${step.latencyMs.p99} ms, max ${step.latencyMs.max} ms`,
     ];
-    return { scenario: 'storm', ok: failures.length === 0, failures, summary, results: { clients, channels, opened, storm, step } };
+    return { scenario: 'storm', ok: failures.length === 0, failures, summary, results: { clients, channels, opened, storm, step }, charts: [{ name: 'push', title: `storm\n${t.describe}`, points: timeline.points }] };
   });
 };
