@@ -2,7 +2,7 @@ import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { BACKEND_SENDER, decodeTextFrames, type NewMessage } from '@push/protocol';
-import { createMemoryBackend, type Backend, type Broker, type MessageHandler } from '@push/backend';
+import { createMemoryBackend, type Backend, type Broker, type MessageHandler, type ResyncHandlers } from '@push/backend';
 import { Hub, type Transport } from './hub.js';
 
 const log = pino({ level: 'silent' });
@@ -13,7 +13,10 @@ const tick = () => new Promise((r) => setImmediate(r));
 class Recorder implements Transport {
   readonly kind = 'ws' as const;
   readonly format = 'text' as const;
-  end(): void {}
+  ended: number[] = [];
+  end(err: { code: number }): void {
+    this.ended.push(err.code);
+  }
   writes: string[] = [];
   write(frame: Uint8Array): boolean {
     this.writes.push(Buffer.from(frame).toString('utf8'));
@@ -24,11 +27,14 @@ class Recorder implements Transport {
   }
 }
 
-/** Wraps a broker so a test can lose messages (a dead subscription) and then announce a resync. */
+/**
+ * Wraps a broker so a test can lose messages (a dead subscription) and then announce the resync
+ * as the Redis broker does: `lost` before resubscribing, `restored` once every channel is back.
+ */
 class FlakyBroker implements Broker {
   down = false;
   subscribeFails = false;
-  resync: Array<() => void> = [];
+  resync: ResyncHandlers[] = [];
   subscribed = new Set<string>();
   private handler: MessageHandler = () => {};
   constructor(private readonly inner: Broker) {
@@ -39,8 +45,14 @@ class FlakyBroker implements Broker {
   setHandler(h: MessageHandler): void {
     this.handler = h;
   }
-  onResync(h: () => void): void {
+  onResync(h: ResyncHandlers): void {
     this.resync.push(h);
+  }
+  lost(): void {
+    for (const h of this.resync) h.lost();
+  }
+  restored(): void {
+    for (const h of this.resync) h.restored();
   }
   async subscribe(channels: readonly string[]): Promise<void> {
     if (this.subscribeFails) throw new Error('redis down');
@@ -161,8 +173,9 @@ describe('Hub', () => {
     await tick();
     broker.down = true;
     const missed = await publish(m([B], 2), m([A], 3), m([A, B], 4));
+    broker.lost();
     broker.down = false;
-    for (const h of broker.resync) h();
+    broker.restored();
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(t1.mids, [x1, ...missed]);
     assert.deepEqual(t2.mids, [missed[0], missed[2]]);
@@ -181,9 +194,106 @@ describe('Hub', () => {
       live = await publish(m([A], 3)); // delivered over the (restored) subscription first
       return h;
     };
-    for (const h of broker.resync) h();
+    broker.lost();
+    broker.restored();
     await new Promise((r) => setTimeout(r, 20));
     assert.deepEqual(t.mids, [...missed, ...live]);
+  });
+
+  it('a message on a channel that is subscribed again before the resync completes does not make the refill skip anything', async () => {
+    // Redis: the SUBSCRIBE reply and the next message can arrive in one read, before the broker
+    // has confirmed every channel; the refill must still start from where the connection was.
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    const [before] = await publish(m([A], 1));
+    await tick();
+    broker.down = true;
+    const missed = await publish(m([A], 2), m([A], 3));
+    broker.lost();
+    broker.down = false;
+    const early = await publish(m([A], 4), m([A], 5, 0));
+    await tick();
+    assert.deepEqual(t.mids, [before], 'held until the refill');
+    broker.restored();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.mids, [before, ...missed, ...early], 'everything once, in order, the live-only one included');
+    const [after] = await publish(m([A], 6));
+    await tick();
+    assert.equal(t.mids[t.mids.length - 1], after, 'live again');
+  });
+
+  it('a connection opened while the subscription is being restored is read again after it', async () => {
+    await hub.open([A], new Recorder(), null); // the channel is one this listener serves already
+    broker.down = true;
+    broker.lost();
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    const missed = await publish(m([A], 1)); // after its history read, before its channel is back
+    broker.down = false;
+    broker.restored();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.mids, missed);
+  });
+
+  it('a connection whose first read overlaps the whole outage is read again on its own', async () => {
+    const original = backend.store.history.bind(backend.store);
+    let missed: string[] = [];
+    backend.store.history = async (channels, after) => {
+      const h = await original(channels, after);
+      // The loss and the restore both happen while this first read is in flight.
+      broker.down = true;
+      broker.lost();
+      missed = await publish(m([A], 1));
+      broker.down = false;
+      broker.restored();
+      backend.store.history = original;
+      return h;
+    };
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.mids, missed);
+  });
+
+  it('a second loss while a refill reads holds the connections until the next restore', async () => {
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    broker.down = true;
+    const first = await publish(m([A], 1));
+    broker.lost();
+    const original = backend.store.history.bind(backend.store);
+    let second: string[] = [];
+    backend.store.history = async (channels, after) => {
+      const h = await original(channels, after);
+      broker.lost(); // resubscribing failed and starts over
+      second = await publish(m([A], 2));
+      backend.store.history = original;
+      return h;
+    };
+    broker.restored();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.mids, [], 'nothing sent from the interrupted refill');
+    broker.down = false;
+    broker.restored();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.mids, [...first, ...second]);
+  });
+
+  it('a refill whose history read fails closes its connections with 4109 so clients resume by mid', async () => {
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    broker.down = true;
+    await publish(m([A], 1));
+    broker.lost();
+    broker.down = false;
+    backend.store.history = async () => {
+      throw new Error('redis down');
+    };
+    broker.restored();
+    await new Promise((r) => setTimeout(r, 20));
+    assert.deepEqual(t.ended, [4109]);
+    assert.deepEqual(hub.countByTransport(), { ws: 0, lp: 0 });
+    assert.deepEqual(t.mids, []);
   });
 
   it('counts connections by transport', async () => {

@@ -38,8 +38,12 @@ export interface Connection {
   readonly transport: Transport;
   /** Newest mid this connection has been given (or its starting cursor). */
   cursor: string | null;
-  state: 'setup' | 'live' | 'closed';
-  /** Live messages that arrived while the history read was in flight (null = none). */
+  /**
+   * opening: its first history read is in flight; held: the broker lost its subscription and this
+   * connection waits for the refill (refillAll); in both, live messages wait in `early`.
+   */
+  state: 'opening' | 'held' | 'live' | 'closed';
+  /** Live messages that arrived while a history read was in flight (null = none). */
   early: StoredMessage[] | null;
   /**
    * Encoded messages waiting for the next flush: UTF-8 text frames for `text` connections, encoded
@@ -119,6 +123,13 @@ export class Hub {
   private readonly subscribed = new Set<string>();
   private readonly lingering = new Map<string, NodeJS.Timeout>();
   private readonly dirty = new Set<Connection>();
+  /**
+   * Connections held since the broker lost its subscription (holdAll): they buffer live messages
+   * in `early` until the broker has resubscribed everything and their history is read (refillAll).
+   */
+  private readonly refilling = new Set<Connection>();
+  /** Between the broker's `lost` and `restored`. */
+  private restoring = false;
   /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
   private readonly byKind = { ws: 0, lp: 0 };
   private flushScheduled = false;
@@ -146,7 +157,7 @@ export class Hub {
   constructor(private readonly opts: HubOptions) {
     this.log = opts.log;
     opts.broker.setHandler((channel, msg) => this.onMessage(channel, msg));
-    opts.broker.onResync(() => void this.refillAll());
+    opts.broker.onResync({ lost: () => this.holdAll(), restored: () => this.refillAll() });
     this.presenceTimer = setInterval(() => void this.refreshPresence(), Math.max(1000, Math.floor(opts.onlineTtlMs / 3)));
     this.presenceTimer.unref();
   }
@@ -166,7 +177,10 @@ export class Hub {
    * Rejects (and leaves nothing registered) when the backend cannot subscribe or read history.
    */
   async open(channels: readonly string[], transport: Transport, clientMid: string | null): Promise<{ conn: Connection; result: OpenResult }> {
-    const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'setup', early: null, pending: null };
+    const conn: Connection = { id: this.nextId++, channels, transport, cursor: clientMid, state: 'opening', early: null, pending: null };
+    // During a restore a channel this listener serves already may not be subscribed again yet, so
+    // this connection's history read could miss what arrives before it is: read again afterwards.
+    if (this.restoring) this.refilling.add(conn);
     this.byKind[transport.kind]++;
     // Presence: channels this listener already serves (or still lingers on) are kept online by the
     // periodic refresh, so only new ones are marked now. A long-poll client comes back for every
@@ -214,6 +228,7 @@ export class Hub {
       const expireNotices = notices.filter((n): n is StoredMessage => n !== null);
       readOnly.forEach((ch, i) => notices[i] !== null && this.byChannel.has(ch) && this.expiredLocal.add(ch));
       this.goLive(conn, history.messages, clientMid, newestMid, expireNotices);
+      if (this.refilling.has(conn)) this.holdOpened(conn);
       if (times !== null) channels.forEach((ch, i) => this.armExpiry(ch, times.created[i] ?? null, times.now));
     } catch (err) {
       this.close(conn);
@@ -240,9 +255,42 @@ export class Hub {
     for (const m of replay) this.enqueue(conn, m, true);
   }
 
+  /**
+   * A connection whose first history read overlapped a lost subscription: the read may stop short
+   * of what was published during the outage. It holds live messages and is read again, by the
+   * refill still to come or, if that already ran, by one of its own.
+   */
+  private holdOpened(conn: Connection): void {
+    conn.state = 'held';
+    if (this.restoring) return;
+    this.refilling.delete(conn);
+    void this.refill([conn]);
+  }
+
+  /**
+   * The broker lost its subscription and is about to restore it: from here on every connection
+   * holds live messages instead of sending them, so a message on a channel that is back already
+   * cannot move a cursor past what is still to be refilled from history (refillAll).
+   */
+  private holdAll(): void {
+    this.restoring = true;
+    for (const m of this.byChannel.values()) {
+      for (const c of m instanceof Set ? m : [m]) {
+        if (c.state === 'closed' || this.refilling.has(c)) continue;
+        this.refilling.add(c);
+        // A connection held already (its refill still reading) keeps what it buffered.
+        if (c.state === 'live') {
+          c.state = 'held';
+          c.early = null;
+        }
+      }
+    }
+  }
+
   /** Unregisters a connection; channels left without local connections are unsubscribed later. */
   close(conn: Connection): void {
     if (conn.state === 'closed') return;
+    this.refilling.delete(conn);
     conn.state = 'closed';
     this.byKind[conn.transport.kind]--;
     conn.pending = null;
@@ -315,7 +363,7 @@ export class Hub {
   }
 
   private take(conn: Connection, msg: StoredMessage): void {
-    if (conn.state === 'setup') (conn.early ??= []).push(msg);
+    if (conn.state === 'opening' || conn.state === 'held') (conn.early ??= []).push(msg);
     else if (conn.state === 'live') this.enqueue(conn, msg, false);
   }
 
@@ -415,34 +463,45 @@ export class Hub {
    * was down. Connections are grouped by their channel list so each group costs one history read
    * and a connection's cursor advances over all of its channels at once.
    */
-  private async refillAll(): Promise<void> {
+  private refillAll(): void {
+    this.restoring = false;
+    // Connections still opening finish their own read first (holdOpened refills them after it).
+    const ready = [...this.refilling].filter((c) => c.state === 'held');
+    for (const c of ready) this.refilling.delete(c);
+    void this.refill(ready);
+  }
+
+  private async refill(conns: readonly Connection[]): Promise<void> {
     const groups = new Map<string, Connection[]>();
-    for (const m of this.byChannel.values()) {
-      for (const c of m instanceof Set ? m : [m]) {
-        if (c.state !== 'live') continue;
-        // Buffer live messages until this connection's history read is back; otherwise a live
-        // message could move the cursor past the ones being refilled and they would be skipped.
-        c.state = 'setup';
-        c.early = null;
-        const key = c.channels.join('/');
-        const g = groups.get(key);
-        if (g === undefined) groups.set(key, [c]);
-        else g.push(c);
-      }
+    for (const c of conns) {
+      const key = c.channels.join('/');
+      const g = groups.get(key);
+      if (g === undefined) groups.set(key, [c]);
+      else g.push(c);
     }
     await Promise.all(
       [...groups.values()].map(async (conns) => {
         const first = conns[0] as Connection;
         const oldest = conns.reduce<string>((min, c) => ((c.cursor ?? ZERO_MID) < min ? (c.cursor ?? ZERO_MID) : min), first.cursor ?? ZERO_MID);
-        let messages: StoredMessage[] = [];
+        let messages: StoredMessage[];
         try {
           messages = (await this.opts.store.history(first.channels, oldest)).messages;
         } catch (err) {
-          this.log.warn({ err: { message: (err as Error).message } }, 'refill after reconnect failed');
+          // Without the read these connections would silently miss the outage's messages; closed,
+          // their clients come back with their mid and get them from history then.
+          this.log.warn({ err: { message: (err as Error).message }, connections: conns.length }, 'refill after reconnect failed; closing the connections so their clients resume by mid');
+          for (const c of conns) {
+            if (c.state !== 'held' || this.refilling.has(c)) continue;
+            this.close(c);
+            c.transport.end(Errors.STORE_UNAVAILABLE);
+          }
+          return;
         }
         for (const c of conns) {
+          // Held again meanwhile (a second loss before this read came back): the next refill reads again.
+          if (this.refilling.has(c)) continue;
           // With replay=true enqueue skips nothing, so filter by this connection's own cursor here.
-          if (c.state === 'setup') this.goLive(c, messages, c.cursor, null);
+          if (c.state === 'held') this.goLive(c, messages, c.cursor, null);
         }
       }),
     );

@@ -64,7 +64,7 @@ export function instrumentBroker(broker: Broker, m: ListenerMetrics): Broker {
         m.pubsubLag.observe(Math.max(0, Date.now() - msg.createdMs) / 1000);
         handler(channel, msg);
       }),
-    onResync: (handler) => broker.onResync(handler),
+    onResync: (handlers) => broker.onResync(handlers),
     subscribe: (channels) => timed(m.redisDuration, 'subscribe', () => broker.subscribe(channels)),
     unsubscribe: (channels) => timed(m.redisDuration, 'unsubscribe', () => broker.unsubscribe(channels)),
     close: () => broker.close(),

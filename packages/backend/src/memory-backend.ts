@@ -118,7 +118,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       this.handler = h;
     }
     onResync(): void {
-      // An in-process broker never loses its subscription.
+      // An in-process broker never loses its subscription, so it never calls.
     }
     async subscribe(channels: readonly string[]): Promise<void> {
       for (const c of channels) this.channels.add(c);

@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats, type ResyncHandlers } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 import { createGroupCommit } from './group-commit.js';
 
@@ -170,7 +170,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
 
   class RedisBroker implements Broker {
     private handler: MessageHandler = () => {};
-    private resync: Array<() => void> = [];
+    private resync: ResyncHandlers[] = [];
     private readonly active = new Set<string>();
     private readonly sub: Redis;
     private connectedOnce = false;
@@ -189,6 +189,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
           markReady();
           return;
         }
+        // Before the first SUBSCRIBE leaves: its reply and the first messages can arrive in one read.
+        for (const h of this.resync) h.lost();
         void this.resubscribeAll();
       });
       this.sub.on('messageBuffer', (topic: Buffer, payload: Buffer) => this.onMessage(topic, payload));
@@ -219,7 +221,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       try {
         for (let i = 0; i < all.length; i += 512) await this.sub.subscribe(...all.slice(i, i + 512).map((c) => this.topic(c)));
         log.info({ channels: all.length }, 'resubscribed after reconnect; refilling from history');
-        for (const h of this.resync) h();
+        for (const h of this.resync) h.restored();
       } catch (err) {
         log.warn({ err: { message: (err as Error).message } }, 'resubscribe failed; will retry on next reconnect');
         this.sub.disconnect(true);
@@ -231,7 +233,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     setHandler(h: MessageHandler): void {
       this.handler = h;
     }
-    onResync(h: () => void): void {
+    onResync(h: ResyncHandlers): void {
       this.resync.push(h);
     }
     /**

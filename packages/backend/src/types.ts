@@ -31,14 +31,26 @@ export interface Store {
 export type MessageHandler = (channel: string, msg: StoredMessage) => void;
 
 /**
+ * A lost subscription comes back channel by channel (SUBSCRIBE in batches), and a message for an
+ * already restored channel can arrive before the last batch is confirmed, even in the same read
+ * as the confirmation. So the user hears twice: `lost` before anything is resubscribed (hold live
+ * messages from here on), `restored` once every channel is (refill from history, then release).
+ * `lost` may come again before `restored` when resubscribing fails and starts over.
+ */
+export interface ResyncHandlers {
+  lost(): void;
+  restored(): void;
+}
+
+/**
  * The receiving side of fan-out: one per listener process, subscribed to exactly the channels
  * its sockets need. `subscribe` resolves once messages published afterwards are guaranteed to
  * arrive, which is what makes "subscribe, then read history" gap-free.
  */
 export interface Broker {
   setHandler(handler: MessageHandler): void;
-  /** Called after the subscription was lost and re-established: callers must refill from history. */
-  onResync(handler: () => void): void;
+  /** How a broker that lost its subscription tells its user (a broker that cannot lose it never calls). */
+  onResync(handlers: ResyncHandlers): void;
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;
   close(): Promise<void>;
