@@ -64,9 +64,10 @@ describe('restarts, reconnects and keep-alive', () => {
     again.close();
   });
 
-  it('a lost Redis subscription is refilled from history: an open WebSocket misses nothing', async () => {
+  it('a lost Redis subscription is refilled from history: an open WebSocket misses nothing', async (t) => {
     const ch = channelId();
     const ws = await WsClient.connect(sub.url, [signed(ch)]);
+    t.after(() => ws.close());
     const rc = redis.client();
     const sent: string[] = [];
     for (let i = 0; i < 30; i++) {
@@ -79,7 +80,47 @@ describe('restarts, reconnects and keep-alive', () => {
     await ws.waitFor(30, 10_000);
     await sleep(200);
     assert.deepEqual(ws.messages.map(cmd), sent, 'all, once, in order');
-    ws.close();
+  });
+
+  it('pub/sub connections killed again and again during the refills: an open WebSocket still misses nothing', async (t) => {
+    const [a, b] = [channelId(), channelId()];
+    const ws = await WsClient.connect(sub.url, [signed(a), signed(b)]);
+    t.after(() => ws.close());
+    const rc = redis.client();
+    const sent: string[] = [];
+    for (let i = 0; i < 40; i++) {
+      // Back to back (a second loss while the first refill is still reading), and again later.
+      if (i === 5 || i === 6 || i === 7 || i === 25) await rc.client('KILL', 'TYPE', 'pubsub');
+      const name = `m${i}`;
+      await publish(pub.url, [i % 2 === 0 ? a : b], { module_id: 't', command: name });
+      sent.push(name);
+      await sleep(5);
+    }
+    await ws.waitFor(40, 10_000);
+    await sleep(200);
+    assert.deepEqual(ws.messages.map(cmd), sent, 'all, once, in order');
+  });
+
+  it('a resubscription in several batches: messages on a channel that is back early do not make the refill skip the outage', async (t) => {
+    // The listener resubscribes 512 channels per SUBSCRIBE; channel `a` (subscribed first) is in
+    // the first batch and gets live messages while the later batches are still pending.
+    const a = channelId();
+    const ws = await WsClient.connect(sub.url, [signed(a)]);
+    const fillers: WsClient[] = [];
+    for (let k = 0; k < 28; k++) fillers.push(await WsClient.connect(sub.url, Array.from({ length: 40 }, () => signed(channelId()))));
+    // Closed whatever happens: a socket left open would throw off the next test's socket count.
+    t.after(() => [ws, ...fillers].forEach((f) => f.close()));
+    const rc = redis.client();
+    const sent: string[] = [];
+    for (let i = 0; i < 150; i++) {
+      if (i === 20) await rc.client('KILL', 'TYPE', 'pubsub');
+      const name = `m${i}`;
+      await publish(pub.url, [a], { module_id: 't', command: name });
+      sent.push(name);
+    }
+    await ws.waitFor(150, 15_000);
+    await sleep(200);
+    assert.deepEqual(ws.messages.map(cmd), sent, 'all, once, in order');
   });
 
   it('checklist 25: the server pings idle sockets and drops a peer that stops answering', async () => {
