@@ -459,9 +459,8 @@ export class Hub {
   }
 
   /**
-   * After a broker reconnect: give every connection what was published while the subscription
-   * was down. Connections are grouped by their channel list so each group costs one history read
-   * and a connection's cursor advances over all of its channels at once.
+   * The broker has every channel subscribed again: give each held connection what was published
+   * while the subscription was down, then release it (refill).
    */
   private refillAll(): void {
     this.restoring = false;
@@ -471,6 +470,11 @@ export class Hub {
     void this.refill(ready);
   }
 
+  /**
+   * Reads history after the cursors of held connections, merges what they buffered and sends it.
+   * Connections are grouped by their channel list so each group costs one history read and a
+   * connection's cursor advances over all of its channels at once.
+   */
   private async refill(conns: readonly Connection[]): Promise<void> {
     const groups = new Map<string, Connection[]>();
     for (const c of conns) {
