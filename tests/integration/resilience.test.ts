@@ -8,6 +8,23 @@ import { eventually, sleep } from '../helpers/ports.js';
 
 const cmd = (m: { text: unknown }) => (m.text as { command: string }).command;
 
+/**
+ * Publishes `count` messages (command m0, m1, ...) to the channel `channelOf(i)` picks, killing
+ * Redis's pub/sub connections before the messages listed in `killBefore`; returns what was sent.
+ */
+async function publishAcrossKills(pubUrl: string, redis: RedisServer, count: number, killBefore: readonly number[], channelOf: (i: number) => string, pauseMs: number): Promise<string[]> {
+  const rc = redis.client();
+  const sent: string[] = [];
+  for (let i = 0; i < count; i++) {
+    if (killBefore.includes(i)) await rc.client('KILL', 'TYPE', 'pubsub');
+    const name = `m${i}`;
+    await publish(pubUrl, [channelOf(i)], { module_id: 't', command: name });
+    sent.push(name);
+    if (pauseMs > 0) await sleep(pauseMs);
+  }
+  return sent;
+}
+
 describe('restarts, reconnects and keep-alive', () => {
   let redis: RedisServer;
   let pub: AppProcess;
@@ -68,15 +85,7 @@ describe('restarts, reconnects and keep-alive', () => {
     const ch = channelId();
     const ws = await WsClient.connect(sub.url, [signed(ch)]);
     t.after(() => ws.close());
-    const rc = redis.client();
-    const sent: string[] = [];
-    for (let i = 0; i < 30; i++) {
-      if (i === 10) await rc.client('KILL', 'TYPE', 'pubsub');
-      const name = `m${i}`;
-      await publish(pub.url, [ch], { module_id: 't', command: name });
-      sent.push(name);
-      await sleep(10);
-    }
+    const sent = await publishAcrossKills(pub.url, redis, 30, [10], () => ch, 10);
     await ws.waitFor(30, 10_000);
     await sleep(200);
     assert.deepEqual(ws.messages.map(cmd), sent, 'all, once, in order');
@@ -86,16 +95,8 @@ describe('restarts, reconnects and keep-alive', () => {
     const [a, b] = [channelId(), channelId()];
     const ws = await WsClient.connect(sub.url, [signed(a), signed(b)]);
     t.after(() => ws.close());
-    const rc = redis.client();
-    const sent: string[] = [];
-    for (let i = 0; i < 40; i++) {
-      // Back to back (a second loss while the first refill is still reading), and again later.
-      if (i === 5 || i === 6 || i === 7 || i === 25) await rc.client('KILL', 'TYPE', 'pubsub');
-      const name = `m${i}`;
-      await publish(pub.url, [i % 2 === 0 ? a : b], { module_id: 't', command: name });
-      sent.push(name);
-      await sleep(5);
-    }
+    // Back to back (a second loss while the first refill is still reading), and again later.
+    const sent = await publishAcrossKills(pub.url, redis, 40, [5, 6, 7, 25], (i) => (i % 2 === 0 ? a : b), 5);
     await ws.waitFor(40, 10_000);
     await sleep(200);
     assert.deepEqual(ws.messages.map(cmd), sent, 'all, once, in order');
@@ -110,14 +111,7 @@ describe('restarts, reconnects and keep-alive', () => {
     for (let k = 0; k < 28; k++) fillers.push(await WsClient.connect(sub.url, Array.from({ length: 40 }, () => signed(channelId()))));
     // Closed whatever happens: a socket left open would throw off the next test's socket count.
     t.after(() => [ws, ...fillers].forEach((f) => f.close()));
-    const rc = redis.client();
-    const sent: string[] = [];
-    for (let i = 0; i < 150; i++) {
-      if (i === 20) await rc.client('KILL', 'TYPE', 'pubsub');
-      const name = `m${i}`;
-      await publish(pub.url, [a], { module_id: 't', command: name });
-      sent.push(name);
-    }
+    const sent = await publishAcrossKills(pub.url, redis, 150, [20], () => a, 0);
     await ws.waitFor(150, 15_000);
     await sleep(200);
     assert.deepEqual(ws.messages.map(cmd), sent, 'all, once, in order');
