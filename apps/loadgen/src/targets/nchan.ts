@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SubscribeTarget } from '../channels.js';
 import type { PublishTarget } from '../driver.js';
@@ -8,6 +8,9 @@ import type { Target } from './types.js';
 
 /** Debian's libnginx-mod-nchan puts the module here. */
 export const NCHAN_MODULE = '/usr/lib/nginx/modules/ngx_nchan_module.so';
+
+/** nchan's shared memory pool, MB (its default is 128; see nchanConfig). */
+const NCHAN_SHM_MB = 1024;
 
 export function nchanAvailable(): boolean {
   return existsSync(NCHAN_MODULE) && (existsSync('/usr/sbin/nginx') || existsSync('/usr/bin/nginx'));
@@ -35,6 +38,7 @@ export class NchanTarget implements Target {
     private readonly redis: RedisInstance,
     private readonly nginx: Service,
     private readonly port: number,
+    private readonly dir: string,
     private readonly removeDir: () => void,
   ) {}
 
@@ -61,7 +65,7 @@ export class NchanTarget implements Target {
       remove();
       throw err;
     }
-    return new NchanTarget(opts, redis, nginx, port, remove);
+    return new NchanTarget(opts, redis, nginx, port, dir, remove);
   }
 
   get describe(): string {
@@ -87,7 +91,37 @@ export class NchanTarget implements Target {
   async stop(): Promise<void> {
     await this.nginx.stop('SIGQUIT');
     await this.redis.stop();
+    // A misconfigured nchan degrades quietly (it once ran out of shared memory mid-run and dropped
+    // messages), so its own complaints go to the run's output before the directory goes.
+    const problems = nginxProblems(readOr(join(this.dir, 'error.log'), ''));
+    if (problems.count > 0) process.stderr.write(`  note: nchan's nginx logged ${problems.count} errors:${problems.kinds.map((k) => `\n    ${k.count} x ${k.text}`).join('')}\n`);
     this.removeDir();
+  }
+}
+
+/**
+ * Complaints in an nginx error log (level error or worse): how many, and the most frequent kinds
+ * with their counts (timestamps, process ids and channel ids stripped so that repeats group).
+ */
+export function nginxProblems(log: string): { count: number; kinds: Array<{ text: string; count: number }> } {
+  const kinds = new Map<string, number>();
+  let count = 0;
+  for (const line of log.split('\n')) {
+    const m = /\[(error|crit|alert|emerg)\] [0-9#]+: (.*)$/.exec(line);
+    if (m === null) continue;
+    count++;
+    const text = `[${m[1] as string}] ${(m[2] as string).replace(/[0-9a-f]{8,}/g, '…').replace(/\d+/g, 'N')}`;
+    kinds.set(text, (kinds.get(text) ?? 0) + 1);
+  }
+  const top = [...kinds].sort((a, b) => b[1] - a[1]).slice(0, 3).map(([text, n]) => ({ text, count: n }));
+  return { count, kinds: top };
+}
+
+function readOr(file: string, fallback: string): string {
+  try {
+    return readFileSync(file, 'utf8');
+  } catch {
+    return fallback;
   }
 }
 
@@ -97,7 +131,8 @@ function nchanConfig(o: NchanOptions & { dir: string; port: number; redisUrl: st
 load_module ${NCHAN_MODULE};
 ${root ? 'user root;' : ''}
 worker_processes ${o.workers};
-worker_rlimit_nofile 262144;
+# No worker_rlimit_nofile: the workers inherit the descriptor limit scripts/bench.sh gives every
+# process of the run (the listeners too); asking for more than the hard limit only logs an alert.
 pid ${o.dir}/nginx.pid;
 error_log ${o.dir}/error.log warn;
 events {
@@ -112,6 +147,10 @@ http {
     uwsgi_temp_path ${o.dir}/tmp;
     scgi_temp_path ${o.dir}/tmp;
     client_max_body_size 1m;
+    # nchan keeps channel state and inter-worker messages in one shared memory pool even with
+    # Redis storage. Its 128 MB default ran out with 5,000 channels under load ("Out of shared
+    # memory ... IPC keepalive alert") and messages were lost; a deployment of this size raises it.
+    nchan_shared_memory_size ${NCHAN_SHM_MB}m;
     upstream bench_redis {
         nchan_redis_server ${o.redisUrl};
     }
