@@ -6,6 +6,7 @@ import { Histogram } from './histogram.js';
 import type { GroupUsage, ResourceMonitor } from './resources.js';
 import { round1 } from './resources.js';
 import { nextRampRate, type RampPlan } from './ramp-plan.js';
+import { speedIndex } from './session.js';
 import type { Timeline } from './timeline.js';
 
 /**
@@ -59,6 +60,11 @@ export interface StepResult {
   usageSeconds: number;
   /** Server CPU seconds (every group but the load generator) per 100,000 deliveries: efficiency, comparable across machines by ratio. */
   serverCpuPer100k: number;
+  /**
+   * The machine's speed index (session.ts) measured just before the step, while the system under
+   * test was idle: steps measured on a slowed-down machine show it here.
+   */
+  speedIndex: number;
 }
 
 export interface StepOptions {
@@ -74,6 +80,8 @@ export interface StepOptions {
 export async function publishStep(run: FanoutRun, rate: number, seconds: number, opts: StepOptions = {}): Promise<StepResult> {
   const abortLagS = opts.abortLagS ?? 3;
   const perMessage = estimateFanout(run);
+  // The previous step has drained, so nothing else is running: a quarter second on one core.
+  const speed = speedIndex(250);
   await run.fleet.resetLatency();
   const stopTimeline = run.timeline?.sample(run.fleet, opts.label ?? `${rate} msg/s`);
   run.monitor.window();
@@ -150,6 +158,7 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
     usage,
     usageSeconds: win.seconds,
     serverCpuPer100k: delivered === 0 ? 0 : Math.round((serverCpuSeconds(usage, win.seconds) * 100_000 * 1000) / delivered) / 1000,
+    speedIndex: speed,
   };
 }
 
@@ -173,18 +182,35 @@ export interface RampResult {
 }
 
 /**
- * Runs steps at the rates `nextRampRate` picks (ramp-plan.ts: geometric, halving below a failed
- * start, then refinement between the best kept-up rate and the lowest failed one). The best step
- * is the one with the highest delivery rate among those that kept up.
+ * One system's ramp, a step at a time, so that two systems' ramps can take turns on the machine:
+ * steps run at the rates `nextRampRate` picks (ramp-plan.ts: geometric, halving below a failed
+ * start, then refinement between the best kept-up rate and the lowest failed one).
  */
-export async function ramp(run: FanoutRun, o: RampPlan & { seconds: number; log: (s: string) => void }): Promise<RampResult> {
-  const steps: StepResult[] = [];
-  for (let rate = nextRampRate([], o); rate !== null; rate = nextRampRate(steps.map((s) => ({ rate: s.offeredRate, keptUp: s.keptUp })), o)) {
-    const s = await publishStep(run, Math.round(rate), o.seconds);
-    steps.push(s);
-    o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, p99 ${s.latencyMs.p99} ms, drain ${s.drainMs} ms${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
+export class RampRun {
+  readonly steps: StepResult[] = [];
+
+  constructor(
+    private readonly run: FanoutRun,
+    private readonly o: RampPlan & { seconds: number; log: (s: string) => void },
+  ) {}
+
+  /** Runs the next step, if the plan has one; false once the ramp is over. */
+  async next(): Promise<boolean> {
+    const rate = nextRampRate(
+      this.steps.map((s) => ({ rate: s.offeredRate, keptUp: s.keptUp })),
+      this.o,
+    );
+    if (rate === null) return false;
+    const s = await publishStep(this.run, Math.round(rate), this.o.seconds);
+    this.steps.push(s);
+    this.o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, p99 ${s.latencyMs.p99} ms, drain ${s.drainMs} ms, speed ${s.speedIndex}${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
+    return true;
   }
-  const kept = steps.filter((s) => s.keptUp);
-  const best = kept.length === 0 ? null : kept.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
-  return { steps, best };
+
+  /** The best step is the one with the highest delivery rate among those that kept up. */
+  result(): RampResult {
+    const kept = this.steps.filter((s) => s.keptUp);
+    const best = kept.length === 0 ? null : kept.reduce((a, b) => (b.deliveriesPerSec > a.deliveriesPerSec ? b : a));
+    return { steps: this.steps, best };
+  }
 }

@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { nextRampRate, type RampPlan } from './ramp-plan.js';
+import { nextRampRate, takeTurns, type RampPlan } from './ramp-plan.js';
 
 const plan: RampPlan = { startRate: 1000, factor: 2, maxSteps: 4, maxRate: 100_000, refine: 2 };
 const ok = (rate: number) => ({ rate, keptUp: true });
@@ -54,4 +54,32 @@ describe('ramp planner', () => {
     const rates = search(p, 7600);
     assert.equal(Math.round(Math.max(...rates.filter((r) => r <= 7600))), 5488);
   });
+});
+
+describe('takeTurns (side-by-side ramps)', () => {
+  /** A system with `steps` steps to run, recording each step as it runs. */
+  const system = (steps: number, log: string[], name: string) => {
+    let left = steps;
+    return async (): Promise<boolean> => {
+      if (left === 0) return false;
+      left--;
+      log.push(name);
+      return true;
+    };
+  };
+  const cases: Array<[string, number[], string]> = [
+    ['one system runs alone', [3], 'a a a'],
+    ['two equal ramps alternate, the first place swapping each round', [3, 3], 'a b b a a b'],
+    ['the longer ramp goes on alone once the other is done', [2, 5], 'a b b a b b b'],
+    ['a system with no steps never runs', [0, 2], 'b b'],
+    ['three systems: the order reverses every other round', [2, 2, 2], 'a b c c b a'],
+  ];
+  for (const [name, steps, expected] of cases) {
+    it(name, async () => {
+      const log: string[] = [];
+      const ran = await takeTurns(steps.map((n, i) => system(n, log, 'abc'[i] as string)));
+      assert.equal(log.join(' '), expected);
+      assert.deepEqual(ran.map((i) => 'abc'[i]), log);
+    });
+  }
 });

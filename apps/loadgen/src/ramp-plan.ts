@@ -62,3 +62,24 @@ function bracket(done: readonly RampStep[]): { lo: number; hi: number } | null {
   const above = done.filter((s) => !s.keptUp && s.rate > lo).map((s) => s.rate);
   return above.length === 0 ? null : { lo, hi: Math.min(...above) };
 }
+
+/**
+ * Runs several systems' steps in turns until each says it is done (`next` resolves false): one
+ * step each per round, the order reversed every other round, so that over a run no system keeps
+ * the place right after the other's heaviest step. Returns who ran, in order (a `false` answer
+ * counts as a turn that ran nothing, and is not listed).
+ */
+export async function takeTurns(next: ReadonlyArray<() => Promise<boolean>>): Promise<number[]> {
+  const going = next.map(() => true);
+  const ran: number[] = [];
+  for (let round = 0; going.some(Boolean); round++) {
+    const order = next.map((_, i) => i);
+    if (round % 2 === 1) order.reverse();
+    for (const i of order) {
+      if (going[i] !== true) continue;
+      going[i] = await (next[i] as () => Promise<boolean>)();
+      if (going[i] === true) ran.push(i);
+    }
+  }
+  return ran;
+}

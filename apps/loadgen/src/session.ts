@@ -58,18 +58,19 @@ function version(cmd: string, args: string[], re: RegExp): string {
 
 /**
  * A speed index of this machine right now: SHA-256 digests of a 1 KiB buffer per second on one
- * core, over half a second. Shared and virtual machines change speed from hour to hour; runs of the
- * same code compare only together with this figure.
+ * core, over `ms` (half a second unless told). Shared and virtual machines change speed from hour
+ * to hour, and this one also slows down for minutes after sustained load (docs/benchmarks.md), so
+ * runs of the same code compare only together with this figure, and every step records its own.
  */
-export function speedIndex(): number {
+export function speedIndex(ms = 500): number {
   const buf = Buffer.alloc(1024, 7);
-  const end = performance.now() + 500;
+  const started = performance.now();
   let n = 0;
-  while (performance.now() < end) {
+  while (performance.now() - started < ms) {
     for (let i = 0; i < 100; i++) createHash('sha256').update(buf).digest();
     n += 100;
   }
-  return n * 2;
+  return Math.round((n * 1000) / (performance.now() - started));
 }
 
 /** What the numbers were measured on: recorded with every report. */

@@ -4,7 +4,10 @@ import { sleep } from './processes.js';
 
 /** One sampling interval of a run: delivery rate and latency of what arrived in it. */
 export interface TimelinePoint {
-  /** Seconds since the timeline started (end of the interval). */
+  /**
+   * Seconds of sampling before the end of the interval: the time between steps (drains, the other
+   * system's turn in a side-by-side run) is left out, so steps sit next to each other.
+   */
   readonly t: number;
   /** The step the interval belongs to ("5488 msg/s", "half", ...). */
   readonly step: string;
@@ -35,7 +38,8 @@ export function pointOf(t: number, step: string, receivedBefore: number, receive
  */
 export class Timeline {
   readonly points: TimelinePoint[] = [];
-  private readonly t0 = performance.now();
+  /** Seconds sampled by the steps before the current one. */
+  private sampled = 0;
 
   constructor(private readonly everyMs = 500) {}
 
@@ -44,15 +48,17 @@ export class Timeline {
     let stopped = false;
     const loop = (async () => {
       let prev = await fleet.slice();
-      let prevAt = performance.now();
+      const startedAt = performance.now();
+      let prevAt = startedAt;
       while (!stopped) {
         await sleep(this.everyMs);
         const now = await fleet.slice();
         const at = performance.now();
-        this.points.push(pointOf((at - this.t0) / 1000, step, prev.received, now.received, (at - prevAt) / 1000, now.latency));
+        this.points.push(pointOf(this.sampled + (at - startedAt) / 1000, step, prev.received, now.received, (at - prevAt) / 1000, now.latency));
         prev = now;
         prevAt = at;
       }
+      this.sampled += (prevAt - startedAt) / 1000;
     })();
     return async () => {
       stopped = true;

@@ -1,7 +1,8 @@
 import { sourceAddress, runPrefix, type ClientKind, type ConnSpec } from '../channels.js';
-import { publishStep, ramp, type RampResult, type StepResult } from '../fanout.js';
+import { publishStep, RampRun, type FanoutRun, type RampResult, type StepResult } from '../fanout.js';
 import { fmt, type Parsed, type ScenarioReport, pushExtras } from '../options.js';
-import { withTarget } from '../session.js';
+import { takeTurns } from '../ramp-plan.js';
+import { withTarget, type Session } from '../session.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
 import type { Target } from '../targets/types.js';
@@ -64,43 +65,93 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
   };
   const binaryAt = (i: number): boolean => Math.floor((i + 1) * shape.binaryShare) > Math.floor(i * shape.binaryShare);
 
-  const measure = async (start: () => Promise<Target>, kindOf: (i: number) => ClientKind, lanes: number, batch: number, tickMs: number): Promise<TargetResult> =>
-    withTarget(start, o.num('workers'), async (s) => {
-      const conns = specs(kindOf, s.target.subscribeTarget().urls.length);
-      log(`${s.target.describe}`);
-      log(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
-      const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
-      log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
-      const timeline = new Timeline();
-      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes, batch, tickMs, bodyBytes, expiry: 3600, presign: 0 } };
-      // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
-      // first-time channel records in Redis, and socket buffers growing would otherwise be
-      // charged to the first step.
-      const warm = await publishStep(run, Math.max(1, Math.round(shape.startRate / 2)), 2, { label: 'warm-up' });
-      log(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
-      const r = await ramp(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, refine: shape.refine, seconds, log });
+  /** A system under test: how to start it, what its clients speak, how its driver publishes. */
+  interface Contender {
+    readonly name: 'push' | 'nchan';
+    readonly start: () => Promise<Target>;
+    readonly kindOf: (i: number) => ClientKind;
+    readonly lanes: number;
+    readonly batch: number;
+    readonly tickMs: number;
+  }
+  /** A started system with its subscribers open and warmed up, and its ramp. */
+  interface Entrant {
+    readonly describe: string;
+    readonly opened: TargetResult['connections'];
+    readonly run: FanoutRun;
+    readonly timeline: Timeline;
+    readonly ramp: RampRun;
+    readonly log: (s: string) => void;
+  }
+  const compare = shape.compareNchan && !o.flag('no-nchan');
+  const contenders: Contender[] = [
+    {
+      name: 'push',
+      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...pushExtras(o) }),
+      kindOf: (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
+      lanes: shape.lanes.push,
+      batch: shape.batch,
+      tickMs: shape.tickMs,
+    },
+  ];
+  if (compare) {
+    if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
+    contenders.push({ name: 'nchan', start: () => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), kindOf: () => 'nchan-ws', lanes: shape.lanes.nchan, batch: 1, tickMs: 0 });
+  }
+  // Every log line of a side-by-side run says whose it is.
+  const logFor = (c: Contender) => (compare ? (line: string) => log(`  ${c.name.padEnd(5)} ${line.trimStart()}`) : log);
+
+  const enter = async (c: Contender, s: Session): Promise<Entrant> => {
+    const say = logFor(c);
+    const conns = specs(c.kindOf, s.target.subscribeTarget().urls.length);
+    log(`${s.target.describe}`);
+    say(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
+    const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
+    say(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
+    const timeline = new Timeline();
+    const run: FanoutRun = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes: c.lanes, batch: c.batch, tickMs: c.tickMs, bodyBytes, expiry: 3600, presign: 0 } };
+    // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
+    // first-time channel records in Redis, and socket buffers growing would otherwise be
+    // charged to the first step.
+    const warm = await publishStep(run, Math.max(1, Math.round(shape.startRate / 2)), 2, { label: 'warm-up' });
+    say(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
+    const ramp = new RampRun(run, { startRate: shape.startRate, factor: shape.factor, maxSteps: shape.maxSteps, maxRate: shape.maxRate, refine: shape.refine, seconds, log: say });
+    return { describe: s.target.describe, opened, run, timeline, ramp, log: say };
+  };
+
+  // Both systems stay up, and their steps take turns (ramp-plan.ts): this machine's speed drifts
+  // under sustained load (every step records the speed index it started with), and measuring one
+  // system after the other gave whichever went first the faster machine.
+  const race = async (entrants: Entrant[]): Promise<TargetResult[]> => {
+    await takeTurns(entrants.map((e) => () => e.ramp.next()));
+    const results: TargetResult[] = [];
+    for (const e of entrants) {
+      const r = e.ramp.result();
       let half: StepResult | null = null;
       if (r.best !== null) {
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
-        half = await publishStep(run, rate, seconds, { label: `half: ${rate} msg/s` });
-        log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms`);
+        half = await publishStep(e.run, rate, seconds, { label: `half: ${rate} msg/s` });
+        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms, speed ${half.speedIndex}`);
       }
-      return { describe: s.target.describe, connections: opened, ramp: r, half, timeline: timeline.points };
-    });
+      results.push({ describe: e.describe, connections: e.opened, ramp: r, half, timeline: e.timeline.points });
+    }
+    return results;
+  };
 
-  const push = await measure(
-    () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...pushExtras(o) }),
-    (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
-    shape.lanes.push,
-    shape.batch,
-    shape.tickMs,
-  );
-  let nchan: TargetResult | null = null;
-  if (shape.compareNchan && !o.flag('no-nchan')) {
-    if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
-    nchan = await measure(() => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), () => 'nchan-ws', shape.lanes.nchan, 1, 0);
-  }
+  // Start every contender (each withTarget tears its system down however the run ends), then race.
+  const within = async (i: number, entered: Entrant[]): Promise<TargetResult[]> => {
+    const c = contenders[i];
+    if (c === undefined) return race(entered);
+    return withTarget(c.start, o.num('workers'), async (s) => within(i + 1, [...entered, await enter(c, s)]));
+  };
+  const [push, nchan = null] = (await within(0, [])) as [TargetResult, TargetResult?];
   return report(shape, push, nchan);
+}
+
+/** "lowest-highest" speed index over a target's steps (the half-rate step included). */
+function speedRange(t: TargetResult): string {
+  const all = [...t.ramp.steps, ...(t.half === null ? [] : [t.half])].map((x) => x.speedIndex);
+  return all.length === 0 ? 'n/a' : `${fmt(Math.min(...all))}-${fmt(Math.max(...all))}`;
 }
 
 function lastStep(t: TargetResult): StepResult | undefined {
@@ -141,6 +192,7 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
   if (nchan !== null) {
     summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half its sustained rate`}; lost ${lastStep(nchan)?.lost ?? 0}`);
     summary.push(`ratio push/nchan (ours sustained / nchan's best delivered): ${ratio ?? 'n/a'}`);
+    summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}, nchan ${speedRange(nchan)}; the two took turns step by step`);
   }
   const charts = [{ name: 'push', title: `${shape.scenario} (this server)\n${push.describe}`, points: push.timeline }];
   if (nchan !== null) charts.push({ name: 'nchan', title: `${shape.scenario} (nchan)\n${nchan.describe}`, points: nchan.timeline });
