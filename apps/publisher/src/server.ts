@@ -14,6 +14,7 @@ import {
 } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
 import { PublishGuard } from './auth/publish-guard.js';
+import { VerifyPlacement } from './auth/verify-placement.js';
 import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
@@ -52,7 +53,9 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const limits: PublishLimits = { maxChannels: config.maxChannels, maxBatchMessages: config.maxBatchMessages, ttl: config.ttl, maxFanoutBytes: config.maxFanoutBytes };
   const counters: Counters = { requests: 0, published: 0, rejected: 0, unavailable: 0, byType: new Map() };
   const pubLog = log.child({ component: 'publish' });
-  const guard = new PublishGuard(config, backend.replay);
+  // Ed25519 checks run inline while the event loop has time to spare, in the thread pool when busy.
+  const placement = new VerifyPlacement();
+  const guard = new PublishGuard(config, backend.replay, placement.inline);
   const channelSecret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   let draining = false;
   let inFlight = 0;
@@ -275,6 +278,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       uws.us_listen_socket_close(listenSocket);
       reporter.stop();
       redisProbe.stop();
+      placement.close();
       // Leave a second of the grace period for closing the Redis connections.
       const deadline = Date.now() + Math.max(500, config.shutdownGraceMs - 1000);
       while (inFlight > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));

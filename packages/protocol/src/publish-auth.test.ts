@@ -94,42 +94,52 @@ describe('publish signing: shared test vectors', () => {
   });
 });
 
-describe('PublishVerifier', () => {
-  const ring = parseKeyRing(`${vectors.ed25519.keyId}:ed25519:${vectors.ed25519.publicKeyBase64}, ${vectors.hmac.keyId}:hmac-sha256:${vectors.hmac.secret}`);
-  const verifier = new PublishVerifier(ring);
-  const v = vectors.requests[0]!;
-  const body = Buffer.from(v.body, 'utf8');
-  const signedBy = (keyId: string, signature: string, over: Partial<{ timestamp: number; nonce: string }> = {}) => ({
-    keyId,
-    timestamp: over.timestamp ?? v.timestamp,
-    nonce: over.nonce ?? v.nonce,
-    signature: Buffer.from(signature, 'hex'),
-  });
+for (const placement of ['thread pool', 'inline'] as const) {
+  describe(`PublishVerifier, Ed25519 in the ${placement}`, () => {
+    const ring = parseKeyRing(`${vectors.ed25519.keyId}:ed25519:${vectors.ed25519.publicKeyBase64}, ${vectors.hmac.keyId}:hmac-sha256:${vectors.hmac.secret}`);
+    let asked = 0;
+    const verifier = new PublishVerifier(ring, {
+      inline: () => {
+        asked++;
+        return placement === 'inline';
+      },
+    });
+    const v = vectors.requests[0]!;
+    const body = Buffer.from(v.body, 'utf8');
+    const signedBy = (keyId: string, signature: string, over: Partial<{ timestamp: number; nonce: string }> = {}) => ({
+      keyId,
+      timestamp: over.timestamp ?? v.timestamp,
+      nonce: over.nonce ?? v.nonce,
+      signature: Buffer.from(signature, 'hex'),
+    });
 
-  it('accepts the vector signatures of both algorithms', async () => {
-    for (const r of vectors.requests) {
-      const b = Buffer.from(r.body, 'utf8');
-      const over = { timestamp: r.timestamp, nonce: r.nonce };
-      await verifier.verify(signedBy(vectors.ed25519.keyId, r.ed25519.signature, over), r.method, r.target, b);
-      await verifier.verify(signedBy(vectors.hmac.keyId, r.hmac.signature, over), r.method, r.target, b);
-    }
-  });
+    it('accepts the vector signatures of both algorithms; only Ed25519 checks ask where to run', async () => {
+      asked = 0;
+      for (const r of vectors.requests) {
+        const b = Buffer.from(r.body, 'utf8');
+        const over = { timestamp: r.timestamp, nonce: r.nonce };
+        await verifier.verify(signedBy(vectors.ed25519.keyId, r.ed25519.signature, over), r.method, r.target, b);
+        await verifier.verify(signedBy(vectors.hmac.keyId, r.hmac.signature, over), r.method, r.target, b);
+      }
+      assert.equal(asked, vectors.requests.length);
+    });
 
-  const flip = (hex: string): string => (hex[0] === '0' ? '1' : '0') + hex.slice(1);
-  const cases: Array<[string, () => Promise<void>, number]> = [
-    ['unknown key id', () => verifier.verify(signedBy('nobody', v.ed25519.signature), v.method, v.target, body), 4122],
-    ['ed25519: one bit of the signature changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, flip(v.ed25519.signature)), v.method, v.target, body), 4123],
-    ['hmac: one bit of the signature changed', () => verifier.verify(signedBy(vectors.hmac.keyId, flip(v.hmac.signature)), v.method, v.target, body), 4123],
-    ['ed25519: body changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature), v.method, v.target, Buffer.from(`${v.body} `)), 4123],
-    ['hmac: query changed', () => verifier.verify(signedBy(vectors.hmac.keyId, v.hmac.signature), v.method, `${v.target}0`, body), 4123],
-    ['method changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature), 'GET', v.target, body), 4123],
-    ['timestamp changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature, { timestamp: v.timestamp + 1 }), v.method, v.target, body), 4123],
-    ['nonce changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature, { nonce: `${v.nonce}x` }), v.method, v.target, body), 4123],
-    ['ed25519 signature presented under the hmac key id', () => verifier.verify(signedBy(vectors.hmac.keyId, v.ed25519.signature), v.method, v.target, body), 4123],
-    ['hmac-length signature on the ed25519 key', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.hmac.signature), v.method, v.target, body), 4123],
-  ];
-  for (const [name, fn, code] of cases) it(`refuses: ${name} -> ${code}`, async () => assert.equal(await asyncCodeOf(fn), code));
-});
+    const flip = (hex: string): string => (hex[0] === '0' ? '1' : '0') + hex.slice(1);
+    const cases: Array<[string, () => Promise<void>, number]> = [
+      ['unknown key id', () => verifier.verify(signedBy('nobody', v.ed25519.signature), v.method, v.target, body), 4122],
+      ['ed25519: one bit of the signature changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, flip(v.ed25519.signature)), v.method, v.target, body), 4123],
+      ['hmac: one bit of the signature changed', () => verifier.verify(signedBy(vectors.hmac.keyId, flip(v.hmac.signature)), v.method, v.target, body), 4123],
+      ['ed25519: body changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature), v.method, v.target, Buffer.from(`${v.body} `)), 4123],
+      ['hmac: query changed', () => verifier.verify(signedBy(vectors.hmac.keyId, v.hmac.signature), v.method, `${v.target}0`, body), 4123],
+      ['method changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature), 'GET', v.target, body), 4123],
+      ['timestamp changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature, { timestamp: v.timestamp + 1 }), v.method, v.target, body), 4123],
+      ['nonce changed', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.ed25519.signature, { nonce: `${v.nonce}x` }), v.method, v.target, body), 4123],
+      ['ed25519 signature presented under the hmac key id', () => verifier.verify(signedBy(vectors.hmac.keyId, v.ed25519.signature), v.method, v.target, body), 4123],
+      ['hmac-length signature on the ed25519 key', () => verifier.verify(signedBy(vectors.ed25519.keyId, v.hmac.signature), v.method, v.target, body), 4123],
+    ];
+    for (const [name, fn, code] of cases) it(`refuses: ${name} -> ${code}`, async () => assert.equal(await asyncCodeOf(fn), code));
+  });
+}
 
 describe('refusal reasons', () => {
   it('missing, malformed, unknown key, bad signature, stale and replayed each have their own code, 401/403', () => {

@@ -198,16 +198,30 @@ export function authHeaders(keyId: string, timestamp: number, nonce: string, sig
 
 type VerifyKey = { readonly algorithm: 'ed25519'; readonly key: KeyObject } | { readonly algorithm: 'hmac-sha256'; readonly secret: Buffer };
 
+export interface VerifierOptions {
+  /**
+   * Asked before every Ed25519 check: true runs it on the calling thread, false (and the default)
+   * in libuv's thread pool. See `PublishVerifier` for the trade.
+   */
+  readonly inline?: () => boolean;
+}
+
 /**
  * The server's key ring, prepared once at start (KeyObjects are built once, not per request).
  * `verify` rejects with AUTH_UNKNOWN_KEY or AUTH_BAD_SIGNATURE; both paths cost the same whatever
  * the signature bytes are (HMAC compared with timingSafeEqual; Ed25519 verification has no secret).
- * Ed25519 runs in libuv's thread pool (the callback form of crypto.verify): at ~100 us per check
- * it would otherwise be the largest share of the publisher's event-loop time per request.
+ * An Ed25519 check costs ~100 us. In the thread pool (the callback form of crypto.verify) it leaves
+ * the event loop free for other requests and lets a second core work, which a saturated publisher
+ * needs; but the trip there and back wakes two threads, and on a busy virtual machine those
+ * wake-ups cost more than the check itself when requests come one at a time. `opts.inline` picks
+ * per check (the publisher asks how busy its event loop is: auth/verify-placement.ts).
  */
 export class PublishVerifier {
   private readonly keys = new Map<string, VerifyKey>();
-  constructor(specs: readonly PublishKeySpec[]) {
+  constructor(
+    specs: readonly PublishKeySpec[],
+    private readonly opts: VerifierOptions = {},
+  ) {
     for (const s of specs) {
       this.keys.set(s.id, s.algorithm === 'ed25519' ? { algorithm: 'ed25519', key: ed25519PublicKey(s.material) } : { algorithm: 'hmac-sha256', secret: s.material });
     }
@@ -221,7 +235,8 @@ export class PublishVerifier {
     const canonical = canonicalString({ method, target, timestamp: req.timestamp, nonce: req.nonce, keyId: req.keyId, bodySha256: sha256Hex(body) });
     let ok: boolean;
     if (k.algorithm === 'ed25519') {
-      ok = req.signature.length === 64 && (await ed25519Verify(k.key, Buffer.from(canonical, 'utf8'), req.signature));
+      const data = Buffer.from(canonical, 'utf8');
+      ok = req.signature.length === 64 && (this.opts.inline?.() === true ? cryptoVerify(null, data, k.key, req.signature) : await ed25519Verify(k.key, data, req.signature));
     } else {
       const expected = createHmac('sha256', k.secret).update(canonical, 'utf8').digest();
       ok = req.signature.length === expected.length && timingSafeEqual(expected, req.signature);

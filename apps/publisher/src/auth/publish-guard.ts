@@ -48,11 +48,13 @@ export class PublishGuard {
   private readonly realIpHeader: string;
   private readonly maxSkewS: number;
 
+  /** `inlineVerify`: where each Ed25519 check runs (verify-placement.ts; default: the thread pool). */
   constructor(
     config: Config,
     private readonly replay: ReplayGuard,
+    inlineVerify?: () => boolean,
   ) {
-    this.verifier = new PublishVerifier(config.publishKeys);
+    this.verifier = new PublishVerifier(config.publishKeys, inlineVerify === undefined ? {} : { inline: inlineVerify });
     this.trusted = new NetworkSet(config.publishTrustedNetworks);
     this.proxies = new NetworkSet(config.trustedProxies);
     this.realIpHeader = config.realIpHeader;
