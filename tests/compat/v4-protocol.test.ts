@@ -1,65 +1,15 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHmac } from 'node:crypto';
-import WebSocket from 'ws';
-import { bytesToHex, decodeResponseBatch, encodeRequestBatch, signChannelPair, type DecodedResponse } from '@push/protocol';
+import { bytesToHex, decodeResponseBatch, encodeRequestBatch, signChannelPair } from '@push/protocol';
+import { BinWs, hex, incoming, publicSig, type OutMsg } from '../helpers/bin-ws.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
-import { redisSnapshot } from '../helpers/redis-snapshot.js';
-import { startApp, TEST_KEY, type AppProcess } from '../helpers/apps.js';
+import { storedState } from '../helpers/redis-snapshot.js';
+import { startApp, type AppProcess } from '../helpers/apps.js';
 import { channelId, signed, SECRET } from '../helpers/clients.js';
 import { eventually, sleep } from '../helpers/ports.js';
 
 /** Black-box protocol-4 checks against real publisher + listener processes and a real Redis. */
 
-type OutMsg = NonNullable<DecodedResponse['outgoingMessages']>['messages'][number];
-const hex = (h: string): Buffer => Buffer.from(h, 'hex');
-const publicSig = (pub: string): Buffer => createHmac('sha1', TEST_KEY).update(`public:${pub}`).digest();
-
-class BinWs {
-  readonly ws: WebSocket;
-  readonly batches: DecodedResponse[][] = [];
-  readonly messages: OutMsg[] = [];
-  readonly textFrames: string[] = [];
-  closeCode: number | null = null;
-  closeReason = '';
-  readonly opened: Promise<void>;
-  readonly closed: Promise<void>;
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
-    this.opened = new Promise((res, rej) => {
-      this.ws.once('open', () => res());
-      this.ws.once('error', rej);
-    });
-    this.closed = new Promise((res) =>
-      this.ws.once('close', (code, reason) => {
-        this.closeCode = code;
-        this.closeReason = reason.toString();
-        res();
-      }),
-    );
-    this.ws.on('message', (data, isBinary) => {
-      if (!isBinary) {
-        this.textFrames.push(data.toString());
-        return;
-      }
-      const batch = decodeResponseBatch(new Uint8Array(data as Buffer));
-      this.batches.push(batch.responses);
-      for (const r of batch.responses) if (r.outgoingMessages) this.messages.push(...r.outgoingMessages.messages);
-    });
-  }
-  static async open(base: string, channels: string[], extra = '&binaryMode=true'): Promise<BinWs> {
-    const c = new BinWs(`${base.replace(/^http/, 'ws')}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(channels.join('/'))}${extra}`);
-    await c.opened;
-    return c;
-  }
-}
-
-/** Every key and value in Redis except presence markers, which come and go with connections. */
-const storedState = async (redis: RedisServer): Promise<string> =>
-  (await redisSnapshot(redis.client()))
-    .split('\n')
-    .filter((line) => !line.includes(':o:{'))
-    .join('\n');
 
 /** Grows `pad` until `build(pad)` is exactly `size` bytes (protobuf length prefixes move with it). */
 function exactSize(size: number, build: (pad: string) => Uint8Array | string): Uint8Array | string {
@@ -75,9 +25,6 @@ function exactSize(size: number, build: (pad: string) => Uint8Array | string): U
 
 const binPublish = (pubUrl: string, requests: unknown[], path = '/bitrix/pub/?binaryMode=true'): Promise<Response> =>
   fetch(`${pubUrl}${path}`, { method: 'POST', body: encodeRequestBatch({ requests: requests as Array<Record<string, unknown>> }) });
-const incoming = (receivers: unknown[], body: unknown, expiry = 60): Record<string, unknown> => ({
-  incomingMessages: { messages: [{ receivers, body: JSON.stringify(body), expiry, type: 'test_hello' }] },
-});
 
 describe('protocol 4 over the real stack', () => {
   let redis: RedisServer;
@@ -169,7 +116,7 @@ describe('protocol 4 over the real stack', () => {
     const watcher = await BinWs.open(l1.url, [signChannelPair(privB, pubB, SECRET)]);
     const sender = await BinWs.open(l2.url, [signChannelPair(priv, pubId, SECRET)]);
     await sleep(150);
-    const before = await storedState(redis);
+    const before = await storedState(redis.client());
     const empty = encodeRequestBatch({ requests: [{ incomingMessages: { messages: [] } }] });
     const portalRes = await binPublish(pub.url, [{ incomingMessages: { messages: [] } }]);
     assert.equal(portalRes.status, 200);
@@ -182,7 +129,7 @@ describe('protocol 4 over the real stack', () => {
     await sleep(300);
     assert.equal(sender.closeCode, null, 'the WebSocket stays open');
     assert.equal(sender.batches.length, 0, 'and gets no answer');
-    assert.equal(await storedState(redis), before, 'Redis unchanged: no message, no id used');
+    assert.equal(await storedState(redis.client()), before, 'Redis unchanged: no message, no id used');
     assert.equal(watcher.messages.length + watcher.textFrames.length, 0, 'nothing delivered');
     // The same connections still publish normally afterwards.
     sender.ws.send(encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(pubB) }], { module_id: 'test', command: 'real' }, 0)] }));
@@ -219,13 +166,13 @@ describe('protocol 4 over the real stack', () => {
       { name: '/bitrix/rest/', url: restUrl, build: (pad) => encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(pubB) }], { module_id: 'test', command: 'rest', params: { pad } })] }) },
     ];
     for (const r of routes) {
-      const before = await storedState(redis);
+      const before = await storedState(redis.client());
       const over = await fetch(r.url, { method: 'POST', headers: { 'Message-Expiry': '60' }, body: exactSize(LIMIT + 1, r.build) });
       assert.equal(over.status, 413, `${r.name}: one byte over`);
       assert.match(await over.text(), /^4101: \S/);
       assert.equal(over.headers.get('access-control-allow-origin'), '*');
       await sleep(100);
-      assert.equal(await storedState(redis), before, `${r.name}: nothing stored`);
+      assert.equal(await storedState(redis.client()), before, `${r.name}: nothing stored`);
       const atLimit = await fetch(r.url, { method: 'POST', headers: { 'Message-Expiry': '60' }, body: exactSize(LIMIT, r.build) });
       assert.equal(atLimit.status, 200, `${r.name}: exactly the limit is accepted`);
     }
@@ -245,21 +192,21 @@ describe('protocol 4 over the real stack', () => {
       ['binary publish', `${pub.url}/bitrix/pub/?binaryMode=true`, privs],
       ['/bitrix/rest/', restUrl, pubs],
     ] as const) {
-      const before = await storedState(redis);
+      const before = await storedState(redis.client());
       const res = await fetch(url, { method: 'POST', body: encodeRequestBatch({ requests: [incoming([...receivers], body)] }) });
       assert.equal(res.status, 413, name);
       assert.match(await res.text(), /^4112: \S/, name);
       await sleep(100);
-      assert.equal(await storedState(redis), before, `${name}: nothing stored`);
+      assert.equal(await storedState(redis.client()), before, `${name}: nothing stored`);
     }
     // A client publishing over its WebSocket gets the same refusal as a close code.
-    const before = await storedState(redis);
+    const before = await storedState(redis.client());
     const c = await BinWs.open(l1.url, [signChannelPair(channelId(), channelId(), SECRET)]);
     c.ws.send(encodeRequestBatch({ requests: [incoming([...pubs], body)] }));
     await c.closed;
     assert.equal(c.closeCode, 4112);
     assert.match(c.closeReason, /^4112: \S/);
-    assert.equal(await storedState(redis), before, 'WebSocket: nothing stored');
+    assert.equal(await storedState(redis.client()), before, 'WebSocket: nothing stored');
   });
 
   it('binary channelStats answers one entry per id with isOnline from presence; serverStats answers the process list', async () => {

@@ -62,3 +62,11 @@ export function snapshotChanges(before: RedisSnapshot, after: RedisSnapshot): st
 export async function redisSnapshot(c: Redis): Promise<string> {
   return [...(await takeSnapshot(c)).keys.values()].map((k) => k.line).join('\n');
 }
+
+/** The snapshot text without presence markers, which come and go with connections, not publishes. */
+export async function storedState(c: Redis): Promise<string> {
+  return (await redisSnapshot(c))
+    .split('\n')
+    .filter((line) => !line.includes(':o:{'))
+    .join('\n');
+}

@@ -1,7 +1,7 @@
 import { nanoid } from 'nanoid';
 import { Errors, signChannel } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
-import { Exchange, RateMeter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
@@ -70,6 +70,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       ttl: config.ttl,
       secret,
       limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels, maxFanoutBytes: config.maxFanoutBytes },
+      limiter: clientLimiter(config, metrics.registry),
     },
   };
 

@@ -1,5 +1,5 @@
-import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret } from '@push/protocol';
-import { Exchange, parseQuery, readBody, type HttpRequest, type HttpResponse } from '@push/runtime';
+import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret, type V4Request } from '@push/protocol';
+import { Exchange, chargeClientRequest, parseQuery, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 
 /** Client publishing paths (Bitrix route `rest`; the portal's `path_to_publish_web`). */
@@ -9,6 +9,8 @@ export interface RestDeps extends V4RouteDeps {
   readonly secret: ChannelSecret;
   readonly maxChannels: number;
   readonly maxBodyBytes: number;
+  /** PUSH_CLIENT_RATE per sender public id in this process; null = unlimited. */
+  readonly limiter: KeyedRateLimiter | null;
 }
 
 /**
@@ -30,7 +32,8 @@ export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, 
       const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
       const publicId = subs.find((s) => s.publicId !== null)?.publicId ?? null;
       if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
-      onPublished(await answerV4(ex, body, { trusted: false, secret: deps.secret }, { type: SenderType.CLIENT, id: publicId }, deps));
+      const admit = (req: V4Request): void => chargeClientRequest(deps.limiter, publicId, req);
+      onPublished(await answerV4(ex, body, { trusted: false, secret: deps.secret }, { type: SenderType.CLIENT, id: publicId }, deps, admit));
     })
     .catch((err: unknown) => {
       if (!ex.aborted) onError(ex, err);

@@ -42,6 +42,7 @@ export const Errors = {
   SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
   FANOUT_TOO_LARGE: { code: 4112, status: 413, reason: 'Body bytes x channels exceed PUSH_MAX_FANOUT_BYTES: publish to fewer channels per request, or send a smaller body.' },
+  CLIENT_RATE_LIMITED: { code: 4113, status: 429, reason: 'Client publishes to more receivers per second than PUSH_CLIENT_RATE allows; wait and send again.' },
   // 4120-4139: publish authentication and channel lifecycle (docs/security.md).
   AUTH_MISSING: { code: 4120, status: 401, reason: 'Unsigned request from an untrusted address: sign it (X-Push-Key-Id, X-Push-Timestamp, X-Push-Nonce, X-Push-Signature) or list the source in PUSH_PUBLISH_TRUSTED_NETWORKS.' },
   AUTH_MALFORMED: { code: 4121, status: 401, reason: 'Signature headers are malformed.' },
@@ -59,10 +60,13 @@ export type ErrorName = keyof typeof Errors;
 export class PushError extends Error {
   readonly spec: ErrorSpec;
   readonly detail: string | undefined;
-  constructor(spec: ErrorSpec, detail?: string) {
+  /** Seconds after which the same request may succeed (sent as Retry-After on HTTP answers). */
+  readonly retryAfterS: number | undefined;
+  constructor(spec: ErrorSpec, detail?: string, retryAfterS?: number) {
     super(detail === undefined ? spec.reason : `${spec.reason} ${detail}`);
     this.spec = spec;
     this.detail = detail;
+    this.retryAfterS = retryAfterS;
   }
   /** The "<code>: <reason>" text used as HTTP body and WebSocket close reason. */
   get wire(): string {

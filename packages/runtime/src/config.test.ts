@@ -86,6 +86,20 @@ describe('config', () => {
     }
   });
 
+  it('client publishing limit: 50 receivers/s with bursts of 500 by default, 0 turns it off, nonsense is refused', () => {
+    const d = loadConfig(KEY, { port: 1 });
+    assert.deepEqual([d.clientRate, d.clientBurst], [50, 500]);
+    const off = loadConfig({ ...KEY, PUSH_CLIENT_RATE: '0', PUSH_CLIENT_BURST: '1' }, { port: 1 });
+    assert.deepEqual([off.clientRate, off.clientBurst], [0, 1]);
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ PUSH_CLIENT_RATE: '-1' }, /PUSH_CLIENT_RATE: expected a whole number from 0 to 1000000, got "-1"/],
+      [{ PUSH_CLIENT_RATE: '2.5' }, /PUSH_CLIENT_RATE: expected a whole number/],
+      [{ PUSH_CLIENT_BURST: '0' }, /PUSH_CLIENT_BURST: expected a whole number from 1 to 1000000, got "0"/],
+      [{ PUSH_CLIENT_BURST: '1000001' }, /PUSH_CLIENT_BURST: expected a whole number from 1/],
+    ];
+    for (const [env, re] of bad) assert.throws(() => loadConfig({ ...KEY, ...env }, { port: 1 }), re);
+  });
+
   it('configuration errors never repeat a secret', () => {
     const secret = 'Pa55w0rd-Redis-Secret';
     const hmac = 'h'.repeat(20) + 'TopSecretHmacMaterial';

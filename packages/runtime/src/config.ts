@@ -23,6 +23,10 @@ export interface Config {
   readonly maxRequestMessages: number;
   /** Connections per `priv:pub` channel in one listener; the oldest is closed with 4029 beyond it. */
   readonly maxConnPerChannel: number;
+  /** Receivers per second a client may publish to, per sender public id and process; 0 = unlimited. */
+  readonly clientRate: number;
+  /** Token bucket size of that limit: the most receivers a client may reach in one burst. */
+  readonly clientBurst: number;
   readonly ttl: TtlPolicy;
   readonly historyLimit: number;
   readonly longPollTimeoutMs: number;
@@ -84,6 +88,8 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_MAX_FANOUT_BYTES', def: '16777216' },
   { name: 'PUSH_MAX_REQUEST_MESSAGES', def: '100' },
   { name: 'PUSH_MAX_CONN_PER_CHANNEL', def: '100' },
+  { name: 'PUSH_CLIENT_RATE', def: '50' },
+  { name: 'PUSH_CLIENT_BURST', def: '500' },
   { name: 'PUSH_TTL_TABLE', def: DEFAULT_TTL_TABLE },
   { name: 'PUSH_HISTORY_LIMIT', def: '100' },
   { name: 'PUSH_LONGPOLL_TIMEOUT_S', def: '40' },
@@ -243,6 +249,8 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     maxFanoutBytes: int('PUSH_MAX_FANOUT_BYTES', 65536, 1024 * 1024 * 1024),
     maxRequestMessages: int('PUSH_MAX_REQUEST_MESSAGES', 1, 100000),
     maxConnPerChannel: int('PUSH_MAX_CONN_PER_CHANNEL', 1, 100000),
+    clientRate: int('PUSH_CLIENT_RATE', 0, 1_000_000),
+    clientBurst: int('PUSH_CLIENT_BURST', 1, 1_000_000),
     ttl: ttl ?? parseTtlTable(DEFAULT_TTL_TABLE),
     historyLimit: int('PUSH_HISTORY_LIMIT', 1, 10000),
     longPollTimeoutMs: int('PUSH_LONGPOLL_TIMEOUT_S', 1, 3600) * 1000,

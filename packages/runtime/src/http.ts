@@ -48,7 +48,8 @@ export class Exchange {
   sendError(err: PushError | ErrorSpec, extraHeaders: Headers = [], closeConnection = false): boolean {
     const spec = err instanceof PushError ? err.spec : err;
     const text = err instanceof PushError ? err.wire : errorText(spec);
-    return this.send(spec.status, text, [...CORS_ANY, ['Content-Type', 'text/plain; charset=utf-8'], ...extraHeaders], closeConnection);
+    const retry: Headers = err instanceof PushError && err.retryAfterS !== undefined ? [['Retry-After', String(err.retryAfterS)]] : [];
+    return this.send(spec.status, text, [...CORS_ANY, ['Content-Type', 'text/plain; charset=utf-8'], ...retry, ...extraHeaders], closeConnection);
   }
 }
 

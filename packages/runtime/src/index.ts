@@ -6,3 +6,4 @@ export * from './lifecycle.js';
 export * from './main.js';
 export * from './app-routes.js';
 export * from './metrics.js';
+export * from './rate-limit.js';

@@ -1,5 +1,6 @@
 import { Errors, PushError, SenderType, parseV4Request, publicChannelKey, type ChannelSecret, type SubscribedChannel, type V4Limits } from '@push/protocol';
 import { executeV4Request, type V4Deps } from '@push/backend';
+import { chargeClientRequest, type KeyedRateLimiter } from '@push/runtime';
 import type { FrameFormat } from '../hub.js';
 
 /**
@@ -36,6 +37,8 @@ export function senderPublicId(subs: readonly SubscribedChannel[]): string | nul
 export interface ClientRequestContext extends V4Deps {
   readonly secret: ChannelSecret;
   readonly limits: V4Limits;
+  /** PUSH_CLIENT_RATE per sender public id in this process; null = unlimited. */
+  readonly limiter: KeyedRateLimiter | null;
 }
 
 /**
@@ -49,6 +52,7 @@ export async function clientRequest(bytes: Uint8Array, publicId: string | null, 
   const req = parseV4Request(bytes, { trusted: false, secret: ctx.secret }, ctx.limits);
   // An empty incomingMessages list does nothing (as in Bitrix) and needs no answer.
   if (req.kind === 'incomingMessages' && req.messages.length === 0) return null;
+  chargeClientRequest(ctx.limiter, publicId, req);
   return executeV4Request(req, { type: SenderType.CLIENT, id: publicId }, ctx);
 }
 

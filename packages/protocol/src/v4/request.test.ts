@@ -4,7 +4,7 @@ import { createHmac } from 'node:crypto';
 import { PushError } from '../errors.js';
 import { parseTtlTable } from '../ttl-policy.js';
 import { encodeRequestBatch } from './codec.js';
-import { parseV4Request, publicChannelKey, v4ToNewMessages, type V4Trust } from './request.js';
+import { parseV4Request, publicChannelKey, requestCost, v4ToNewMessages, type V4Request, type V4Trust } from './request.js';
 
 const KEY = 'u9kqCo7qhKIQ8RML9xUGNmcZLVWmS8OsR2UN9jsZuaCY3aqPKGENRWmA36f9r47FHnqXlKuMvgsl0hnft7qCAN8iXHw94nHS4D6dxA07BX1lUjwuMJ0t73Z9wJY25Mpu';
 const SECRET = { key: KEY, algorithm: 'sha1' as const };
@@ -119,5 +119,21 @@ describe('v4 incoming -> store messages', () => {
   });
   it('refuses a body that is not a JSON object (text subscribers splice it verbatim)', () => {
     assert.throws(() => v4ToNewMessages([{ receivers: [{ id: PRIV, isPrivate: true }], body: 'hello', expiry: 1, type: '' }], ttl), (e: unknown) => e instanceof PushError && e.spec.code === 4102);
+  });
+});
+
+describe('v4 request cost (client rate limits)', () => {
+  const ch = (n: number): Array<{ id: string; isPrivate: boolean }> => Array.from({ length: n }, () => ({ id: PUB, isPrivate: false }));
+  const cases: Array<[string, V4Request, number]> = [
+    ['no messages', { kind: 'incomingMessages', messages: [] }, 0],
+    ['one message, one receiver', { kind: 'incomingMessages', messages: [{ receivers: ch(1), body: BODY, expiry: 0, type: '' }] }, 1],
+    ['receivers add up over messages', { kind: 'incomingMessages', messages: [{ receivers: ch(3), body: BODY, expiry: 0, type: '' }, { receivers: ch(4), body: BODY, expiry: 0, type: '' }] }, 7],
+    ['channel stats: one per channel', { kind: 'channelStats', channels: ch(5) }, 5],
+    ['server stats', { kind: 'serverStats' }, 1],
+  ];
+  for (const [name, req, cost] of cases) it(name, () => assert.equal(requestCost(req), cost));
+  it('counts what parseV4Request returns for a client publish', () => {
+    const req = parseV4Request(incoming([msg([{ id: id(PUB), isPrivate: false, signature: PUB_SIG }, { id: id(PUB), isPrivate: false, signature: PUB_SIG }])]), CLIENT, LIMITS);
+    assert.equal(requestCost(req), 2);
   });
 });

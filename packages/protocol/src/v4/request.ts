@@ -125,6 +125,25 @@ export function parseV4Request(bytes: Uint8Array, trust: V4Trust, limits: V4Limi
 }
 
 /**
+ * What a request makes the server do, in the unit client rate limits count (PUSH_CLIENT_RATE):
+ * one per receiver of every message (each is a store append and a pub/sub message), one per
+ * channel asked about, one for anything else.
+ */
+export function requestCost(req: V4Request): number {
+  switch (req.kind) {
+    case 'incomingMessages': {
+      let n = 0;
+      for (const m of req.messages) n += m.receivers.length;
+      return n;
+    }
+    case 'channelStats':
+      return req.channels.length;
+    default:
+      return 1;
+  }
+}
+
+/**
  * Turns validated incoming messages into store messages. Private receivers are channel ids as
  * they are; public receivers use `publicChannelKey`, which listeners serving the owner subscribe to.
  * `expiry` 0 means live delivery only (Bitrix 2.0 stores nothing then; clients publish with 0).
