@@ -4,19 +4,22 @@ import { FRAME_END, FRAME_START } from '@push/protocol';
  * The body every benchmark message carries: an ordinary Bitrix-shaped JSON object whose params
  * hold what a receiver needs to check delivery and measure latency.
  *   t  the sender's clock when the message was due, integer microseconds since the epoch
+ *   w  microseconds from t until the request carrying it was built, right before it was written:
+ *      its wait in the sender's queue (latency counted from the send starts at t + w, the closest
+ *      the sender knows to the server accepting the publish)
  *   q  "<channel index>:<sequence>" for every channel of the publish, comma separated
  *   p  padding up to the requested body size
  * Receivers read t and their own channel's entry with indexOf and digit loops instead of
  * JSON.parse: at a million deliveries per second the load generator shares two cores with the
  * server, and its parsing cost would otherwise be measured as the server's.
  */
-export function benchBody(sentUs: number, targets: ReadonlyArray<readonly [number, number]>, bodyBytes: number): string {
+export function benchBody(dueUs: number, sentUs: number, targets: ReadonlyArray<readonly [number, number]>, bodyBytes: number): string {
   let q = '';
   for (let i = 0; i < targets.length; i++) {
     const t = targets[i] as readonly [number, number];
     q += (i === 0 ? '' : ',') + t[0] + ':' + t[1];
   }
-  const head = `{"module_id":"bench","command":"m","params":{"t":${sentUs},"q":"${q}","p":"`;
+  const head = `{"module_id":"bench","command":"m","params":{"t":${dueUs},"w":${Math.max(0, sentUs - dueUs)},"q":"${q}","p":"`;
   const tail = '"}}';
   return head + 'x'.repeat(Math.max(0, bodyBytes - head.length - tail.length)) + tail;
 }
@@ -28,25 +31,30 @@ export function nowUs(): number {
 
 /** Where parsed deliveries go; one per connection. */
 export interface DeliverySink {
-  deliver(seq: number, sentUs: number): void;
+  deliver(seq: number, dueUs: number, sentUs: number): void;
   /** A message of the bench that had no entry for this connection's channel, or could not be read. */
   malformed(): void;
 }
 
 const T_KEY = '"t":';
+const W_KEY = ',"w":';
 const Q_KEY = ',"q":"';
 const MID_KEY = '"mid":"';
 
 /**
- * Reads one bench body lying in text[from, to): reports (seq, t) for channel `chan` to the sink.
+ * Reads one bench body lying in text[from, to): reports (seq, t, t + w) for channel `chan` to the sink.
  * Anything else (another channel only, damaged text) counts as malformed.
  */
 export function readBenchBody(text: string, from: number, to: number, chan: number, sink: DeliverySink): void {
   let i = text.indexOf(T_KEY, from);
   if (i < 0 || i >= to) return sink.malformed();
   i += T_KEY.length;
-  let sent = 0;
-  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) sent = sent * 10 + (c - 48);
+  let due = 0;
+  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) due = due * 10 + (c - 48);
+  if (!text.startsWith(W_KEY, i)) return sink.malformed();
+  i += W_KEY.length;
+  let wait = 0;
+  for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) wait = wait * 10 + (c - 48);
   if (!text.startsWith(Q_KEY, i)) return sink.malformed();
   i += Q_KEY.length;
   while (i < to) {
@@ -56,7 +64,7 @@ export function readBenchBody(text: string, from: number, to: number, chan: numb
     i++;
     let seq = 0;
     for (let c = text.charCodeAt(i); c >= 48 && c <= 57; c = text.charCodeAt(++i)) seq = seq * 10 + (c - 48);
-    if (ch === chan) return sink.deliver(seq, sent);
+    if (ch === chan) return sink.deliver(seq, due, due + wait);
     if (text.charCodeAt(i) !== 44 /* , */) break;
     i++;
   }

@@ -124,10 +124,12 @@ function slicesOf(plan: PublishPlan): number[][] {
 function maker(plan: PublishPlan) {
   return (li: number, slice: readonly number[], n: number, dueUs: (k: number) => number): Prepared => {
     const msgs: Array<{ channels: number[]; body: string }> = [];
+    // Built right before it is written (signing included), except requests signed ahead (ingest).
+    const builtUs = nowUs();
     for (let k = 0; k < n; k++) {
       const chans = pick(slice, plan.fanout);
       const targets = chans.map((c) => [c, ++seqs[c]!] as const);
-      msgs.push({ channels: chans, body: benchBody(dueUs(k), targets, plan.bodyBytes) });
+      msgs.push({ channels: chans, body: benchBody(dueUs(k), builtUs, targets, plan.bodyBytes) });
     }
     return build(laneFor(li), msgs, plan.expiry);
   };

@@ -43,7 +43,15 @@ export interface StepResult {
   /** Time after the last publish until the last delivery arrived (or until deliveries stopped). */
   drainMs: number;
   keptUp: boolean;
+  /** From the moment each message was due at the publish driver (open loop: its queue counts). */
   latencyMs: ReturnType<Histogram['summaryMs']>;
+  /** From the moment the request carrying it was sent: what the server and the client took. */
+  sendLatencyMs: ReturnType<Histogram['summaryMs']>;
+  /**
+   * The load generator's own stalls during the step: the worst client worker's event-loop delay
+   * (p99 and max, ms). Every delivery that arrives during a stall waits for it.
+   */
+  clientLoopDelayMs: { p99: number; max: number };
   acceptMs: { p50: number; p99: number };
   maxBehindMs: number;
   /** Cumulative over the run so far (a loss in an earlier step stays visible). */
@@ -146,6 +154,8 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
     drainMs,
     keptUp: !aborted && offeredOk && drainMs <= 1000 && last >= expected && (r['errors'] as number) === 0,
     latencyMs: col.latency.summaryMs(),
+    sendLatencyMs: col.sendLatency.summaryMs(),
+    clientLoopDelayMs: col.loopDelayMs,
     acceptMs: { p50: Math.round(accept.quantile(0.5) / 100) / 10, p99: Math.round(accept.quantile(0.99) / 100) / 10 },
     maxBehindMs: r['maxBehindMs'] as number,
     lost: col.lost,

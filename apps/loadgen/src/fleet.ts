@@ -32,7 +32,12 @@ export interface Collected {
   firstError: string;
   /** Up to five connections per worker that missed something: which channel, what they last saw. */
   lossSamples: Array<Record<string, unknown>>;
+  /** From the moment each message was due at the publish driver. */
   latency: Histogram;
+  /** From the moment the request carrying it was sent. */
+  sendLatency: Histogram;
+  /** The worst worker's event-loop delay since the last latency reset (ms). */
+  loopDelayMs: { p99: number; max: number };
 }
 
 /** The subscriber side of the load generator: worker processes each playing a share of the clients. */
@@ -84,9 +89,12 @@ export class Fleet {
   /** Delivery check against the final sequence number of every channel. */
   async collect(expected: readonly number[]): Promise<Collected> {
     const parts = await Promise.all(this.workers.map((w) => w.call<Record<string, unknown>>('collect', { expected })));
-    const latency = new Histogram();
+    const merged = (k: string): Histogram => {
+      const h = new Histogram();
+      for (const p of parts) h.add(p[k] as Parameters<Histogram['add']>[0]);
+      return h;
+    };
     const sum = (k: string): number => parts.reduce((s, p) => s + (p[k] as number), 0);
-    for (const p of parts) latency.add(p['latency'] as Parameters<Histogram['add']>[0]);
     return {
       connections: sum('connections'),
       expected: sum('expected'),
@@ -102,7 +110,12 @@ export class Fleet {
       requests: sum('requests'),
       firstError: (parts.find((p) => p['firstError'] !== '')?.['firstError'] as string | undefined) ?? '',
       lossSamples: parts.flatMap((p) => p['lossSamples'] as Array<Record<string, unknown>>),
-      latency,
+      latency: merged('latency'),
+      sendLatency: merged('sendLatency'),
+      loopDelayMs: {
+        p99: Math.round(Math.max(...parts.map((p) => (p['loopDelayMs'] as { p99: number }).p99)) * 10) / 10,
+        max: Math.round(Math.max(...parts.map((p) => (p['loopDelayMs'] as { max: number }).max)) * 10) / 10,
+      },
     };
   }
 

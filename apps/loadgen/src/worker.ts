@@ -1,4 +1,5 @@
 import { Agent, get, type IncomingMessage } from 'node:http';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import WebSocket from 'ws';
 import { bytesToHex, decodeResponseBatch, signChannel } from '@push/protocol';
 import { nowUs, readBenchBody, readTextFrames, type DeliverySink } from './bench-body.js';
@@ -26,7 +27,10 @@ interface Settings {
 }
 
 class Totals {
+  /** From the moment each message was due at the publish driver (its queue included). */
   readonly latency = new Histogram();
+  /** From the moment the request carrying it was built and sent: the server's part. */
+  readonly sendLatency = new Histogram();
   /** Latency since the coordinator's last `slice` call: the timeline's points (timeline.ts). */
   readonly slice = new Histogram();
   opened = 0;
@@ -42,6 +46,14 @@ class Totals {
 }
 
 const totals = new Totals();
+/**
+ * This worker's own event-loop delay since the last reset: on two shared cores the clients queue
+ * for the CPU too, and every message that arrives during a stall waits for it. Sampled every
+ * LOOP_SAMPLE_MS (the histogram's values include that interval, which is subtracted when reported).
+ */
+const LOOP_SAMPLE_MS = 10;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
+loopDelay.enable();
 let settings: Settings;
 let stopping = false;
 const conns: Client[] = [];
@@ -56,10 +68,11 @@ abstract class Client implements DeliverySink {
   up = false;
   constructor(readonly spec: ConnSpec) {}
 
-  deliver(seq: number, sentUs: number): void {
+  deliver(seq: number, dueUs: number, sentUs: number): void {
     this.seq.observe(seq);
-    totals.latency.record(this.frameUs - sentUs);
-    totals.slice.record(this.frameUs - sentUs);
+    totals.latency.record(this.frameUs - dueUs);
+    totals.sendLatency.record(this.frameUs - sentUs);
+    totals.slice.record(this.frameUs - dueUs);
   }
   malformed(): void {
     totals.malformed++;
@@ -275,6 +288,8 @@ serve({
   },
   reset() {
     totals.latency.reset();
+    totals.sendLatency.reset();
+    loopDelay.reset();
     return {};
   },
   collect(req) {
@@ -311,6 +326,8 @@ serve({
       firstError: totals.firstError,
       lossSamples,
       latency: totals.latency.toJSON(),
+      sendLatency: totals.sendLatency.toJSON(),
+      loopDelayMs: { p99: Math.max(0, loopDelay.percentile(99) / 1e6 - LOOP_SAMPLE_MS), max: Math.max(0, loopDelay.max / 1e6 - LOOP_SAMPLE_MS) },
     };
   },
   close() {

@@ -131,7 +131,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
       if (r.best !== null) {
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
         half = await publishStep(e.run, rate, seconds, { label: `half: ${rate} msg/s` });
-        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms, speed ${half.speedIndex}`);
+        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms (from the send: p50 ${half.sendLatencyMs.p50} / p99 ${half.sendLatencyMs.p99}; client loop stalls p99 ${half.clientLoopDelayMs.p99} / max ${half.clientLoopDelayMs.max}), speed ${half.speedIndex}`);
       }
       results.push({ describe: e.describe, connections: e.opened, ramp: r, half, timeline: e.timeline.points });
     }
@@ -185,12 +185,13 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
   if (push.half !== null) {
     const p99 = push.half.latencyMs.p99;
     summary.push(`  at half that rate: p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}`);
+    summary.push(`    from the due time; from the moment the request was sent: p50 ${push.half.sendLatencyMs.p50} ms, p99 ${push.half.sendLatencyMs.p99} ms`);
   }
   if (end !== undefined) summary.push(`  lost ${end.lost}, duplicates ${end.duplicates}, out of order ${end.reordered}`);
   const bestUsage = push.ramp.best?.usage;
   if (bestUsage !== undefined) summary.push(`  CPU at the best step (cores): ${Object.entries(bestUsage).map(([k, u]) => `${k} ${u.cpu}`).join(', ')}`);
   if (nchan !== null) {
-    summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half its sustained rate`}; lost ${lastStep(nchan)?.lost ?? 0}`);
+    summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half its sustained rate (${nchan.half.sendLatencyMs.p99} ms from the send)`}; lost ${lastStep(nchan)?.lost ?? 0}`);
     summary.push(`ratio push/nchan (ours sustained / nchan's best delivered): ${ratio ?? 'n/a'}`);
     summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}, nchan ${speedRange(nchan)}; the two took turns step by step`);
   }
