@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
-import WebSocket from 'ws';
 import { decodeResponseBatch, type DecodedResponse } from '@push/protocol';
 import { TEST_KEY } from './apps.js';
+import { TrackedSocket } from './clients.js';
 
 /** Protocol-4 (binary) test clients and request builders, shared by the protocol and security suites. */
 
@@ -11,28 +11,12 @@ export const hex = (h: string): Buffer => Buffer.from(h, 'hex');
 export const publicSig = (pub: string): Buffer => createHmac('sha1', TEST_KEY).update(`public:${pub}`).digest();
 
 /** A WebSocket subscriber that decodes ResponseBatch frames and keeps text frames as they are. */
-export class BinWs {
-  readonly ws: WebSocket;
+export class BinWs extends TrackedSocket {
   readonly batches: DecodedResponse[][] = [];
   readonly messages: OutMsg[] = [];
   readonly textFrames: string[] = [];
-  closeCode: number | null = null;
-  closeReason = '';
-  readonly opened: Promise<void>;
-  readonly closed: Promise<void>;
   constructor(url: string) {
-    this.ws = new WebSocket(url);
-    this.opened = new Promise((res, rej) => {
-      this.ws.once('open', () => res());
-      this.ws.once('error', rej);
-    });
-    this.closed = new Promise((res) =>
-      this.ws.once('close', (code, reason) => {
-        this.closeCode = code;
-        this.closeReason = reason.toString();
-        res();
-      }),
-    );
+    super(url);
     this.ws.on('message', (data, isBinary) => {
       if (!isBinary) {
         this.textFrames.push(data.toString());

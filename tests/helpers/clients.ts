@@ -24,10 +24,8 @@ export async function publish(pubUrl: string, channels: string[], body: unknown,
   });
 }
 
-/** A WebSocket subscriber that records every frame and message it gets. */
-export class WsClient {
-  readonly frames: string[] = [];
-  readonly messages: Frame[] = [];
+/** A WebSocket that remembers whether and how it closed; subclasses record what it receives. */
+export class TrackedSocket {
   closeCode: number | null = null;
   closeReason = '';
   readonly ws: WebSocket;
@@ -46,6 +44,15 @@ export class WsClient {
         resolve();
       });
     });
+  }
+}
+
+/** A WebSocket subscriber that records every frame and message it gets. */
+export class WsClient extends TrackedSocket {
+  readonly frames: string[] = [];
+  readonly messages: Frame[] = [];
+  constructor(url: string) {
+    super(url);
     this.ws.on('message', (data) => {
       const text = data.toString();
       this.frames.push(text);
