@@ -76,6 +76,12 @@ const serverLine = (hp) => {
 // Root masters drop their workers to this user; as an ordinary user the directive would only warn.
 const user = process.getuid?.() === 0 && opts.user !== '' ? `user ${opts.user};` : '# user: workers run as the user that started nginx';
 
+// The client's address as nginx sees it, on every proxying location. Set here, not inherited from
+// the server block: nginx drops every inherited proxy_set_header in a location that sets one of its
+// own. X-Forwarded-For is replaced by the peer too, never appended to: a list the client started
+// proves nothing, and the processes must only ever see what this nginx saw.
+const PROXY_HEADER_LINES = ['Host $host', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Proto $scheme'];
+
 const values = {
   USER_LINE: user,
   WORKERS: opts.workers,
@@ -97,9 +103,18 @@ const values = {
   READ_TIMEOUT_S: String(Math.max(holdS, wsIdleS) + 30),
   PUBLISHER_TRIES: String(Math.min(publishers.length, 3)),
   LISTENER_TRIES: String(Math.min(listeners.length, 3)),
+  PROXY_HEADERS: PROXY_HEADER_LINES.map((h) => `            proxy_set_header ${h};`).join('\n'),
 };
 const text = readFileSync(opts.template, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (m, name) => {
   if (!(name in values)) fail(`template uses unknown token ${m}`);
   return values[name];
 });
+// A location that proxies without the client-address headers would let every request reach the
+// processes as if from nginx's own address (trusted): refuse to write such a config.
+for (const block of text.split(/\n\s*location\s/).slice(1)) {
+  const body = block.slice(0, block.indexOf('\n        }'));
+  if (body.includes('proxy_pass') && !PROXY_HEADER_LINES.every((h) => body.includes(`proxy_set_header ${h};`))) {
+    fail(`template location ${JSON.stringify(body.split('{')[0].trim())} proxies without {{PROXY_HEADERS}}`);
+  }
+}
 writeFileSync(need('out'), text);

@@ -8,6 +8,31 @@ import { run } from './stack-helpers.js';
 
 const NGINX = '/usr/sbin/nginx';
 
+/** Every `location` block of an nginx config, braces matched (the rendered config has no braces in strings). */
+function locationBlocks(conf: string): Array<{ head: string; body: string }> {
+  const out: Array<{ head: string; body: string }> = [];
+  const re = /(^|\n)\s*location\s+([^{]*)\{/g;
+  for (let m = re.exec(conf); m !== null; m = re.exec(conf)) {
+    let depth = 1;
+    let i = m.index + m[0].length;
+    for (; i < conf.length && depth > 0; i++) depth += conf[i] === '{' ? 1 : conf[i] === '}' ? -1 : 0;
+    out.push({ head: (m[2] as string).trim(), body: conf.slice(m.index + m[0].length, i - 1) });
+  }
+  return out;
+}
+
+/**
+ * What every proxying location must say so the processes learn the real client: X-Real-IP and
+ * X-Forwarded-For set to the peer nginx sees (replacing the client's own), in the block itself,
+ * because a location with any proxy_set_header of its own inherits none from the server block.
+ */
+function proxyingWithoutClientAddress(conf: string): string[] {
+  return locationBlocks(conf)
+    .filter((b) => /^\s*proxy_pass\s/m.test(b.body))
+    .filter((b) => !/^\s*proxy_set_header X-Real-IP \$remote_addr;$/m.test(b.body) || !/^\s*proxy_set_header X-Forwarded-For \$remote_addr;$/m.test(b.body))
+    .map((b) => b.head);
+}
+
 /** Every rendered variant must pass `nginx -t` with a private prefix (no root paths needed). */
 describe('nginx config template', () => {
   let dir: string;
@@ -49,7 +74,7 @@ describe('nginx config template', () => {
     assert.equal((conf.match(/^\s+server 127\.0\.0\.1:80\d\d max_fails=0;$/gm) ?? []).length, 32, 'one upstream server per listener');
     assert.equal((conf.match(/^\s+server 127\.0\.0\.1:901\d max_fails=0;$/gm) ?? []).length, 3, 'one upstream server per publisher');
     // POST /channels (minting, used by pushctl and the PHP client) goes to the publishers behind the same allow list as /pub.
-    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|channels\|server-stat\|status\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
+    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|channels\|server-stat\|bitrix\/server-stat\|status\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
     // Shared-memory zones: every worker balances on the same connection counts.
     const upstream = (name: string): string => {
       const at = conf.indexOf(`upstream ${name} {`);
@@ -68,10 +93,43 @@ describe('nginx config template', () => {
     // Longer than both the 40 s hold and the 120 s WebSocket ping interval.
     assert.match(sub, /proxy_read_timeout 150s;/);
     assert.match(conf, /keepalive 64;/);
-    assert.match(conf, /location \^~ \/bitrix\/rest\/ \{\n\s+proxy_set_header/, '/bitrix/rest/ is not restricted to trusted networks');
+    const rest = locationBlocks(conf).find((b) => b.head === '~ ^/(rest|bitrix/rest)(/|$)');
+    assert.ok(rest !== undefined, '/rest/ and /bitrix/rest/ (client publishing) go to the publishers');
+    assert.match(rest.body, /proxy_pass http:\/\/push_publishers;/);
+    assert.doesNotMatch(rest.body, /allow|deny/, '/bitrix/rest/ is not restricted to trusted networks');
+    // The catch-all 404 carries CORS like the processes' own answers, so browsers see the 404.
+    const fallback = locationBlocks(conf).find((b) => b.head === '/');
+    assert.match(fallback?.body ?? '', /add_header Access-Control-Allow-Origin \* always;\n\s+return 404 "4107: /);
     assert.match(conf, /location = \/nginx-status \{\n\s+stub_status;/);
     assert.match(conf, /client_max_body_size 1048576;/);
     assert.doesNotMatch(conf, /\{\{/);
+  });
+
+  it('every location that proxies sets X-Real-IP and X-Forwarded-For to the peer itself (no inherited or appended client address)', async () => {
+    for (const [name, args] of Object.entries(variants)) {
+      const { r, out } = await render(`addr-${name.replace(/\W+/g, '-')}`, args);
+      assert.equal(r.code, 0, r.stderr);
+      const conf = readFileSync(out, 'utf8');
+      const proxying = locationBlocks(conf).filter((b) => /^\s*proxy_pass\s/m.test(b.body)).map((b) => b.head);
+      // The publisher, client-publishing, subscriber and readiness locations at least.
+      assert.ok(proxying.length >= 4, `${name}: proxying locations found: ${proxying.join(', ')}`);
+      assert.deepEqual(proxyingWithoutClientAddress(conf), [], `${name}: locations that proxy without the real client address`);
+      assert.doesNotMatch(conf, /\$proxy_add_x_forwarded_for/, 'X-Forwarded-For is never appended to what the client sent');
+    }
+    // The check itself finds a location that lost the headers (e.g. a new location with its own proxy_set_header).
+    assert.deepEqual(proxyingWithoutClientAddress('server {\n  proxy_set_header X-Real-IP $remote_addr;\n  location /x {\n    proxy_set_header Connection "";\n    proxy_pass http://u;\n  }\n}\n'), ['/x']);
+  });
+
+  it('the renderer refuses a template whose proxying location lacks the client-address headers', async () => {
+    const template = join(dir, 'no-headers.template');
+    const text = readFileSync(join(ROOT, 'nginx', 'push.conf.template'), 'utf8');
+    const at = text.indexOf('{{PROXY_HEADERS}}', text.indexOf('location = /readyz'));
+    assert.ok(at > 0, 'the readiness location uses the token');
+    writeFileSync(template, text.slice(0, at) + text.slice(at + '{{PROXY_HEADERS}}'.length));
+    const { r, out } = await render('no-headers', [...(variants['one of each'] as string[]), '--template', template]);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /^render-nginx: template location "= \/readyz" proxies without \{\{PROXY_HEADERS\}\}/);
+    assert.throws(() => readFileSync(out), /ENOENT/);
   });
 
   it('passive health checks: loopback servers never count failures, remote ones are set aside after failing', async () => {
@@ -137,6 +195,8 @@ describe('the TLS server block in docs/operations.md', () => {
       const block = /```nginx\n([\s\S]*?)```/.exec(doc)?.[1];
       assert.ok(block !== undefined, 'docs contain an nginx block');
       assert.match(block, /listen 443 ssl;/);
+      // The documented block must not lose the client address either (operators copy it as is).
+      assert.deepEqual(proxyingWithoutClientAddress(block), [], 'TLS block locations that proxy without the real client address');
       const tls = block
         .replace(/ssl_certificate\s+\S+;/, `ssl_certificate ${cert};`)
         .replace(/ssl_certificate_key\s+\S+;/, `ssl_certificate_key ${key};`)

@@ -1,7 +1,7 @@
 import { nanoid } from 'nanoid';
 import { Errors, signChannel } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
-import { Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { AdminGate, Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
@@ -92,7 +92,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     app.get(path, (res, req) => handleLongPoll(res, req, lpOpts));
     app.options(path, (res) => void new Exchange(res).send(200, '', PREFLIGHT_HEADERS));
   }
-  serveMetrics(app, metrics.registry);
+  // /metrics: trusted networks or PUSH_ADMIN_TOKEN only, like the publishers' admin pages.
+  serveMetrics(app, metrics.registry, new AdminGate(config));
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
 

@@ -19,7 +19,7 @@ import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 import { handleRest, REST_PATHS, type RestDeps } from './rest.js';
-import { CORS_ANY, Exchange, RateMeter, clientLimiter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { AdminGate, CORS_ANY, Exchange, RateMeter, clientLimiter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 /** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
 export const PUBLISH_PATHS = ['/pub', '/pub/*', '/bitrix/pub', '/bitrix/pub/*'];
@@ -30,6 +30,8 @@ const REST_PREFLIGHT = [...CORS_ANY, ['Access-Control-Allow-Methods', 'POST, OPT
 /** Channel minting (docs/security.md): POST /channels?count=N, authenticated like a publish. */
 export const MINT_PATH = '/channels';
 const MAX_MINT = 100;
+/** The Bitrix stats route (`/server-stat/`), also under `/bitrix/` like push server 2.0's nginx serves it. */
+export const SERVER_STAT_PATHS = ['/server-stat', '/server-stat/*', '/bitrix/server-stat', '/bitrix/server-stat/*'];
 const NO_BODY = Buffer.alloc(0);
 
 export interface PublisherHandle {
@@ -243,10 +245,11 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       (err: unknown) => reject(ex, err),
     );
   };
-  app.get('/server-stat', serverStat);
-  app.get('/server-stat/*', serverStat);
-  serveMetrics(app, metrics.registry);
-  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping() });
+  // Admin pages: trusted networks or PUSH_ADMIN_TOKEN only (docs/security.md).
+  const admin = new AdminGate(config);
+  for (const path of SERVER_STAT_PATHS) app.get(path, admin.guard(serverStat));
+  serveMetrics(app, metrics.registry, admin);
+  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping() }, admin);
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
   const redisProbe = startRedisProbe(metrics, () => store.ping());

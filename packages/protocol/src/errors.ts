@@ -52,6 +52,9 @@ export const Errors = {
   AUTH_REPLAY: { code: 4125, status: 403, reason: 'Nonce was already used; sign every request with a fresh nonce.' },
   CHANNEL_EXPIRED: { code: 4126, status: 410, reason: 'Channel is past its write window; rotate it: mint a new channel id and give clients a new config.' },
   INVALID_MINT: { code: 4127, status: 400, reason: 'Mint request must be count=1..100.' },
+  // Admin pages (/status, /server-stat/, /metrics): the gate in packages/runtime/src/admin-gate.ts.
+  ADMIN_CLOSED: { code: 4128, status: 401, reason: 'Admin page: read it from PUSH_PUBLISH_TRUSTED_NETWORKS or send Authorization: Bearer <PUSH_ADMIN_TOKEN>.' },
+  ADMIN_BAD_TOKEN: { code: 4129, status: 401, reason: 'Wrong admin token: send Authorization: Bearer with the PUSH_ADMIN_TOKEN configured on the server.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

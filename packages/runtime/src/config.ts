@@ -53,6 +53,8 @@ export interface Config {
   readonly trustedProxies: readonly NetworkSpec[];
   /** Lowercase header carrying the client address when the peer is a trusted proxy. */
   readonly realIpHeader: string;
+  /** Bearer token that opens the admin pages (/status, /server-stat/, /metrics) from anywhere; '' = none. */
+  readonly adminToken: string;
   /** A channel accepts publishes this long after its first creation. */
   readonly channelWriteS: number;
   /** A channel accepts subscribers this long after its first creation (>= channelWriteS). */
@@ -110,6 +112,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_PUBLISH_MAX_SKEW_S', def: '300' },
   { name: 'PUSH_TRUSTED_PROXIES', def: '' },
   { name: 'PUSH_REAL_IP_HEADER', def: 'x-real-ip' },
+  { name: 'PUSH_ADMIN_TOKEN', def: '' },
   { name: 'PUSH_CHANNEL_WRITE_S', def: '43200' },
   { name: 'PUSH_CHANNEL_READ_S', def: '86400' },
 ];
@@ -220,6 +223,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   const trustedProxies = listOf('PUSH_TRUSTED_PROXIES', parseNetworks);
   const realIpHeader = (get('PUSH_REAL_IP_HEADER') ?? '').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(realIpHeader)) problems.push(`PUSH_REAL_IP_HEADER: a header name, got ${JSON.stringify(realIpHeader)}`);
+  // Sent in an Authorization header: visible ASCII only, and long enough not to be guessed.
+  const adminToken = get('PUSH_ADMIN_TOKEN') ?? '';
+  if (adminToken !== '' && !/^[\x21-\x7e]{16,256}$/.test(adminToken)) problems.push('PUSH_ADMIN_TOKEN: 16-256 visible ASCII characters without spaces (e.g. openssl rand -hex 32), or empty for none');
   // uWS accepts 8-960 s and warns on stderr (a non-JSON line) unless it is a multiple of 4.
   const wsIdleTimeout = (): number => {
     const raw = get('PUSH_WS_IDLE_TIMEOUT_S') ?? '';
@@ -270,6 +276,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     publishMaxSkewS: int('PUSH_PUBLISH_MAX_SKEW_S', 1, 3600),
     trustedProxies,
     realIpHeader,
+    adminToken,
     channelWriteS,
     channelReadS,
   };

@@ -7,3 +7,5 @@ export * from './main.js';
 export * from './app-routes.js';
 export * from './metrics.js';
 export * from './rate-limit.js';
+export * from './client-address.js';
+export * from './admin-gate.js';

@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { AdminGate } from './admin-gate.js';
 import { Exchange } from './http.js';
 import type { TemplatedApp } from './uws.js';
 
@@ -79,15 +80,15 @@ export function mirroredCounter(registry: Registry, name: string, help: string, 
   });
 }
 
-/** `GET /metrics` in the Prometheus text format. */
-export function serveMetrics(app: TemplatedApp, registry: Registry): void {
-  app.get('/metrics', (res) => {
+/** `GET /metrics` in the Prometheus text format, behind the admin gate (docs/operations.md, scraping). */
+export function serveMetrics(app: TemplatedApp, registry: Registry, gate: AdminGate): void {
+  app.get('/metrics', gate.guard((res) => {
     const ex = new Exchange(res);
     registry.metrics().then(
       (text) => ex.send(200, text, [['Content-Type', registry.contentType]]),
       (err: Error) => ex.send(500, `metrics failed: ${err.message}\n`, [['Content-Type', 'text/plain; charset=utf-8']]),
     );
-  });
+  }));
 }
 
 /**

@@ -1,6 +1,6 @@
 import { AUTH_HEADERS, Errors, NetworkSet, isUnsigned, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
 import type { NonceClaimRequest, ReplayGuard } from '@push/backend';
-import type { Config, HttpRequest, HttpResponse } from '@push/runtime';
+import { ClientAddresses, type Config, type HttpRequest, type HttpResponse } from '@push/runtime';
 
 /** What authentication needs from a request, copied out of uWS before the first await. */
 export interface RequestFacts {
@@ -9,7 +9,7 @@ export interface RequestFacts {
   readonly target: string;
   readonly headers: RawAuthHeaders;
   /**
-   * The client's address: the socket peer, or the trusted proxy's header (see `clientAddress`);
+   * The client's address: the socket peer, or the trusted proxy's header (`ClientAddresses`);
    * '' for a request carrying any signature header (never judged by its address).
    */
   readonly client: string;
@@ -24,18 +24,6 @@ export type AuthOutcome = { readonly kind: 'trusted-network' } | { readonly kind
 export type Authenticated = { readonly kind: 'trusted-network' } | { readonly kind: 'signed'; readonly request: SignedRequest };
 
 /**
- * The peer is the client unless the peer is a configured trusted proxy (nginx) that names the
- * client in `header`. X-Forwarded-For style lists are read from the right: the last entry is the
- * one our own proxy appended; anything to its left was written by the client and proves nothing.
- */
-export function clientAddress(peer: string, headerValue: string, trustedProxies: NetworkSet): string {
-  if (headerValue === '' || !trustedProxies.has(peer)) return peer;
-  const parts = headerValue.split(',');
-  const last = (parts[parts.length - 1] ?? '').trim();
-  return last === '' ? peer : last;
-}
-
-/**
  * Decides whether a publisher request may proceed: a valid signature by a configured key with a
  * fresh timestamp and an unused nonce, or no signature at all from a trusted network (what
  * unmodified Bitrix portals send; off unless PUSH_PUBLISH_TRUSTED_NETWORKS lists sources).
@@ -44,8 +32,7 @@ export function clientAddress(peer: string, headerValue: string, trustedProxies:
 export class PublishGuard {
   private readonly verifier: PublishVerifier;
   private readonly trusted: NetworkSet;
-  private readonly proxies: NetworkSet;
-  private readonly realIpHeader: string;
+  private readonly addresses: ClientAddresses;
   private readonly maxSkewS: number;
 
   /** `inlineVerify`: where each Ed25519 check runs (verify-placement.ts; default: the thread pool). */
@@ -56,8 +43,7 @@ export class PublishGuard {
   ) {
     this.verifier = new PublishVerifier(config.publishKeys, inlineVerify === undefined ? {} : { inline: inlineVerify });
     this.trusted = new NetworkSet(config.publishTrustedNetworks);
-    this.proxies = new NetworkSet(config.trustedProxies);
-    this.realIpHeader = config.realIpHeader;
+    this.addresses = new ClientAddresses(config);
     this.maxSkewS = config.publishMaxSkewS;
   }
 
@@ -71,7 +57,7 @@ export class PublishGuard {
     };
     // Only an unsigned request is judged by its source; asking the kernel for the peer address is
     // a system call per request, which a signed request does not need.
-    const client = isUnsigned(headers) ? clientAddress(Buffer.from(res.getRemoteAddressAsText()).toString('latin1'), req.getHeader(this.realIpHeader), this.proxies) : '';
+    const client = isUnsigned(headers) ? this.addresses.of(res, req) : '';
     return { method: req.getMethod().toUpperCase(), target: requestTarget(req.getUrl(), req.getQuery() ?? ''), headers, client };
   }
 

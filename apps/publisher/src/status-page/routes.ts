@@ -1,5 +1,5 @@
 import type { StatsRegistry } from '@push/backend';
-import { Exchange, type TemplatedApp } from '@push/runtime';
+import { Exchange, type AdminGate, type TemplatedApp } from '@push/runtime';
 import { STATUS_PAGE_HTML } from './page.js';
 import { summarize } from './summary.js';
 
@@ -11,13 +11,14 @@ export interface StatusPageDeps {
 
 const NO_CACHE: readonly [string, string] = ['Cache-Control', 'no-store'];
 
-/** `GET /status` (the page) and `GET /status/data` (its JSON, the same cluster view as /server-stat/ plus Redis health). */
-export function serveStatusPage(app: TemplatedApp, deps: StatusPageDeps): void {
+/**
+ * `GET /status` (the page) and `GET /status/data` (its JSON, the same cluster view as /server-stat/
+ * plus Redis health), both behind the admin gate.
+ */
+export function serveStatusPage(app: TemplatedApp, deps: StatusPageDeps, gate: AdminGate): void {
   const page = (res: Parameters<Parameters<TemplatedApp['get']>[1]>[0]): void =>
     void new Exchange(res).send(200, STATUS_PAGE_HTML, [['Content-Type', 'text/html; charset=utf-8'], NO_CACHE]);
-  app.get('/status', page);
-  app.get('/status/', page);
-  app.get('/status/data', (res) => {
+  const data = (res: Parameters<Parameters<TemplatedApp['get']>[1]>[0]): void => {
     const ex = new Exchange(res);
     const started = performance.now();
     const redis = deps.ping().then(
@@ -27,5 +28,8 @@ export function serveStatusPage(app: TemplatedApp, deps: StatusPageDeps): void {
     Promise.all([redis, deps.stats.list().catch(() => [])]).then(([r, list]) => {
       ex.send(200, JSON.stringify(summarize(list as Record<string, unknown>[], r, Date.now())), [['Content-Type', 'application/json'], NO_CACHE]);
     });
-  });
+  };
+  app.get('/status', gate.guard(page));
+  app.get('/status/', gate.guard(page));
+  app.get('/status/data', gate.guard(data));
 }
