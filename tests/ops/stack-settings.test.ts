@@ -13,6 +13,7 @@ import { httpRequest, openFilesLimit, run, script, stackPorts, wsHandshake } fro
 const ZERO_MID = '0'.repeat(26);
 /** A second client machine, as nginx sees it: a loopback alias as the source address. */
 const OTHER_HOST = '127.0.0.2';
+const ADMIN_TOKEN = 'settings-admin-token-0123456789';
 
 /**
  * The stack with the operator settings the main stack test leaves at their defaults: unsigned
@@ -47,6 +48,7 @@ describe('npm start with operator settings', () => {
       PUSH_PUBLISH_TRUSTED_NETWORKS: 'none',
       PUSH_PUBLISH_KEYS: key.ringEntry,
       PUSH_PUB_ALLOW: OTHER_HOST,
+      PUSH_ADMIN_TOKEN: ADMIN_TOKEN,
       PUSH_SUB_CONN_PER_IP: '1',
       PUSH_SHUTDOWN_GRACE_S: '1',
       PUSH_LONGPOLL_TIMEOUT_S: '5',
@@ -108,7 +110,12 @@ describe('npm start with operator settings', () => {
       const res = await send(method, path, b, '127.0.0.1', true);
       assert.equal(res.status, 403, `${method} ${path} from a host not in PUSH_PUB_ALLOW`);
     }
-    assert.equal((await send('GET', '/server-stat/', '', OTHER_HOST, false)).status, 200);
+    // Past nginx, /server-stat/ is an admin page: nobody is trusted by address here (none), so it
+    // takes the admin token.
+    const closed = await send('GET', '/server-stat/', '', OTHER_HOST, false);
+    assert.equal(closed.status, 401, closed.body);
+    assert.match(closed.body, /^4128: /);
+    assert.equal((await send('GET', '/server-stat/', '', OTHER_HOST, false, { Authorization: `Bearer ${ADMIN_TOKEN}` })).status, 200);
     const poll = await longPoll(front, [signChannel(ch, secret)], `&mid=${ZERO_MID}`);
     assert.equal(poll.status, 304, 'nothing was published by the refused requests');
   });

@@ -35,6 +35,8 @@ function runCommand(command: string, args: string[], stdin = '', env: Record<str
 }
 
 /** Runs the real `pushctl` launcher as a process, the way an operator does. */
+const ADMIN_TOKEN = 'cli-test-admin-token-0123456789';
+
 function pushctl(args: string[], stdin = '', env: Record<string, string> = {}): Promise<Run> {
   return runCommand(process.execPath, [join(ROOT, 'apps/cli/bin/pushctl.js'), ...args], stdin, env);
 }
@@ -125,7 +127,7 @@ describe('pushctl', () => {
     assert.equal(ed.code, 0, ed.err);
     assert.equal(mac.code, 0, mac.err);
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: `${ed.out.trim()} ${mac.out.trim()}`, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_STATS_INTERVAL_S: '1' };
+    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: `${ed.out.trim()} ${mac.out.trim()}`, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_STATS_INTERVAL_S: '1', PUSH_ADMIN_TOKEN: ADMIN_TOKEN };
     [pub, lis] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
   });
   after(async () => {
@@ -168,7 +170,14 @@ describe('pushctl', () => {
     assert.equal(r.out, `${ch} online\n${off} offline\n`);
     ws.close();
     await sleep(1200);
-    const s = await pushctl(['stats', '--url', pub.url]);
+    // /server-stat/ is an admin page and nobody is trusted by address here: the token opens it.
+    const closed = await pushctl(['stats', '--url', pub.url]);
+    assert.equal(closed.code, EXIT.REFUSED, closed.err);
+    assert.match(closed.err, /4128: /);
+    const wrong = await pushctl(['stats', '--url', pub.url], '', { PUSH_ADMIN_TOKEN: 'not-the-admin-token-000' });
+    assert.equal(wrong.code, EXIT.REFUSED, wrong.err);
+    assert.match(wrong.err, /4129: /);
+    const s = await pushctl(['stats', '--url', pub.url], '', { PUSH_ADMIN_TOKEN: ADMIN_TOKEN });
     assert.equal(s.code, 0, s.err);
     const list = JSON.parse(s.out) as Array<{ type: string }>;
     assert.deepEqual(list.map((p) => p.type).sort(), ['listener', 'publisher']);

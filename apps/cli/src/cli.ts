@@ -27,7 +27,9 @@ export const HELP = `pushctl - push server command line
   pushctl online --url URL --key FILE --channel ID[/ID...]
       Which of the channels have subscribers (signed request).
   pushctl stats --url URL
-      Per-process statistics of the cluster (/server-stat/).
+      Per-process statistics of the cluster (/server-stat/). An admin page: from a host outside
+      the server's PUSH_PUBLISH_TRUSTED_NETWORKS, set PUSH_ADMIN_TOKEN in the environment to the
+      server's token (sent as Authorization: Bearer).
 
 Exit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable or file error,
 4 unexpected failure (e.g. a reply that is not what a publisher sends: wrong URL or a proxy page).
@@ -176,7 +178,8 @@ async function dispatch(command: string, v: Values, io: Io): Promise<number> {
       const url = baseUrl(v);
       let reply: HttpReply;
       try {
-        const res = await fetch(`${url}/server-stat/`);
+        const token = io.env['PUSH_ADMIN_TOKEN'] ?? '';
+        const res = await fetch(`${url}/server-stat/`, token === '' ? {} : { headers: { Authorization: `Bearer ${token}` } });
         reply = { status: res.status, body: await res.text() };
       } catch (err) {
         throw new UnreachableError(`cannot reach ${url}: ${(err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message}`);
