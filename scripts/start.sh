@@ -145,6 +145,7 @@ push start: ready ($PUBLISHERS publishers, $LISTENERS listeners, redis $EFFECTIV
   server stat:  $front/server-stat/
   metrics:      http://127.0.0.1:<process port>/metrics (publishers from $PUBLISHER_PORT, listeners from $LISTENER_PORT)
   unsigned publish: $(publish_policy_text)
+  admin pages:  /status, /server-stat/, /metrics $(admin_policy_text)
   config/keys:  $CONFIG_FILE
   logs:         $LOG_DIR
   stop:         npm stop    status: bash scripts/status.sh    rolling restart: bash scripts/restart.sh

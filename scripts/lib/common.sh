@@ -257,6 +257,18 @@ publish_policy_text() {
   fi
 }
 
+# One line for the start output: who may read the admin pages (docs/security.md, "Admin pages").
+admin_policy_text() {
+  publish_trust
+  local v="${PUBLISH_TRUSTED,,}" who
+  if [ "${v//[[:space:]]/}" = none ]; then who="no address"; else who="$PUBLISH_TRUSTED"; fi
+  if [ -n "$(app_setting PUSH_ADMIN_TOKEN '')" ]; then
+    echo "from $who, or anywhere with Authorization: Bearer <PUSH_ADMIN_TOKEN>"
+  else
+    echo "from $who only (set PUSH_ADMIN_TOKEN to read them from elsewhere with a bearer token)"
+  fi
+}
+
 # The pid of the redis-server answering on the private port ('' when nothing answers, or when
 # what answers is not a redis-server that tells us, e.g. one with a password).
 redis_answering_pid() {

@@ -70,6 +70,7 @@ describe('npm start with operator settings', () => {
     const pids = readdirSync(join(runDir, 'pids')).sort();
     assert.deepEqual(pids, [...Array.from({ length: cores }, (_, i) => `listener-${i + 1}.pid`), 'publisher-1.pid', 'redis.pid'].sort());
     assert.match(r.stdout, /^ {2}unsigned publish: off: every publish, online-status query and mint must be signed \(PUSH_PUBLISH_TRUSTED_NETWORKS=none, environment\)$/m);
+    assert.match(r.stdout, /^ {2}admin pages: {2}\/status, \/server-stat\/, \/metrics from no address, or anywhere with Authorization: Bearer <PUSH_ADMIN_TOKEN>$/m);
     for (const f of ['publisher-1.log', 'listener-1.log', `listener-${cores}.log`, 'redis.log', 'nginx-error.log']) assert.ok(existsSync(join(runDir, 'log', f)), `${f} in the default log directory`);
     const key64 = parseEnvFile(readFileSync(env['PUSH_CONFIG_FILE'] as string, 'utf8'))['PUSH_SIGNATURE_KEY'] ?? '';
     assert.match(key64, /^[0-9a-f]{64}$/);

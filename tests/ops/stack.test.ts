@@ -60,6 +60,7 @@ describe('npm start / status / restart / stop', () => {
       // The stack's own default applies (this host may publish unsigned), whatever the caller's shell says.
       PUSH_PUBLISH_TRUSTED_NETWORKS: '',
       PUSH_PUB_ALLOW: '',
+      PUSH_ADMIN_TOKEN: '',
     };
     front = `http://127.0.0.1:${frontPort}`;
     const pubBase = Number(ports.env['PUSH_PUBLISHER_PORT']);
@@ -82,6 +83,7 @@ describe('npm start / status / restart / stop', () => {
     assert.ok(r.stdout.includes(`long poll:    ${front}/bitrix/sub/`), r.stdout);
     assert.ok(r.stdout.includes(`WebSocket:    ${front.replace('http', 'ws')}/bitrix/subws/`), r.stdout);
     assert.match(r.stdout, /^ {2}unsigned publish: allowed from 127\.0\.0\.1\/32,::1\/128 \(default: this host; PUSH_PUBLISH_TRUSTED_NETWORKS=none requires signatures\)$/m);
+    assert.match(r.stdout, /^ {2}admin pages: {2}\/status, \/server-stat\/, \/metrics from 127\.0\.0\.1\/32,::1\/128 only \(set PUSH_ADMIN_TOKEN to read them from elsewhere with a bearer token\)$/m);
     for (const name of ['listener-1', 'listener-3', 'publisher-1', 'redis', 'nginx']) {
       assert.deepEqual(openFilesLimit(pidOf(name)), { soft: NOFILE, hard: NOFILE }, `${name}: open-file limit raised to PUSH_NOFILE`);
     }

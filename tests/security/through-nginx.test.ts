@@ -143,6 +143,8 @@ describe('every trust decision through the real nginx of an npm start stack', ()
     listenerUrl = `http://127.0.0.1:${ports.env['PUSH_LISTENER_PORT']}`;
     const r = await script('start', env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /^ {2}admin pages: {2}\/status, \/server-stat\/, \/metrics from 127\.0\.0\.1\/32, or anywhere with Authorization: Bearer <PUSH_ADMIN_TOKEN>$/m);
+    assert.ok(!r.stdout.includes(ADMIN_TOKEN), 'the token itself is never printed');
     redis = new Redis({ port: Number(ports.env['PUSH_REDIS_PORT']), host: '127.0.0.1', lazyConnect: true });
     await redis.connect();
   });
