@@ -111,10 +111,14 @@ const text = readFileSync(opts.template, 'utf8').replace(/\{\{([A-Z_]+)\}\}/g, (
 });
 // A location that proxies without the client-address headers would let every request reach the
 // processes as if from nginx's own address (trusted): refuse to write such a config.
-for (const block of text.split(/\n\s*location\s/).slice(1)) {
-  const body = block.slice(0, block.indexOf('\n        }'));
-  if (body.includes('proxy_pass') && !PROXY_HEADER_LINES.every((h) => body.includes(`proxy_set_header ${h};`))) {
-    fail(`template location ${JSON.stringify(body.split('{')[0].trim())} proxies without {{PROXY_HEADERS}}`);
+const locationRe = /(?:^|\n)\s*location\s+([^{]*)\{/g;
+for (let m = locationRe.exec(text); m !== null; m = locationRe.exec(text)) {
+  let depth = 1;
+  let end = m.index + m[0].length;
+  for (; end < text.length && depth > 0; end++) depth += text[end] === '{' ? 1 : text[end] === '}' ? -1 : 0;
+  const body = text.slice(m.index + m[0].length, end - 1);
+  if (/^\s*proxy_pass\s/m.test(body) && !PROXY_HEADER_LINES.every((h) => body.includes(`proxy_set_header ${h};`))) {
+    fail(`template location ${JSON.stringify(m[1].trim())} proxies without {{PROXY_HEADERS}}`);
   }
 }
 writeFileSync(need('out'), text);
