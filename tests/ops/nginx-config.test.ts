@@ -1,10 +1,13 @@
 import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../helpers/apps.js';
-import { run } from './stack-helpers.js';
+import { eventually, freePort } from '../helpers/ports.js';
+import { httpRequest, run } from './stack-helpers.js';
 
 const NGINX = '/usr/sbin/nginx';
 
@@ -210,4 +213,53 @@ describe('the TLS server block in docs/operations.md', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+});
+
+/**
+ * The rendered config in a real nginx, in front of an upstream that echoes the headers it got: on
+ * every proxied route, what reaches the processes is the address nginx saw, whatever the client wrote.
+ */
+describe('the client address a real nginx hands the processes', () => {
+  let dir: string;
+  let echo: Server;
+  let nginx: ReturnType<typeof spawn>;
+  let front: string;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'push-nginx-addr-'));
+    mkdirSync(join(dir, 'tmp'), { recursive: true });
+    echo = createServer((req, res) => {
+      req.resume();
+      req.on('end', () => res.end(JSON.stringify({ realIp: req.headers['x-real-ip'] ?? null, forwardedFor: req.headers['x-forwarded-for'] ?? null })));
+    });
+    const upstream = await freePort();
+    await new Promise<void>((resolve) => echo.listen(upstream, '127.0.0.1', resolve));
+    const port = await freePort();
+    const out = join(dir, 'nginx.conf');
+    // The echo server plays both a publisher and a listener.
+    const r = await run('node', ['scripts/lib/render-nginx.mjs', '--out', out, '--prefix', dir, '--log-dir', dir, '--front-port', String(port), '--publishers', `127.0.0.1:${upstream}`, '--listeners', `127.0.0.1:${upstream}`, '--workers', '1', '--nofile', '4096'], {});
+    assert.equal(r.code, 0, r.stderr);
+    nginx = spawn(NGINX, ['-p', dir, '-c', out, '-e', join(dir, 'error.log'), '-g', 'daemon off;'], { stdio: 'ignore' });
+    front = `http://127.0.0.1:${port}`;
+    await eventually(async () => (await httpRequest(`${front}/healthz`).catch(() => ({ status: 0 }))).status === 200, 10_000, 'nginx up');
+  });
+  after(async () => {
+    nginx?.kill('SIGTERM');
+    await new Promise<void>((resolve) => echo?.close(() => resolve()));
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const ROUTES = ['/pub', '/bitrix/pub/', '/bitrix/pub/batch', '/channels', '/server-stat/', '/bitrix/server-stat/', '/status', '/rest/', '/bitrix/rest/', '/sub', '/ws', '/bitrix/sub/', '/bitrix/subws/', '/readyz'];
+  const READS = new Set(['/server-stat/', '/bitrix/server-stat/', '/status', '/sub', '/ws', '/bitrix/sub/', '/bitrix/subws/', '/readyz']);
+  const FORGED: ReadonlyArray<Record<string, string>> = [{}, { 'X-Real-IP': '127.0.0.1' }, { 'X-Forwarded-For': '127.0.0.1' }, { 'X-Real-IP': '10.0.0.1, 127.0.0.1', 'X-Forwarded-For': '10.0.0.1, 127.0.0.1' }];
+  for (const path of ROUTES) {
+    it(`${path}: X-Real-IP and X-Forwarded-For are exactly the peer, however the client filled them`, async () => {
+      for (const headers of FORGED) {
+        for (const from of ['127.0.0.2', '127.0.0.3']) {
+          const res = await httpRequest(`${front}${path}`, { ...(READS.has(path) ? { method: 'GET' } : { method: 'POST', body: '{}' }), headers, localAddress: from });
+          assert.equal(res.status, 200, `${path} from ${from}: ${res.body}`);
+          assert.deepEqual(JSON.parse(res.body), { realIp: from, forwardedFor: from }, `${path} from ${from} with ${JSON.stringify(headers)}`);
+        }
+      }
+    });
+  }
 });
