@@ -2,7 +2,7 @@ import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { BACKEND_SENDER, decodeTextFrames, type NewMessage } from '@push/protocol';
-import { createMemoryBackend, type Backend, type Broker, type MessageHandler, type ResyncHandlers } from '@push/backend';
+import { createMemoryBackend, type Backend, type Broker, type BrokerHealth, type MessageHandler, type ResyncHandlers } from '@push/backend';
 import { Hub, type Transport } from './hub.js';
 
 const log = pino({ level: 'silent' });
@@ -62,6 +62,9 @@ class FlakyBroker implements Broker {
   async unsubscribe(channels: readonly string[]): Promise<void> {
     for (const c of channels) this.subscribed.delete(c);
     await this.inner.unsubscribe(channels);
+  }
+  health(): BrokerHealth {
+    return { connections: 1, down: this.down ? 1 : 0, stalls: 0 };
   }
   async close(): Promise<void> {
     await this.inner.close();

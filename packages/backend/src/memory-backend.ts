@@ -1,5 +1,5 @@
 import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 
 /** How often (by the backend's clock) expired entries are swept, at the next call after it is due. */
@@ -125,6 +125,10 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     }
     async unsubscribe(channels: readonly string[]): Promise<void> {
       for (const c of channels) this.channels.delete(c);
+    }
+    health(): BrokerHealth {
+      // In-process delivery has no connection that could stall.
+      return { connections: 1, down: 0, stalls: 0 };
     }
     async close(): Promise<void> {
       brokers.delete(this);

@@ -47,12 +47,29 @@ export interface ResyncHandlers {
  * its sockets need. `subscribe` resolves once messages published afterwards are guaranteed to
  * arrive, which is what makes "subscribe, then read history" gap-free.
  */
+/**
+ * Whether the broker's subscriptions carry data, for readiness and metrics. A broker may hold
+ * several subscriber connections (one per Redis Cluster node, say); each is counted.
+ */
+export interface BrokerHealth {
+  /** Subscriber connections the broker owns. */
+  readonly connections: number;
+  /**
+   * Connections not carrying their subscriptions now: not connected yet, closed, found stalled, or
+   * reconnected but not every channel resubscribed yet. Readiness is 503 while this is above 0.
+   */
+  readonly down: number;
+  /** Stalls detected since start: connections open but silent past PUSH_PUBSUB_STALL_MS. */
+  readonly stalls: number;
+}
+
 export interface Broker {
   setHandler(handler: MessageHandler): void;
   /** How a broker that lost its subscription tells its user (a broker that cannot lose it never calls). */
   onResync(handlers: ResyncHandlers): void;
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;
+  health(): BrokerHealth;
   close(): Promise<void>;
 }
 
@@ -97,7 +114,14 @@ export interface BackendOptions {
   readonly channelWriteMs?: number;
   /** Channel read window from first creation (default 24 h). */
   readonly channelReadMs?: number;
+  /**
+   * A subscriber connection that carries nothing, not even the answer to a PING, for this long is
+   * declared stalled and reconnected (PUSH_PUBSUB_STALL_MS, default 2000; see subscriber-probe.ts).
+   */
+  readonly pubsubStallMs?: number;
 }
+
+export const DEFAULT_PUBSUB_STALL_MS = 2000;
 
 export const DEFAULT_CHANNEL_WRITE_MS = 12 * 3600_000;
 export const DEFAULT_CHANNEL_READ_MS = 24 * 3600_000;

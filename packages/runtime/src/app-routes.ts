@@ -1,4 +1,4 @@
-import { Errors } from '@push/protocol';
+import { Errors, type ErrorSpec } from '@push/protocol';
 import { CORS_ANY, Exchange } from './http.js';
 import type { TemplatedApp, Uws, us_listen_socket } from './uws.js';
 
@@ -7,6 +7,11 @@ export interface HealthChecks {
   readonly isDraining: () => boolean;
   /** Resolves when the backend (Redis) answers. */
   readonly ping: () => Promise<void>;
+  /**
+   * Another reason to be unready, checked before the ping (a listener whose Redis subscription is
+   * down: new clients would wait for live messages that cannot arrive). Null = none.
+   */
+  readonly unready?: () => ErrorSpec | null;
 }
 
 /**
@@ -19,6 +24,11 @@ export function registerCommonRoutes(app: TemplatedApp, checks: HealthChecks): v
     const ex = new Exchange(res);
     if (checks.isDraining()) {
       ex.sendError(Errors.SHUTTING_DOWN);
+      return;
+    }
+    const why = checks.unready?.() ?? null;
+    if (why !== null) {
+      ex.sendError(why);
       return;
     }
     checks.ping().then(
