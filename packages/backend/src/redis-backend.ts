@@ -4,6 +4,7 @@ import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type ResyncHandlers } from './types.js';
 import { SubscriberProbe } from './subscriber-probe.js';
+import { historyGap } from './history-gap.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 import { createGroupCommit } from './group-commit.js';
 
@@ -335,14 +336,16 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         await connected();
         const keys = channels.map((c) => `${p}h:{${c}}`);
         const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
+        const n = channels.length;
         const messages: StoredMessage[] = [];
-        const first = 2 + channels.length;
+        const first = 2 + 3 * n;
         for (let i = first; i < out.length; i++) {
           const msg = decodeRecord(out[i] as string);
           if (msg !== null) messages.push(msg);
         }
+        const gaps = channels.flatMap((channel, k) => historyGap(channel, out[2 + n + k] ?? '', out[2 + 2 * n + k] ?? ''));
         const newest = out[0] ?? '';
-        return { messages, newestMid: newest === '' ? null : newest, channelTimes: toTimes(out.slice(1, first)) };
+        return { messages, gaps, newestMid: newest === '' ? null : newest, channelTimes: toTimes(out.slice(1, 2 + n)) };
       },
       async ping(): Promise<void> {
         await connected();

@@ -1,9 +1,22 @@
 import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
 import type { ChannelRegistry, ChannelTimes, NonceClaimRequest, ReplayGuard } from './lifecycle-types.js';
 
+/**
+ * A resume cursor older than what a channel still keeps: messages of `channel` with mids after the
+ * cursor and up to `upTo` (inclusive) are gone for good. `cause` says why the newest of them went:
+ * `limit` = pushed out of the capped list (PUSH_HISTORY_LIMIT), `expired` = its record's TTL ended.
+ */
+export interface HistoryGap {
+  readonly channel: string;
+  readonly upTo: string;
+  readonly cause: 'limit' | 'expired';
+}
+
 export interface HistoryResult {
   /** Messages newer than the cursor on any of the channels, oldest first, each once. */
   readonly messages: StoredMessage[];
+  /** Channels on which messages after the cursor are gone (empty or absent without a cursor). */
+  readonly gaps?: readonly HistoryGap[];
   /** Newest mid still stored on any of the channels (for the long-poll 304 cursor); null if none. */
   readonly newestMid: string | null;
   /** Lifecycle: server time and the channels' creation times, read in the same step. */
@@ -22,7 +35,10 @@ export interface Store {
    * (AUTH_REPLAY), storing nothing, and records the nonce only if the publish is carried out.
    */
   publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]>;
-  /** Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null. */
+  /**
+   * Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null;
+   * with a cursor, also the channels where messages after it are gone (`gaps`).
+   */
   history(channels: readonly string[], after: string | null): Promise<HistoryResult>;
   /** Resolves when the backend answers; used by readiness checks. */
   ping(): Promise<void>;
