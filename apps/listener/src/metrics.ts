@@ -66,6 +66,7 @@ export function registerListenerGauges(m: ListenerMetrics, g: ListenerGauges): v
   mirroredCounter(m.registry, 'push_frames_sent_total', 'Socket writes (several coalesced messages make one).', () => c.frames);
   mirroredCounter(m.registry, 'push_bytes_out_total', 'Payload bytes written to subscribers.', () => c.bytesOut);
   mirroredCounter(m.registry, 'push_messages_dropped_total', 'Messages not written because the connection was already gone (the client resumes by mid).', () => c.dropped);
+  mirroredCounter(m.registry, 'push_resume_truncated_total', 'Resumes told that messages after their cursor are gone (pull/history_gap: history cap or TTL).', () => c.truncatedResumes);
   mirroredCounter(m.registry, 'push_slow_consumer_closes_total', 'WebSockets closed because they could not keep up (4110).', () => c.slowConsumerCloses);
 }
 
