@@ -103,10 +103,11 @@ describe('silent pub/sub stall between a listener and Redis', () => {
         await sleep(20);
       }
     })();
-    await sleep(800);
+    await eventually(() => count >= 20, 10_000, 'the stream under way');
 
     proxy.stall('push-sub');
     const stallAt = Date.now();
+    const countAtStall = count;
     const readiness: Array<{ at: number; status: number; body: string }> = [];
     let heldAtStart: number | null = null;
     while (Date.now() < stallAt + OUTAGE_MS) {
@@ -118,6 +119,7 @@ describe('silent pub/sub stall between a listener and Redis', () => {
     const liveDuringStall = wsA.messages.length - (heldAtStart ?? 0);
     proxy.resume();
     const resumedAt = Date.now();
+    const duringOutage = count - countAtStall;
     await sleep(1500);
     publishing = false;
     await publisher;
@@ -133,7 +135,7 @@ describe('silent pub/sub stall between a listener and Redis', () => {
     await sleep(200);
     for (const [name, { c, chans }] of Object.entries(clients)) assert.deepEqual(audit(c.messages, chans, total), { lost: 0, duplicated: 0, outOfOrder: 0 }, name);
     assert.deepEqual(audit(polled, [a, b], total), { lost: 0, duplicated: 0, outOfOrder: 0 }, 'long poll');
-    assert.ok(total > 200, `a stream across the outage (${total} per channel)`);
+    assert.ok(countAtStall >= 20 && duringOutage > 50 && total > countAtStall + duringOutage, `a stream before, during and after the outage (${countAtStall}, ${duringOutage}, ${total} per channel)`);
 
     // Detection: one log line for the stall (not one per channel), within the budget.
     const stalls = logLines(sub.output(), 'subscriber connection stalled');
@@ -160,7 +162,7 @@ describe('silent pub/sub stall between a listener and Redis', () => {
     assert.match(metrics, /^push_pubsub_stalls_total\{[^}]*\} 1$/m);
     assert.match(metrics, /^push_pubsub_connections\{(?=[^}]*state="down")[^}]*\} 0$/m);
     // Figures for docs/reliability.md.
-    console.log(`stall: detected after ${detectionMs} ms, readiness 503 for ${restoredAt - detectedAt} ms, restored ${restoredAt - resumedAt} ms after the path resumed, ${total} messages per channel`);
+    console.log(`stall: detected after ${detectionMs} ms, readiness 503 for ${restoredAt - detectedAt} ms, restored ${restoredAt - resumedAt} ms after the path resumed, ${total} messages per channel (${duringOutage} during the outage), 0 lost, 0 duplicated, 0 out of order on 3 WebSockets and a long poll`);
     for (const c of [wsA, wsAB, wsB]) c.close();
   });
 });

@@ -11,9 +11,11 @@
  * the same way), and it tests exactly the path that matters: Redis to this socket, in order behind
  * the messages already queued on it.
  *
- * Budget: with `stallMs` T, a PING leaves T/4 after the previous answer, and the connection is
- * stalled when that PING has gone 3T/4 without an answer and without any other data. A stall that
- * begins at any moment is therefore detected at most T later.
+ * Budget: with `stallMs` T, a PING leaves T/4 after the last data (a busy connection needs none:
+ * its messages prove it alive), and the connection is stalled when that PING has gone unanswered,
+ * with no other data either, for the rest of the budget less a margin (T/20, at most 100 ms) kept
+ * for timer and event-loop lateness. A stall that begins at any moment is therefore reported
+ * within T of its start, not just after it.
  */
 
 /** What the probe does next, decided from plain numbers (table-tested in subscriber-probe.test.ts). */
@@ -31,7 +33,8 @@ export interface ProbeState {
 
 export function probeTimings(stallMs: number): { readonly intervalMs: number; readonly answerMs: number } {
   const intervalMs = Math.max(1, Math.floor(stallMs / 4));
-  return { intervalMs, answerMs: stallMs - intervalMs };
+  const marginMs = Math.min(100, Math.floor(stallMs / 20));
+  return { intervalMs, answerMs: stallMs - intervalMs - marginMs };
 }
 
 /**

@@ -8,8 +8,9 @@ export interface HealthChecks {
   /** Resolves when the backend (Redis) answers. */
   readonly ping: () => Promise<void>;
   /**
-   * Another reason to be unready, checked before the ping (a listener whose Redis subscription is
-   * down: new clients would wait for live messages that cannot arrive). Null = none.
+   * Another reason to be unready, checked once the ping answered (so Redis down still reads 4109):
+   * a listener whose Redis subscription is down, whose new clients would wait for live messages
+   * that cannot arrive. Null = none.
    */
   readonly unready?: () => ErrorSpec | null;
 }
@@ -26,13 +27,13 @@ export function registerCommonRoutes(app: TemplatedApp, checks: HealthChecks): v
       ex.sendError(Errors.SHUTTING_DOWN);
       return;
     }
-    const why = checks.unready?.() ?? null;
-    if (why !== null) {
-      ex.sendError(why);
-      return;
-    }
     checks.ping().then(
-      () => ex.send(200, 'ready\n', CORS_ANY),
+      () => {
+        // Redis answers; the other reason, if any, is checked once its answer is in.
+        const why = checks.unready?.() ?? null;
+        if (why === null) ex.send(200, 'ready\n', CORS_ANY);
+        else ex.sendError(why);
+      },
       () => ex.sendError(Errors.STORE_UNAVAILABLE),
     );
   });
