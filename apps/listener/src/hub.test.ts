@@ -336,6 +336,19 @@ describe('Hub', () => {
     assert.equal(hub.counters.truncatedResumes, 1);
   });
 
+  it('the notice sorts by its mid, after a message that still carries the same mid (clients drop a repeated mid)', async () => {
+    const [m1, m2, m3] = await publish(m([A], 1), m([A], 2), m([A], 3));
+    const original = backend.store.history.bind(backend.store);
+    // A bound equal to a mid still delivered (a live message that arrived before its entry was
+    // pushed out): the message first, the notice right after it, then the rest.
+    backend.store.history = async (channels, after) => ({ ...(await original(channels, after)), gaps: [{ channel: A, upTo: m2 as string, cause: 'limit' }] });
+    const t = new Recorder();
+    await hub.open([A], t, m1 as string);
+    await tick();
+    assert.deepEqual(t.mids, [m2, m2, m3]);
+    assert.deepEqual(t.commands.map((c) => c.startsWith('pull/')), [false, true, false]);
+  });
+
   it('a refill after an outage longer than the kept history tells each connection whose cursor fell behind, once', async () => {
     const t1 = new Recorder();
     const t2 = new Recorder();
