@@ -2,7 +2,7 @@ import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { BACKEND_SENDER, decodeTextFrames, type NewMessage } from '@push/protocol';
-import { createMemoryBackend, type Backend, type Broker, type MessageHandler, type ResyncHandlers } from '@push/backend';
+import { createMemoryBackend, type Backend, type Broker, type BrokerHealth, type HistoryGap, type MessageHandler, type ResyncHandlers } from '@push/backend';
 import { Hub, type Transport } from './hub.js';
 
 const log = pino({ level: 'silent' });
@@ -13,6 +13,10 @@ const tick = () => new Promise((r) => setImmediate(r));
 class Recorder implements Transport {
   readonly kind = 'ws' as const;
   readonly format = 'text' as const;
+  gapCalls: Array<{ after: string; gaps: readonly HistoryGap[] }> = [];
+  historyGap(after: string, gaps: readonly HistoryGap[]): void {
+    this.gapCalls.push({ after, gaps });
+  }
   ended: number[] = [];
   end(err: { code: number }): void {
     this.ended.push(err.code);
@@ -24,6 +28,13 @@ class Recorder implements Transport {
   }
   get mids(): string[] {
     return this.writes.flatMap((w) => decodeTextFrames(w).map((f) => f.mid));
+  }
+  /** `module/command` of every message written, in order. */
+  get commands(): string[] {
+    return this.writes.flatMap((w) => decodeTextFrames(w).map((f) => {
+      const t = f.text as { module_id?: string; command?: string };
+      return `${t.module_id ?? ''}/${t.command ?? ''}`;
+    }));
   }
 }
 
@@ -62,6 +73,9 @@ class FlakyBroker implements Broker {
   async unsubscribe(channels: readonly string[]): Promise<void> {
     for (const c of channels) this.subscribed.delete(c);
     await this.inner.unsubscribe(channels);
+  }
+  health(): BrokerHealth {
+    return { connections: 1, down: this.down ? 1 : 0, stalls: 0 };
   }
   async close(): Promise<void> {
     await this.inner.close();
@@ -294,6 +308,67 @@ describe('Hub', () => {
     assert.deepEqual(t.ended, [4109]);
     assert.deepEqual(hub.countByTransport(), { ws: 0, lp: 0 });
     assert.deepEqual(t.mids, []);
+  });
+
+  it('a resume older than the kept history gets one pull/history_gap notice where the gap ends, then what is kept; counted', async () => {
+    const [m0] = await publish(m([A], 0));
+    const mids: string[] = [m0 as string];
+    for (let i = 1; i <= 150; i++) mids.push(...(await publish(m([A], i))));
+    const t = new Recorder();
+    await hub.open([A, B], t, m0 as string);
+    await tick();
+    // 151 published, 100 kept: mids[1..50] are gone, mids[51..150] replayed after the notice.
+    assert.deepEqual(t.mids, [mids[50], ...mids.slice(51)]);
+    assert.deepEqual(t.commands.slice(0, 2), ['pull/history_gap', '/']);
+    const notice = decodeTextFrames(t.writes.join(''))[0]?.text as { params: Record<string, unknown> };
+    assert.deepEqual(notice.params, { after: m0, up_to: mids[50], channels: [{ id: A, up_to: mids[50], cause: 'limit' }] });
+    assert.deepEqual(t.gapCalls, [{ after: m0, gaps: [{ channel: A, upTo: mids[50], cause: 'limit' }] }]);
+    assert.equal(hub.counters.truncatedResumes, 1);
+    // Resuming from the notice's mid (what an official client does) is not told again.
+    const again = new Recorder();
+    await hub.open([A], again, mids[50] as string);
+    await tick();
+    assert.deepEqual(again.mids, mids.slice(51));
+    assert.equal(hub.counters.truncatedResumes, 1);
+    // Nor is a resume whose cursor is inside what is kept, or a fresh connection without one.
+    await hub.open([A], new Recorder(), mids[60] as string);
+    await hub.open([A], new Recorder(), null);
+    assert.equal(hub.counters.truncatedResumes, 1);
+  });
+
+  it('the notice sorts by its mid, after a message that still carries the same mid (clients drop a repeated mid)', async () => {
+    const [m1, m2, m3] = await publish(m([A], 1), m([A], 2), m([A], 3));
+    const original = backend.store.history.bind(backend.store);
+    // A bound equal to a mid still delivered (a live message that arrived before its entry was
+    // pushed out): the message first, the notice right after it, then the rest.
+    backend.store.history = async (channels, after) => ({ ...(await original(channels, after)), gaps: [{ channel: A, upTo: m2 as string, cause: 'limit' }] });
+    const t = new Recorder();
+    await hub.open([A], t, m1 as string);
+    await tick();
+    assert.deepEqual(t.mids, [m2, m2, m3]);
+    assert.deepEqual(t.commands.map((c) => c.startsWith('pull/')), [false, true, false]);
+  });
+
+  it('a refill after an outage longer than the kept history tells each connection whose cursor fell behind, once', async () => {
+    const t1 = new Recorder();
+    const t2 = new Recorder();
+    await hub.open([A], t1, null);
+    await hub.open([B], t2, null);
+    const [x1] = await publish(m([A, B], 1));
+    await tick();
+    broker.down = true;
+    const missed: string[] = [];
+    for (let i = 0; i < 120; i++) missed.push(...(await publish(m([A], 100 + i))));
+    const [onB] = await publish(m([B], 2));
+    broker.lost();
+    broker.down = false;
+    broker.restored();
+    await new Promise((r) => setTimeout(r, 20));
+    // A kept the last 100 of its 121: x1 and missed[0..19] went, the cursor was x1.
+    assert.deepEqual(t1.mids, [x1, missed[19], ...missed.slice(20)]);
+    assert.equal(t1.commands[1], 'pull/history_gap');
+    assert.deepEqual(t2.mids, [x1, onB], 'B kept everything: no notice');
+    assert.equal(hub.counters.truncatedResumes, 1);
   });
 
   it('counts connections by transport', async () => {

@@ -1,5 +1,5 @@
-import { Errors, PushError, channelExpireBody, channelPhase, encodeOutgoingElement, encodeTextFrame, wrapOutgoingElements, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
-import type { Broker, ChannelRegistry, ChannelTimes, Presence, Store } from '@push/backend';
+import { Errors, PushError, channelExpireBody, channelPhase, encodeOutgoingElement, encodeTextFrame, historyGapMessage, wrapOutgoingElements, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
+import type { Broker, ChannelRegistry, ChannelTimes, HistoryGap, HistoryResult, Presence, Store } from '@push/backend';
 import type { Logger } from '@push/runtime';
 
 const ZERO_MID = '0'.repeat(26);
@@ -26,6 +26,12 @@ export interface Transport {
   write(frame: Uint8Array): boolean;
   /** Ends the connection with a catalogue error (WebSocket close code / HTTP status). */
   end(spec: ErrorSpec): void;
+  /**
+   * The connection resumed after `after` and messages of these channels after it are gone: called
+   * before the frame carrying the `pull`/`history_gap` notice is written (a long poll also names
+   * them in a response header).
+   */
+  historyGap?(after: string, gaps: readonly HistoryGap[]): void;
 }
 
 /** Channel keys of public channels (`pub:<id>`, see publicChannelKey) carry the per-channel connection cap. */
@@ -104,6 +110,8 @@ export interface HubCounters {
   encodedProtobuf: number;
   /** The current coalescing window, ms (0 = flushing in the next event-loop turn). */
   coalesceWindowMs: number;
+  /** Resumes (opens and refills) told that messages after their cursor are gone (history_gap). */
+  truncatedResumes: number;
 }
 
 /**
@@ -151,7 +159,7 @@ export class Hub {
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   /** Lifecycle: local channels whose notice exists already (nothing more to watch for). */
   private readonly expiredLocal = new Set<string>();
-  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0, coalesceWindowMs: 0 };
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0, coalesceWindowMs: 0, truncatedResumes: 0 };
   private readonly log: Logger;
 
   constructor(private readonly opts: HubOptions) {
@@ -227,7 +235,7 @@ export class Hub {
       // Sent even to a client whose cursor is past it: it is still on a dead channel and must reload.
       const expireNotices = notices.filter((n): n is StoredMessage => n !== null);
       readOnly.forEach((ch, i) => notices[i] !== null && this.byChannel.has(ch) && this.expiredLocal.add(ch));
-      this.goLive(conn, history.messages, clientMid, newestMid, expireNotices);
+      this.goLive(conn, history.messages, clientMid, newestMid, expireNotices, this.gapNotice(conn, clientMid, history));
       if (this.refilling.has(conn)) this.holdOpened(conn);
       if (times !== null) channels.forEach((ch, i) => this.armExpiry(ch, times.created[i] ?? null, times.now));
     } catch (err) {
@@ -242,17 +250,37 @@ export class Hub {
    * Ends a buffering phase (setup or refill): merges the history read with the live messages that
    * arrived meanwhile, drops what the connection already has, sends the rest in id order.
    */
-  private goLive(conn: Connection, history: readonly StoredMessage[], after: string | null, newestMid: string | null, always: readonly StoredMessage[] = []): void {
+  private goLive(conn: Connection, history: readonly StoredMessage[], after: string | null, newestMid: string | null, always: readonly StoredMessage[] = [], gapNotice: StoredMessage | null = null): void {
     const merged = new Map<string, StoredMessage>();
     for (const m of history) if (after === null || m.mid > after) merged.set(m.mid, m);
     for (const m of conn.early ?? []) if (after === null || m.mid > after) merged.set(m.mid, m);
     // Lifecycle: channel_expire notices go out whatever the cursor (see open()).
     for (const m of always) merged.set(m.mid, m);
     const replay = [...merged.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
+    // The loss notice goes where its mid (the gap's bound) sorts, after a message with the same mid
+    // should one still be delivered (a client drops a repeated mid; the message matters more).
+    if (gapNotice !== null) {
+      const at = replay.findIndex((m) => m.mid > gapNotice.mid);
+      replay.splice(at < 0 ? replay.length : at, 0, gapNotice);
+    }
     conn.early = null;
     conn.state = 'live';
     if (newestMid !== null && (conn.cursor === null || newestMid > conn.cursor)) conn.cursor = newestMid;
     for (const m of replay) this.enqueue(conn, m, true);
+  }
+
+  /**
+   * The `pull`/`history_gap` notice for a connection resuming after `after`, or null: the gaps the
+   * history read found, reduced to those reaching past this connection's own cursor (a refill
+   * reads once for several connections, from the oldest cursor). Counted once per resume.
+   */
+  private gapNotice(conn: Connection, after: string | null, history: HistoryResult): StoredMessage | null {
+    if (after === null || history.gaps === undefined) return null;
+    const mine = history.gaps.filter((g) => g.upTo > after);
+    if (mine.length === 0) return null;
+    this.counters.truncatedResumes++;
+    conn.transport.historyGap?.(after, mine);
+    return historyGapMessage(after, mine, history.channelTimes?.now ?? Date.now());
   }
 
   /**
@@ -487,9 +515,9 @@ export class Hub {
       [...groups.values()].map(async (conns) => {
         const first = conns[0] as Connection;
         const oldest = conns.reduce<string>((min, c) => ((c.cursor ?? ZERO_MID) < min ? (c.cursor ?? ZERO_MID) : min), first.cursor ?? ZERO_MID);
-        let messages: StoredMessage[];
+        let history: HistoryResult;
         try {
-          messages = (await this.opts.store.history(first.channels, oldest)).messages;
+          history = await this.opts.store.history(first.channels, oldest);
         } catch (err) {
           // Without the read these connections would silently miss the outage's messages; closed,
           // their clients come back with their mid and get them from history then.
@@ -505,7 +533,7 @@ export class Hub {
           // Held again meanwhile (a second loss before this read came back): the next refill reads again.
           if (this.refilling.has(c)) continue;
           // With replay=true enqueue skips nothing, so filter by this connection's own cursor here.
-          if (c.state === 'held') this.goLive(c, messages, c.cursor, null);
+          if (c.state === 'held') this.goLive(c, history.messages, c.cursor, null, [], this.gapNotice(c, c.cursor, history));
         }
       }),
     );

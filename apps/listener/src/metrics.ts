@@ -1,4 +1,4 @@
-import type { Broker } from '@push/backend';
+import type { Broker, BrokerHealth } from '@push/backend';
 import { Gauge, Histogram, createCommonMetrics, mirroredCounter, timed, type CommonMetrics } from '@push/runtime';
 import type { HubCounters } from './hub.js';
 
@@ -9,6 +9,8 @@ export interface ListenerMetrics extends CommonMetrics {
 }
 
 export interface ListenerGauges {
+  /** The broker's subscription state (read at scrape time). */
+  readonly subscriptions: () => BrokerHealth;
   readonly websockets: () => number;
   readonly longPolls: () => number;
   readonly channels: () => number;
@@ -45,6 +47,18 @@ export function registerListenerGauges(m: ListenerMetrics, g: ListenerGauges): v
     },
   });
   new Gauge({ name: 'push_channels', help: 'Channels with at least one local subscriber.', registers, collect() { this.set(g.channels()); } });
+  new Gauge({
+    name: 'push_pubsub_connections',
+    help: 'Redis subscriber connections by state (up = carrying its subscriptions; down = connecting, stalled or resubscribing; readiness is 503 while any is down).',
+    labelNames: ['state'],
+    registers,
+    collect() {
+      const h = g.subscriptions();
+      this.set({ state: 'up' }, h.connections - h.down);
+      this.set({ state: 'down' }, h.down);
+    },
+  });
+  mirroredCounter(m.registry, 'push_pubsub_stalls_total', 'Subscriber connections found open but silent for PUSH_PUBSUB_STALL_MS and reconnected (each is then refilled from history).', () => g.subscriptions().stalls);
   const c = g.counters;
   new Gauge({ name: 'push_coalesce_window_seconds', help: 'Current load-adaptive coalescing window (0 = flushing in the next event-loop turn).', registers, collect() { this.set(c.coalesceWindowMs / 1000); } });
   mirroredCounter(m.registry, 'push_messages_received_total', 'Messages received from Redis pub/sub (once per subscribed channel).', () => c.received);
@@ -52,6 +66,7 @@ export function registerListenerGauges(m: ListenerMetrics, g: ListenerGauges): v
   mirroredCounter(m.registry, 'push_frames_sent_total', 'Socket writes (several coalesced messages make one).', () => c.frames);
   mirroredCounter(m.registry, 'push_bytes_out_total', 'Payload bytes written to subscribers.', () => c.bytesOut);
   mirroredCounter(m.registry, 'push_messages_dropped_total', 'Messages not written because the connection was already gone (the client resumes by mid).', () => c.dropped);
+  mirroredCounter(m.registry, 'push_resume_truncated_total', 'Resumes told that messages after their cursor are gone (pull/history_gap: history cap or TTL).', () => c.truncatedResumes);
   mirroredCounter(m.registry, 'push_slow_consumer_closes_total', 'WebSockets closed because they could not keep up (4110).', () => c.slowConsumerCloses);
 }
 
@@ -67,6 +82,7 @@ export function instrumentBroker(broker: Broker, m: ListenerMetrics): Broker {
     onResync: (handlers) => broker.onResync(handlers),
     subscribe: (channels) => timed(m.redisDuration, 'subscribe', () => broker.subscribe(channels)),
     unsubscribe: (channels) => timed(m.redisDuration, 'unsubscribe', () => broker.unsubscribe(channels)),
+    health: () => broker.health(),
     close: () => broker.close(),
   };
 }

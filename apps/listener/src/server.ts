@@ -53,7 +53,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const isDraining = (): boolean => draining;
   const parked = new Set<LongPoll>();
   const sockets = new Set<WebSocket<WsUserData>>();
-  registerListenerGauges(metrics, { websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
+  registerListenerGauges(metrics, { subscriptions: () => broker.health(), websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
   const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining };
   const wsOpts: WebSocketOptions = {
     hub,
@@ -94,7 +94,9 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   }
   // /metrics: trusted networks or PUSH_ADMIN_TOKEN only, like the publishers' admin pages.
   serveMetrics(app, metrics.registry, new AdminGate(config));
-  registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
+  // Unready while a subscription is down: a balancer should send new clients to a listener whose
+  // live messages flow (the ones connected here are refilled from history once it is back).
+  registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping(), unready: () => (broker.health().down > 0 ? Errors.SUBSCRIPTION_DOWN : null) });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
 
   const statsLog = log.child({ component: 'stats' });

@@ -1,6 +1,7 @@
 import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
+import { historyGap } from './history-gap.js';
 
 /** How often (by the backend's clock) expired entries are swept, at the next call after it is due. */
 const SWEEP_INTERVAL_MS = 5000;
@@ -34,8 +35,12 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   let counter = 0;
   /** mid -> message, expiry, and how many channel list entries refer to it (`r:<mid>` in Redis). */
   const records = new Map<string, { msg: StoredMessage; expiresAt: number; refs: number }>();
-  /** channel -> mids oldest first, and when the list expires (its longest-lived entry). */
-  const lists = new Map<string, { mids: string[]; expiresAt: number }>();
+  /**
+   * channel -> mids oldest first, when the list expires (its longest-lived entry), and the newest
+   * mid the cap pushed out (`g:{ch}` in Redis; null = none), which tells a resume cursor older than
+   * it that it missed messages.
+   */
+  const lists = new Map<string, { mids: string[]; expiresAt: number; mark: string | null }>();
   const brokers = new Set<MemoryBroker>();
   const online = new Map<string, number>();
   const stats = new Map<string, ProcessStats>();
@@ -77,12 +82,16 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     let list = lists.get(ch);
     if (list === undefined || list.expiresAt <= t) {
       if (list !== undefined) release(list.mids);
-      list = { mids: [], expiresAt };
+      list = { mids: [], expiresAt, mark: null };
       lists.set(ch, list);
     }
     list.mids.push(mid);
     if (expiresAt > list.expiresAt) list.expiresAt = expiresAt;
-    if (list.mids.length > opts.historyLimit) release(list.mids.splice(0, list.mids.length - opts.historyLimit));
+    if (list.mids.length > opts.historyLimit) {
+      const out = list.mids.splice(0, list.mids.length - opts.historyLimit);
+      release(out);
+      list.mark = out[out.length - 1] as string;
+    }
   }
   function store(msg: StoredMessage, ttlS: number, channels: readonly string[], t: number): void {
     const expiresAt = t + ttlS * 1000;
@@ -125,6 +134,10 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     }
     async unsubscribe(channels: readonly string[]): Promise<void> {
       for (const c of channels) this.channels.delete(c);
+    }
+    health(): BrokerHealth {
+      // In-process delivery has no connection that could stall.
+      return { connections: 1, down: 0, stalls: 0 };
     }
     async close(): Promise<void> {
       brokers.delete(this);
@@ -178,17 +191,27 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
         const t = clock();
         const found = new Map<string, StoredMessage>();
+        const gaps: HistoryGap[] = [];
         let newestMid: string | null = null;
         for (const ch of channels) {
-          for (const mid of lists.get(ch)?.mids ?? []) {
+          const list = lists.get(ch);
+          // An expired list is gone in Redis, gap mark and all.
+          if (list === undefined || list.expiresAt <= t) continue;
+          let expired = '';
+          for (const mid of list.mids) {
             const msg = alive(mid, t);
-            if (msg === null) continue;
+            if (msg === null) {
+              if (after !== null && mid > after && mid > expired) expired = mid;
+              continue;
+            }
             if (newestMid === null || mid > newestMid) newestMid = mid;
             if (after !== null && mid > after) found.set(mid, msg);
           }
+          const mark = after !== null && list.mark !== null && list.mark > after ? list.mark : '';
+          gaps.push(...historyGap(ch, mark, expired));
         }
         const messages = [...found.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
-        return { messages, newestMid, channelTimes: { now: t, created: channels.map((ch) => createdAt(ch, t)) } };
+        return { messages, gaps, newestMid, channelTimes: { now: t, created: channels.map((ch) => createdAt(ch, t)) } };
       },
       async ping(): Promise<void> {},
     },

@@ -2,7 +2,9 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats, type ResyncHandlers } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type ResyncHandlers } from './types.js';
+import { SubscriberProbe } from './subscriber-probe.js';
+import { historyGap } from './history-gap.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 import { createGroupCommit } from './group-commit.js';
 
@@ -176,16 +178,30 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     private connectedOnce = false;
     private readonly firstReady: Promise<void>;
     private readonly topicPrefix = `${p}c:{`;
+    /** Carries its subscriptions: ready and, after a reconnect, every channel resubscribed. */
+    private up = false;
+    /** When the subscription went down (for the recovery log line); null while up. */
+    private downSince: number | null = Date.now();
+    private stalls = 0;
+    private readonly probe: SubscriberProbe;
     constructor() {
       // Our own resubscription on reconnect (instead of ioredis' autoResubscribe) lets us know when
       // it has completed, and only then ask the listener to refill from history.
       this.sub = connect(opts.url, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
       this.sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis subscriber connection error'));
+      // Silent stalls (open but carrying nothing) are found by the probe; errors and closes by ioredis.
+      this.probe = new SubscriberProbe({ ping: () => this.sub.ping() }, { stallMs: opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS, onStall: (silentMs) => this.stalled(silentMs) });
       let markReady: () => void = () => {};
       this.firstReady = new Promise((resolve) => (markReady = resolve));
+      this.sub.on('close', () => {
+        this.probe.stop();
+        this.markDown();
+      });
       this.sub.on('ready', () => {
+        this.probe.start();
         if (!this.connectedOnce) {
           this.connectedOnce = true;
+          this.markUp();
           markReady();
           return;
         }
@@ -195,9 +211,29 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       });
       this.sub.on('messageBuffer', (topic: Buffer, payload: Buffer) => this.onMessage(topic, payload));
     }
+    private markDown(): void {
+      this.up = false;
+      this.downSince ??= Date.now();
+    }
+    private markUp(): void {
+      this.up = true;
+      this.downSince = null;
+    }
+    /**
+     * The connection is open but has carried nothing for the stall budget: drop it and reconnect.
+     * ioredis then reconnects, and the usual path (lost, resubscribe, restored, refill from
+     * history) brings every channel back with nothing lost. One log line per stall, not per channel.
+     */
+    private stalled(silentMs: number): void {
+      this.stalls++;
+      this.markDown();
+      log.warn({ connection: 'push-sub', silentMs, channels: this.active.size }, 'subscriber connection stalled (open but silent); reconnecting');
+      this.sub.disconnect(true);
+    }
     private lastMid = '';
     private lastMsg: StoredMessage | null = null;
     private onMessage(topic: Buffer, payload: Buffer): void {
+      this.probe.data();
       const t = topic.toString('latin1');
       if (!t.startsWith(this.topicPrefix)) return;
       const channel = t.slice(this.topicPrefix.length, -1);
@@ -220,7 +256,9 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       const all = [...this.active];
       try {
         for (let i = 0; i < all.length; i += 512) await this.sub.subscribe(...all.slice(i, i + 512).map((c) => this.topic(c)));
-        log.info({ channels: all.length }, 'resubscribed after reconnect; refilling from history');
+        const downMs = this.downSince === null ? 0 : Date.now() - this.downSince;
+        this.markUp();
+        log.info({ connection: 'push-sub', channels: all.length, downMs }, 'resubscribed after reconnect; refilling from history');
         for (const h of this.resync) h.restored();
       } catch (err) {
         log.warn({ err: { message: (err as Error).message } }, 'resubscribe failed; will retry on next reconnect');
@@ -269,8 +307,12 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       if (this.sub.status !== 'ready') return; // the next reconnect only resubscribes what is active
       for (let i = 0; i < channels.length; i += 512) await this.sub.unsubscribe(...channels.slice(i, i + 512).map((c) => this.topic(c)));
     }
+    health(): BrokerHealth {
+      return { connections: 1, down: this.up ? 0 : 1, stalls: this.stalls };
+    }
     async close(): Promise<void> {
       brokers.delete(this);
+      this.probe.stop();
       this.sub.disconnect(false);
     }
   }
@@ -294,14 +336,16 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         await connected();
         const keys = channels.map((c) => `${p}h:{${c}}`);
         const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
+        const n = channels.length;
         const messages: StoredMessage[] = [];
-        const first = 2 + channels.length;
+        const first = 2 + 3 * n;
         for (let i = first; i < out.length; i++) {
           const msg = decodeRecord(out[i] as string);
           if (msg !== null) messages.push(msg);
         }
+        const gaps = channels.flatMap((channel, k) => historyGap(channel, out[2 + n + k] ?? '', out[2 + 2 * n + k] ?? ''));
         const newest = out[0] ?? '';
-        return { messages, newestMid: newest === '' ? null : newest, channelTimes: toTimes(out.slice(1, first)) };
+        return { messages, gaps, newestMid: newest === '' ? null : newest, channelTimes: toTimes(out.slice(1, 2 + n)) };
       },
       async ping(): Promise<void> {
         await connected();

@@ -8,6 +8,8 @@
  *   P + "r:" + mid        how many channel list entries still hold the mid; same EX as its record
  *   P + "h:{" + ch + "}"  list of mids published to channel ch, oldest first, capped; expires with its
  *                         longest-lived entry so idle channels vanish
+ *   P + "g:{" + ch + "}"  mid of the newest entry the cap pushed out of that list (a resume cursor
+ *                         older than it missed something); EX = the list's TTL when written
  *   P + "c:{" + ch + "}"  pub/sub topic of channel ch (listeners subscribe only to what they serve)
  *   P + "o:{" + ch + "}"  presence marker, EX = online TTL
  *   P + "stats"           hash: process id -> JSON snapshot (Bitrix /server-stat/)
@@ -42,11 +44,17 @@ local function release(prefix, mids)
 end
 -- Appends mid to a channel list: the list lives as long as its longest-lived entry (a new list has
 -- no TTL yet, and GT treats "no TTL" as infinite, hence the plain EXPIRE for it); entries beyond
--- the cap leave from the old end and release their records.
+-- the cap leave from the old end and release their records. The newest entry pushed out is kept
+-- as the channel's gap mark ("g:{ch}", as long as the list), so HISTORY_SCRIPT can tell a reader
+-- whose cursor is older that it missed messages.
 local function append(prefix, listKey, mid, ttl, cap)
   local len = redis.call('RPUSH', listKey, mid)
   if len == 1 then redis.call('EXPIRE', listKey, ttl) else redis.call('EXPIRE', listKey, ttl, 'GT') end
-  if len > cap then release(prefix, redis.call('LPOP', listKey, len - cap)) end
+  if len > cap then
+    local out = redis.call('LPOP', listKey, len - cap)
+    release(prefix, out)
+    redis.call('SET', prefix .. 'g:' .. string.sub(listKey, #prefix + 3), out[#out], 'EX', redis.call('TTL', listKey))
+  end
 end
 `;
 
@@ -157,9 +165,12 @@ return results
 /**
  * KEYS: history list keys of the channels
  * ARGV: prefix, after ('' = none)
- * Returns { newestAliveMid or '', nowMs, created or '' per key, record, record, ... } with records
- * oldest first, each mid once.
- * Entries whose record expired are skipped: a message is never replayed past its TTL.
+ * Returns { newestAliveMid or '', nowMs, created or '' per key, gap mark or '' per key, newest
+ * expired mid or '' per key, record, record, ... } with records oldest first, each mid once.
+ * Entries whose record expired are skipped: a message is never replayed past its TTL. With a
+ * cursor, each key also reports what the reader missed for good: its gap mark ("g:{ch}", the newest
+ * mid the cap pushed out) when newer than the cursor, and the newest of its entries after the
+ * cursor whose record expired.
  */
 export const HISTORY_SCRIPT = `
 local prefix = ARGV[1]
@@ -167,6 +178,7 @@ local after = ARGV[2]
 local newest = ''
 local seen = {}
 local wanted = {}
+local holders = {}
 for k = 1, #KEYS do
   local ids = redis.call('LRANGE', KEYS[k], 0, -1)
   for j = #ids, 1, -1 do
@@ -179,9 +191,13 @@ for k = 1, #KEYS do
   if after ~= '' then
     for j = 1, #ids do
       local mid = ids[j]
-      if mid > after and not seen[mid] then
-        seen[mid] = true
-        wanted[#wanted + 1] = mid
+      if mid > after then
+        if not seen[mid] then
+          seen[mid] = true
+          wanted[#wanted + 1] = mid
+          holders[mid] = {}
+        end
+        table.insert(holders[mid], k)
       end
     end
   end
@@ -191,13 +207,26 @@ table.sort(wanted)
 -- listener learns them without another round trip (keys "h:{ch}" -> "ch:{ch}").
 local t = redis.call('TIME')
 local out = { newest, string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)) }
-for k = 1, #KEYS do
-  out[#out + 1] = redis.call('GET', prefix .. 'ch:' .. string.sub(KEYS[k], #prefix + 3)) or ''
+local n = #KEYS
+for k = 1, n do
+  local tag = string.sub(KEYS[k], #prefix + 3)
+  out[2 + k] = redis.call('GET', prefix .. 'ch:' .. tag) or ''
+  local mark = ''
+  if after ~= '' then mark = redis.call('GET', prefix .. 'g:' .. tag) or '' end
+  if mark ~= '' and mark <= after then mark = '' end
+  out[2 + n + k] = mark
+  out[2 + 2 * n + k] = ''
 end
+local records = {}
 for j = 1, #wanted do
   local rec = redis.call('GET', prefix .. 'm:' .. wanted[j])
-  if rec then out[#out + 1] = rec end
+  if rec then records[#records + 1] = rec
+  else
+    -- Oldest first, so the last expired entry seen per key is its newest.
+    for _, k in ipairs(holders[wanted[j]]) do out[2 + 2 * n + k] = wanted[j] end
+  end
 end
+for j = 1, #records do out[#out + 1] = records[j] end
 return out
 `;
 

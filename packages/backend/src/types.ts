@@ -1,9 +1,22 @@
 import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
 import type { ChannelRegistry, ChannelTimes, NonceClaimRequest, ReplayGuard } from './lifecycle-types.js';
 
+/**
+ * A resume cursor older than what a channel still keeps: messages of `channel` with mids after the
+ * cursor and up to `upTo` (inclusive) are gone for good. `cause` says why the newest of them went:
+ * `limit` = pushed out of the capped list (PUSH_HISTORY_LIMIT), `expired` = its record's TTL ended.
+ */
+export interface HistoryGap {
+  readonly channel: string;
+  readonly upTo: string;
+  readonly cause: 'limit' | 'expired';
+}
+
 export interface HistoryResult {
   /** Messages newer than the cursor on any of the channels, oldest first, each once. */
   readonly messages: StoredMessage[];
+  /** Channels on which messages after the cursor are gone (empty or absent without a cursor). */
+  readonly gaps?: readonly HistoryGap[];
   /** Newest mid still stored on any of the channels (for the long-poll 304 cursor); null if none. */
   readonly newestMid: string | null;
   /** Lifecycle: server time and the channels' creation times, read in the same step. */
@@ -22,7 +35,10 @@ export interface Store {
    * (AUTH_REPLAY), storing nothing, and records the nonce only if the publish is carried out.
    */
   publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]>;
-  /** Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null. */
+  /**
+   * Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null;
+   * with a cursor, also the channels where messages after it are gone (`gaps`).
+   */
   history(channels: readonly string[], after: string | null): Promise<HistoryResult>;
   /** Resolves when the backend answers; used by readiness checks. */
   ping(): Promise<void>;
@@ -47,12 +63,29 @@ export interface ResyncHandlers {
  * its sockets need. `subscribe` resolves once messages published afterwards are guaranteed to
  * arrive, which is what makes "subscribe, then read history" gap-free.
  */
+/**
+ * Whether the broker's subscriptions carry data, for readiness and metrics. A broker may hold
+ * several subscriber connections (one per Redis Cluster node, say); each is counted.
+ */
+export interface BrokerHealth {
+  /** Subscriber connections the broker owns. */
+  readonly connections: number;
+  /**
+   * Connections not carrying their subscriptions now: not connected yet, closed, found stalled, or
+   * reconnected but not every channel resubscribed yet. Readiness is 503 while this is above 0.
+   */
+  readonly down: number;
+  /** Stalls detected since start: connections open but silent past PUSH_PUBSUB_STALL_MS. */
+  readonly stalls: number;
+}
+
 export interface Broker {
   setHandler(handler: MessageHandler): void;
   /** How a broker that lost its subscription tells its user (a broker that cannot lose it never calls). */
   onResync(handlers: ResyncHandlers): void;
   subscribe(channels: readonly string[]): Promise<void>;
   unsubscribe(channels: readonly string[]): Promise<void>;
+  health(): BrokerHealth;
   close(): Promise<void>;
 }
 
@@ -97,7 +130,14 @@ export interface BackendOptions {
   readonly channelWriteMs?: number;
   /** Channel read window from first creation (default 24 h). */
   readonly channelReadMs?: number;
+  /**
+   * A subscriber connection that carries nothing, not even the answer to a PING, for this long is
+   * declared stalled and reconnected (PUSH_PUBSUB_STALL_MS, default 2000; see subscriber-probe.ts).
+   */
+  readonly pubsubStallMs?: number;
 }
+
+export const DEFAULT_PUBSUB_STALL_MS = 2000;
 
 export const DEFAULT_CHANNEL_WRITE_MS = 12 * 3600_000;
 export const DEFAULT_CHANNEL_READ_MS = 24 * 3600_000;

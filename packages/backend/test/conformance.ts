@@ -83,6 +83,33 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       assert.deepEqual(h.messages.map((m) => m.mid), mids.slice(-CONFORMANCE_OPTIONS.historyLimit));
     });
 
+    it('history: a cursor older than what the cap kept is told which channel lost messages, up to which mid', async () => {
+      const a = ch();
+      const b = ch();
+      const mids: string[] = [];
+      for (let i = 0; i < 8; i++) mids.push(...(await backend.store.publish([msg([a], i)], BACKEND_SENDER)));
+      const [onB] = await backend.store.publish([msg([b], 9)], BACKEND_SENDER);
+      const limit = CONFORMANCE_OPTIONS.historyLimit;
+      // The cap pushed out mids[0..2]: a reader after mids[0] missed mids[1] and mids[2].
+      const h = await backend.store.history([a, b], mids[0] as string);
+      assert.deepEqual(h.messages.map((m) => m.mid), [...mids.slice(-limit), onB]);
+      assert.deepEqual(h.gaps, [{ channel: a, upTo: mids[2], cause: 'limit' }], 'b kept everything: no gap there');
+      // A cursor at or past the newest pushed-out mid missed nothing; no cursor asks for nothing.
+      assert.deepEqual((await backend.store.history([a, b], mids[2] as string)).gaps, []);
+      assert.deepEqual((await backend.store.history([a], mids[5] as string)).gaps, []);
+      assert.deepEqual((await backend.store.history([a], null)).gaps ?? [], []);
+      // The mark follows the list: ten more publishes push mids[3..7] out too.
+      for (let i = 0; i < 5; i++) mids.push(...(await backend.store.publish([msg([a], 10 + i)], BACKEND_SENDER)));
+      assert.deepEqual((await backend.store.history([a], mids[2] as string)).gaps, [{ channel: a, upTo: mids[7], cause: 'limit' }]);
+      // A message on two channels pushed out of one of them: only that one has the gap.
+      const c = ch();
+      const [both] = await backend.store.publish([msg([a, c], 20)], BACKEND_SENDER);
+      for (let i = 0; i < limit; i++) await backend.store.publish([msg([a], 21 + i)], BACKEND_SENDER);
+      const h2 = await backend.store.history([a, c], mids[12] as string);
+      assert.deepEqual(h2.gaps, [{ channel: a, upTo: both, cause: 'limit' }]);
+      assert.ok(h2.messages.some((m) => m.mid === both), 'still replayed from the channel that kept it');
+    });
+
     it('ttl 0 is delivered live but never stored', async () => {
       const a = ch();
       const broker = backend.createBroker();
@@ -100,11 +127,14 @@ export function backendConformance(name: string, create: () => Promise<{ backend
 
     it('a message is never replayed after its TTL', async () => {
       const a = ch();
-      await backend.store.publish([msg([a], 1, 1)], BACKEND_SENDER);
+      const [gone] = await backend.store.publish([msg([a], 1, 1)], BACKEND_SENDER);
       const [keep] = await backend.store.publish([msg([a], 2, 60)], BACKEND_SENDER);
       await sleep(1200);
       const h = await backend.store.history([a], '0'.repeat(26));
       assert.deepEqual(h.messages.map((m) => m.mid), [keep]);
+      // The expired one is gone for a reader whose cursor is older: reported as a gap.
+      assert.deepEqual(h.gaps, [{ channel: a, upTo: gone, cause: 'expired' }]);
+      assert.deepEqual((await backend.store.history([a], gone as string)).gaps, [], 'nothing missed after it');
     });
 
     it('broker: delivers subscribed channels in id order, stops after unsubscribe', async () => {

@@ -55,6 +55,8 @@ export const Errors = {
   // Admin pages (/status, /server-stat/, /metrics): the gate in packages/runtime/src/admin-gate.ts.
   ADMIN_CLOSED: { code: 4128, status: 401, reason: 'Admin page: read it from PUSH_PUBLISH_TRUSTED_NETWORKS or send Authorization: Bearer <PUSH_ADMIN_TOKEN>.' },
   ADMIN_BAD_TOKEN: { code: 4129, status: 401, reason: 'Wrong admin token: send Authorization: Bearer with the PUSH_ADMIN_TOKEN configured on the server.' },
+  // 4136-4139: subscription liveness.
+  SUBSCRIPTION_DOWN: { code: 4136, status: 503, reason: 'A Redis subscription of this listener is down (reconnecting); live messages resume once it is back.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

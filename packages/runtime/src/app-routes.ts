@@ -1,4 +1,4 @@
-import { Errors } from '@push/protocol';
+import { Errors, type ErrorSpec } from '@push/protocol';
 import { CORS_ANY, Exchange } from './http.js';
 import type { TemplatedApp, Uws, us_listen_socket } from './uws.js';
 
@@ -7,6 +7,12 @@ export interface HealthChecks {
   readonly isDraining: () => boolean;
   /** Resolves when the backend (Redis) answers. */
   readonly ping: () => Promise<void>;
+  /**
+   * Another reason to be unready, checked once the ping answered (so Redis down still reads 4109):
+   * a listener whose Redis subscription is down, whose new clients would wait for live messages
+   * that cannot arrive. Null = none.
+   */
+  readonly unready?: () => ErrorSpec | null;
 }
 
 /**
@@ -22,7 +28,12 @@ export function registerCommonRoutes(app: TemplatedApp, checks: HealthChecks): v
       return;
     }
     checks.ping().then(
-      () => ex.send(200, 'ready\n', CORS_ANY),
+      () => {
+        // Redis answers; the other reason, if any, is checked once its answer is in.
+        const why = checks.unready?.() ?? null;
+        if (why === null) ex.send(200, 'ready\n', CORS_ANY);
+        else ex.sendError(why);
+      },
       () => ex.sendError(Errors.STORE_UNAVAILABLE),
     );
   });

@@ -37,6 +37,8 @@ export interface Config {
   readonly unsubscribeDelayMs: number;
   /** Upper bound of a listener's load-adaptive coalescing window, ms; 0 = always flush at once. */
   readonly coalesceMaxMs: number;
+  /** A Redis subscriber connection silent this long (no data, no PING answer) is reconnected, ms. */
+  readonly pubsubStallMs: number;
   readonly allowUwsFallback: boolean;
   /** Test only: the Node ABI to look the native uWS binding up for ('' = this Node's). */
   readonly testUwsAbi: string;
@@ -101,6 +103,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_STATS_INTERVAL_S', def: '30' },
   { name: 'PUSH_UNSUBSCRIBE_DELAY_MS', def: '5000' },
   { name: 'PUSH_COALESCE_MAX_MS', def: '250' },
+  { name: 'PUSH_PUBSUB_STALL_MS', def: '2000' },
   { name: 'PUSH_ALLOW_UWS_FALLBACK', def: 'false' },
   { name: 'PUSH_TEST_UWS_ABI', def: '' },
   { name: 'PUSH_SHUTDOWN_GRACE_S', def: '10' },
@@ -266,6 +269,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     statsIntervalS: int('PUSH_STATS_INTERVAL_S', 1, 3600),
     unsubscribeDelayMs: int('PUSH_UNSUBSCRIBE_DELAY_MS', 0, 600000),
     coalesceMaxMs: int('PUSH_COALESCE_MAX_MS', 0, 1000),
+    pubsubStallMs: int('PUSH_PUBSUB_STALL_MS', 200, 600000),
     allowUwsFallback: bool('PUSH_ALLOW_UWS_FALLBACK'),
     testUwsAbi,
     shutdownGraceMs: int('PUSH_SHUTDOWN_GRACE_S', 1, 600) * 1000,

@@ -1,4 +1,5 @@
-import { Errors, PushError, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec } from '@push/protocol';
+import { Errors, HISTORY_GAP_HEADER, PushError, historyGapHeader, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec } from '@push/protocol';
+import type { HistoryGap } from '@push/backend';
 import { CORS_ANY, Exchange, parseQuery, type Headers, type HttpRequest, type HttpResponse, type Logger } from '@push/runtime';
 import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
 import { frameFormat, subscriptionKeys } from './binary.js';
@@ -7,6 +8,8 @@ import { frameFormat, subscriptionKeys } from './binary.js';
 export const LONG_POLL_EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
 export const EXPOSE_LAST_MESSAGE_ID: readonly [string, string] = ['Access-Control-Expose-Headers', 'Last-Message-Id'];
 const LP_HEADERS: Headers = [...CORS_ANY, EXPOSE_LAST_MESSAGE_ID];
+/** An answer that carries the loss signal exposes it to cross-origin scripts too (others stay as Bitrix answers). */
+const LP_GAP_HEADERS: Headers = [...CORS_ANY, ['Access-Control-Expose-Headers', `Last-Message-Id, ${HISTORY_GAP_HEADER}`]];
 
 export const PREFLIGHT_HEADERS: Headers = [
   ...CORS_ANY,
@@ -35,6 +38,8 @@ export class LongPoll implements Transport {
   private conn: Connection | null = null;
   private timer: NodeJS.Timeout | null = null;
   private cursor = '';
+  /** `X-Push-History-Gap` for the answer, when the resume cursor was older than what is kept. */
+  private gapHeader: string | null = null;
 
   constructor(
     private readonly ex: Exchange,
@@ -47,9 +52,14 @@ export class LongPoll implements Transport {
   write(frame: Uint8Array): boolean {
     // Binary mode answers one ResponseBatch as application/octet-stream (reference 5.1 item 5).
     const type = this.format === 'text' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
-    const ok = this.ex.send(200, frame, [...LP_HEADERS, ['Content-Type', type]]);
+    const headers: Headers = this.gapHeader === null ? [...LP_HEADERS, ['Content-Type', type]] : [...LP_GAP_HEADERS, ['Content-Type', type], [HISTORY_GAP_HEADER, this.gapHeader]];
+    const ok = this.ex.send(200, frame, headers);
     this.finish();
     return ok;
+  }
+
+  historyGap(after: string, gaps: readonly HistoryGap[]): void {
+    this.gapHeader = historyGapHeader(after, gaps);
   }
 
   /** Answers with a catalogue error (e.g. 429 "4029: Too many connections" when evicted). */
