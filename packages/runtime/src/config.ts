@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, parseNetworks, type NetworkSpec, type PublishKeySpec, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
+import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, parseNetworks, parseOrigins, type NetworkSpec, type OriginRule, type PublishKeySpec, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
 
 /**
  * All settings, parsed once at start from the environment (and optionally a KEY=VALUE file named
@@ -53,6 +53,8 @@ export interface Config {
   readonly trustedProxies: readonly NetworkSpec[];
   /** Lowercase header carrying the client address when the peer is a trusted proxy. */
   readonly realIpHeader: string;
+  /** Origins whose pages may open WebSockets, long-poll and publish as clients; empty = any origin. */
+  readonly allowedOrigins: readonly OriginRule[];
   /** A channel accepts publishes this long after its first creation. */
   readonly channelWriteS: number;
   /** A channel accepts subscribers this long after its first creation (>= channelWriteS). */
@@ -110,6 +112,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_PUBLISH_MAX_SKEW_S', def: '300' },
   { name: 'PUSH_TRUSTED_PROXIES', def: '' },
   { name: 'PUSH_REAL_IP_HEADER', def: 'x-real-ip' },
+  { name: 'PUSH_ALLOWED_ORIGINS', def: '' },
   { name: 'PUSH_CHANNEL_WRITE_S', def: '43200' },
   { name: 'PUSH_CHANNEL_READ_S', def: '86400' },
 ];
@@ -218,6 +221,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   // the config file's list, or the npm start stack's default, apply.
   const publishTrustedNetworks = listOf('PUSH_PUBLISH_TRUSTED_NETWORKS', (t) => (t.trim().toLowerCase() === 'none' ? [] : parseNetworks(t)));
   const trustedProxies = listOf('PUSH_TRUSTED_PROXIES', parseNetworks);
+  const allowedOrigins = listOf('PUSH_ALLOWED_ORIGINS', parseOrigins);
   const realIpHeader = (get('PUSH_REAL_IP_HEADER') ?? '').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(realIpHeader)) problems.push(`PUSH_REAL_IP_HEADER: a header name, got ${JSON.stringify(realIpHeader)}`);
   // uWS accepts 8-960 s and warns on stderr (a non-JSON line) unless it is a multiple of 4.
@@ -270,6 +274,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     publishMaxSkewS: int('PUSH_PUBLISH_MAX_SKEW_S', 1, 3600),
     trustedProxies,
     realIpHeader,
+    allowedOrigins,
     channelWriteS,
     channelReadS,
   };

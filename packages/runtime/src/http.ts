@@ -1,4 +1,4 @@
-import { Errors, PushError, errorText, statusLine, type ErrorSpec } from '@push/protocol';
+import { Errors, PushError, errorText, statusLine, type ErrorSpec, type OriginPolicy } from '@push/protocol';
 import type { HttpResponse } from './uws.js';
 
 export type Headers = ReadonlyArray<readonly [string, string]>;
@@ -81,6 +81,16 @@ export function readBody(ex: Exchange, contentLength: string, limit: number): Pr
       if (isLast) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     });
   });
+}
+
+/**
+ * Answers 403 4114 when the Origin allow-list (PUSH_ALLOWED_ORIGINS) does not admit `origin`, before
+ * anything of the request is read or changed; returns whether it refused.
+ */
+export function refuseForeignOrigin(ex: Exchange, policy: OriginPolicy, origin: string, extraHeaders: Headers = []): boolean {
+  if (policy.allows(origin)) return false;
+  ex.sendError(new PushError(Errors.ORIGIN_NOT_ALLOWED, `(Origin: ${JSON.stringify(origin.slice(0, 200))})`), extraHeaders);
+  return true;
 }
 
 /** Splits a raw query string into decoded parameters (first occurrence wins). */
