@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { bytesToHex, encodeRequestBatch, signChannel, V4Types } from '@push/protocol';
-import { longPoll, SECRET } from '../helpers/clients.js';
+import { longPoll, SECRET, WsClient } from '../helpers/clients.js';
 import { MODES, Portal, SdkClient, type HttpRecord, type Mode, type SocketRecord } from './sdk-harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
@@ -319,13 +319,18 @@ describe('official client @bitrix24/b24jssdk against the stack', () => {
       assert.deepEqual(replay.messages.map((m) => (m.text as { command: string }).command), ['markers', 'after'], `${mode.name}: replayed whole`);
       assert.deepEqual((replay.messages[0]?.text as { params: unknown }).params, tricky);
     });
-    // A client's own publish (WebSocket binary frame, or POST /bitrix/rest/ when long-polling).
+    // A client's own publish (WebSocket binary frame, or POST /bitrix/rest/ when long-polling),
+    // received by the official client (protobuf) and by a text-frame socket on the same channels.
     await eachMode(V4_MODES, async (mode) => {
       const sender = await client(mode);
       const target = await client(mode);
+      const textSocket = await WsClient.connect(listener.url, [portal.signedPrivate(target.userId, 4)]);
       await sender.pull.sendMessage([target.userId], 'test', 'client-markers', tricky);
       await eventually(() => target.client.length > 0, 10_000, `${mode.name} client message`);
       assert.deepEqual(target.client[0]?.params, tricky, `${mode.name}: client publish arrives whole`);
+      const [frame] = await textSocket.waitFor(1);
+      assert.deepEqual((frame?.text as { params: unknown }).params, tricky, `${mode.name}: client publish arrives whole in a text frame`);
+      textSocket.close();
     });
   });
 
