@@ -1,7 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { bytesToHex, encodeRequestBatch, signChannel, V4Types } from '@push/protocol';
-import { longPoll, SECRET, WsClient } from '../helpers/clients.js';
+import { bytesToHex, encodeRequestBatch, V4Types } from '@push/protocol';
 import { MODES, Portal, SdkClient, type HttpRecord, type Mode, type SocketRecord } from './sdk-harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
@@ -289,48 +288,6 @@ describe('official client @bitrix24/b24jssdk against the stack', () => {
       // client really had to split a shared frame (protobuf batch / concatenated text frames).
       assert.equal(frameOf('b1'), frameOf('b2'), `${mode.name}: b1 and b2 shared a frame`);
       assert.ok(frames.every((m) => m.binary === (mode.version === 4)), `${mode.name}: ${mode.version === 4 ? 'protobuf' : 'text'} frames`);
-    });
-  });
-
-  it('a body holding both frame markers arrives whole and equal in every mode: portal publish, client publish and a stored replay', async () => {
-    // Clients cut text frames at the first "#!NGINXNME!#": unescaped, this message would split
-    // into fragments that fail to parse and be lost (the next one must still arrive as well).
-    const tricky = { text: 'a #!NGINXNME!# b #!NGINXNMS!# c #!NGINXNME!#!NGINXNME!# d', nested: ['#!NGINXNMS!#{"x":1}#!NGINXNME!#'], '#!NGINXNME!#': '\\#!NGINXNME!#' };
-    await eachMode(MODES, async (mode) => {
-      const c = await client(mode);
-      const priv = portal.channels(c.userId).priv;
-      await portal.publish([priv], 'test', 'markers', tricky);
-      await portal.publish([priv], 'test', 'after', {});
-      await c.waitForCommands(['markers', 'after']);
-      assert.deepEqual(c.commands(), ['markers', 'after'], `${mode.name}: both, in order`);
-      assert.deepEqual(c.server[0]?.params, tricky, `${mode.name}: the params as published`);
-      assert.deepEqual(wireCommands(c), ['markers', 'after'], `${mode.name}: each once on the wire`);
-      if (mode.version === 3) {
-        // The text on the wire holds the markers only as frame boundaries.
-        const texts = [...c.sockets().flatMap((s) => s.received.map((f) => f.data)), ...c.requests().map((r) => r.body)].filter((d): d is string => typeof d === 'string');
-        const all = texts.join('');
-        assert.equal(all.split('#!NGINXNMS!#').length, all.split('#!NGINXNME!#').length, `${mode.name}: balanced markers`);
-        assert.ok(texts.some((t) => t.includes('\\u0023!NGINXNME!#')), `${mode.name}: the body's marker went out escaped`);
-      }
-      // The stored record replayed to a long poll resuming from before both (the per-connection
-      // replay path) decodes the same way.
-      const replay = await longPoll(listener.url, [signChannel(priv, SECRET)], `&mid=${'0'.repeat(26)}`);
-      assert.equal(replay.status, 200);
-      assert.deepEqual(replay.messages.map((m) => (m.text as { command: string }).command), ['markers', 'after'], `${mode.name}: replayed whole`);
-      assert.deepEqual((replay.messages[0]?.text as { params: unknown }).params, tricky);
-    });
-    // A client's own publish (WebSocket binary frame, or POST /bitrix/rest/ when long-polling),
-    // received by the official client (protobuf) and by a text-frame socket on the same channels.
-    await eachMode(V4_MODES, async (mode) => {
-      const sender = await client(mode);
-      const target = await client(mode);
-      const textSocket = await WsClient.connect(listener.url, [portal.signedPrivate(target.userId, 4)]);
-      await sender.pull.sendMessage([target.userId], 'test', 'client-markers', tricky);
-      await eventually(() => target.client.length > 0, 10_000, `${mode.name} client message`);
-      assert.deepEqual(target.client[0]?.params, tricky, `${mode.name}: client publish arrives whole`);
-      const [frame] = await textSocket.waitFor(1);
-      assert.deepEqual((frame?.text as { params: unknown }).params, tricky, `${mode.name}: client publish arrives whole in a text frame`);
-      textSocket.close();
     });
   });
 

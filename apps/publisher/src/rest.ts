@@ -1,5 +1,5 @@
 import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret, type OriginPolicy, type V4Request } from '@push/protocol';
-import { Exchange, chargeClientRequest, parseQuery, readBody, refuseForeignOrigin, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
+import { Exchange, chargeClientRequest, parseQuery, originRefusal, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 
 /** Client publishing paths (Bitrix route `rest`; the portal's `path_to_publish_web`). */
@@ -29,7 +29,12 @@ export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, 
   const query = parseQuery(req.getQuery() ?? '');
   const contentLength = req.getHeader('content-length');
   const ex = new Exchange(res);
-  if (refuseForeignOrigin(ex, deps.origins, req.getHeader('origin'))) return Promise.resolve();
+  // Refused before the body is read, through onError so it counts like every other refusal.
+  const refusal = originRefusal(deps.origins, req.getHeader('origin'));
+  if (refusal !== null) {
+    onError(ex, refusal);
+    return Promise.resolve();
+  }
   return readBody(ex, contentLength, deps.maxBodyBytes)
     .then(async (body) => {
       const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);

@@ -83,13 +83,19 @@ export function readBody(ex: Exchange, contentLength: string, limit: number): Pr
   });
 }
 
+/** The 403 4114 refusal for an Origin the allow-list (PUSH_ALLOWED_ORIGINS) does not admit; null when admitted. */
+export function originRefusal(policy: OriginPolicy, origin: string): PushError | null {
+  return policy.allows(origin) ? null : new PushError(Errors.ORIGIN_NOT_ALLOWED, `(Origin: ${JSON.stringify(origin.slice(0, 200))})`);
+}
+
 /**
- * Answers 403 4114 when the Origin allow-list (PUSH_ALLOWED_ORIGINS) does not admit `origin`, before
- * anything of the request is read or changed; returns whether it refused.
+ * Answers 403 4114 when the allow-list does not admit `origin`, before anything of the request is
+ * read or changed; returns whether it refused.
  */
 export function refuseForeignOrigin(ex: Exchange, policy: OriginPolicy, origin: string, extraHeaders: Headers = []): boolean {
-  if (policy.allows(origin)) return false;
-  ex.sendError(new PushError(Errors.ORIGIN_NOT_ALLOWED, `(Origin: ${JSON.stringify(origin.slice(0, 200))})`), extraHeaders);
+  const refusal = originRefusal(policy, origin);
+  if (refusal === null) return false;
+  ex.sendError(refusal, extraHeaders);
   return true;
 }
 
