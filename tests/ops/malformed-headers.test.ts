@@ -112,6 +112,10 @@ describe('malformed request headers', () => {
       // A functional bound, not a speed figure: answered by nginx, not after a parser's idle timer.
       assert.ok(a.ms < PARSER_IDLE_MS / 2, `${name}: answered after ${a.ms} ms`);
     }
+    // In a header name nginx refuses it itself, with its own 400 page, before the check runs.
+    const named = await raw(frontPort, publishRequest(ch, 'X-No\x01te: a'), PARSER_IDLE_MS + 5_000);
+    assert.equal(statusOf(named), 400, JSON.stringify(named.text.slice(0, 200)));
+    assert.ok(named.ms < PARSER_IDLE_MS / 2, `header name: answered after ${named.ms} ms`);
     assert.equal(await storedState(redis), before, 'nothing was stored');
   });
 
