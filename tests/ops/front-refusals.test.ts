@@ -9,16 +9,25 @@ import { Errors, errorText, signChannel } from '@push/protocol';
 import { parseEnvFile } from '@push/runtime';
 import { channelId } from '../helpers/clients.js';
 import { storedState } from '../helpers/redis-snapshot.js';
+import WebSocket from 'ws';
 import { script, stackPorts } from './stack-helpers.js';
 
 /**
+ * Requests refused at the front of a real stack from scripts/start.sh (nginx in front of two
+ * publishers and a listener).
+ *
  * A request header holding a control character (`Message-Type: a\x01b`) through the real nginx
  * of a stack from scripts/start.sh: answered 400 4115 at once by nginx (nginx/header-guard.js),
  * on publisher and subscriber paths, WebSocket handshakes included, with nothing stored; clean
  * headers (tab, bytes 0x80-0xFF) still pass. Raw sockets, because HTTP clients refuse to send such
  * headers. Directly on a process the HTTP parser (uWebSockets.js 20.30) cannot answer at all; the
- * last test pins that behaviour down, so a parser upgrade that changes it shows up here.
+ * third test pins that behaviour down, so a parser upgrade that changes it shows up here.
+ *
+ * PUSH_ALLOWED_ORIGINS through nginx: the listener's 403 4114 for a foreign Origin reaches the
+ * client as is (nginx passes Origin on and does not retry a 403 elsewhere).
  */
+
+const ALLOWED_ORIGIN = 'https://portal.example.com';
 
 /** uWebSockets.js closes a connection idle this long; an answer must come well before it. */
 const PARSER_IDLE_MS = 10_000;
@@ -64,7 +73,7 @@ function raw(port: number, request: string, waitMs: number): Promise<RawAnswer> 
 const statusOf = (a: RawAnswer): number => Number(/^HTTP\/1\.1 (\d{3})/.exec(a.text)?.[1] ?? 0);
 const bodyOf = (a: RawAnswer): string => a.text.slice(a.text.indexOf('\r\n\r\n') + 4);
 
-describe('malformed request headers', () => {
+describe('requests refused at the front: malformed headers, foreign origins', () => {
   let runDir: string;
   let env: Record<string, string>;
   let frontPort: number;
@@ -79,7 +88,7 @@ describe('malformed request headers', () => {
     frontPort = ports.frontPort;
     pubPort = Number(ports.env['PUSH_PUBLISHER_PORT']);
     subPort = Number(ports.env['PUSH_LISTENER_PORT']);
-    env = { ...ports.env, PUSH_PUBLISHERS: '2', PUSH_LISTENERS: '1', PUSH_SIGNATURE_KEY: '', REDIS_URL: '', PUSH_LOG_LEVEL: 'warn', PUSH_SKIP_SETUP: '1', PUSH_SHUTDOWN_GRACE_S: '1' };
+    env = { ...ports.env, PUSH_PUBLISHERS: '2', PUSH_LISTENERS: '1', PUSH_SIGNATURE_KEY: '', REDIS_URL: '', PUSH_LOG_LEVEL: 'warn', PUSH_SKIP_SETUP: '1', PUSH_SHUTDOWN_GRACE_S: '1', PUSH_ALLOWED_ORIGINS: ALLOWED_ORIGIN };
     const r = await script('start', env);
     assert.equal(r.code, 0, r.stdout + r.stderr);
     key = parseEnvFile(readFileSync(env['PUSH_CONFIG_FILE'] as string, 'utf8'))['PUSH_SIGNATURE_KEY'] ?? '';
@@ -135,5 +144,28 @@ describe('malformed request headers', () => {
       const ok = await raw(port, `GET /readyz HTTP/1.1\r\nHost: push\r\nConnection: close\r\n\r\n`, 10_000);
       assert.equal(statusOf(ok), 200, `port ${port}: still serving`);
     }
+  });
+
+  it('through nginx: a WebSocket handshake from a foreign Origin gets 403 4114; the listed origin opens', async () => {
+    const ch = channelId();
+    const url = `ws://127.0.0.1:${frontPort}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(signChannel(ch, { key, algorithm: 'sha1' }))}`;
+    const attempt = (origin: string): Promise<{ status: number; body: string }> =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(url, { origin });
+        ws.once('open', () => {
+          ws.close();
+          resolve({ status: 101, body: '' });
+        });
+        ws.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (d: Buffer) => (body += d.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+        ws.once('error', reject);
+      });
+    const foreign = await attempt('https://evil.example');
+    assert.equal(foreign.status, 403);
+    assert.match(foreign.body, /^4114: Origin not allowed: /);
+    assert.equal((await attempt(ALLOWED_ORIGIN)).status, 101);
   });
 });
