@@ -10,6 +10,8 @@ say() { printf 'setup: %s\n' "$*"; }
 need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
+# nginx's JavaScript module: the front checks request headers with it (nginx/header-guard.js).
+[ -f /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
 for p in ${SETUP_PACKAGES:-}; do
   case "$p" in
     php-cli) command -v php >/dev/null 2>&1 || need+=(php-cli) ;;

@@ -6,8 +6,9 @@
 //          --sub-conn-per-ip N (200) --max-body BYTES (1048576) --hold-s N (40) --ws-idle-s N (120)
 //          --workers N|auto (auto) --nofile N (65536) --user "USER [GROUP]" (only used as root)
 //          --access-log on|off (off) --max-fails N|auto (auto) --fail-timeout-s N (10) --template FILE
+//          --njs-module FILE (/usr/lib/nginx/modules/ngx_http_js_module.so, Debian's libnginx-mod-http-js)
 // Exits 2 with a message on a bad option, so the calling script can say what is wrong.
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -26,6 +27,7 @@ const opts = {
   'access-log': 'off',
   'max-fails': 'auto',
   'fail-timeout-s': '10',
+  'njs-module': '/usr/lib/nginx/modules/ngx_http_js_module.so',
 };
 const args = process.argv.slice(2);
 for (let i = 0; i < args.length; i += 2) {
@@ -81,8 +83,13 @@ const user = process.getuid?.() === 0 && opts.user !== '' ? `user ${opts.user};`
 // own. X-Forwarded-For is replaced by the peer too, never appended to: a list the client started
 // proves nothing, and the processes must only ever see what this nginx saw.
 const PROXY_HEADER_LINES = ['Host $host', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Proto $scheme'];
+// The header check (nginx/header-guard.js) needs nginx's JavaScript module.
+const njsModule = opts['njs-module'];
+if (!existsSync(njsModule)) fail(`--njs-module: ${njsModule} does not exist: install nginx's JavaScript module (Debian: apt-get install libnginx-mod-http-js) or name its file`);
 
 const values = {
+  NJS_MODULE: njsModule,
+  HEADER_GUARD: `${root}nginx/header-guard.js`,
   USER_LINE: user,
   WORKERS: opts.workers,
   NOFILE: String(nofile),

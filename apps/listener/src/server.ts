@@ -1,5 +1,5 @@
 import { nanoid } from 'nanoid';
-import { Errors, signChannel } from '@push/protocol';
+import { Errors, OriginPolicy, signChannel } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
 import { AdminGate, Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
@@ -54,7 +54,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const parked = new Set<LongPoll>();
   const sockets = new Set<WebSocket<WsUserData>>();
   registerListenerGauges(metrics, { subscriptions: () => broker.health(), websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
-  const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining };
+  const origins = new OriginPolicy(config.allowedOrigins);
+  const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining, origins };
   const wsOpts: WebSocketOptions = {
     hub,
     secret,
@@ -63,6 +64,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     log: log.child({ component: 'websocket' }),
     sockets,
     isDraining,
+    origins,
     clientRequests: {
       store,
       presence: backend.presence,

@@ -1,5 +1,5 @@
-import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret, type V4Request } from '@push/protocol';
-import { Exchange, chargeClientRequest, parseQuery, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
+import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret, type OriginPolicy, type V4Request } from '@push/protocol';
+import { Exchange, chargeClientRequest, parseQuery, originRefusal, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 
 /** Client publishing paths (Bitrix route `rest`; the portal's `path_to_publish_web`). */
@@ -11,6 +11,8 @@ export interface RestDeps extends V4RouteDeps {
   readonly maxBodyBytes: number;
   /** PUSH_CLIENT_RATE per sender public id in this process; null = unlimited. */
   readonly limiter: KeyedRateLimiter | null;
+  /** PUSH_ALLOWED_ORIGINS: browsers publish here too, so the subscribe paths' Origin check applies. */
+  readonly origins: OriginPolicy;
 }
 
 /**
@@ -27,6 +29,12 @@ export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, 
   const query = parseQuery(req.getQuery() ?? '');
   const contentLength = req.getHeader('content-length');
   const ex = new Exchange(res);
+  // Refused before the body is read, through onError so it counts like every other refusal.
+  const refusal = originRefusal(deps.origins, req.getHeader('origin'));
+  if (refusal !== null) {
+    onError(ex, refusal);
+    return Promise.resolve();
+  }
   return readBody(ex, contentLength, deps.maxBodyBytes)
     .then(async (body) => {
       const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);

@@ -8,6 +8,7 @@ import {
   parseSinglePublish,
   parseV4Request,
   mintChannelId,
+  OriginPolicy,
   signChannel,
   type NewMessage,
   type PublishLimits,
@@ -74,6 +75,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     maxChannels: config.maxChannels,
     maxBodyBytes: config.maxBodyBytes,
     limiter: clientLimiter(config, metrics.registry),
+    origins: new OriginPolicy(config.allowedOrigins),
   };
 
   /**

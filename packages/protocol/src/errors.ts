@@ -43,6 +43,8 @@ export const Errors = {
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
   FANOUT_TOO_LARGE: { code: 4112, status: 413, reason: 'Body bytes x channels exceed PUSH_MAX_FANOUT_BYTES: publish to fewer channels per request, or send a smaller body.' },
   CLIENT_RATE_LIMITED: { code: 4113, status: 429, reason: 'Client publishes to more receivers per second than PUSH_CLIENT_RATE allows; wait and send again.' },
+  ORIGIN_NOT_ALLOWED: { code: 4114, status: 403, reason: 'Origin not allowed: serve the page from an origin listed in PUSH_ALLOWED_ORIGINS, or add it there.' },
+  MALFORMED_HEADER: { code: 4115, status: 400, reason: 'A request header holds a control character; send header values as printable text.' },
   // 4120-4139: publish authentication and channel lifecycle (docs/security.md).
   AUTH_MISSING: { code: 4120, status: 401, reason: 'Unsigned request from an untrusted address: sign it (X-Push-Key-Id, X-Push-Timestamp, X-Push-Nonce, X-Push-Signature) or list the source in PUSH_PUBLISH_TRUSTED_NETWORKS.' },
   AUTH_MALFORMED: { code: 4121, status: 401, reason: 'Signature headers are malformed.' },

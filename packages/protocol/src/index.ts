@@ -10,3 +10,4 @@ export * from './publish-auth.js';
 export * from './channel-lifecycle.js';
 export * from './networks.js';
 export * from './history-gap.js';
+export * from './origins.js';

@@ -45,6 +45,13 @@ describe('config', () => {
     assert.equal(c.maxChannels, 9);
   });
 
+  it('PUSH_ALLOWED_ORIGINS: off by default, parsed once, a malformed origin is a start-up error naming it', () => {
+    assert.deepEqual(loadConfig(KEY, { port: 1 }).allowedOrigins, []);
+    const c = loadConfig({ ...KEY, PUSH_ALLOWED_ORIGINS: 'https://portal.example.com, https://*.example.org' }, { port: 1 });
+    assert.deepEqual(c.allowedOrigins.map((o) => `${o.scheme}://${o.wildcard ? '*.' : ''}${o.host}`), ['https://portal.example.com', 'https://*.example.org']);
+    assert.throws(() => loadConfig({ ...KEY, PUSH_ALLOWED_ORIGINS: 'https://portal.example.com/app' }, { port: 1 }), (err: Error) => err instanceof ConfigError && /PUSH_ALLOWED_ORIGINS: not an origin.*"https:\/\/portal\.example\.com\/app"/.test(err.message));
+  });
+
   it('a missing config file is reported, not ignored', () => {
     assert.throws(() => loadConfig({ ...KEY, PUSH_CONFIG_FILE: '/nonexistent/push.env' }, { port: 1 }), /PUSH_CONFIG_FILE: cannot read/);
   });

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, parseNetworks, type NetworkSpec, type PublishKeySpec, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
+import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, parseNetworks, parseOrigins, type NetworkSpec, type OriginRule, type PublishKeySpec, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
 
 /**
  * All settings, parsed once at start from the environment (and optionally a KEY=VALUE file named
@@ -57,6 +57,8 @@ export interface Config {
   readonly realIpHeader: string;
   /** Bearer token that opens the admin pages (/status, /server-stat/, /metrics) from anywhere; '' = none. */
   readonly adminToken: string;
+  /** Origins whose pages may open WebSockets, long-poll and publish as clients; empty = any origin. */
+  readonly allowedOrigins: readonly OriginRule[];
   /** A channel accepts publishes this long after its first creation. */
   readonly channelWriteS: number;
   /** A channel accepts subscribers this long after its first creation (>= channelWriteS). */
@@ -116,6 +118,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_TRUSTED_PROXIES', def: '' },
   { name: 'PUSH_REAL_IP_HEADER', def: 'x-real-ip' },
   { name: 'PUSH_ADMIN_TOKEN', def: '' },
+  { name: 'PUSH_ALLOWED_ORIGINS', def: '' },
   { name: 'PUSH_CHANNEL_WRITE_S', def: '43200' },
   { name: 'PUSH_CHANNEL_READ_S', def: '86400' },
 ];
@@ -224,6 +227,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   // the config file's list, or the npm start stack's default, apply.
   const publishTrustedNetworks = listOf('PUSH_PUBLISH_TRUSTED_NETWORKS', (t) => (t.trim().toLowerCase() === 'none' ? [] : parseNetworks(t)));
   const trustedProxies = listOf('PUSH_TRUSTED_PROXIES', parseNetworks);
+  const allowedOrigins = listOf('PUSH_ALLOWED_ORIGINS', parseOrigins);
   const realIpHeader = (get('PUSH_REAL_IP_HEADER') ?? '').toLowerCase();
   if (!/^[a-z0-9-]{1,64}$/.test(realIpHeader)) problems.push(`PUSH_REAL_IP_HEADER: a header name, got ${JSON.stringify(realIpHeader)}`);
   // Sent in an Authorization header: visible ASCII only, and long enough not to be guessed.
@@ -281,6 +285,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     trustedProxies,
     realIpHeader,
     adminToken,
+    allowedOrigins,
     channelWriteS,
     channelReadS,
   };

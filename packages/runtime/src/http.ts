@@ -1,4 +1,4 @@
-import { Errors, PushError, errorText, statusLine, type ErrorSpec } from '@push/protocol';
+import { Errors, PushError, errorText, statusLine, type ErrorSpec, type OriginPolicy } from '@push/protocol';
 import type { HttpResponse } from './uws.js';
 
 export type Headers = ReadonlyArray<readonly [string, string]>;
@@ -81,6 +81,22 @@ export function readBody(ex: Exchange, contentLength: string, limit: number): Pr
       if (isLast) resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
     });
   });
+}
+
+/** The 403 4114 refusal for an Origin the allow-list (PUSH_ALLOWED_ORIGINS) does not admit; null when admitted. */
+export function originRefusal(policy: OriginPolicy, origin: string): PushError | null {
+  return policy.allows(origin) ? null : new PushError(Errors.ORIGIN_NOT_ALLOWED, `(Origin: ${JSON.stringify(origin.slice(0, 200))})`);
+}
+
+/**
+ * Answers 403 4114 when the allow-list does not admit `origin`, before anything of the request is
+ * read or changed; returns whether it refused.
+ */
+export function refuseForeignOrigin(ex: Exchange, policy: OriginPolicy, origin: string, extraHeaders: Headers = []): boolean {
+  const refusal = originRefusal(policy, origin);
+  if (refusal === null) return false;
+  ex.sendError(refusal, extraHeaders);
+  return true;
 }
 
 /** Splits a raw query string into decoded parameters (first occurrence wins). */

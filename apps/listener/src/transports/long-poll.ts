@@ -1,6 +1,6 @@
-import { Errors, HISTORY_GAP_HEADER, PushError, historyGapHeader, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec } from '@push/protocol';
+import { Errors, HISTORY_GAP_HEADER, PushError, historyGapHeader, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec, type OriginPolicy } from '@push/protocol';
 import type { HistoryGap } from '@push/backend';
-import { CORS_ANY, Exchange, parseQuery, type Headers, type HttpRequest, type HttpResponse, type Logger } from '@push/runtime';
+import { CORS_ANY, Exchange, parseQuery, refuseForeignOrigin, type Headers, type HttpRequest, type HttpResponse, type Logger } from '@push/runtime';
 import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
 import { frameFormat, subscriptionKeys } from './binary.js';
 
@@ -27,6 +27,8 @@ export interface LongPollOptions {
   /** Parked polls, so a draining process can answer them all with their cursor. */
   readonly parked: Set<LongPoll>;
   readonly isDraining: () => boolean;
+  /** PUSH_ALLOWED_ORIGINS, checked like WebSocket handshakes (a foreign page could long-poll instead). */
+  readonly origins: OriginPolicy;
 }
 
 /**
@@ -101,6 +103,7 @@ export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPo
     ex.sendError(Errors.SHUTTING_DOWN, [EXPOSE_LAST_MESSAGE_ID, ['Retry-After', '1']]);
     return;
   }
+  if (refuseForeignOrigin(ex, opts.origins, req.getHeader('origin'), [EXPOSE_LAST_MESSAGE_ID])) return;
   let channels: string[];
   try {
     channels = subscriptionKeys(parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels));

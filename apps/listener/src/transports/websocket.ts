@@ -1,5 +1,5 @@
-import { Errors, PushError, errorText, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec } from '@push/protocol';
-import { Exchange, parseQuery, type HttpRequest, type HttpResponse, type Logger, type WebSocket } from '@push/runtime';
+import { Errors, PushError, errorText, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec, type OriginPolicy } from '@push/protocol';
+import { Exchange, parseQuery, refuseForeignOrigin, type HttpRequest, type HttpResponse, type Logger, type WebSocket } from '@push/runtime';
 import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
 import { clientRequest, frameFormat, senderPublicId, subscriptionKeys, type ClientRequestContext } from './binary.js';
 
@@ -23,6 +23,8 @@ export interface WebSocketOptions {
   readonly log: Logger;
   readonly sockets: Set<WebSocket<WsUserData>>;
   readonly isDraining: () => boolean;
+  /** PUSH_ALLOWED_ORIGINS: a handshake from another origin is refused before the upgrade. */
+  readonly origins: OriginPolicy;
   /** Client publishing (binary RequestBatch frames). */
   readonly clientRequests: ClientRequestContext;
 }
@@ -97,12 +99,17 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
   const key = req.getHeader('sec-websocket-key');
   const protocol = req.getHeader('sec-websocket-protocol');
   const extensions = req.getHeader('sec-websocket-extensions');
+  const origin = req.getHeader('origin');
   if (opts.isDraining()) {
     // Refuse the handshake itself (503, not upgrade-then-close): nginx retries a 503 on the next
     // listener, so a client that raced the drain lands elsewhere without noticing.
     new Exchange(res).sendError(Errors.SHUTTING_DOWN, [['Retry-After', '1']], true);
     return;
   }
+  // A plain 403 instead of the upgrade: no socket, no subscription, nothing read. (Unlike 4010,
+  // which must come as a close code for clients to reload their config, a foreign page has no
+  // config to reload.)
+  if (refuseForeignOrigin(new Exchange(res), opts.origins, origin)) return;
   const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
   try {
     const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels);
