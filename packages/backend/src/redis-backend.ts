@@ -186,7 +186,12 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     }
     return gapping;
   };
-  pubConn.on('close', () => epoch++);
+  const onPubClose = new Set<(err: Error) => void>();
+  pubConn.on('close', () => {
+    epoch++;
+    for (const fail of [...onPubClose]) fail(new Error('publish connection closed before the answer arrived'));
+    onPubClose.clear();
+  });
   pubConn.on('ready', () => void takeGap().catch((err: Error) => log.warn({ err: { message: err.message } }, 'id safety gap not taken yet; retried before the next publish')));
   /** Resolves once ids may be assigned on the current connection; fails fast while disconnected. */
   const idsReady = async (): Promise<void> => {
@@ -206,7 +211,15 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     (requests) => {
       const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
       for (const r of requests) for (const a of r.args) argv.push(a);
-      return pubConn.pushPublish(2, startKey, counterKey, ...argv);
+      // A call on the wire when the connection closes is never answered (ioredis drops it without
+      // resending, autoResendUnfulfilledCommands is off): settle it at once as lost, outcome unknown.
+      return new Promise<PublishOutcome[]>((resolve, reject) => {
+        onPubClose.add(reject);
+        pubConn
+          .pushPublish(2, startKey, counterKey, ...argv)
+          .then(resolve, reject)
+          .finally(() => onPubClose.delete(reject));
+      });
     },
     { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout, timeoutMs: publishTimeout },
   );
