@@ -61,6 +61,23 @@ export interface PipelineHost {
   published(messages: readonly NewMessage[]): void;
 }
 
+/**
+ * A Redis stall fails every request in flight at once: one warning a second per kind, with how many
+ * requests it stands for, says as much as thousands of lines would.
+ */
+const warned = new Map<string, { at: number; suppressed: number }>();
+function warnOncePerSecond(log: Logger, kind: string, message: string): void {
+  const now = Date.now();
+  const w = warned.get(kind) ?? { at: 0, suppressed: 0 };
+  if (now - w.at < 1000) {
+    w.suppressed++;
+    warned.set(kind, w);
+    return;
+  }
+  log.warn({ err: { message }, alsoInLastSecond: w.suppressed }, kind);
+  warned.set(kind, { at: now, suppressed: 0 });
+}
+
 /** Answers a refused request: its own code for a PushError, 503 4109 for anything unexpected. */
 export function answerError(ex: Exchange, err: unknown, host: Pick<PipelineHost, 'metrics' | 'log' | 'counted'>): void {
   if (err instanceof PushError) {
@@ -68,14 +85,14 @@ export function answerError(ex: Exchange, err: unknown, host: Pick<PipelineHost,
     const unknown = err.spec === Errors.OUTCOME_UNKNOWN;
     host.counted(unknown ? 'unavailable' : 'rejected');
     host.metrics.requests.inc({ result: unknown ? 'unknown' : 'rejected' });
-    if (unknown) host.log.warn({ err: { message: err.message } }, 'publish outcome unknown: Redis did not answer in time');
+    if (unknown) warnOncePerSecond(host.log, 'publish outcome unknown: Redis did not answer in time', err.message);
     // A streamed body past the limit closes the connection (readBody marks the exchange).
     ex.sendError(err);
     return;
   }
   host.counted('unavailable');
   host.metrics.requests.inc({ result: 'unavailable' });
-  host.log.warn({ err: { message: (err as Error).message } }, 'request failed: store unavailable');
+  warnOncePerSecond(host.log, 'request failed: store unavailable, nothing stored', (err as Error).message);
   ex.sendError(Errors.STORE_UNAVAILABLE, [['Retry-After', '1']]);
 }
 
