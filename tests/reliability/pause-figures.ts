@@ -2,7 +2,7 @@
  * The figure table of docs/reliability.md, "Redis paused": every pause length under a 500 msg/s
  * stream and under 100-message batches, once with the default PUSH_PUBLISH_TIMEOUT_MS (the
  * publisher waits for the outcome) and once with a 2 s bound (answers "unknown", senders retry with
- * the same identity). Run with `npm run figures:redis-pause` (about 5 minutes); prints a Markdown
+ * the same identity). Run with `npm run figures:redis-pause` (about 7 minutes); prints a Markdown
  * table and exits non-zero if any row shows a lost, duplicated or untrue outcome.
  * Usage: node --import tsx tests/reliability/pause-figures.ts [pause seconds ...]
  */
