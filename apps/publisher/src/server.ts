@@ -8,7 +8,7 @@ import { serveStatusPage } from './status-page/routes.js';
 import type { V4RouteDeps } from './binary-publish.js';
 import { REST_PATHS, restRoute } from './rest.js';
 import { answerError, publishHandler, type PipelineHost } from './routes/publish-pipeline.js';
-import { PUBLISH_PATHS, portalPublishRoute } from './routes/text-publish.js';
+import { PUBLISH_PATHS, portalPublishRoute } from './routes/portal-publish.js';
 import { MINT_PATH, mintHandler, onlineStatusHandler } from './routes/lookups.js';
 import { CORS_ANY, Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
