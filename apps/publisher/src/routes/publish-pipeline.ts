@@ -122,7 +122,8 @@ export function publishHandler<C>(route: PublishRoute<C>, host: PipelineHost): (
           if (plan.kind === 'publish') {
             const mids = await host.store.publish(plan.messages, plan.sender, plan.identity);
             // The ids let a sender match a retry's answer to the first one: the same ids again.
-            if (plan.identity !== undefined) headers.push([MESSAGE_IDS_HEADER, mids.join(',')]);
+            // (Exposed to browsers too: /bitrix/rest/ is called from pages.)
+            if (plan.identity !== undefined) headers.push([MESSAGE_IDS_HEADER, mids.join(',')], ['Access-Control-Expose-Headers', MESSAGE_IDS_HEADER]);
             if (mids.replayed !== true) host.published(plan.messages);
           }
           ex.send(200, '', headers);
