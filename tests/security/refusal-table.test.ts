@@ -24,6 +24,8 @@ const RUN = Math.random().toString(36).slice(2, 8);
 const body = (n: number | string): string => JSON.stringify({ module_id: 'table', command: 'row', params: { n, run: RUN } });
 const BIG = JSON.stringify({ module_id: 'table', command: 'big', params: { pad: 'x'.repeat(25000) } });
 const now = (): number => Math.floor(Date.now() / 1000);
+/** PUSH_CLIENT_BURST of the stack: a client request to more receivers than this never fits. */
+const BURST = 8;
 
 /** A protocol-4 RequestBatch with one message; `pub` receivers carry the client signature. */
 function v4(receivers: string[], text: string, opts: { isPrivate?: boolean; badSig?: boolean } = {}): Uint8Array {
@@ -252,6 +254,18 @@ function restRows(): Row[] {
     },
     {
       path: '/bitrix/rest/',
+      refusal: 'past the client rate (PUSH_CLIENT_BURST)',
+      status: 429,
+      code: 4113,
+      stage: async (s) => {
+        const pair = signChannelPair(channelId(), channelId(), SECRET);
+        const many = Array.from({ length: BURST + 1 }, () => target());
+        const id = rid();
+        return { refused: { send: restAs(s.front, pair, v4(many, body(19), { isPrivate: false }), id) }, then: { send: restAs(s.front, pair, v4([many[0] as string], body(19), { isPrivate: false }), id) } };
+      },
+    },
+    {
+      path: '/bitrix/rest/',
       refusal: 'malformed X-Push-Request-Id',
       status: 400,
       code: 4132,
@@ -287,7 +301,7 @@ describe('a refused publish changes nothing, on every path, through nginx (issue
     stack = await startFrontStack({
       publishers: 2,
       listeners: 1,
-      env: { PUSH_PUBLISH_KEYS: key.ringEntry, PUSH_PUBLISH_TRUSTED_NETWORKS: '127.0.0.1/32', PUSH_MAX_FANOUT_BYTES: '65536', PUSH_CLIENT_RATE: '0' },
+      env: { PUSH_PUBLISH_KEYS: key.ringEntry, PUSH_PUBLISH_TRUSTED_NETWORKS: '127.0.0.1/32', PUSH_MAX_FANOUT_BYTES: '65536', PUSH_CLIENT_RATE: '5', PUSH_CLIENT_BURST: String(BURST) },
     });
     r = stack.redis.client();
     stage = {
