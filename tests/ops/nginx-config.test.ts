@@ -70,6 +70,23 @@ describe('nginx config template', () => {
     });
   }
 
+  it('a publish is passed to another publisher only where it cannot be stored twice: never after a timeout, read timeout above the publish bound', async () => {
+    const { r, out } = await render('publish-retry', variants['bitrix layout 2x6'] as string[]);
+    assert.equal(r.code, 0, r.stderr);
+    const conf = readFileSync(out, 'utf8');
+    // Every location that proxies to the publishers, with its body.
+    // The locations that can carry a publish (readiness checks may be retried on a timeout).
+    const blocks = [...conf.matchAll(/location ([^{]+)\{([^}]*proxy_pass http:\/\/push_publishers;[^}]*)\}/g)].filter(([, where]) => /pub|rest/.test(where as string));
+    assert.equal(blocks.length, 2, 'publish and /bitrix/rest/ locations found');
+    for (const [, where, body] of blocks) {
+      const next = /proxy_next_upstream ([^;]+);/.exec(body as string)?.[1] ?? '';
+      assert.ok(!/\btimeout\b/.test(next), `${where}: no retry after a timeout (${next})`);
+      // PUSH_PUBLISH_TIMEOUT_MS is at most 25 s: nginx must wait longer than a publisher may.
+      const read = /proxy_read_timeout (\d+)s;/.exec(body as string);
+      assert.ok(read !== null && Number(read[1]) > 25, `${where}: proxy_read_timeout above 25 s`);
+    }
+  });
+
   it('routes, upgrade handling, timeouts and limits are in the rendered file', async () => {
     const { r, out } = await render('content', [...(variants['many listeners, trusted publishers'] as string[]), '--hold-s', '40', '--ws-idle-s', '120']);
     assert.equal(r.code, 0, r.stderr);

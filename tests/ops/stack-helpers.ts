@@ -162,6 +162,8 @@ const seqOf = (text: unknown): number | null => {
  */
 export class ResumingWs implements Seen {
   readonly seqs: number[] = [];
+  /** The mid of each entry of `seqs`, in the same order. */
+  readonly mids: string[] = [];
   reconnects = 0;
   closeCodes: number[] = [];
   private mid = '';
@@ -180,7 +182,10 @@ export class ResumingWs implements Seen {
       for (const m of decodeTextFrames(data.toString())) {
         this.mid = m.mid;
         const s = seqOf(m.text);
-        if (s !== null) this.seqs.push(s);
+        if (s !== null) {
+          this.seqs.push(s);
+          this.mids.push(m.mid);
+        }
       }
     });
     ws.on('error', () => {});

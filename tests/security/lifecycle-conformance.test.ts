@@ -135,8 +135,8 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
       const nonce = `p-${channelId()}`;
       const [mid] = await b.store.publish([msg([ch], 1)], BACKEND_SENDER, claim(nonce));
       assert.match(mid as string, /^[0-9]{26}$/);
-      // The same nonce again, whether through publish or the standalone claim, is a replay.
-      assert.equal(await code(b.store.publish([msg([ch], 2)], BACKEND_SENDER, claim(nonce))), 4125);
+      // The same nonce again: with other content a conflict (4133, issue 18), for the standalone claim a replay.
+      assert.equal(await code(b.store.publish([msg([ch], 2)], BACKEND_SENDER, claim(nonce))), 4133);
       assert.equal(await b.replay.claim('k1', nonce, now, 300), 'replay');
       assert.equal(await code(b.store.publish([msg([ch], 3)], BACKEND_SENDER, claim(`s-${nonce}`, now - 301))), 4124);
       assert.deepEqual((await b.store.history([ch], '0'.repeat(26))).messages.map((m) => m.mid), [mid], 'refused publishes stored nothing');
@@ -175,13 +175,14 @@ function conformance(name: string, make: () => Promise<Backend>, done: () => Pro
         b.store.publish([msg([a], 10)], BACKEND_SENDER),
       ]);
       const codes = settled.map((s) => (s.status === 'fulfilled' ? 0 : s.reason instanceof PushError ? s.reason.spec.code : -1));
-      assert.deepEqual(codes, [0, 0, 0, 4125, 4126, 4124, 0, 0]);
+      // Request 4 reuses request 3's nonce for other content: 4133 (issue 18; it was 4125 before).
+      assert.deepEqual(codes, [0, 0, 0, 4133, 4126, 4124, 0, 0]);
       const mids = settled.flatMap((s) => (s.status === 'fulfilled' ? s.value : []));
       assert.equal(mids.length, 6);
       assert.deepEqual([...mids].sort(), mids, 'ids follow the order the publishes were issued in');
       assert.equal(new Set(mids).size, mids.length);
       const bodies = async (ch: string) => (await b.store.history([ch], '0'.repeat(26))).messages.map((m) => m.body);
-      // No 4 (replay), 5 (its batch also named the expired channel), 6, or 7 (stale).
+      // No 4 (conflict), 5 (its batch also named the expired channel), 6, or 7 (stale).
       assert.deepEqual(await bodies(a), ['{"n":1}', '{"n":3}', '{"n":8}', '{"n":10}']);
       assert.deepEqual(await bodies(c), ['{"n":2}', '{"n":8}', '{"n":9}']);
       // The replayed and the stale request did not spend their nonces; the accepted ones did.

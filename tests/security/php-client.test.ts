@@ -37,6 +37,7 @@ describe('PHP client against a running publisher', () => {
   let lis: AppProcess;
   let dir: string;
   const keyFiles: Record<string, string> = {};
+  let pubKeys = '';
 
   before(async () => {
     // Fails the suite at once with runPhp's message when php-cli is missing.
@@ -57,7 +58,8 @@ describe('PHP client against a running publisher', () => {
     writeFileSync(keyFiles['hmac'], JSON.stringify({ keyId: 'php-hmac', algorithm: 'hmac-sha256', secret }));
     entries.push(`php-hmac:hmac-sha256:${secret}`);
     redis = await startRedis();
-    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: entries.join(','), PUSH_PUBLISH_TRUSTED_NETWORKS: 'none' };
+    pubKeys = entries.join(',');
+    const env = { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: pubKeys, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none' };
     [pub, lis] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
   });
   after(async () => {
@@ -116,6 +118,38 @@ describe('PHP client against a running publisher', () => {
     const withSodium = await php(join(ROOT, 'packages/php-client/tests/no-sodium.php'), {});
     assert.equal(withSodium.code, 1);
     assert.match(withSodium.out, /^not ok - sodium signing is unavailable in this run$/m);
+  });
+
+  it('a publish whose outcome is unknown (Redis paused past PUSH_PUBLISH_TIMEOUT_MS, 504 4134) is resent unchanged and stored once', async () => {
+    const slow = await startApp('publisher', { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: pubKeys, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_PUBLISH_TIMEOUT_MS: '700' });
+    const c = redis.client();
+    try {
+      const ch = channelId();
+      const work = mkdtempSync(join(tmpdir(), 'php-retry-'));
+      const script = join(work, 'retry.php');
+      writeFileSync(
+        script,
+        `<?php\nrequire ${JSON.stringify(join(ROOT, 'packages/php-client/autoload.php'))};\n` +
+          `$push = new PushServer\\PushClient(getenv('URL'), PushServer\\Signer::fromKeyFile(getenv('KEY')));\n` +
+          `$push->publish([getenv('CH')], ['module_id' => 'php', 'command' => 'retried', 'params' => []], 600);\necho "published\\n";\n`,
+      );
+      // Paused for about two attempts: the first ones are answered 504 while Redis holds the script.
+      await c.client('PAUSE', 1500, 'WRITE');
+      const r = await runPhp([script], { URL: slow.url, KEY: keyFiles['ed'] as string, CH: ch });
+      rmSync(work, { recursive: true, force: true });
+      assert.equal(r.code, 0, r.out);
+      assert.match(r.out, /^published$/m);
+      const unknown = /^push_publish_requests_total\{[^}]*result="unknown"[^}]*\} (\d+)$/m.exec(await (await fetch(`${slow.url}/metrics`)).text());
+      assert.ok(unknown !== null && Number(unknown[1]) >= 1, 'at least one attempt was answered 504 (and resent)');
+      assert.equal(await c.llen(`push:h:{${ch}}`), 1, 'stored once, though sent more than once');
+      // The nonce (the request's identity) holds the publish's outcome, not a plain claim.
+      const outcomes = await Promise.all((await c.keys('push:n:php-ed:*')).map((k) => c.get(k)));
+      const [mid] = await c.lrange(`push:h:{${ch}}`, 0, 0);
+      assert.ok(outcomes.some((v) => v !== null && new RegExp(`^[0-9a-f]{32} ${mid} 1$`).test(v)), 'outcome recorded under the nonce');
+    } finally {
+      await c.client('UNPAUSE');
+      await slow.stop();
+    }
   });
 
   it("the README's copy-paste portal example runs as written against the publisher", async () => {

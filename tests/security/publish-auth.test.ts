@@ -156,21 +156,37 @@ describe('publish authentication', () => {
     await refusedUnchanged(() => signedFetch(pub.url, 'GET', target(`${channelId()}/bad`), '', mac), 400, 4010);
   });
 
-  it('a nonce refused with a malformed body stays usable; once used, its replay is refused (403 4125) and changes nothing', async () => {
+  it('a nonce refused with a malformed body stays usable; once used, resending it returns the original outcome and changes nothing; other content under it is 409 4133', async () => {
     const ch = channelId();
     const n = nonce();
     const ts = now();
     await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), '{broken', ed, { nonce: n, timestamp: ts }), 400, 4102);
     const ok = await signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts });
     assert.equal(ok.status, 200, await ok.text());
+    const mids = ok.headers.get('x-push-message-ids');
+    assert.match(mids ?? '', /^[0-9]{26}$/);
     assert.equal(await r.exists(`push:n:${ed.keyId}:${n}`), 1, 'claimed by the accepted request');
-    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts }), 403, 4125);
-    // A different, correctly signed request that reuses the nonce (a portal bug) is refused the same way.
-    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), BODY.replace('1', '7'), ed, { nonce: n, timestamp: ts }), 403, 4125);
+    // Issue 18: the same request again (a retry) gets the original outcome: 200 and the same id.
+    const before = await redisSnapshot(r);
+    const again = await signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts });
+    assert.equal(again.status, 200, await again.text());
+    assert.equal(again.headers.get('x-push-message-ids'), mids);
+    assert.equal(await redisSnapshot(r), before, 'Redis unchanged by the retry');
+    // A different, correctly signed request that reuses the nonce (a portal bug) is refused, changing nothing.
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), BODY.replace('1', '7'), ed, { nonce: n, timestamp: ts }), 409, 4133);
     assert.equal(await r.llen(`push:h:{${ch}}`), 1);
   });
 
-  it('a signed publish (Ed25519) is stored and delivered; its replay is refused with 403 4125', async () => {
+  it('a nonce spent by a request that is not a publish (online status) is refused for a publish with 403 4125', async () => {
+    const ch = channelId();
+    const n = nonce();
+    const ts = now();
+    const status = await signedFetch(pub.url, 'GET', target(ch), '', ed, { nonce: n, timestamp: ts });
+    assert.equal(status.status, 200, await status.text());
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts }), 403, 4125);
+  });
+
+  it('a signed publish (Ed25519) is stored and delivered once; resending it returns the original outcome (200, same id) and stores and announces nothing', async () => {
     const ch = channelId();
     const ws = await WsClient.connect(lis.url, [signed(ch)]);
     const n = nonce();
@@ -184,15 +200,15 @@ describe('publish authentication', () => {
     const stored = (await r.keys('push:m:*')).sort();
     const snapshot = await redisSnapshot(r);
     const again = await signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts });
-    const text = await again.text();
-    assert.equal(again.status, 403);
-    assert.ok(text.startsWith('4125: '), text);
+    assert.equal(again.status, 200, await again.text());
+    assert.equal(again.headers.get('x-push-message-ids'), first.headers.get('x-push-message-ids'));
+    assert.equal(again.headers.get('x-push-message-ids'), msgs[0]?.mid);
     assert.deepEqual((await r.keys('push:m:*')).sort(), stored, 'the replay stored nothing');
     assert.equal(await r.get('push:id:counter'), storedCounter);
     assert.equal(await r.llen(`push:h:{${ch}}`), 1);
     assert.equal(await redisSnapshot(r), snapshot, 'Redis unchanged by the replay');
     await sleep(100);
-    assert.equal(ws.messages.length, 1);
+    assert.equal(ws.messages.length, 1, 'announced once');
     ws.close();
   });
 

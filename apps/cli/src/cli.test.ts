@@ -69,6 +69,8 @@ describe('pushctl as installed in the workspace', () => {
 });
 
 describe('pushctl against something that is not a publisher', () => {
+  /** X-Push-Request-Id of every publish the server saw ('' when absent). */
+  const requestIds: string[] = [];
   let server: Server;
   let url: string;
   let dir: string;
@@ -78,7 +80,8 @@ describe('pushctl against something that is not a publisher', () => {
     keyFile = join(dir, 'k.json');
     assert.equal((await pushctl(['keygen', '--key-id', 'odd', '--out', keyFile])).code, 0);
     // Answers 200 with an HTML page to everything, like a misconfigured proxy or a web server.
-    server = createServer((_req, res) => {
+    server = createServer((req, res) => {
+      if (req.method === 'POST' && req.url?.startsWith('/pub/')) requestIds.push(String(req.headers['x-push-request-id'] ?? ''));
       res.writeHead(200, { 'Content-Type': 'text/html' });
       res.end('<html><body>It works!</body></html>');
     });
@@ -89,6 +92,13 @@ describe('pushctl against something that is not a publisher', () => {
   after(async () => {
     await new Promise<void>((resolve) => server.close(() => resolve()));
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('every publish carries a fresh, well-formed X-Push-Request-Id (docs/reliability.md)', async () => {
+    for (let i = 0; i < 2; i++) await pushctl(['publish', '--url', url, '--key', keyFile, '--channel', channelId()], '{"module_id":"cli","command":"id"}');
+    assert.equal(requestIds.length, 2);
+    for (const id of requestIds) assert.match(id, /^[A-Za-z0-9._:-]{8,64}$/);
+    assert.notEqual(requestIds[0], requestIds[1]);
   });
 
   it('a non-JSON 200 reply is exit 4 "unexpected reply", not 3 "unreachable"', async () => {

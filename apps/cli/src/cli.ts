@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KEY_ID_RE, SIGNATURE_ALGORITHMS, isChannelId, mintChannelId, signChannel, type SignatureAlgorithm } from '@push/protocol';
@@ -163,6 +164,8 @@ async function dispatch(command: string, v: Values, io: Io): Promise<number> {
         headers['Message-Expiry'] = v.expiry;
       }
       if (v.type !== undefined) headers['Message-Type'] = v.type;
+      // An identity on every publish (docs/reliability.md): resent unchanged, it is stored at most once.
+      headers['X-Push-Request-Id'] = randomBytes(12).toString('hex');
       const reply = await signedRequest(url, 'POST', `/pub/?CHANNEL_ID=${channels.join('/')}`, body, key, headers);
       return report(io, reply, () => `published to ${channels.length} channel(s)\n`);
     }

@@ -1,29 +1,55 @@
-import { parseV4Request, type SenderInfo, type V4Limits, type V4Request, type V4Trust } from '@push/protocol';
-import { executeV4Request, type V4Deps } from '@push/backend';
-import { CORS_ANY, type Exchange } from '@push/runtime';
+import { BACKEND_SENDER, REQUEST_ID_HEADER, parseV4Request, v4ToNewMessages, type SenderInfo, type TtlPolicy, type V4Limits, type V4Request, type V4Trust } from '@push/protocol';
+import { executeV4Request, type PublishIdentity, type V4Deps } from '@push/backend';
+import type { HttpRequest, HttpResponse } from '@push/runtime';
+import type { PublishGuard, RequestFacts } from './auth/publish-guard.js';
+import type { Plan } from './routes/publish-pipeline.js';
+import { portalIdentity } from './routes/identity.js';
 
 /**
- * Protocol-version-4 requests over HTTP: the portal's `POST /pub?binaryMode=true` (trusted) and the
- * clients' `POST /bitrix/rest/` (untrusted, see rest.ts). The body is a protobuf RequestBatch.
+ * Protocol-version-4 requests over HTTP: the portal's `POST /pub?binaryMode=true` (trusted, here)
+ * and the clients' `POST /bitrix/rest/` (untrusted, rest.ts). The body is a protobuf RequestBatch.
  */
 export interface V4RouteDeps extends V4Deps {
   readonly limits: V4Limits;
 }
 
 /**
- * Validates and carries out one RequestBatch and answers it: an empty 200 for publishing (only
- * after the store accepted everything), `application/octet-stream` ResponseBatch for stats.
- * Throws PushError for bad requests and backend errors as they are; the caller answers those.
- * `admit` may refuse a valid request before anything is stored (client rate limits, by throwing).
- * Resolves with the number of messages published.
+ * A decoded and fully validated RequestBatch as a Plan (routes/publish-pipeline.ts): message
+ * bodies are checked (JSON objects) here, before anything is written, so a refused request leaves
+ * no trace. `admitPublish` may refuse a valid publish (client rate limits, by throwing); `beforeRead`
+ * is the one write a read makes first (a signed portal request's nonce claim).
  */
-export async function answerV4(ex: Exchange, body: Uint8Array, trust: V4Trust, sender: SenderInfo, deps: V4RouteDeps, admit?: (req: V4Request) => void): Promise<number> {
-  const req = parseV4Request(body, trust, deps.limits);
-  // An empty incomingMessages list is a no-op 200, as in Bitrix: the store is not even asked.
-  const empty = req.kind === 'incomingMessages' && req.messages.length === 0;
-  if (!empty) admit?.(req);
-  const response = empty ? null : await executeV4Request(req, sender, deps);
-  if (response === null) ex.send(200, '', [...CORS_ANY, ['Content-Type', 'text/plain; charset=utf-8']]);
-  else ex.send(200, response, [...CORS_ANY, ['Content-Type', 'application/octet-stream']]);
-  return req.kind === 'incomingMessages' ? req.messages.length : 0;
+export function v4Plan(req: V4Request, sender: SenderInfo, identity: () => PublishIdentity | undefined, deps: V4RouteDeps & { readonly ttl: TtlPolicy }, hooks: { admitPublish?: () => void; beforeRead?: () => Promise<unknown> } = {}): Plan {
+  if (req.kind === 'incomingMessages') {
+    // An empty incomingMessages list is a no-op 200, as in Bitrix: the store is not even asked.
+    if (req.messages.length === 0) return { kind: 'noop' };
+    const messages = v4ToNewMessages(req.messages, deps.ttl);
+    const id = identity();
+    hooks.admitPublish?.();
+    return { kind: 'publish', messages, sender, identity: id };
+  }
+  return {
+    kind: 'read',
+    run: async () => {
+      await hooks.beforeRead?.();
+      return (await executeV4Request(req, sender, deps)) ?? new Uint8Array(0);
+    },
+  };
+}
+
+/** What the portal's binary publish needs from the request. */
+export interface BinaryCapture {
+  readonly facts: RequestFacts;
+  readonly requestId: string;
+}
+
+export function captureBinary(guard: PublishGuard, res: HttpResponse, req: HttpRequest): BinaryCapture {
+  return { facts: guard.capture(res, req), requestId: req.getHeader(REQUEST_ID_HEADER) };
+}
+
+/** The portal's `POST /bitrix/pub/?binaryMode=true`: signature or trusted network, then v4Plan. */
+export async function prepareBinary(c: BinaryCapture, body: Buffer, guard: PublishGuard, maxSkewS: number, deps: V4RouteDeps): Promise<Plan> {
+  const auth = await guard.authenticate(c.facts, body);
+  const req = parseV4Request(body, { trusted: true } satisfies V4Trust, deps.limits);
+  return v4Plan(req, BACKEND_SENDER, () => portalIdentity(auth, c.requestId, maxSkewS), deps, { beforeRead: () => guard.admit(auth) });
 }

@@ -4,7 +4,8 @@ import { Counter, Histogram, createCommonMetrics, type CommonMetrics } from '@pu
 export interface PublisherMetrics extends CommonMetrics {
   /**
    * Publishing requests (portal publishes in every form and client `/bitrix/rest/` publishes) by
-   * outcome: ok, rejected (4xx), unavailable (Redis down, 503), draining (503).
+   * outcome: ok, rejected (4xx), unavailable (Redis down, 503 4109), unknown (no answer from Redis
+   * in time, 504 4134), draining (503).
    */
   readonly requests: Counter<'result'>;
   /** From request start to the 200 (body read, validation, Redis script). */

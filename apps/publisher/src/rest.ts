@@ -1,6 +1,8 @@
-import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret, type OriginPolicy, type V4Request } from '@push/protocol';
-import { Exchange, chargeClientRequest, parseQuery, originRefusal, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
-import { answerV4, type V4RouteDeps } from './binary-publish.js';
+import { Errors, PushError, REQUEST_ID_HEADER, SenderType, parseSubscriberChannels, parseV4Request, type ChannelSecret, type OriginPolicy } from '@push/protocol';
+import { chargeClientRequest, originRefusal, parseQuery, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
+import { v4Plan, type V4RouteDeps } from './binary-publish.js';
+import type { Plan, PublishRoute } from './routes/publish-pipeline.js';
+import { clientIdentity } from './routes/identity.js';
 
 /** Client publishing paths (Bitrix route `rest`; the portal's `path_to_publish_web`). */
 export const REST_PATHS = ['/rest', '/rest/*', '/bitrix/rest', '/bitrix/rest/*'];
@@ -8,42 +10,45 @@ export const REST_PATHS = ['/rest', '/rest/*', '/bitrix/rest', '/bitrix/rest/*']
 export interface RestDeps extends V4RouteDeps {
   readonly secret: ChannelSecret;
   readonly maxChannels: number;
-  readonly maxBodyBytes: number;
   /** PUSH_CLIENT_RATE per sender public id in this process; null = unlimited. */
   readonly limiter: KeyedRateLimiter | null;
+  /** The replay window of X-Push-Request-Id is that of signed nonces (2 x this + 1 s). */
+  readonly maxSkewS: number;
   /** PUSH_ALLOWED_ORIGINS: browsers publish here too, so the subscribe paths' Origin check applies. */
   readonly origins: OriginPolicy;
+}
+
+interface RestCapture {
+  readonly channelParam: string | null;
+  readonly requestId: string;
+  readonly origin: string;
 }
 
 /**
  * `POST /bitrix/rest/?CHANNEL_ID=<priv:pub.sig>/<shared.sig>` with a RequestBatch body: a client
  * publishing to other users' public channels when it has no WebSocket (reference 5.3). The
- * CHANNEL_ID list is checked like a subscription; its first public id is the sender. Errors are
- * HTTP 400 (4010 for the channel list) with "<code>: <reason>" bodies.
- *
- * Resolves (never rejects) once the request is answered or aborted, so the caller can count it as
- * in flight until then: a draining publisher must not exit while a body is still arriving.
+ * CHANNEL_ID list is checked like a subscription; its first public id is the sender (and the scope
+ * of its X-Push-Request-Id). Errors are HTTP 400 (4010 for the channel list) with "<code>: <reason>"
+ * bodies. Runs through the shared publish pipeline (routes/publish-pipeline.ts).
  */
-export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, onError: (ex: Exchange, err: unknown) => void, onPublished: (n: number) => void): Promise<void> {
-  // Copy everything out of `req` before the first await: uWS frees it when this returns.
-  const query = parseQuery(req.getQuery() ?? '');
-  const contentLength = req.getHeader('content-length');
-  const ex = new Exchange(res);
-  // Refused before the body is read, through onError so it counts like every other refusal.
-  const refusal = originRefusal(deps.origins, req.getHeader('origin'));
-  if (refusal !== null) {
-    onError(ex, refusal);
-    return Promise.resolve();
-  }
-  return readBody(ex, contentLength, deps.maxBodyBytes)
-    .then(async (body) => {
-      const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
+export function restRoute(deps: RestDeps): PublishRoute<RestCapture> {
+  return {
+    capture(_res: HttpResponse, req: HttpRequest): RestCapture {
+      return { channelParam: parseQuery(req.getQuery() ?? '').get('CHANNEL_ID') ?? null, requestId: req.getHeader(REQUEST_ID_HEADER), origin: req.getHeader('origin') };
+    },
+    // A page from a foreign origin is refused before its body is read.
+    refuse: (c: RestCapture) => originRefusal(deps.origins, c.origin),
+    async prepare(c: RestCapture, body: Buffer): Promise<Plan> {
+      const subs = parseSubscriberChannels(c.channelParam, deps.secret, deps.maxChannels);
       const publicId = subs.find((s) => s.publicId !== null)?.publicId ?? null;
       if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
-      const admit = (req: V4Request): void => chargeClientRequest(deps.limiter, publicId, req);
-      onPublished(await answerV4(ex, body, { trusted: false, secret: deps.secret }, { type: SenderType.CLIENT, id: publicId }, deps, admit));
-    })
-    .catch((err: unknown) => {
-      if (!ex.aborted) onError(ex, err);
-    });
+      const req = parseV4Request(body, { trusted: false, secret: deps.secret }, deps.limits);
+      // Charged only for a request that is otherwise valid, right before it is carried out.
+      const charge = (): void => chargeClientRequest(deps.limiter, publicId, req);
+      return v4Plan(req, { type: SenderType.CLIENT, id: publicId }, () => clientIdentity(publicId, c.requestId, deps.maxSkewS), deps, {
+        admitPublish: charge,
+        beforeRead: async () => charge(),
+      });
+    },
+  };
 }

@@ -17,7 +17,19 @@ export interface GroupCommitOptions<T> {
   /** A group's summed weight stays within this (a single heavier request still goes, alone). */
   readonly maxWeight: number;
   readonly weight: (item: T) => number;
+  /**
+   * Longest wait for a request's outcome, from `submit`. When it passes, the request is rejected
+   * with NotSentError if it is still queued (it is taken out: it will never be sent) or with
+   * UnansweredError if its group is on the wire (the backend may still carry it out; a late
+   * outcome is dropped). Unset: wait for `send` however long it takes.
+   */
+  readonly timeoutMs?: number;
 }
+
+/** The request waited out its deadline in the queue and was never sent: nothing was done. */
+export class NotSentError extends Error {}
+/** The request was sent but its outcome did not come back in time: it may or may not be done. */
+export class UnansweredError extends Error {}
 
 /**
  * `send` gets the items of one group in arrival order and must resolve with one outcome per item,
@@ -29,6 +41,10 @@ interface Waiting<T, R> {
   readonly item: T;
   readonly resolve: (r: R) => void;
   readonly reject: (err: unknown) => void;
+  sent: boolean;
+  /** Settled (by its group or by its deadline); a later outcome is ignored. */
+  done: boolean;
+  timer: NodeJS.Timeout | null;
 }
 
 export interface GroupCommit<T, R> {
@@ -59,18 +75,43 @@ export function createGroupCommit<T, R>(send: GroupSender<T, R>, opts: GroupComm
     return queue.splice(0, n);
   };
 
+  const finish = (w: Waiting<T, R>): boolean => {
+    if (w.done) return false;
+    w.done = true;
+    if (w.timer !== null) clearTimeout(w.timer);
+    return true;
+  };
+  const fail = (w: Waiting<T, R>, err: unknown): void => {
+    if (finish(w)) w.reject(err);
+  };
+
   const settle = (group: ReadonlyArray<Waiting<T, R>>, results: readonly R[]): void => {
     if (results.length !== group.length) {
       const err = new Error(`group commit: ${results.length} outcomes for ${group.length} requests`);
-      for (const w of group) w.reject(err);
+      for (const w of group) fail(w, err);
       return;
     }
-    for (let i = 0; i < group.length; i++) group[i]!.resolve(results[i]!);
+    for (let i = 0; i < group.length; i++) {
+      const w = group[i]!;
+      if (finish(w)) w.resolve(results[i]!);
+    }
+  };
+
+  const expire = (w: Waiting<T, R>): void => {
+    w.timer = null;
+    if (w.sent) {
+      fail(w, new UnansweredError(`no outcome within ${opts.timeoutMs} ms`));
+      return;
+    }
+    const at = queue.indexOf(w);
+    if (at >= 0) queue.splice(at, 1);
+    fail(w, new NotSentError(`not sent within ${opts.timeoutMs} ms`));
   };
 
   const pump = (): void => {
     while (inFlight < opts.maxInFlight && queue.length > 0) {
       const group = takeGroup();
+      for (const w of group) w.sent = true;
       inFlight++;
       let sent: Promise<readonly R[]>;
       try {
@@ -82,7 +123,7 @@ export function createGroupCommit<T, R>(send: GroupSender<T, R>, opts: GroupComm
         .then(
           (results) => settle(group, results),
           (err: unknown) => {
-            for (const w of group) w.reject(err);
+            for (const w of group) fail(w, err);
           },
         )
         .finally(() => {
@@ -95,7 +136,9 @@ export function createGroupCommit<T, R>(send: GroupSender<T, R>, opts: GroupComm
   return {
     submit(item: T): Promise<R> {
       return new Promise<R>((resolve, reject) => {
-        queue.push({ item, resolve, reject });
+        const w: Waiting<T, R> = { item, resolve, reject, sent: false, done: false, timer: null };
+        if (opts.timeoutMs !== undefined) w.timer = setTimeout(() => expire(w), opts.timeoutMs);
+        queue.push(w);
         pump();
       });
     },

@@ -9,9 +9,10 @@ import type { Store } from './types.js';
  */
 export function instrumentStore(store: Store, m: CommonMetrics): Store {
   return {
-    publish: async (messages, sender, claim) => {
-      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender, claim));
-      countPublished(m, messages);
+    publish: async (messages, sender, identity) => {
+      const mids = await timed(m.redisDuration, 'publish', () => store.publish(messages, sender, identity));
+      // A retry answered with its earlier outcome published nothing new.
+      if (mids.replayed !== true) countPublished(m, messages);
       return mids;
     },
     history: (channels, after) => timed(m.redisDuration, 'history', () => store.history(channels, after)),

@@ -38,10 +38,11 @@ export interface ChannelRegistry {
 export type NonceClaim = 'ok' | 'stale' | 'replay';
 
 /**
- * A signed request's replay claim, made inside `Store.publish` so that it happens in the same
- * atomic step as the store: the publish is refused (stale 4124, replayed 4125) before anything is
- * written, and a publish refused for another reason (a channel past its write window) leaves the
- * nonce unused. It also saves a Redis round trip per signed publish.
+ * A signed request's identity (key id and nonce), carried into `Store.publish` so that the replay
+ * check, the store and the record of the outcome happen in one atomic step: the publish is refused
+ * (stale 4124; nonce spent by a request that was not a publish 4125) before anything is written, a
+ * publish refused for another reason (a channel past its write window) leaves the nonce unused, and
+ * a publish already carried out under this nonce returns its original outcome.
  */
 export interface NonceClaimRequest {
   readonly keyId: string;
@@ -49,6 +50,25 @@ export interface NonceClaimRequest {
   /** Unix seconds the sender claims. */
   readonly timestamp: number;
   readonly maxSkewS: number;
+}
+
+/**
+ * An unsigned request's identity (`X-Push-Request-Id`), within a scope: the portal's publishes
+ * share one, each client sender (`/bitrix/rest/`) has its own, so no client can take another's id.
+ */
+export interface RequestIdClaim {
+  readonly scope: string;
+  readonly requestId: string;
+  /** How long the outcome is remembered (the replay window), seconds. */
+  readonly windowS: number;
+}
+
+/** Who a publish request is, for exactly-once publishing (docs/reliability.md, "Publish identity"). */
+export type PublishIdentity = NonceClaimRequest | RequestIdClaim;
+
+/** The replay window of a signed request: as long as its timestamp stays acceptable. */
+export function nonceWindowS(maxSkewS: number): number {
+  return 2 * maxSkewS + 1;
 }
 
 /**

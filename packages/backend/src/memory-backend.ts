@@ -1,6 +1,6 @@
-import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats } from './types.js';
-import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
+import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, publishFingerprint, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds } from './types.js';
+import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { historyGap } from './history-gap.js';
 
 /** How often (by the backend's clock) expired entries are swept, at the next call after it is due. */
@@ -50,7 +50,11 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   /** Channel -> creation time and when that record is forgotten (same retention as in Redis). */
   const created = new Map<string, { at: number; until: number }>();
   const notices = new Map<string, string>();
-  const nonces = new Map<string, number>();
+  /**
+   * Identity key ("n:<keyId>:<nonce>" or "q:<scope>:<id>") -> until when it is remembered, and the
+   * publish carried out under it (null: a nonce spent by a request that was not a publish).
+   */
+  const nonces = new Map<string, { until: number; outcome: { fingerprint: string; mids: string[] } | null }>();
   let nextSweep = now() + SWEEP_INTERVAL_MS;
 
   /** The current time, sweeping expired entries first when a sweep is due. */
@@ -66,7 +70,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
         created.delete(k);
         notices.delete(k);
       }
-      for (const [k, until] of nonces) if (until <= t) nonces.delete(k);
+      for (const [k, n] of nonces) if (n.until <= t) nonces.delete(k);
       for (const [k, s] of stats) if (t - s.date > opts.statsStaleMs) stats.delete(k);
     }
     return t;
@@ -157,14 +161,23 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   return {
     kind: 'memory',
     store: {
-      async publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]> {
+      async publish(messages: readonly NewMessage[], sender: SenderInfo, identity?: PublishIdentity): Promise<PublishedIds> {
         const t = clock();
         const out: string[] = [];
-        // Same order as the Redis script: stale, replayed, expired channel; the nonce is recorded
-        // only when the publish goes ahead.
-        const nonceKey = claim === undefined ? null : `${claim.keyId}:${claim.nonce}`;
-        if (claim !== undefined && !timestampFresh(claim.timestamp, Math.floor(t / 1000), claim.maxSkewS)) throw new PushError(Errors.AUTH_STALE);
-        if (nonceKey !== null && (nonces.get(nonceKey) ?? 0) > t) throw new PushError(Errors.AUTH_REPLAY);
+        // Same order as the Redis script: the identity's earlier outcome (the same publish again,
+        // a different one, or a nonce spent otherwise), a stale timestamp, an expired channel; the
+        // outcome is recorded only when the publish goes ahead.
+        const idKey = identity === undefined ? null : 'nonce' in identity ? `n:${identity.keyId}:${identity.nonce}` : `q:${identity.scope}:${identity.requestId}`;
+        const fingerprint = identity === undefined ? '' : publishFingerprint(messages, sender);
+        if (identity !== undefined && idKey !== null) {
+          const prev = nonces.get(idKey);
+          if (prev !== undefined && prev.until > t) {
+            if (prev.outcome === null) throw new PushError(Errors.AUTH_REPLAY);
+            if (prev.outcome.fingerprint !== fingerprint) throw new PushError(Errors.REQUEST_ID_CONFLICT);
+            return Object.assign([...prev.outcome.mids], { replayed: true as const });
+          }
+          if ('nonce' in identity && !timestampFresh(identity.timestamp, Math.floor(t / 1000), identity.maxSkewS)) throw new PushError(Errors.AUTH_STALE);
+        }
         const expired = new Set<string>();
         for (const m of messages) for (const ch of m.channels) {
           if (!hasLifecycle(ch)) continue;
@@ -172,7 +185,6 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
           if (c !== null && t - c >= writeMs) expired.add(ch);
         }
         if (expired.size > 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${[...expired].join(', ')}.`);
-        if (claim !== undefined && nonceKey !== null) nonces.set(nonceKey, t + (2 * claim.maxSkewS + 1) * 1000);
         for (const m of messages) for (const ch of m.channels) if (hasLifecycle(ch)) recordCreation(ch, t);
         // Build every record first, then deliver: the batch is all-or-nothing like the Redis script.
         const built = messages.map((m) => {
@@ -185,6 +197,10 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
           if (m.ttl > 0) store(msg, m.ttl, m.channels, t);
           for (const ch of m.channels) deliver(ch, msg);
           out.push(msg.mid);
+        }
+        if (identity !== undefined && idKey !== null) {
+          const windowS = 'nonce' in identity ? nonceWindowS(identity.maxSkewS) : identity.windowS;
+          nonces.set(idKey, { until: t + windowS * 1000, outcome: { fingerprint, mids: [...out] } });
         }
         return out;
       },
@@ -262,10 +278,10 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       async claim(keyId: string, nonce: string, timestamp: number, maxSkewS: number): Promise<NonceClaim> {
         const t = clock();
         if (!timestampFresh(timestamp, Math.floor(t / 1000), maxSkewS)) return 'stale';
-        const key = `${keyId}:${nonce}`;
-        const until = nonces.get(key);
-        if (until !== undefined && until > t) return 'replay';
-        nonces.set(key, t + (2 * maxSkewS + 1) * 1000);
+        const key = `n:${keyId}:${nonce}`;
+        const prev = nonces.get(key);
+        if (prev !== undefined && prev.until > t) return 'replay';
+        nonces.set(key, { until: t + nonceWindowS(maxSkewS) * 1000, outcome: null });
         return 'ok';
       },
     },

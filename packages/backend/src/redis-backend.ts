@@ -1,12 +1,12 @@
 import { Redis, type RedisOptions } from 'ioredis';
-import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, publishFingerprint, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type ResyncHandlers } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
 import { SubscriberProbe } from './subscriber-probe.js';
 import { historyGap } from './history-gap.js';
-import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
-import { createGroupCommit } from './group-commit.js';
+import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
+import { NotSentError, UnansweredError, createGroupCommit } from './group-commit.js';
 
 export interface RedisBackendOptions extends BackendOptions {
   readonly url: string;
@@ -14,6 +14,12 @@ export interface RedisBackendOptions extends BackendOptions {
   readonly log: Logger;
   /** Fail a command that got no answer in this time, so HTTP callers get 503 instead of hanging. */
   readonly commandTimeoutMs?: number;
+  /**
+   * Longest wait for a publish's outcome (PUSH_PUBLISH_TIMEOUT_MS, default 20 s). Publishes have
+   * their own connection with this timeout: a publish Redis was asked to run and did not answer is
+   * "unknown" (OUTCOME_UNKNOWN), never "not stored", so the wait is long enough for realistic stalls.
+   */
+  readonly publishTimeoutMs?: number;
   /** How far the id counter is advanced on every (re)connect before ids are assigned (see below). */
   readonly idSafetyGap?: number;
   /**
@@ -78,8 +84,8 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   });
 }
 
-/** One request's outcome in PUBLISH_SCRIPT's reply: its mids, or why nothing was written. */
-type PublishOutcome = ['ok', ...string[]] | ['err', string];
+/** One request's outcome in PUBLISH_SCRIPT's reply: its mids, its identity's earlier outcome, or why nothing was written. */
+type PublishOutcome = ['ok', ...string[]] | ['dup', string, string] | ['err', string];
 
 /** One request's part of the publish script's arguments, and what it sends to subscribers. */
 interface PublishCall {
@@ -100,6 +106,34 @@ type ScriptRedis = Redis & {
 const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
 const STALE_REPLY = 'PUSH_AUTH_STALE';
 const REPLAY_REPLY = 'PUSH_AUTH_REPLAY';
+const CONFLICT_REPLY = 'PUSH_ID_CONFLICT';
+
+/** The mids of one earlier publish: consecutive counters after `first`'s 10-digit start. */
+function consecutiveMids(first: string, count: number): string[] {
+  const start = first.slice(0, 10);
+  const c0 = BigInt(first.slice(10));
+  return Array.from({ length: count }, (_, i) => `${start}${(c0 + BigInt(i)).toString().padStart(16, '0')}`);
+}
+
+/**
+ * ioredis refuses a command it cannot write (disconnected, offline queue off) with this message:
+ * such a publish never reached Redis, so it was certainly not carried out.
+ */
+const NOT_WRITTEN = /Stream isn't writeable/;
+/** Error replies Redis gives before it runs a script at all (a script failing midway may have written). */
+const REFUSED_BEFORE_RUNNING = /^(OOM|BUSY|READONLY|LOADING|MASTERDOWN|NOREPLICAS|MISCONF|NOSCRIPT|NOPERM)\b/;
+
+/**
+ * Whether a failed publish call may still be carried out by Redis: yes, unless it provably never
+ * got there (not written, never sent from the queue) or Redis refused to run it. Unknown when in
+ * doubt: a timeout, a connection lost with the command on the wire, a script error midway.
+ */
+function outcomeUnknown(err: unknown): boolean {
+  if (err instanceof NotSentError) return false;
+  if (err instanceof UnansweredError) return true;
+  if ((err as { name?: string }).name === 'ReplyError' && REFUSED_BEFORE_RUNNING.test((err as Error).message)) return false;
+  return !NOT_WRITTEN.test((err as Error).message ?? '');
+}
 
 function toTimes(out: string[]): ChannelTimes {
   return { now: Number(out[0]), created: out.slice(1).map((c) => (c === '' ? null : Number(c))) };
@@ -114,16 +148,28 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   // its publisher believes failed.
   const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
-  redis.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
+  // Everything that assigns ids (publishes, channel_expire notices) goes over its own connection,
+  // whose timeout is the publish wait: a publish stuck behind a Redis stall must not make pings,
+  // history reads or presence wait that long, nor they the publish. Never resent after a reconnect.
+  const publishTimeout = opts.publishTimeoutMs ?? 20_000;
+  const pubConn = connect(opts.url, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false }) as ScriptRedis;
+  pubConn.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis publish connection error'));
+  pubConn.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
+  pubConn.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
+  pubConn.defineCommand('pushIdGap', { lua: ID_GAP_SCRIPT });
   // The offline queue is off (fail fast during outages), so commands issued before the very first
   // connect completes would fail too: those, and only those, wait for it.
-  let everReady = false;
-  const firstReady = new Promise<void>((resolve) => redis.once('ready', () => ((everReady = true), resolve())));
-  const connected = async (): Promise<void> => {
-    if (!everReady) await withTimeout(firstReady, commandTimeout, 'redis not connected yet');
+  const readiness = (conn: Redis): (() => Promise<void>) => {
+    let everReady = false;
+    const firstReady = new Promise<void>((resolve) => conn.once('ready', () => ((everReady = true), resolve())));
+    return async () => {
+      if (!everReady) await withTimeout(firstReady, commandTimeout, 'redis not connected yet');
+    };
   };
-  // The id safety gap (ID_SAFETY_GAP): taken once per connection, before the first id is assigned on
-  // it. `epoch` counts connections; the gap is valid only for the epoch it was taken in.
+  const connected = readiness(redis);
+  const pubConnected = readiness(pubConn);
+  // The id safety gap (ID_SAFETY_GAP): taken once per connection of the publish connection, before
+  // the first id is assigned on it. `epoch` counts connections; the gap is valid only for its epoch.
   const counterKey = `${p}id:counter`;
   const gapSize = opts.idSafetyGap ?? ID_SAFETY_GAP;
   let epoch = 0;
@@ -133,7 +179,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     if (gapEpoch === epoch) return Promise.resolve();
     if (gapping === null) {
       const e = epoch;
-      gapping = redis
+      gapping = pubConn
         .pushIdGap(2, `${p}id:start`, counterKey, gapSize)
         .then(() => {
           if (e === epoch) gapEpoch = e;
@@ -142,19 +188,22 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     }
     return gapping;
   };
-  redis.on('close', () => epoch++);
-  redis.on('ready', () => void takeGap().catch((err: Error) => log.warn({ err: { message: err.message } }, 'id safety gap not taken yet; retried before the next publish')));
+  const onPubClose = new Set<(err: Error) => void>();
+  pubConn.on('close', () => {
+    epoch++;
+    for (const fail of [...onPubClose]) fail(new Error('publish connection closed before the answer arrived'));
+    onPubClose.clear();
+  });
+  pubConn.on('ready', () => void takeGap().catch((err: Error) => log.warn({ err: { message: err.message } }, 'id safety gap not taken yet; retried before the next publish')));
   /** Resolves once ids may be assigned on the current connection; fails fast while disconnected. */
   const idsReady = async (): Promise<void> => {
-    await connected();
+    await pubConnected();
     if (gapEpoch !== epoch) await takeGap();
   };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
   redis.defineCommand('pushChannelTimes', { lua: CHANNEL_TIMES_SCRIPT });
   redis.defineCommand('pushPresenceTouch', { lua: PRESENCE_TOUCH_SCRIPT });
-  redis.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
   redis.defineCommand('pushClaimNonce', { lua: CLAIM_NONCE_SCRIPT });
-  redis.defineCommand('pushIdGap', { lua: ID_GAP_SCRIPT });
   const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
   const keepS = channelRetentionS(readMs);
@@ -164,9 +213,17 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     (requests) => {
       const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
       for (const r of requests) for (const a of r.args) argv.push(a);
-      return redis.pushPublish(2, startKey, counterKey, ...argv);
+      // A call on the wire when the connection closes is never answered (ioredis drops it without
+      // resending, autoResendUnfulfilledCommands is off): settle it at once as lost, outcome unknown.
+      return new Promise<PublishOutcome[]>((resolve, reject) => {
+        onPubClose.add(reject);
+        pubConn
+          .pushPublish(2, startKey, counterKey, ...argv)
+          .then(resolve, reject)
+          .finally(() => onPubClose.delete(reject));
+      });
     },
-    { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout },
+    { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout, timeoutMs: publishTimeout },
   );
   const brokers = new Set<RedisBroker>();
 
@@ -320,15 +377,30 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   return {
     kind: 'redis',
     store: {
-      async publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]> {
+      async publish(messages: readonly NewMessage[], sender: SenderInfo, identity?: PublishIdentity): Promise<PublishedIds> {
         await idsReady();
-        const args: Array<string | number> = claim === undefined ? ['', '', '', messages.length] : [`${p}n:${claim.keyId}:${claim.nonce}`, claim.timestamp, claim.maxSkewS, messages.length];
+        const args: Array<string | number> =
+          identity === undefined
+            ? ['', '', '', '', '', messages.length]
+            : 'nonce' in identity
+              ? [`${p}n:${identity.keyId}:${identity.nonce}`, publishFingerprint(messages, sender), nonceWindowS(identity.maxSkewS), identity.timestamp, identity.maxSkewS, messages.length]
+              : [`${p}q:${identity.scope}:${identity.requestId}`, publishFingerprint(messages, sender), identity.windowS, '', '', messages.length];
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
-        const out = await publishes.submit({ args, fanout: fanoutBytes(messages) });
+        let out: PublishOutcome;
+        try {
+          out = await publishes.submit({ args, fanout: fanoutBytes(messages) });
+        } catch (err) {
+          // "Not stored" only when the script provably did not run; otherwise the caller must say
+          // the outcome is unknown (a retry with the same identity is then safe).
+          if (outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
+          throw err;
+        }
         if (out[0] === 'ok') return out.slice(1);
+        if (out[0] === 'dup') return Object.assign(consecutiveMids(out[1], Number(out[2])), { replayed: true as const });
         const reason = out[1];
         if (reason === STALE_REPLY) throw new PushError(Errors.AUTH_STALE);
         if (reason === REPLAY_REPLY) throw new PushError(Errors.AUTH_REPLAY);
+        if (reason === CONFLICT_REPLY) throw new PushError(Errors.REQUEST_ID_CONFLICT);
         if (reason.startsWith(EXPIRED_REPLY)) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${reason.slice(EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
         throw new Error(`publish script: unexpected reply ${reason}`);
       },
@@ -384,7 +456,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         // The record tail without its leading expiry field: the script computes that TTL itself.
         const tail = encodeRecordTail(0, 'pull_channel_expire', BACKEND_SENDER, body).slice(2);
         const keys = [`${p}id:start`, counterKey, createdKey(channel), `${p}x:{${channel}}`, `${p}h:{${channel}}`];
-        const out = await redis.pushExpireNotice(keys.length, ...keys, p, channel, writeMs, readMs, keepS, opts.historyLimit, tail);
+        const out = await pubConn.pushExpireNotice(keys.length, ...keys, p, channel, writeMs, readMs, keepS, opts.historyLimit, tail);
         if (out[0] === 'early') return { kind: 'early', inMs: Number(out[1]) };
         if (out[0] === 'stored') {
           const message = decodeRecord(out[1] as string);
@@ -435,6 +507,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     async close(): Promise<void> {
       for (const b of [...brokers]) await b.close();
       redis.disconnect(false);
+      pubConn.disconnect(false);
     },
   };
 }

@@ -16,7 +16,11 @@
  *   P + "ch:{" + ch + "}" unix ms of the channel's first creation (mint or first publish), one clock
  *                         (Redis TIME); EX = twice the read window (lifecycle, docs/security.md)
  *   P + "x:{" + ch + "}"  mid of the channel's one channel_expire notice; same EX
- *   P + "n:" + key + ":" + nonce   replay cache of signed requests, EX = 2 x clock skew window + 1
+ *   P + "n:" + key + ":" + nonce   replay cache of signed requests, EX = 2 x clock skew window + 1;
+ *                         "1" for a request that is not a publish, else a publish's outcome (below)
+ *   P + "q:" + scope + ":" + id    outcome of an unsigned publish with X-Push-Request-Id (scope "b"
+ *                         for the portal, "c:" + public id for a client), same EX; value
+ *                         "<fingerprint> <first mid> <count>" (the mids of one publish are consecutive)
  * The "{ch}" hash tags keep each channel's keys in one Cluster slot; the publish script itself
  * still touches several slots and would have to be split per slot on Redis Cluster.
  */
@@ -61,17 +65,21 @@ end
 /**
  * KEYS: [startKey, counterKey]
  * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, requestCount, then per request:
- *       nonceKey, claimTimestamp, maxSkewS (all three '' for an unsigned request), messageCount,
- *       then per message: ttl, recordTail, channelCount, channels...
+ *       identityKey ('' = none), fingerprint, windowS, claimTimestamp and maxSkewS (both '' unless
+ *       signed), messageCount, then per message: ttl, recordTail, channelCount, channels...
  * Several publish requests in one call (group commit, see group-commit.ts), carried out one after
- * the other, each all or nothing on its own. Returns one table per request: { 'ok', mid, ... } or
- * { 'err', reason } where reason is "PUSH_AUTH_STALE" (timestamp outside the window around Redis
- * time), "PUSH_AUTH_REPLAY" (nonce seen, also earlier in the same call) or
- * "PUSH_CHANNEL_EXPIRED <ids>" (a channel past its write window). A refused request writes nothing
- * and leaves its nonce unused (CLAIM_NONCE_SCRIPT semantics). Ids, storage and PUBLISH happen in
- * one atomic step, so every subscriber receives messages in id order, which is what lets listeners
- * de-duplicate by cursor. Channels seen for the first time get their creation time recorded; each
- * channel is looked up once per request, however many messages of a batch name it.
+ * the other, each all or nothing on its own. Returns one table per request: { 'ok', mid, ... },
+ * { 'dup', firstMid, count } (the identity was already carried out with the same fingerprint: its
+ * original outcome, nothing written), or { 'err', reason } where reason is "PUSH_ID_CONFLICT" (the
+ * identity was carried out with another fingerprint), "PUSH_AUTH_REPLAY" (a nonce spent by a
+ * request that was not a publish), "PUSH_AUTH_STALE" (timestamp outside the window around Redis
+ * time) or "PUSH_CHANNEL_EXPIRED <ids>" (a channel past its write window). A refused request writes
+ * nothing and leaves its identity unused. The outcome record is written with the messages, in the
+ * same atomic step, so "stored" and "remembered as stored" cannot disagree; a second request with
+ * the same identity later in the same call sees it like any later request. Ids, storage and
+ * PUBLISH happen in one atomic step, so every subscriber receives messages in id order, which is
+ * what lets listeners de-duplicate by cursor. Channels seen for the first time get their creation
+ * time recorded; each channel is looked up once per request, however many messages name it.
  */
 export const PUBLISH_SCRIPT = `${RECORD_LUA}
 local prefix = ARGV[1]
@@ -90,23 +98,31 @@ local nowS = tonumber(t[1])
 local nowNum = nowS * 1000 + math.floor(tonumber(t[2]) / 1000)
 local nowMs = string.format('%d', nowNum)
 
--- Checks one request without writing: returns the refusal reason or nil, the channels to record
--- as created, and the index just past the request's messages.
+-- Checks one request without writing: returns the refusal reason or nil, the earlier outcome of
+-- its identity or nil, the channels to record as created, and the index just past its messages.
 local function check(i)
-  local nonceKey = ARGV[i]
-  local n = tonumber(ARGV[i + 3])
+  local idKey = ARGV[i]
+  local n = tonumber(ARGV[i + 5])
   local reason = nil
-  if nonceKey ~= '' then
-    if math.abs(tonumber(ARGV[i + 1]) - nowS) > tonumber(ARGV[i + 2]) then reason = 'PUSH_AUTH_STALE'
-    elseif redis.call('EXISTS', nonceKey) == 1 then reason = 'PUSH_AUTH_REPLAY' end
+  local dup = nil
+  if idKey ~= '' then
+    local prev = redis.call('GET', idKey)
+    if prev == '1' then reason = 'PUSH_AUTH_REPLAY'
+    elseif prev then
+      local sp = string.find(prev, ' ', 1, true)
+      if sp and string.sub(prev, 1, sp - 1) == ARGV[i + 1] then dup = string.sub(prev, sp + 1)
+      else reason = 'PUSH_ID_CONFLICT' end
+    elseif ARGV[i + 3] ~= '' and math.abs(tonumber(ARGV[i + 3]) - nowS) > tonumber(ARGV[i + 4]) then
+      reason = 'PUSH_AUTH_STALE'
+    end
   end
   local expired = {}
   local fresh = {}
   local seenCh = {}
-  local j = i + 4
+  local j = i + 6
   for m = 1, n do
     local nch = tonumber(ARGV[j + 2])
-    if not reason then
+    if not reason and not dup then
       for c = 1, nch do
         local ch = ARGV[j + 2 + c]
         -- Only plain channel ids have a lifecycle; derived keys (v4 "pub:<id>") follow their pair.
@@ -120,23 +136,24 @@ local function check(i)
     end
     j = j + 3 + nch
   end
-  if not reason and #expired > 0 then reason = 'PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ') end
-  return reason, fresh, j
+  if not reason and not dup and #expired > 0 then reason = 'PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ') end
+  return reason, dup, fresh, j
 end
 
 local results = {}
 local i = 6
 for r = 1, nreq do
-  local reason, fresh, nextI = check(i)
+  local reason, dup, fresh, nextI = check(i)
   if reason then
     results[r] = { 'err', reason }
+  elseif dup then
+    local sp = string.find(dup, ' ', 1, true)
+    results[r] = { 'dup', string.sub(dup, 1, sp - 1), string.sub(dup, sp + 1) }
   else
-    local nonceKey = ARGV[i]
-    if nonceKey ~= '' then redis.call('SET', nonceKey, '1', 'EX', 2 * tonumber(ARGV[i + 2]) + 1) end
     for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
     local out = { 'ok' }
-    local n = tonumber(ARGV[i + 3])
-    local k = i + 4
+    local n = tonumber(ARGV[i + 5])
+    local k = i + 6
     for m = 1, n do
       local ttl = tonumber(ARGV[k])
       local tail = ARGV[k + 1]
@@ -154,6 +171,10 @@ for r = 1, nreq do
         redis.call('PUBLISH', prefix .. 'c:{' .. ch .. '}', record)
       end
       out[m + 1] = mid
+    end
+    local idKey = ARGV[i]
+    if idKey ~= '' then
+      redis.call('SET', idKey, ARGV[i + 1] .. ' ' .. (out[2] or '-') .. ' ' .. n, 'EX', tonumber(ARGV[i + 2]))
     end
     results[r] = out
   end

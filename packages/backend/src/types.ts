@@ -1,5 +1,5 @@
 import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
-import type { ChannelRegistry, ChannelTimes, NonceClaimRequest, ReplayGuard } from './lifecycle-types.js';
+import type { ChannelRegistry, ChannelTimes, PublishIdentity, ReplayGuard } from './lifecycle-types.js';
 
 /**
  * A resume cursor older than what a channel still keeps: messages of `channel` with mids after the
@@ -28,13 +28,22 @@ export interface HistoryResult {
  * subscribers as one atomic step, so every subscriber sees messages in id order and a publish is
  * either fully done or not done at all. It resolves only once the backend accepted everything.
  */
+/** The ids of a publish's messages, in order; `replayed` when they are an earlier request's outcome. */
+export type PublishedIds = string[] & { readonly replayed?: true };
+
 export interface Store {
   /**
    * Throws PushError CHANNEL_EXPIRED, storing nothing, if any target channel is past its write
-   * window. With `claim`, first refuses a stale timestamp (AUTH_STALE) or a used nonce
-   * (AUTH_REPLAY), storing nothing, and records the nonce only if the publish is carried out.
+   * window. With `identity` (exactly-once publishing, docs/reliability.md):
+   *  - an identity already carried out within its window with the same content (publishFingerprint)
+   *    resolves with that publish's ids, marked `replayed`, and stores and announces nothing;
+   *  - one carried out with other content throws REQUEST_ID_CONFLICT; a nonce spent by a request
+   *    that was not a publish throws AUTH_REPLAY; a stale signed timestamp throws AUTH_STALE;
+   *  - otherwise the outcome is recorded under the identity in the same atomic step as the store,
+   *    and only when the publish is carried out (a refused one leaves the identity unused).
+   * Throws PushError OUTCOME_UNKNOWN when the backend was asked but did not answer in time.
    */
-  publish(messages: readonly NewMessage[], sender: SenderInfo, claim?: NonceClaimRequest): Promise<string[]>;
+  publish(messages: readonly NewMessage[], sender: SenderInfo, identity?: PublishIdentity): Promise<PublishedIds>;
   /**
    * Replay for a resuming client: messages after `after` (exclusive), or just the cursor when null;
    * with a cursor, also the channels where messages after it are gone (`gaps`).

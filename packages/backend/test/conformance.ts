@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { BACKEND_SENDER, type NewMessage, type StoredMessage } from '@push/protocol';
+import { BACKEND_SENDER, PushError, SenderType, type NewMessage, type StoredMessage } from '@push/protocol';
 import type { Backend, BackendOptions } from '../src/index.js';
 
 export const CONFORMANCE_OPTIONS: BackendOptions = { historyLimit: 5, onlineTtlSeconds: 1, statsStaleMs: 1000 };
@@ -197,5 +197,71 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       const [mid] = await backend.store.publish([msg([a], 1)], BACKEND_SENDER);
       assert.equal((await backend.store.history([a], null)).newestMid, mid);
     });
+
+    describe('publish identity (exactly-once)', () => {
+      const code = async (p: Promise<unknown>): Promise<number> => {
+        try {
+          await p;
+          return 0;
+        } catch (err) {
+          assert.ok(err instanceof PushError, String(err));
+          return err.spec.code;
+        }
+      };
+      const rid = (requestId: string, scope = 'b') => ({ scope, requestId, windowS: 60 });
+
+      it('a request id carried out once: the same request again returns the same ids, marked replayed, and stores and announces nothing', async () => {
+        const a = ch();
+        const got: StoredMessage[] = [];
+        const broker = backend.createBroker();
+        broker.setHandler((_c, m) => got.push(m));
+        await broker.subscribe([a]);
+        const id = `req-${a}`;
+        const first = await backend.store.publish([msg([a], 1), msg([a], 2)], BACKEND_SENDER, rid(id));
+        assert.equal(first.replayed, undefined);
+        const again = await backend.store.publish([msg([a], 1), msg([a], 2)], BACKEND_SENDER, rid(id));
+        assert.deepEqual([...again], [...first]);
+        assert.equal(again.replayed, true);
+        await sleep(50);
+        assert.deepEqual(got.map((m) => m.mid), first, 'announced once');
+        assert.deepEqual((await backend.store.history([a], '0'.repeat(26))).messages.map((m) => m.mid), first, 'stored once');
+        await broker.close();
+      });
+
+      it('the same id with other content is refused with 4133 and stores nothing; ids are scoped; a refused publish leaves its id unused', async () => {
+        const a = ch();
+        const id = `conf-${a}`;
+        const [mid] = await backend.store.publish([msg([a], 1)], BACKEND_SENDER, rid(id));
+        assert.equal(await code(backend.store.publish([msg([a], 9)], BACKEND_SENDER, rid(id))), 4133);
+        assert.equal(await code(backend.store.publish([msg([a], 1, 30)], BACKEND_SENDER, rid(id))), 4133, 'another TTL is other content');
+        assert.equal(await code(backend.store.publish([msg([a], 1)], { type: SenderType.CLIENT, id: 'f'.repeat(32) }, rid(id))), 4133, 'another sender is other content');
+        // The same id in another scope is another identity.
+        const other = await backend.store.publish([msg([a], 9)], BACKEND_SENDER, rid(id, 'c:someone'));
+        assert.equal(other.replayed, undefined);
+        assert.deepEqual((await backend.store.history([a], '0'.repeat(26))).messages.map((m) => m.mid), [mid, ...other]);
+      });
+
+      it('two requests with one identity issued together (one group) are carried out once; both get the same ids', async () => {
+        const a = ch();
+        const id = `grp-${a}`;
+        const same = () => backend.store.publish([msg([a], 1)], BACKEND_SENDER, rid(id));
+        const [x, y, z] = await Promise.all([backend.store.publish([msg([a], 0)], BACKEND_SENDER), same(), same()]);
+        assert.deepEqual([...(y ?? [])], [...(z ?? [])]);
+        assert.equal(z?.replayed, true);
+        assert.deepEqual((await backend.store.history([a], '0'.repeat(26))).messages.map((m) => m.mid), [...(x ?? []), ...(y ?? [])]);
+      });
+
+      it('a signed nonce carried out returns its outcome for the same content, 4133 for other, and the standalone claim calls it a replay', async () => {
+        const a = ch();
+        const now = Math.floor(Date.now() / 1000);
+        const claim = { keyId: 'k9', nonce: `n-${a}`, timestamp: now, maxSkewS: 300 };
+        const first = await backend.store.publish([msg([a], 1)], BACKEND_SENDER, claim);
+        assert.deepEqual([...(await backend.store.publish([msg([a], 1)], BACKEND_SENDER, claim))], [...first]);
+        assert.equal(await code(backend.store.publish([msg([a], 2)], BACKEND_SENDER, claim)), 4133);
+        assert.equal(await backend.replay.claim('k9', claim.nonce, now, 300), 'replay');
+        assert.equal((await backend.store.history([a], '0'.repeat(26))).messages.length, 1);
+      });
+    });
   });
 }
+

@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createGroupCommit } from '../src/group-commit.js';
+import { NotSentError, UnansweredError, createGroupCommit } from '../src/group-commit.js';
 
 /** A sender whose calls stay open until the test answers them, so grouping is deterministic. */
 function manualSender() {
@@ -108,5 +108,24 @@ describe('group commit', () => {
     assert.throws(() => createGroupCommit(send, { maxInFlight: 0, maxItems: 10, maxWeight: 10, weight: () => 1 }), RangeError);
     assert.throws(() => createGroupCommit(send, { maxInFlight: 1, maxItems: 0, maxWeight: 10, weight: () => 1 }), RangeError);
     assert.throws(() => createGroupCommit(send, { maxInFlight: 1, maxItems: 10, maxWeight: 0, weight: () => 1 }), RangeError);
+  });
+
+  it('past its deadline a request on the wire is "unanswered", a queued one "not sent" and never sent; late outcomes are dropped', async () => {
+    const { calls, send } = manualSender();
+    const g = createGroupCommit(send, { maxInFlight: 1, maxItems: 100, maxWeight: 100, weight: () => 1, timeoutMs: 50 });
+    const onWire = g.submit(1);
+    const queued = g.submit(2);
+    await tick();
+    assert.equal(calls.length, 1, 'only the first is sent; the second waits for the slot');
+    await assert.rejects(onWire, UnansweredError);
+    await assert.rejects(queued, NotSentError);
+    assert.equal(g.queued, 0, 'the expired request left the queue');
+    // The late answer of the first call is ignored; the freed slot sends only what is still waiting.
+    calls[0]!.answer(['late']);
+    const fresh = g.submit(3);
+    await tick();
+    assert.deepEqual(calls.map((c) => c.items), [[1], [3]], 'request 2 was never sent');
+    calls[1]!.answer(['r3']);
+    assert.equal(await fresh, 'r3');
   });
 });

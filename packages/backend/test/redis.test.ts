@@ -2,7 +2,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { Redis } from 'ioredis';
-import { BACKEND_SENDER, type NewMessage } from '@push/protocol';
+import { BACKEND_SENDER, PushError, type NewMessage } from '@push/protocol';
 import { ID_SAFETY_GAP, createRedisBackend, type Backend } from '../src/index.js';
 import { startRedis, type RedisServer } from '../../../tests/helpers/redis.js';
 import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
@@ -239,6 +239,66 @@ describe('Redis backend specifics', () => {
     const after = await publishWhenBack(backend, m([a]));
     assert.ok(after > (before[2] as string), `${after} > ${before[2]}`);
     assert.equal(Number(await c.get('push:id:counter')), counter - 3 + ID_SAFETY_GAP + 1, 'one gap for the one reconnect');
+  });
+});
+
+describe('publish outcomes when Redis does not answer (ioredis: sent vs never sent)', () => {
+  let redis: RedisServer;
+  let backend: Backend;
+  let c: Redis;
+  before(async () => {
+    redis = await startRedis({ appendonly: false });
+    backend = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: redis.url, keyPrefix: 'push:', log, publishTimeoutMs: 800 });
+    c = redis.client();
+    await backend.store.ping();
+    await backend.store.publish([m([ch()])], BACKEND_SENDER);
+  });
+  after(async () => {
+    await c?.client('UNPAUSE').catch(() => undefined);
+    await backend?.close();
+    await redis?.stop();
+  });
+  const code = (err: unknown): number => (err instanceof PushError ? err.spec.code : -1);
+
+  it('sent, then no answer within the bound: 4134 (unknown) - and Redis does run it later; the same identity then gets that outcome', async () => {
+    const a = ch();
+    const id = { scope: 'b', requestId: `held-${a}`, windowS: 60 };
+    await c.client('PAUSE', 1500, 'WRITE');
+    const t0 = Date.now();
+    const err = await backend.store.publish([m([a])], BACKEND_SENDER, id).then(() => null, (e: unknown) => e);
+    assert.equal(code(err), 4134, String(err));
+    assert.ok(Date.now() - t0 < 1400, 'answered at the bound, not at the end of the stall');
+    await sleep(1200);
+    const stored = await c.lrange(`push:h:{${a}}`, 0, -1);
+    assert.equal(stored.length, 1, 'the held script ran after the stall: "unknown" was the honest answer');
+    const again = await backend.store.publish([m([a])], BACKEND_SENDER, id);
+    assert.deepEqual([...again], stored);
+    assert.equal(again.replayed, true);
+  });
+
+  it('sent, then the connection is lost: 4134 at once, not after the bound', async () => {
+    await c.client('PAUSE', 3000, 'WRITE');
+    const pending = backend.store.publish([m([ch()])], BACKEND_SENDER).then(() => null, (e: unknown) => e);
+    await sleep(100);
+    const list = String(await c.client('LIST'));
+    const pubId = /id=(\d+) [^\n]*name=push-pub/.exec(list)?.[1];
+    assert.ok(pubId !== undefined, `the publish connection is named push-pub: ${list}`);
+    const t0 = Date.now();
+    await c.client('KILL', 'ID', pubId);
+    const err = await pending;
+    assert.equal(code(err), 4134, String(err));
+    assert.ok(Date.now() - t0 < 700, 'settled when the connection closed');
+    await c.client('UNPAUSE');
+  });
+
+  it('never sent (Redis unreachable): a plain failure, which the publisher answers 503 4109 "not carried out"', async () => {
+    await redis.kill();
+    try {
+      const err = await backend.store.publish([m([ch()])], BACKEND_SENDER).then(() => null, (e: unknown) => e);
+      assert.ok(err instanceof Error && !(err instanceof PushError), String(err));
+    } finally {
+      await redis.restart();
+    }
   });
 });
 

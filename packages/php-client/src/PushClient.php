@@ -45,7 +45,7 @@ final class PushClient
             $headers['Message-Type'] = $type;
         }
         $body = is_string($message) ? $message : self::json($message);
-        $this->request('POST', $this->path . '?CHANNEL_ID=' . $this->channelList($channels), $body, $headers);
+        $this->publishRequest($this->path . '?CHANNEL_ID=' . $this->channelList($channels), $body, $headers);
     }
 
     /**
@@ -58,7 +58,37 @@ final class PushClient
         foreach ($messages as $m) {
             $this->channelList($m['channels']);
         }
-        $this->request('POST', rtrim($this->path, '/') . '/batch', self::json(['messages' => $messages]));
+        $this->publishRequest(rtrim($this->path, '/') . '/batch', self::json(['messages' => $messages]));
+    }
+
+    /** Attempts of one publish when its outcome is unknown (no answer in time, 504 4134) or it was not carried out (503). */
+    private const PUBLISH_ATTEMPTS = 4;
+
+    /**
+     * Sends a publish with an identity (X-Push-Request-Id, and the signature's nonce) and resends
+     * it unchanged, signature included, while its outcome is unknown or it was not carried out:
+     * the server carries one identity out at most once and answers a resent one with the original
+     * outcome, so a retry never stores a message twice (docs/reliability.md).
+     *
+     * @param array<string, string> $headers
+     */
+    private function publishRequest(string $target, string $body, array $headers = []): void
+    {
+        $headers['X-Push-Request-Id'] = bin2hex(random_bytes(12));
+        $signed = $headers + $this->signer->headers('POST', $target, $body);
+        for ($attempt = 1; ; $attempt++) {
+            try {
+                $this->send('POST', $target, $body, $signed);
+                return;
+            } catch (PushException $e) {
+                // No answer (status 0), outcome unknown (504), or not carried out (503).
+                $retry = in_array($e->httpStatus, [0, 503, 504], true);
+                if (!$retry || $attempt >= self::PUBLISH_ATTEMPTS) {
+                    throw $e;
+                }
+                usleep(200000 * $attempt);
+            }
+        }
     }
 
     /**
@@ -114,7 +144,12 @@ final class PushClient
     /** @param array<string, string> $extraHeaders */
     private function request(string $method, string $target, string $body, array $extraHeaders = []): string
     {
-        $headers = $extraHeaders + $this->signer->headers($method, $target, $body);
+        return $this->send($method, $target, $body, $extraHeaders + $this->signer->headers($method, $target, $body));
+    }
+
+    /** @param array<string, string> $headers every header, signature included */
+    private function send(string $method, string $target, string $body, array $headers): string
+    {
         $lines = ['Connection: close', 'Content-Type: application/json'];
         foreach ($headers as $name => $value) {
             $lines[] = "$name: $value";

@@ -38,7 +38,7 @@ export const Errors = {
   INVALID_BATCH: { code: 4106, status: 400, reason: 'Batch must be {"messages":[{"channels":[...],"body":...}]}.' },
   NOT_FOUND: { code: 4107, status: 404, reason: 'No such path on this server.' },
   METHOD_NOT_ALLOWED: { code: 4108, status: 405, reason: 'Method not allowed on this path.' },
-  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) unavailable or too slow; a publish may not have been stored (never partly). Retry later.' },
+  STORE_UNAVAILABLE: { code: 4109, status: 503, reason: 'Message store (Redis) unavailable; the request was not carried out. Retry later.' },
   SLOW_CONSUMER: { code: 4110, status: 503, reason: 'Client reads too slowly; reconnect with mid to resume.' },
   SHUTTING_DOWN: { code: 4111, status: 503, reason: 'Server is restarting; reconnect with mid to resume.' },
   FANOUT_TOO_LARGE: { code: 4112, status: 413, reason: 'Body bytes x channels exceed PUSH_MAX_FANOUT_BYTES: publish to fewer channels per request, or send a smaller body.' },
@@ -59,6 +59,10 @@ export const Errors = {
   ADMIN_BAD_TOKEN: { code: 4129, status: 401, reason: 'Wrong admin token: send Authorization: Bearer with the PUSH_ADMIN_TOKEN configured on the server.' },
   // 4136-4139: subscription liveness.
   SUBSCRIPTION_DOWN: { code: 4136, status: 503, reason: 'A Redis subscription of this listener is down (reconnecting); live messages resume once it is back.' },
+  // 4132-4135: publish identity and outcome (docs/reliability.md).
+  INVALID_REQUEST_ID: { code: 4132, status: 400, reason: 'X-Push-Request-Id must be 8-64 characters from A-Z a-z 0-9 . _ : -.' },
+  REQUEST_ID_CONFLICT: { code: 4133, status: 409, reason: 'Identity already used by a different publish: give each new request a new identity; resend a retry unchanged.' },
+  OUTCOME_UNKNOWN: { code: 4134, status: 504, reason: 'Publish outcome unknown (Redis too slow): resending with the same identity is safe, it is stored at most once.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;
@@ -95,9 +99,11 @@ export const statusLine: Readonly<Record<number, string>> = Object.freeze({
   403: '403 Forbidden',
   404: '404 Not Found',
   405: '405 Method Not Allowed',
+  409: '409 Conflict',
   410: '410 Gone',
   413: '413 Payload Too Large',
   429: '429 Too Many Requests',
   500: '500 Internal Server Error',
   503: '503 Service Unavailable',
+  504: '504 Gateway Timeout',
 });

@@ -11,3 +11,4 @@ export * from './channel-lifecycle.js';
 export * from './networks.js';
 export * from './history-gap.js';
 export * from './origins.js';
+export * from './publish-identity.js';

@@ -51,6 +51,11 @@ export interface Config {
   readonly publishTrustedNetworks: readonly NetworkSpec[];
   /** Accepted difference between a signed request's timestamp and Redis time, in seconds. */
   readonly publishMaxSkewS: number;
+  /**
+   * How long a publish waits for Redis's answer before it is answered 504 4134 (outcome unknown);
+   * below nginx's 30 s proxy_read_timeout for the publisher locations (docs/reliability.md).
+   */
+  readonly publishTimeoutMs: number;
   /** Peers (e.g. nginx) whose client-address header is believed; empty = use the socket address. */
   readonly trustedProxies: readonly NetworkSpec[];
   /** Lowercase header carrying the client address when the peer is a trusted proxy. */
@@ -115,6 +120,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_PUBLISH_KEYS', def: '' },
   { name: 'PUSH_PUBLISH_TRUSTED_NETWORKS', def: '' },
   { name: 'PUSH_PUBLISH_MAX_SKEW_S', def: '300' },
+  { name: 'PUSH_PUBLISH_TIMEOUT_MS', def: '20000' },
   { name: 'PUSH_TRUSTED_PROXIES', def: '' },
   { name: 'PUSH_REAL_IP_HEADER', def: 'x-real-ip' },
   { name: 'PUSH_ADMIN_TOKEN', def: '' },
@@ -282,6 +288,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     publishKeys,
     publishTrustedNetworks,
     publishMaxSkewS: int('PUSH_PUBLISH_MAX_SKEW_S', 1, 3600),
+    publishTimeoutMs: int('PUSH_PUBLISH_TIMEOUT_MS', 500, 25000),
     trustedProxies,
     realIpHeader,
     adminToken,

@@ -1,5 +1,5 @@
 import { AUTH_HEADERS, Errors, NetworkSet, isUnsigned, PublishVerifier, PushError, parseAuthHeaders, requestTarget, type RawAuthHeaders, type SignedRequest } from '@push/protocol';
-import type { NonceClaimRequest, ReplayGuard } from '@push/backend';
+import type { ReplayGuard } from '@push/backend';
 import { ClientAddresses, type Config, type HttpRequest, type HttpResponse } from '@push/runtime';
 
 /** What authentication needs from a request, copied out of uWS before the first await. */
@@ -80,19 +80,10 @@ export class PublishGuard {
   }
 
   /**
-   * The replay claim of a signed request, for `Store.publish` to make in the same atomic step as
-   * the store (undefined for a trusted-network request, which has no nonce).
-   */
-  claimFor(auth: Authenticated): NonceClaimRequest | undefined {
-    if (auth.kind === 'trusted-network') return undefined;
-    const { keyId, nonce, timestamp } = auth.request;
-    return { keyId, nonce, timestamp, maxSkewS: this.maxSkewS };
-  }
-
-  /**
-   * The one step that writes: timestamp window (Redis time) and nonce claim, atomically in Redis.
-   * (Text publishes claim inside `Store.publish` instead, see `claimFor`.)
-   * Rejects with 401 4124 (stale) or 403 4125 (replayed). Call it last, right before acting.
+   * The one step that writes, for a request that is not a publish (online status, mint, protocol-4
+   * stats): timestamp window (Redis time) and nonce claim, atomically in Redis. Publishes never
+   * call it: their nonce is their identity, claimed inside `Store.publish` with the store itself
+   * (routes/identity.ts). Rejects with 401 4124 (stale) or 403 4125 (replayed). Call it last.
    */
   async admit(auth: Authenticated): Promise<AuthOutcome> {
     if (auth.kind === 'trusted-network') return auth;
