@@ -42,7 +42,8 @@ describe('SubscriberProbe', () => {
     probe.stop();
     assert.equal(stalls.length, 1, 'one stall, then the probe stops until restarted');
     assert.equal(pings, 1);
-    assert.ok((stalls[0] as number) >= 200, `not before the budget (${stalls[0]} ms)`);
+    // The verdict comes after the budget less its margin for late timers (T/20 = 10 ms here).
+    assert.ok((stalls[0] as number) >= 190, `not before the budget less its margin (${stalls[0]} ms)`);
   });
 
   it('keeps a connection that answers its PINGs alive, and ignores answers from before a restart', async () => {
