@@ -1,7 +1,7 @@
 import { nanoid } from 'nanoid';
 import { Errors, signChannel } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
-import { Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
@@ -112,6 +112,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       pollings: lp,
       channels: hub.channelCount,
       messages: { received: c.received, delivered: c.delivered, frames: c.frames, bytesOut: c.bytesOut },
+      ...bitrixStatFields(config, backend.kind),
       // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
       rates: { delivered: deliveryRate.rate(c.delivered, now) },
       draining,

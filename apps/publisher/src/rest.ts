@@ -1,4 +1,4 @@
-import { Errors, PushError, SenderType, parseSubscriberChannels, type ChannelSecret, type V4Request } from '@push/protocol';
+import { SenderType, restSenderPublicId, type ChannelSecret, type V4Request } from '@push/protocol';
 import { Exchange, chargeClientRequest, parseQuery, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 
@@ -17,7 +17,7 @@ export interface RestDeps extends V4RouteDeps {
  * `POST /bitrix/rest/?CHANNEL_ID=<priv:pub.sig>/<shared.sig>` with a RequestBatch body: a client
  * publishing to other users' public channels when it has no WebSocket (reference 5.3). The
  * CHANNEL_ID list is checked like a subscription; its first public id is the sender. Errors are
- * HTTP 400 (4010 for the channel list) with "<code>: <reason>" bodies.
+ * HTTP 400 (4012 for any channel list without a signed public id) with "<code>: <reason>" bodies.
  *
  * Resolves (never rejects) once the request is answered or aborted, so the caller can count it as
  * in flight until then: a draining publisher must not exit while a body is still arriving.
@@ -29,9 +29,7 @@ export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, 
   const ex = new Exchange(res);
   return readBody(ex, contentLength, deps.maxBodyBytes)
     .then(async (body) => {
-      const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
-      const publicId = subs.find((s) => s.publicId !== null)?.publicId ?? null;
-      if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
+      const publicId = restSenderPublicId(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
       const admit = (req: V4Request): void => chargeClientRequest(deps.limiter, publicId, req);
       onPublished(await answerV4(ex, body, { trusted: false, secret: deps.secret }, { type: SenderType.CLIENT, id: publicId }, deps, admit));
     })

@@ -19,7 +19,7 @@ import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 import { handleRest, REST_PATHS, type RestDeps } from './rest.js';
-import { CORS_ANY, Exchange, RateMeter, clientLimiter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 /** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
 export const PUBLISH_PATHS = ['/pub', '/pub/*', '/bitrix/pub', '/bitrix/pub/*'];
@@ -262,6 +262,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       pollings: 0,
       channels: 0,
       messages: { published: counters.published, rejected: counters.rejected, unavailable: counters.unavailable, byType: Object.fromEntries(counters.byType) },
+      ...bitrixStatFields(config, backend.kind),
       // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
       rates: { published: publishRate.rate(counters.published, Date.now()) },
       draining,

@@ -7,3 +7,4 @@ export * from './main.js';
 export * from './app-routes.js';
 export * from './metrics.js';
 export * from './rate-limit.js';
+export * from './server-stat.js';
