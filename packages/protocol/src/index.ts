@@ -9,3 +9,4 @@ export * from './v4/index.js';
 export * from './publish-auth.js';
 export * from './channel-lifecycle.js';
 export * from './networks.js';
+export * from './v5/index.js';

@@ -1,0 +1,2 @@
+export * from './json-rpc.js';
+export * from './jwt.js';
