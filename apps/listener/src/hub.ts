@@ -12,7 +12,8 @@ const ZERO_MID = '0'.repeat(26);
  * that means a WebSocket send or finishing a parked long-poll response.
  */
 export interface Transport {
-  readonly kind: 'ws' | 'lp';
+  /** `sub` = an extra subscription of another connection (protocol-5 status), not counted as a client. */
+  readonly kind: 'ws' | 'lp' | 'sub';
   readonly format: FrameFormat;
   /**
    * Write one complete frame: UTF-8 text for `text` and `jsonrpc`, ResponseBatch bytes for `protobuf`.
@@ -132,7 +133,7 @@ export class Hub {
   /** Between the broker's `lost` and `restored`. */
   private restoring = false;
   /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
-  private readonly byKind = { ws: 0, lp: 0 };
+  private readonly byKind = { ws: 0, lp: 0, sub: 0 };
   private flushScheduled = false;
   /** How long the next flush waits, ms: the previous flush's duration, capped (see flush()). */
   private windowMs = 0;
@@ -167,7 +168,7 @@ export class Hub {
   }
 
   countByTransport(): { ws: number; lp: number } {
-    return { ...this.byKind };
+    return { ws: this.byKind.ws, lp: this.byKind.lp };
   }
 
   /**
