@@ -19,6 +19,7 @@ import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 import { handleRest, REST_PATHS, type RestDeps } from './rest.js';
+import { handleJsonRpcApi, JSON_RPC_API_PATHS } from './json-rpc-api.js';
 import { CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, parseQuery, registerCommonRoutes, readBody, serveMetrics, startRedisProbe, type Config, type HttpRequest, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 /** Publish paths, matched by prefix like the Bitrix servers (`/bitrix/pub/anything` publishes too). */
@@ -234,6 +235,23 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       }).finally(() => inFlight--);
     });
     app.options(path, (res) => void new Exchange(res).send(200, '', REST_PREFLIGHT));
+    app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
+  }
+  // Protocol 5: the portal publishes and asks for last-seen times in JSON-RPC (json-rpc-api.ts).
+  const jsonRpcDeps = { store, presence: backend.presence, secret: channelSecret, limits, maxBodyBytes: config.maxBodyBytes };
+  for (const path of JSON_RPC_API_PATHS) {
+    app.post(path, (res, req) => {
+      counters.requests++;
+      if (draining) {
+        refuseWhileDraining(new Exchange(res));
+        return;
+      }
+      inFlight++;
+      void handleJsonRpcApi(res, req, jsonRpcDeps, reject, (n) => {
+        counters.published += n;
+        metrics.requests.inc({ result: 'ok' });
+      }).finally(() => inFlight--);
+    });
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   }
   const serverStat = (res: HttpResponse): void => {

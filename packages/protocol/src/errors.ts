@@ -52,6 +52,9 @@ export const Errors = {
   AUTH_REPLAY: { code: 4125, status: 403, reason: 'Nonce was already used; sign every request with a fresh nonce.' },
   CHANNEL_EXPIRED: { code: 4126, status: 410, reason: 'Channel is past its write window; rotate it: mint a new channel id and give clients a new config.' },
   INVALID_MINT: { code: 4127, status: 400, reason: 'Mint request must be count=1..100.' },
+  // 4140-4159: protocol 5 (docs/protocol-v5.md).
+  PORTAL_RPC_SIGNATURE: { code: 4140, status: 401, reason: 'Portal JSON-RPC request needs signature=<hex HMAC of the body with the signature key> (the pull module adds it).' },
+  PORTAL_RPC_INVALID: { code: 4141, status: 400, reason: 'Portal JSON-RPC request must be {"jsonrpc":"2.0","method":"publish" or "getUsersLastSeen","params":{...}} or an array of them.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

@@ -14,6 +14,7 @@ import {
   type RpcCall,
   type V5Call,
 } from '@push/protocol';
+import { usersLastSeen } from '@push/backend';
 import type { Logger } from '@push/runtime';
 import type { Connection, Hub, Transport } from '../hub.js';
 import type { UserStatus } from '../user-status.js';
@@ -75,21 +76,6 @@ function listChannels(session: JsonRpcSession): string[] {
   return session.channels.map((c) => (c.startsWith('pub:') ? c.slice('pub:'.length) : c));
 }
 
-async function lastSeen(users: readonly number[], ctx: JsonRpcContext): Promise<Record<string, number>> {
-  const keys = users.map((u) => userChannelKey(u));
-  const presence = ctx.clientRequests.presence;
-  const [online, seen] = await Promise.all([presence.online(keys), presence.lastSeen(keys)]);
-  const now = Date.now();
-  const out: Record<string, number> = {};
-  users.forEach((u, i) => {
-    // 0 = connected now; otherwise whole seconds since the last sign of life; absent = never seen
-    // (the official client then asks the portal, pull.api.user.getLastSeen).
-    if (online[i] === true) out[String(u)] = 0;
-    else if (seen[i] !== null && seen[i] !== undefined) out[String(u)] = Math.max(0, Math.floor((now - (seen[i] as number)) / 1000));
-  });
-  return out;
-}
-
 async function watch(userId: number, session: JsonRpcSession, sink: ReplySink, ctx: JsonRpcContext): Promise<void> {
   if (session.watching.has(userId)) return;
   session.watching.set(userId, null);
@@ -128,7 +114,7 @@ async function execute(call: V5Call, session: JsonRpcSession, sink: ReplySink, c
       return {};
     }
     case 'getUsersLastSeen':
-      return lastSeen(call.users, ctx);
+      return usersLastSeen(ctx.clientRequests.presence, call.users);
     case 'ping':
       return {};
     case 'listChannels':
