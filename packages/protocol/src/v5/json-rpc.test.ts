@@ -52,6 +52,9 @@ describe('protocol 5 methods', () => {
     assert.deepEqual(parseV5Call('listChannels', {}, ctx), { method: 'listChannels' });
     assert.deepEqual(parseV5Call('subscribeStatusChange', { userId: 9 }, ctx), { method: 'subscribeStatusChange', userId: 9 });
     assert.deepEqual(parseV5Call('unsubscribeStatusChange', { userId: 9 }, ctx), { method: 'unsubscribeStatusChange', userId: 9 });
+    // The client re-subscribes after a reconnect with the ids as strings (object keys).
+    assert.deepEqual(parseV5Call('subscribeStatusChange', { userId: '9' }, ctx), { method: 'subscribeStatusChange', userId: 9 });
+    assert.deepEqual(parseV5Call('getUsersLastSeen', { userList: ['3', 3] }, ctx), { method: 'getUsersLastSeen', users: [3] });
   });
   const refused: Array<[string, string, unknown, number]> = [
     ['unknown method', 'frobnicate', {}, -32601],
@@ -60,7 +63,7 @@ describe('protocol 5 methods', () => {
     ['publish with empty lists', 'publish', { userList: [], channelList: [], body: {} }, 4017],
     ['publish to too many receivers', 'publish', { userList: [1, 2, 3, 4], body: {} }, 4018],
     ['publish: users and channels together over the limit', 'publish', { userList: [1, 2, 3], channelList: [`${P}.${sig}`], body: {} }, 4018],
-    ['publish: user id not a number', 'publish', { userList: ['1'], body: {} }, -32602],
+    ['publish: user id not a number', 'publish', { userList: ['x1'], body: {} }, -32602],
     ['publish: user id 0', 'publish', { userList: [0], body: {} }, -32602],
     ['publish: channelList not an array', 'publish', { channelList: P, body: {} }, -32602],
     ['publish: channel without signature', 'publish', { channelList: [P], body: {} }, -32602],
@@ -72,7 +75,8 @@ describe('protocol 5 methods', () => {
     ['getUsersLastSeen without list', 'getUsersLastSeen', {}, -32602],
     ['getUsersLastSeen over the limit', 'getUsersLastSeen', { userList: [1, 2, 3, 4] }, 4018],
     ['subscribeStatusChange without userId', 'subscribeStatusChange', {}, -32602],
-    ['unsubscribeStatusChange with a string', 'unsubscribeStatusChange', { userId: '1' }, -32602],
+    ['unsubscribeStatusChange with a string that is no id', 'unsubscribeStatusChange', { userId: '1a' }, -32602],
+    ['subscribeStatusChange with 0', 'subscribeStatusChange', { userId: 0 }, -32602],
     ['params an array', 'publish', [1], -32602],
   ];
   for (const [name, method, params, code] of refused) {

@@ -119,14 +119,21 @@ function invalidParams(detail: string): RpcFailure {
   return new RpcFailure(RpcErrors.INVALID_PARAMS, detail);
 }
 
-function isUserId(v: unknown): v is number {
-  return typeof v === 'number' && Number.isSafeInteger(v) && v > 0;
+/**
+ * A user id: a positive integer, or its decimal string (the official client re-subscribes status
+ * changes after a reconnect with the ids it keeps as object keys, i.e. strings).
+ */
+function userId(v: unknown): number | null {
+  if (typeof v === 'number') return Number.isSafeInteger(v) && v > 0 ? v : null;
+  if (typeof v === 'string' && /^[1-9][0-9]{0,15}$/.test(v)) return Number(v);
+  return null;
 }
 
 function userList(v: unknown, name: string, max: number): number[] {
-  if (!Array.isArray(v) || !v.every(isUserId)) throw invalidParams(`"${name}" must be an array of user ids (positive integers)`);
-  if (v.length > max) throw RpcFailure.fromPush(new PushError(Errors.TOO_MANY_CHANNELS));
-  return [...new Set(v)];
+  const ids = Array.isArray(v) ? v.map(userId) : [null];
+  if (ids.some((id) => id === null)) throw invalidParams(`"${name}" must be an array of user ids (positive integers)`);
+  if (ids.length > max) throw RpcFailure.fromPush(new PushError(Errors.TOO_MANY_CHANNELS));
+  return [...new Set(ids as number[])];
 }
 
 /** A public channel the sender names: "<publicId>.<signature>" or {publicId, signature}, signed like v4. */
@@ -179,8 +186,9 @@ function publishCall(p: Record<string, unknown>, ctx: V5Context): V5Call {
 }
 
 function userIdParam(p: Record<string, unknown>): number {
-  if (!isUserId(p['userId'])) throw invalidParams('"userId" must be a user id (positive integer)');
-  return p['userId'];
+  const id = userId(p['userId']);
+  if (id === null) throw invalidParams('"userId" must be a user id (positive integer)');
+  return id;
 }
 
 /** Validates one call's method and params. Throws RpcFailure. */
