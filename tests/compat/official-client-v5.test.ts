@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { signSubscriptionToken } from '@push/protocol';
 import { PortalV5, SdkV5Client } from './sdk-v5.js';
+import { wire } from './sdk-harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, TEST_KEY, type AppProcess } from '../helpers/apps.js';
 import { eventually, sleep } from '../helpers/ports.js';
@@ -79,6 +80,11 @@ const env = (r: RedisServer): Record<string, string> => ({ REDIS_URL: r.url, PUS
     // The WebSocket client acknowledged each message with "mack:<mid>", as protocol 5 does.
     const acks = ws.sockets().flatMap((s) => s.sent.map((f) => Buffer.from(f.data).toString()).filter((t) => t.startsWith('mack:')));
     assert.equal(acks.length, 2);
+    // The long-polling client posts its acks to its publish URL: answered 200, not refused.
+    const lpAcks = wire.requests.filter((r) => r.method === 'POST' && r.requestBody !== null && Buffer.from(r.requestBody).toString().startsWith('mack:'));
+    await eventually(() => lpAcks.every((r) => r.doneAt !== null), 5000, 'acks answered');
+    assert.equal(lpAcks.length, 2);
+    assert.deepEqual(lpAcks.map((r) => r.status), [200, 200]);
   });
 
   it('client-to-client: sendMessage to another user arrives as a client message with the sender; sendMessageToChannels is refused without signed channels', async () => {

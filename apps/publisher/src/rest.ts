@@ -1,5 +1,5 @@
-import { SenderType, restSenderPublicId, type ChannelSecret, type V4Request } from '@push/protocol';
-import { Exchange, chargeClientRequest, parseQuery, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
+import { SenderType, isMessageAck, restSenderPublicId, type ChannelSecret, type V4Request } from '@push/protocol';
+import { CORS_ANY, Exchange, chargeClientRequest, parseQuery, readBody, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
 import { answerV4, type V4RouteDeps } from './binary-publish.js';
 
 /** Client publishing paths (Bitrix route `rest`; the portal's `path_to_publish_web`). */
@@ -29,6 +29,12 @@ export function handleRest(res: HttpResponse, req: HttpRequest, deps: RestDeps, 
   const ex = new Exchange(res);
   return readBody(ex, contentLength, deps.maxBodyBytes)
     .then(async (body) => {
+      // A protocol-5 client that long-polls posts its message acks ("mack:<mid>") here; they need
+      // nothing (resuming is by mid), so they are answered without a channel check or a rejection.
+      if (isMessageAck(body)) {
+        ex.send(200, '', [...CORS_ANY, ['Content-Type', 'text/plain; charset=utf-8']]);
+        return;
+      }
       const publicId = restSenderPublicId(query.get('CHANNEL_ID') ?? null, deps.secret, deps.maxChannels);
       const admit = (req: V4Request): void => chargeClientRequest(deps.limiter, publicId, req);
       onPublished(await answerV4(ex, body, { trusted: false, secret: deps.secret }, { type: SenderType.CLIENT, id: publicId }, deps, admit));

@@ -2,7 +2,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { signature } from '../channel-id.js';
 import type { StoredMessage } from '../record.js';
-import { encodeIncomingMessage, parseClientFrame, parseV5Call, rpcBatch, rpcError, rpcResult, RpcFailure, wrapIncomingMessages, type V5Context } from './json-rpc.js';
+import { encodeIncomingMessage, isMessageAck, parseClientFrame, parseV5Call, rpcBatch, rpcError, rpcResult, RpcFailure, wrapIncomingMessages, type V5Context } from './json-rpc.js';
 
 const secret = { key: 'k', algorithm: 'sha1' as const };
 const ctx: V5Context = { secret, limits: { maxMessages: 2, maxChannels: 3, maxFanoutBytes: 1000 } };
@@ -27,6 +27,17 @@ describe('protocol 5 client frames', () => {
     ['a scalar', '7', { kind: 'rpc', batch: false, calls: [{ kind: 'invalid', id: null, error: { code: -32600, message: 'Invalid Request' } }] }],
   ];
   for (const [name, text, expected] of table) it(name, () => assert.deepEqual(parseClientFrame(text, 2), expected));
+});
+
+describe('message acks posted over long poll', () => {
+  const table: Array<[string, boolean]> = [
+    ['mack:00000000010000000000000001', true],
+    ['mack:', true],
+    ['mack', false],
+    ['{"jsonrpc":"2.0"}', false],
+    [`mack:${'1'.repeat(100)}`, false],
+  ];
+  for (const [body, ack] of table) it(`${body.slice(0, 30)} -> ${ack}`, () => assert.equal(isMessageAck(Buffer.from(body)), ack));
 });
 
 describe('protocol 5 methods', () => {

@@ -46,6 +46,11 @@ export const PING_FRAME = 'ping';
 export const PONG_FRAME = 'pong';
 const ACK_PREFIX = 'mack:';
 
+/** A client's "mack:<mid>" frame (or long-poll POST body): an acknowledgement, nothing to do. */
+export function isMessageAck(bytes: Uint8Array): boolean {
+  return bytes.byteLength >= ACK_PREFIX.length && bytes.byteLength <= ACK_PREFIX.length + 64 && Buffer.from(bytes.subarray(0, ACK_PREFIX.length)).toString('latin1') === ACK_PREFIX;
+}
+
 export type RpcCall =
   | { readonly kind: 'call'; readonly id: RpcId | undefined; readonly method: string; readonly params: unknown }
   | { readonly kind: 'invalid'; readonly id: RpcId; readonly error: RpcError };
