@@ -53,7 +53,9 @@ describe('parity with push server 2.0', () => {
     const restUrl = `${pub.url}/bitrix/rest/?CHANNEL_ID=${encodeURIComponent(signChannelPair(privS, pubS, SECRET))}`;
     const toPublic = [{ id: hex(pubId), isPrivate: false, signature: publicSig(pubId) }];
     for (const [sent, value] of bodies) {
-      const routes: Array<[string, () => Promise<number>]> = [
+      // HTTP routes answer a status; a WebSocket frame has no answer (null): its proof is the
+      // delivery below and the socket staying open.
+      const routes: Array<[string, () => Promise<number | null>]> = [
         ['text publish', async () => (await publish(pub.url, [priv], sent, { 'Message-Expiry': '60' })).status],
         ['batch', async () => (await fetch(`${pub.url}/bitrix/pub/batch`, { method: 'POST', body: JSON.stringify({ messages: [{ channels: [priv], body: sent }] }) })).status],
         ['binary publish', async () => (await fetch(`${pub.url}/bitrix/pub/?binaryMode=true`, { method: 'POST', body: encodeRequestBatch({ requests: [rawIncoming([{ id: hex(priv), isPrivate: true }], sent)] }) })).status],
@@ -62,12 +64,13 @@ describe('parity with push server 2.0', () => {
           'WebSocket binary frame',
           async () => {
             sender.ws.send(encodeRequestBatch({ requests: [rawIncoming(toPublic, sent)] }));
-            return 200;
+            return null;
           },
         ],
       ];
       for (const [route, send] of routes) {
-        assert.equal(await send(), 200, `${route} ${sent}`);
+        const status = await send();
+        if (status !== null) assert.equal(status, 200, `${route} ${sent}`);
         expected.push(value);
         await eventually(() => bin.messages.length === expected.length, 5000, `${route} ${sent} delivered`);
       }

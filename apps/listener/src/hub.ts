@@ -438,8 +438,9 @@ export class Hub {
   }
 
   /**
-   * One write carrying everything pending: text frames concatenate; protobuf elements of a
-   * repeated field concatenate too and are wrapped into one ResponseBatch. When the previous
+   * One write carrying everything pending, built by the format's codec (frame-codecs.ts): text
+   * frames concatenate, protobuf elements are wrapped into one ResponseBatch, JSON-RPC
+   * notifications into one batch array. When the previous
    * connection of the same format in this flush had the very same encoded messages (same objects,
    * same order: the other subscribers of a broadcast), its frame is reused, so a broadcast to
    * 10,000 sockets builds one frame per format, not 10,000 copies.
