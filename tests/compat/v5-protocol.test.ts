@@ -302,6 +302,7 @@ describe('protocol 5 over the real stack', () => {
       ['an unknown method', () => portalRpc(pub.url, [ok, { jsonrpc: '2.0', method: 'drop', params: {} }]), 400, 4141],
       ['no receivers', () => portalRpc(pub.url, [publishCall({ body: {} })]), 400, 4017],
       ['not JSON', () => fetch(`${pub.url}/bitrix/api/?signature=${createHmac('sha1', TEST_KEY).update('{').digest('hex')}`, { method: 'POST', body: '{' }), 400, 4141],
+      ['a body over 1 MiB', () => portalRpc(pub.url, [publishCall({ channelList: [shared], body: { pad: 'x'.repeat(1024 * 1024) } })]), 413, 4101],
     ];
     for (const [name, send, status, code] of cases) {
       const res = await send();
