@@ -287,7 +287,9 @@ describe('protocol 4 over the real stack', () => {
     assert.equal(replay[0]?.sender?.type, 1);
     const errs: Array<[string, Uint8Array, string]> = [
       [`${pub.url}/bitrix/rest/?CHANNEL_ID=${signed(privA)}`, encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(pubB) }], { module_id: 'x', command: 'y' })] }), '4012: Public Channel Id is Required.'],
-      [`${pub.url}/bitrix/rest/?CHANNEL_ID=${privA}:${pubA}.${'0'.repeat(40)}`, encodeRequestBatch({ requests: [{ serverStats: {} }] }), '4010: Wrong Channel Id.'],
+      // As in Bitrix 2.0, a list that does not check out names no public id: 4012, signed wrongly or not at all.
+      [`${pub.url}/bitrix/rest/?CHANNEL_ID=${privA}:${pubA}.${'0'.repeat(40)}`, encodeRequestBatch({ requests: [{ serverStats: {} }] }), '4012: Public Channel Id is Required.'],
+      [`${pub.url}/bitrix/rest/?CHANNEL_ID=${privA}:${pubA}`, encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(pubB) }], { module_id: 'x', command: 'y' })] }), '4012: Public Channel Id is Required.'],
       [restUrl, encodeRequestBatch({ requests: [{ serverStats: {} }] }), '4014: Request command is not allowed.'],
       [restUrl, encodeRequestBatch({ requests: [incoming([{ id: hex(privB), isPrivate: true }], { module_id: 'x', command: 'y' })] }), '4020: Private channel is not allowed.'],
       [restUrl, encodeRequestBatch({ requests: [incoming([{ id: hex(pubB), isPrivate: false, signature: publicSig(privB) }], { module_id: 'x', command: 'y' })] }), '4021: Channel has an invalid signature.'],

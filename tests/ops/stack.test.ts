@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { parseEnvFile } from '@push/runtime';
 import { createHmac } from 'node:crypto';
-import { encodeRequestBatch, signChannel, signChannelPair, type ChannelSecret } from '@push/protocol';
+import { encodeRequestBatch, signChannel, signChannelPair, signSubscriptionToken, type ChannelSecret } from '@push/protocol';
+import WebSocket from 'ws';
 import { ROOT } from '../helpers/apps.js';
 import { WsClient, channelId, longPoll, publish } from '../helpers/clients.js';
 import { eventually, sleep } from '../helpers/ports.js';
@@ -262,6 +263,28 @@ describe('npm start / status / restart / stop', () => {
     assert.match(await forged.text(), /^4123: /);
     const after = await longPoll(front, [ch.signed], `&mid=${ZERO_MID}`);
     assert.deepEqual(after.messages.map((m) => (m.text as { command: string }).command), ['signed']);
+  });
+
+  it('protocol 5 through the front port: the portal JSON-RPC endpoint publishes to a token WebSocket', async () => {
+    const shared = channelId();
+    const t = Math.floor(Date.now() / 1000);
+    const token = signSubscriptionToken({ iss: 'host', iat: t, exp: t + 3600, sub: '77', chan: [shared] }, secret.key);
+    const ws = new WebSocket(`${front.replace(/^http/, 'ws')}/bitrix/subws/?token=${token}&jsonRpc=true&revision=19`);
+    const frames: string[] = [];
+    ws.on('message', (d) => frames.push(d.toString()));
+    await new Promise((resolve, reject) => {
+      ws.once('open', resolve);
+      ws.once('error', reject);
+    });
+    await sleep(100);
+    const body = JSON.stringify([{ jsonrpc: '2.0', method: 'publish', params: { userList: [77], body: { module_id: 'test', command: 'v5', params: {} }, expiry: 60 } }]);
+    const res = await fetch(`${front}/bitrix/api/?signature=${createHmac(secret.algorithm, secret.key).update(body).digest('hex')}`, { method: 'POST', body });
+    assert.equal(res.status, 200, await res.clone().text());
+    await eventually(() => frames.some((f) => f.includes('"incoming.message"') && f.includes('"command":"v5"')), 5000, 'delivered through nginx');
+    const unsigned = await fetch(`${front}/bitrix/api/`, { method: 'POST', body });
+    assert.equal(unsigned.status, 401);
+    assert.match(await unsigned.text(), /^4140: /);
+    ws.close();
   });
 
   it('/metrics of every process is valid Prometheus text with the documented families and values that move; nginx stub status answers', async () => {

@@ -125,8 +125,8 @@ describe('publish authentication', () => {
   const batchOf = (messages: unknown): string => JSON.stringify({ messages });
   const okItem = (ch: string): unknown => ({ channels: [ch], body: { module_id: 'x', command: 'y', params: {} } });
   const malformed: Array<[string, (ch: string) => [path: string, body: Body], number, number]> = [
-    ['single: body is not JSON', (ch) => [target(ch), '{"module_id":'], 400, 4102],
-    ['single: body is a JSON array', (ch) => [target(ch), '[1,2]'], 400, 4103],
+    ['batch: a message without a body', (ch) => ['/bitrix/pub/batch', batchOf([okItem(ch), { channels: [ch] }])], 400, 4106],
+    ['batch: a message whose body is an empty string', (ch) => ['/bitrix/pub/batch', batchOf([okItem(ch), { channels: [ch], body: '' }])], 400, 4106],
     ['single: empty body', (ch) => [target(ch), ''], 400, 4100],
     ['single: no channel', () => ['/bitrix/pub/', BODY], 400, 4017],
     ['single: a malformed channel id', (ch) => [target(`${ch}/NOT-A-CHANNEL`), BODY], 400, 4010],
@@ -160,7 +160,7 @@ describe('publish authentication', () => {
     const ch = channelId();
     const n = nonce();
     const ts = now();
-    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), '{broken', ed, { nonce: n, timestamp: ts }), 400, 4102);
+    await refusedUnchanged(() => signedFetch(pub.url, 'POST', target(ch), '', ed, { nonce: n, timestamp: ts }), 400, 4100);
     const ok = await signedFetch(pub.url, 'POST', target(ch), BODY, ed, { nonce: n, timestamp: ts });
     assert.equal(ok.status, 200, await ok.text());
     const mids = ok.headers.get('x-push-message-ids');

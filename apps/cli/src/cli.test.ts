@@ -213,9 +213,9 @@ describe('pushctl', () => {
     const r = await pushctl(['publish', '--url', pub.url, '--key', strangerFile, '--channel', channelId()], '{"module_id":"x","command":"y"}');
     assert.equal(r.code, 1);
     assert.match(r.err, /HTTP 401\): 4122: /);
-    const bad = await pushctl(['publish', '--url', pub.url, '--key', keyFile, '--channel', channelId()], 'not json');
+    const bad = await pushctl(['publish', '--url', pub.url, '--key', keyFile, '--channel', channelId(), '--type', 'no spaces allowed'], '{"module_id":"x","command":"y"}');
     assert.equal(bad.code, 1);
-    assert.match(bad.err, /HTTP 400\): 4102: /);
+    assert.match(bad.err, /HTTP 400\): 4105: /);
   });
 
   it('exit 2 on usage errors, exit 3 when the server is unreachable or a file is missing', async () => {

@@ -5,7 +5,7 @@ import { BACKEND_SENDER, Errors, bytesToHex, decodeResponseBatch, decodeTextFram
 import { createMemoryBackend, type Backend } from '@push/backend';
 import { Hub, type FrameFormat, type Transport } from './hub.js';
 
-/** Protocol-4 parts of the hub: per-connection frame formats, encode-once, coalescing, the 4029 cap. */
+/** Protocol-4 and -5 parts of the hub: per-connection frame formats, encode-once, coalescing, the 4029 cap. */
 
 const log = pino({ level: 'silent' });
 const A = 'a'.repeat(32);
@@ -29,6 +29,14 @@ class Recorder implements Transport {
   get batches(): string[][] {
     return this.writes.map((w) => {
       if (this.format === 'text') return decodeTextFrames(Buffer.from(w).toString('utf8')).map((f) => f.mid);
+      if (this.format === 'jsonrpc') {
+        // One notification is an object, several a JSON-RPC batch (array).
+        const doc = JSON.parse(Buffer.from(w).toString('utf8')) as { method: string; params: { mid: string } } | Array<{ method: string; params: { mid: string } }>;
+        const list = Array.isArray(doc) ? doc : [doc];
+        assert.ok(list.every((n) => n.method === 'incoming.message'));
+        if (list.length === 1) assert.ok(!Array.isArray(doc), 'a single notification is not wrapped');
+        return list.map((n) => n.params.mid);
+      }
       const batch = decodeResponseBatch(w);
       assert.equal(batch.responses.length, 1, 'one ResponseBatch with one outgoingMessages response per write');
       return (batch.responses[0]?.outgoingMessages?.messages ?? []).map((m) => bytesToHex(m.id));
@@ -61,6 +69,22 @@ describe('Hub frame formats', () => {
     for (const t of [...proto, ...text, both]) assert.deepEqual(t.batches, [mids], `${t.format}: one write, all three, in order, once`);
     assert.equal(hub.counters.encodedProtobuf, 3, 'three messages, three protobuf encodings for four protobuf connections');
     assert.equal(hub.counters.encodedText, 3, 'three messages, three text encodings for two text connections');
+  });
+
+  it('protocol-5 connections: one write per turn (a batch array for several), each message encoded once, beside the other formats', async () => {
+    const rpc = [new Recorder('jsonrpc'), new Recorder('jsonrpc')];
+    const text = new Recorder('text');
+    for (const t of [...rpc, text]) await hub.open([A], t, null);
+    const mids = await publish(m([A], 1), m([A], 2));
+    await tick();
+    for (const t of [...rpc, text]) assert.deepEqual(t.batches, [mids], `${t.format}: one write, both, in order`);
+    assert.equal(hub.counters.encodedJsonRpc, 2);
+    assert.equal(hub.counters.encodedText, 2);
+    const [one] = await publish(m([A], 3));
+    await tick();
+    assert.deepEqual(rpc[0]?.batches[1], [one]);
+    // Both protocol-5 connections got the very same frame object (built once per turn).
+    assert.equal(rpc[0]?.writes[0], rpc[1]?.writes[0]);
   });
 
   it('connections that get the same messages in one turn share one frame per format; others get their own', async () => {

@@ -1,24 +1,22 @@
-import { Errors, PushError, channelExpireBody, channelPhase, encodeOutgoingElement, encodeTextFrame, historyGapMessage, wrapOutgoingElements, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
+import { Errors, PushError, channelExpireBody, channelPhase, historyGapMessage, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
 import type { Broker, ChannelRegistry, ChannelTimes, HistoryGap, HistoryResult, Presence, Store } from '@push/backend';
 import type { Logger } from '@push/runtime';
+import { FRAME_CODECS, type FrameFormat } from './frame-codecs.js';
+
+export type { FrameFormat } from './frame-codecs.js';
 
 const ZERO_MID = '0'.repeat(26);
-
-/**
- * How a connection wants its messages: `text` = concatenated `#!NGINXNMS!#` frames (versions 3/4),
- * `protobuf` = one ResponseBatch per write (version 4 with binaryMode=true).
- */
-export type FrameFormat = 'text' | 'protobuf';
 
 /**
  * Where a connection's bytes go. The hub hands it complete frames; the transport knows whether
  * that means a WebSocket send or finishing a parked long-poll response.
  */
 export interface Transport {
-  readonly kind: 'ws' | 'lp';
+  /** `sub` = an extra subscription of another connection (protocol-5 status), not counted as a client. */
+  readonly kind: 'ws' | 'lp' | 'sub';
   readonly format: FrameFormat;
   /**
-   * Write one complete frame: UTF-8 text frames for `text`, ResponseBatch bytes for `protobuf`.
+   * Write one complete frame: UTF-8 text for `text` and `jsonrpc`, ResponseBatch bytes for `protobuf`.
    * Always bytes: uWebSockets.js converts a JS string to UTF-8 on every send, bytes go out as they
    * are, so a frame shared by many sockets is converted once. Returns false when the transport is
    * gone or gave up.
@@ -33,6 +31,9 @@ export interface Transport {
    */
   historyGap?(after: string, gaps: readonly HistoryGap[]): void;
 }
+
+/** Which counter records a fresh encoding per format. */
+const ENCODED_COUNTER = { text: 'encodedText', protobuf: 'encodedProtobuf', jsonrpc: 'encodedJsonRpc' } as const satisfies Record<FrameFormat, keyof HubCounters>;
 
 /** Channel keys of public channels (`pub:<id>`, see publicChannelKey) carry the per-channel connection cap. */
 const PUBLIC_KEY_PREFIX = 'pub:';
@@ -108,6 +109,7 @@ export interface HubCounters {
   /** Live-message encodings done per format: at most one per message and format (cache hits are free). */
   encodedText: number;
   encodedProtobuf: number;
+  encodedJsonRpc: number;
   /** The current coalescing window, ms (0 = flushing in the next event-loop turn). */
   coalesceWindowMs: number;
   /** Resumes (opens and refills) told that messages after their cursor are gone (history_gap). */
@@ -139,7 +141,7 @@ export class Hub {
   /** Between the broker's `lost` and `restored`. */
   private restoring = false;
   /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
-  private readonly byKind = { ws: 0, lp: 0 };
+  private readonly byKind = { ws: 0, lp: 0, sub: 0 };
   private flushScheduled = false;
   /** How long the next flush waits, ms: the previous flush's duration, capped (see flush()). */
   private windowMs = 0;
@@ -148,18 +150,17 @@ export class Hub {
   // One-entry encoding cache per format (see encoded()): the mid it holds and its two encodings,
   // each computed only when some connection of that format needs it.
   private lastMid = '';
-  private lastText: Uint8Array | null = null;
-  private lastProto: Uint8Array | null = null;
+  private lastEncoded: Partial<Record<FrameFormat, Uint8Array>> = {};
   // Per format, the frame built for the previous connection in a flush and the pending list it
   // came from: connections of one channel get the same messages in the same order, so a broadcast
   // builds its frame once and hands the same bytes to every socket (see frameFor()).
-  private readonly lastBuilt: Record<FrameFormat, { pending: Uint8Array[]; frame: Uint8Array } | null> = { text: null, protobuf: null };
+  private lastBuilt: Partial<Record<FrameFormat, { pending: Uint8Array[]; frame: Uint8Array }>> = {};
   private readonly presenceTimer: NodeJS.Timeout;
   /** Lifecycle: per local channel, the timer that fires when its write window ends. */
   private readonly expiryTimers = new Map<string, NodeJS.Timeout>();
   /** Lifecycle: local channels whose notice exists already (nothing more to watch for). */
   private readonly expiredLocal = new Set<string>();
-  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0, coalesceWindowMs: 0, truncatedResumes: 0 };
+  readonly counters: HubCounters = { delivered: 0, frames: 0, bytesOut: 0, received: 0, dropped: 0, slowConsumerCloses: 0, encodedText: 0, encodedProtobuf: 0, encodedJsonRpc: 0, coalesceWindowMs: 0, truncatedResumes: 0 };
   private readonly log: Logger;
 
   constructor(private readonly opts: HubOptions) {
@@ -175,7 +176,7 @@ export class Hub {
   }
 
   countByTransport(): { ws: number; lp: number } {
-    return { ...this.byKind };
+    return { ws: this.byKind.ws, lp: this.byKind.lp };
   }
 
   /**
@@ -404,21 +405,15 @@ export class Hub {
   private encoded(msg: StoredMessage, format: FrameFormat): Uint8Array {
     if (msg.mid !== this.lastMid) {
       this.lastMid = msg.mid;
-      this.lastText = null;
-      this.lastProto = null;
+      this.lastEncoded = {};
     }
-    if (format === 'protobuf') {
-      if (this.lastProto === null) {
-        this.lastProto = encodeOutgoingElement(msg);
-        this.counters.encodedProtobuf++;
-      }
-      return this.lastProto;
+    let out = this.lastEncoded[format];
+    if (out === undefined) {
+      out = FRAME_CODECS[format].element(msg);
+      this.lastEncoded[format] = out;
+      this.counters[ENCODED_COUNTER[format]]++;
     }
-    if (this.lastText === null) {
-      this.lastText = Buffer.from(encodeTextFrame(msg), 'utf8');
-      this.counters.encodedText++;
-    }
-    return this.lastText;
+    return out;
   }
 
   private enqueue(conn: Connection, msg: StoredMessage, replay: boolean): void {
@@ -428,7 +423,7 @@ export class Hub {
     if (conn.cursor === null || msg.mid > conn.cursor) conn.cursor = msg.mid;
     const format = conn.transport.format;
     // Replays are per connection (nothing to share), so they bypass the cache and leave it intact.
-    (conn.pending ??= []).push(replay ? (format === 'protobuf' ? encodeOutgoingElement(msg) : Buffer.from(encodeTextFrame(msg), 'utf8')) : this.encoded(msg, format));
+    (conn.pending ??= []).push(replay ? FRAME_CODECS[format].element(msg) : this.encoded(msg, format));
     this.dirty.add(conn);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
@@ -465,23 +460,23 @@ export class Hub {
       } else this.counters.dropped += count;
     }
     this.dirty.clear();
-    this.lastBuilt.text = null;
-    this.lastBuilt.protobuf = null;
+    this.lastBuilt = {};
     this.windowMs = Math.min(this.opts.coalesceMaxMs ?? 0, performance.now() - started);
     this.counters.coalesceWindowMs = this.windowMs;
   }
 
   /**
-   * One write carrying everything pending: text frames concatenate; protobuf elements of a
-   * repeated field concatenate too and are wrapped into one ResponseBatch. When the previous
+   * One write carrying everything pending, built by the format's codec (frame-codecs.ts): text
+   * frames concatenate, protobuf elements are wrapped into one ResponseBatch, JSON-RPC
+   * notifications into one batch array. When the previous
    * connection of the same format in this flush had the very same encoded messages (same objects,
    * same order: the other subscribers of a broadcast), its frame is reused, so a broadcast to
    * 10,000 sockets builds one frame per format, not 10,000 copies.
    */
   private frameFor(pending: Uint8Array[], format: FrameFormat): Uint8Array {
     const prev = this.lastBuilt[format];
-    if (prev !== null && prev.pending.length === pending.length && pending.every((p, i) => p === prev.pending[i])) return prev.frame;
-    const frame = format === 'protobuf' ? wrapOutgoingElements(pending) : pending.length === 1 ? (pending[0] as Uint8Array) : Buffer.concat(pending);
+    if (prev !== undefined && prev.pending.length === pending.length && pending.every((p, i) => p === prev.pending[i])) return prev.frame;
+    const frame = FRAME_CODECS[format].frame(pending);
     this.lastBuilt[format] = { pending, frame };
     return frame;
   }

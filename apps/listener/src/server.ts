@@ -1,11 +1,13 @@
 import { nanoid } from 'nanoid';
 import { Errors, OriginPolicy, signChannel } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
-import { AdminGate, Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { AdminGate, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
 import { closeWebSocket, messageWebSocket, openWebSocket, upgradeWebSocket, type WebSocketOptions, type WsUserData } from './transports/websocket.js';
+import { JSON_RPC_PING_INTERVAL_MS, PING_BYTES } from './transports/json-rpc.js';
+import { UserStatus } from './user-status.js';
 
 /**
  * Every path a subscriber may use. Each serves both long poll (plain GET) and WebSocket (GET with
@@ -55,7 +57,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const sockets = new Set<WebSocket<WsUserData>>();
   registerListenerGauges(metrics, { subscriptions: () => broker.health(), websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
   const origins = new OriginPolicy(config.allowedOrigins);
-  const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining, origins };
+  const userStatus = new UserStatus({ store, presence: backend.presence, log: log.child({ component: 'user-status' }), onlineTtlMs: config.onlineTtlS * 1000, lingerMs: config.unsubscribeDelayMs });
+  const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining, origins, userStatus };
   const wsOpts: WebSocketOptions = {
     hub,
     secret,
@@ -74,7 +77,17 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       limits: { maxMessages: config.maxRequestMessages, maxChannels: config.maxChannels, maxFanoutBytes: config.maxFanoutBytes },
       limiter: clientLimiter(config, metrics.registry),
     },
+    userStatus,
   };
+  // Protocol-5 keep-alive: the official client answers "ping" with "pong" and, once pings have
+  // started, reconnects when none came for 20 s (a stuck connection).
+  const jsonRpcPing = setInterval(() => {
+    for (const ws of sockets) {
+      const data = ws.getUserData();
+      if (data.session !== null) data.transport?.write(PING_BYTES);
+    }
+  }, JSON_RPC_PING_INTERVAL_MS);
+  jsonRpcPing.unref();
 
   const app: TemplatedApp = uws.App();
   for (const path of SUBSCRIBE_PATHS) {
@@ -87,7 +100,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       maxBackpressure: 1024 * 1024 * 1024,
       upgrade: (res, req, context) => upgradeWebSocket(res, req, context, wsOpts),
       open: (ws) => openWebSocket(ws, wsOpts),
-      // Binary frames are protocol-4 client requests (publishing); text frames are ignored.
+      // Binary frames are protocol-4 client requests (publishing); text frames protocol-5 JSON-RPC.
       message: (ws, message, isBinary) => messageWebSocket(ws, message, isBinary, wsOpts),
       close: (ws) => closeWebSocket(ws, wsOpts),
     });
@@ -117,6 +130,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       pollings: lp,
       channels: hub.channelCount,
       messages: { received: c.received, delivered: c.delivered, frames: c.frames, bytesOut: c.bytesOut },
+      ...bitrixStatFields(config, backend.kind),
       // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
       rates: { delivered: deliveryRate.rate(c.delivered, now) },
       draining,
@@ -144,6 +158,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       uws.us_listen_socket_close(listenSocket);
       reporter.stop();
       redisProbe.stop();
+      clearInterval(jsonRpcPing);
+      userStatus.stop();
       const spreadMs = Math.floor(config.shutdownGraceMs * DRAIN_SPREAD_SHARE);
       const deadline = Date.now() + spreadMs + 1000;
       const scheduled = new WeakSet<object>();

@@ -1,4 +1,4 @@
-import { Errors, PushError, REQUEST_ID_HEADER, SenderType, parseSubscriberChannels, parseV4Request, type ChannelSecret, type OriginPolicy } from '@push/protocol';
+import { REQUEST_ID_HEADER, SenderType, isMessageAck, parseV4Request, restSenderPublicId, type ChannelSecret, type OriginPolicy } from '@push/protocol';
 import { chargeClientRequest, originRefusal, parseQuery, type HttpRequest, type HttpResponse, type KeyedRateLimiter } from '@push/runtime';
 import { v4Plan, type V4RouteDeps } from './binary-publish.js';
 import type { Plan, PublishRoute } from './routes/publish-pipeline.js';
@@ -28,8 +28,9 @@ interface RestCapture {
  * `POST /bitrix/rest/?CHANNEL_ID=<priv:pub.sig>/<shared.sig>` with a RequestBatch body: a client
  * publishing to other users' public channels when it has no WebSocket (reference 5.3). The
  * CHANNEL_ID list is checked like a subscription; its first public id is the sender (and the scope
- * of its X-Push-Request-Id). Errors are HTTP 400 (4010 for the channel list) with "<code>: <reason>"
- * bodies. Runs through the shared publish pipeline (routes/publish-pipeline.ts).
+ * of its X-Push-Request-Id). Errors are HTTP 400 (4012 for any channel list without a signed public
+ * id) with "<code>: <reason>" bodies. A protocol-5 client that long-polls posts its message acks
+ * ("mack:<mid>") here too; they need nothing (resuming is by mid) and get an empty 200. Runs through the shared publish pipeline (routes/publish-pipeline.ts).
  */
 export function restRoute(deps: RestDeps): PublishRoute<RestCapture> {
   return {
@@ -39,9 +40,8 @@ export function restRoute(deps: RestDeps): PublishRoute<RestCapture> {
     // A page from a foreign origin is refused before its body is read.
     refuse: (c: RestCapture) => originRefusal(deps.origins, c.origin),
     async prepare(c: RestCapture, body: Buffer): Promise<Plan> {
-      const subs = parseSubscriberChannels(c.channelParam, deps.secret, deps.maxChannels);
-      const publicId = subs.find((s) => s.publicId !== null)?.publicId ?? null;
-      if (publicId === null) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
+      if (isMessageAck(body)) return { kind: 'noop' };
+      const publicId = restSenderPublicId(c.channelParam, deps.secret, deps.maxChannels);
       const req = parseV4Request(body, { trusted: false, secret: deps.secret }, deps.limits);
       // Charged only for a request that is otherwise valid, right before it is carried out.
       const charge = (): void => chargeClientRequest(deps.limiter, publicId, req);

@@ -7,10 +7,11 @@ import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
 import { serveStatusPage } from './status-page/routes.js';
 import type { V4RouteDeps } from './binary-publish.js';
 import { REST_PATHS, restRoute } from './rest.js';
+import { JSON_RPC_API_PATHS, jsonRpcApiRoute } from './json-rpc-api.js';
 import { answerError, publishHandler, type PipelineHost } from './routes/publish-pipeline.js';
 import { PUBLISH_PATHS, portalPublishRoute } from './routes/portal-publish.js';
 import { MINT_PATH, mintHandler, onlineStatusHandler } from './routes/lookups.js';
-import { AdminGate, CORS_ANY, Exchange, RateMeter, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { AdminGate, CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 export { MINT_PATH, PUBLISH_PATHS };
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
@@ -79,6 +80,9 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const publish = publishHandler(portalPublishRoute({ guard, limits, v4: v4Deps, maxSkewS: config.publishMaxSkewS }), host);
   const rest = publishHandler(restRoute({ ...v4Deps, secret: channelSecret, maxChannels: config.maxChannels, limiter: clientLimiter(config, metrics.registry), maxSkewS: config.publishMaxSkewS, origins: new OriginPolicy(config.allowedOrigins) }), host);
 
+  // Protocol 5: the portal publishes and asks for last-seen times in JSON-RPC (json-rpc-api.ts).
+  const jsonRpcApi = publishHandler(jsonRpcApiRoute({ presence: backend.presence, secret: channelSecret, limits }), host);
+
   const app: TemplatedApp = uws.App();
   app.post(MINT_PATH, mintHandler(lookups));
   app.any(MINT_PATH, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
@@ -90,6 +94,10 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   for (const path of REST_PATHS) {
     app.post(path, rest);
     app.options(path, (res) => void new Exchange(res).send(200, '', REST_PREFLIGHT));
+    app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
+  }
+  for (const path of JSON_RPC_API_PATHS) {
+    app.post(path, jsonRpcApi);
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   }
   // Admin and cluster views: trusted networks or PUSH_ADMIN_TOKEN only (docs/security.md).
@@ -119,6 +127,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       pollings: 0,
       channels: 0,
       messages: { published: counters.published, rejected: counters.rejected, unavailable: counters.unavailable, byType: Object.fromEntries(counters.byType) },
+      ...bitrixStatFields(config, backend.kind),
       // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
       rates: { published: publishRate.rate(counters.published, Date.now()) },
       draining,

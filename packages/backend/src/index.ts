@@ -6,3 +6,4 @@ export { backendFromConfig } from './from-config.js';
 export { runWithBackend } from './run.js';
 export { executeV4Request, type V4Deps } from './v4-requests.js';
 export { instrumentStore } from './instrumented-store.js';
+export { usersLastSeen } from './last-seen.js';

@@ -1,5 +1,5 @@
 import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, publishFingerprint, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds } from './types.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { historyGap } from './history-gap.js';
 
@@ -43,6 +43,8 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   const lists = new Map<string, { mids: string[]; expiresAt: number; mark: string | null }>();
   const brokers = new Set<MemoryBroker>();
   const online = new Map<string, number>();
+  /** User key -> last touch (ms); entries older than LAST_SEEN_KEEP_S answer null. */
+  const seen = new Map<string, number>();
   const stats = new Map<string, ProcessStats>();
   const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
@@ -233,12 +235,23 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
     },
     presence: {
       async touch(channels: readonly string[]): Promise<void> {
-        const until = clock() + opts.onlineTtlSeconds * 1000;
-        for (const c of channels) online.set(c, until);
+        const t = clock();
+        const until = t + opts.onlineTtlSeconds * 1000;
+        for (const c of channels) {
+          online.set(c, until);
+          if (isLastSeenKey(c)) seen.set(c, t);
+        }
       },
       async online(channels: readonly string[]): Promise<boolean[]> {
         const t = clock();
         return channels.map((c) => (online.get(c) ?? 0) > t);
+      },
+      async lastSeen(channels: readonly string[]): Promise<Array<number | null>> {
+        const t = clock();
+        return channels.map((c) => {
+          const at = seen.get(c);
+          return at !== undefined && t - at < LAST_SEEN_KEEP_S * 1000 ? at : null;
+        });
       },
     },
     channels: {

@@ -2,7 +2,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, publishFingerprint, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger } from '@push/runtime';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
 import { SubscriberProbe } from './subscriber-probe.js';
 import { historyGap } from './history-gap.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
@@ -428,7 +428,19 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       async touch(channels: readonly string[]): Promise<void> {
         if (channels.length === 0) return;
         await connected();
-        await redis.pushPresenceTouch(channels.length, ...channels.map((c) => `${p}o:{${c}}`), opts.onlineTtlSeconds);
+        const seen = channels.filter(isLastSeenKey).map((c) => `${p}ls:{${c}}`);
+        await redis.pushPresenceTouch(channels.length + seen.length, ...channels.map((c) => `${p}o:{${c}}`), ...seen, opts.onlineTtlSeconds, channels.length, LAST_SEEN_KEEP_S);
+      },
+      async lastSeen(channels: readonly string[]): Promise<Array<number | null>> {
+        const keys = channels.filter(isLastSeenKey);
+        if (keys.length === 0) return channels.map(() => null);
+        await connected();
+        const values = await redis.mget(...keys.map((c) => `${p}ls:{${c}}`));
+        const byKey = new Map(keys.map((c, i) => [c, values[i] ?? null]));
+        return channels.map((c) => {
+          const v = byKey.get(c) ?? null;
+          return v === null ? null : Number(v);
+        });
       },
       async online(channels: readonly string[]): Promise<boolean[]> {
         if (channels.length === 0) return [];

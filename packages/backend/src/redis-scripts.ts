@@ -252,17 +252,23 @@ return out
 `;
 
 /**
- * KEYS: presence keys of the channels
- * ARGV: ttlSeconds
- * Marks every channel online for the TTL. One script call instead of a pipeline of SETs: a
+ * KEYS: presence keys of the channels, then last-seen keys of the user keys among them
+ * ARGV: ttlSeconds, number of presence keys, last-seen keep seconds
+ * Marks every channel online for the TTL and records Redis time as the users' last-seen time. One script call instead of a pipeline of SETs: a
  * listener refreshes all of its channels every third of the TTL, and at tens of thousands of
  * channels a pipeline's per-command objects were megabytes of garbage per refresh, which kept an
  * idle listener's heap from settling.
  */
 export const PRESENCE_TOUCH_SCRIPT = `
 local ttl = tonumber(ARGV[1])
-for i = 1, #KEYS do redis.call('SET', KEYS[i], '1', 'EX', ttl) end
-return #KEYS
+local n = tonumber(ARGV[2])
+for i = 1, n do redis.call('SET', KEYS[i], '1', 'EX', ttl) end
+if #KEYS > n then
+  local t = redis.call('TIME')
+  local nowMs = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+  for i = n + 1, #KEYS do redis.call('SET', KEYS[i], nowMs, 'EX', tonumber(ARGV[3])) end
+end
+return n
 `;
 
 /**

@@ -102,7 +102,19 @@ export interface Broker {
 export interface Presence {
   touch(channels: readonly string[]): Promise<void>;
   online(channels: readonly string[]): Promise<boolean[]>;
+  /**
+   * Unix ms of the last touch of each user key (`user:<id>`, protocol 5), remembered for
+   * LAST_SEEN_KEEP_S after it; null when never touched or forgotten. Other keys are not tracked
+   * (a second write per touch for every channel would double the presence traffic), so they
+   * always answer null.
+   */
+  lastSeen(channels: readonly string[]): Promise<Array<number | null>>;
 }
+
+/** How long a user's last-seen time is kept after its last connection (30 days). */
+export const LAST_SEEN_KEEP_S = 30 * 24 * 3600;
+/** Keys whose last-seen time is kept (see Presence.lastSeen). */
+export const isLastSeenKey = (channel: string): boolean => channel.startsWith('user:');
 
 export interface ProcessStats {
   readonly processUniqueId: string;

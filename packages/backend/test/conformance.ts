@@ -179,6 +179,20 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       assert.deepEqual(await backend.presence.online([a]), [false]);
     });
 
+    it('presence: last seen is kept for user keys after the online TTL, not tracked for channels', async () => {
+      const user = `user:${ch()}`;
+      const plain = ch();
+      assert.deepEqual(await backend.presence.lastSeen([user, plain]), [null, null]);
+      const before = Date.now();
+      await backend.presence.touch([user, plain]);
+      const [seen, other] = await backend.presence.lastSeen([user, plain]);
+      assert.equal(other, null);
+      assert.ok(seen !== null && seen !== undefined && Math.abs(seen - before) < 2000, `last seen ${seen} near ${before}`);
+      await sleep(1100);
+      assert.deepEqual(await backend.presence.online([user]), [false], 'offline after the TTL');
+      assert.deepEqual(await backend.presence.lastSeen([user]), [seen], 'last seen still known');
+    });
+
     it('stats: lists fresh reports, drops stale and removed ones', async () => {
       await backend.stats.report({ processUniqueId: 'fresh', date: Date.now(), websockets: 1 });
       await backend.stats.report({ processUniqueId: 'stale', date: Date.now() - 5000 });

@@ -91,7 +91,7 @@ if ($url !== false && $url !== '') {
         }
     });
     expectRefusal('live: unknown key id is refused (401, 4122)', fn () => $strangerClient->publish([$channel], ['module_id' => 'php', 'command' => 'stranger']), 401, 4122);
-    expectRefusal('live: invalid JSON is refused (400, 4102)', fn () => $edClient->publish([$channel], '{not json'), 400, 4102);
+    expectRefusal('live: a bad message type is refused (400, 4105)', fn () => $edClient->publish([$channel], ['module_id' => 'php', 'command' => 'typed'], 60, 'no spaces allowed'), 400, 4105);
     expectRefusal('live: expired channel tells the portal to rotate (410, 4126)', fn () => $edClient->publish([(string) getenv('PUSH_TEST_EXPIRED_CHANNEL')], ['module_id' => 'php', 'command' => 'late']), 410, 4126);
     try {
         (new PushClient('http://127.0.0.1:1', Signer::fromKeyFile((string) getenv('PUSH_TEST_ED_KEY'))))->publish([$channel], ['x' => 1]);

@@ -96,10 +96,12 @@ export function parseSubscriberChannels(
  * accepted and its signature ignored, as the Bitrix servers do for /pub/. The private id is the target.
  */
 export function parsePublisherChannels(raw: string | null, maxChannels: number): string[] {
-  if (raw === null || raw === '') throw new PushError(Errors.NO_CHANNELS, 'Pass CHANNEL_ID=<id>[/<id>...].');
+  // 4017 and 4018 carry exactly the Bitrix 2.0 text (monitoring and portals compare it); what to do
+  // about them is in docs/errors.md.
+  if (raw === null || raw === '') throw new PushError(Errors.NO_CHANNELS);
   const parts = splitList(raw);
-  if (parts.length === 0) throw new PushError(Errors.NO_CHANNELS, 'Pass CHANNEL_ID=<id>[/<id>...].');
-  if (parts.length > maxChannels) throw new PushError(Errors.TOO_MANY_CHANNELS, `At most ${maxChannels} per request.`);
+  if (parts.length === 0) throw new PushError(Errors.NO_CHANNELS);
+  if (parts.length > maxChannels) throw new PushError(Errors.TOO_MANY_CHANNELS);
   const ids = new Set<string>();
   for (const part of parts) {
     const m = PART_RE.exec(part);
@@ -107,4 +109,22 @@ export function parsePublisherChannels(raw: string | null, maxChannels: number):
     ids.add(m[1] as string);
   }
   return [...ids];
+}
+
+/**
+ * The sender of a client publish without a WebSocket (`POST /bitrix/rest/?CHANNEL_ID=...`): the
+ * first public id of a correctly signed list. As in Bitrix 2.0, a list that does not check out
+ * (unsigned, wrongly signed, malformed) names no public id, so the refusal is always
+ * `4012: Public Channel Id is Required.`, whatever was wrong with it.
+ */
+export function restSenderPublicId(raw: string | null, secret: ChannelSecret, maxChannels: number): string {
+  let subs: SubscribedChannel[];
+  try {
+    subs = parseSubscriberChannels(raw, secret, maxChannels);
+  } catch (err) {
+    if (err instanceof PushError) throw new PushError(Errors.PUBLIC_ID_REQUIRED);
+    throw err;
+  }
+  for (const s of subs) if (s.publicId !== null) return s.publicId;
+  throw new PushError(Errors.PUBLIC_ID_REQUIRED);
 }

@@ -18,7 +18,7 @@ it('docs/errors.md lists exactly the catalogue, with the same codes, statuses an
 
 it('every text a WebSocket can be closed with fits a close frame (123 bytes of reason), so clients see it whole', () => {
   // Only the publisher's HTTP answers may be longer: signed-publish errors never close a socket.
-  const httpOnly = new Set(['AUTH_MISSING', 'AUTH_MALFORMED', 'AUTH_UNKNOWN_KEY', 'AUTH_BAD_SIGNATURE', 'AUTH_STALE', 'AUTH_REPLAY', 'INVALID_MINT']);
+  const httpOnly = new Set(['AUTH_MISSING', 'AUTH_MALFORMED', 'AUTH_UNKNOWN_KEY', 'AUTH_BAD_SIGNATURE', 'AUTH_STALE', 'AUTH_REPLAY', 'INVALID_MINT', 'PORTAL_RPC_SIGNATURE', 'PORTAL_RPC_INVALID']);
   for (const [name, spec] of Object.entries(Errors)) {
     if (!httpOnly.has(name)) assert.ok(Buffer.byteLength(errorText(spec)) <= 123, `${name}: ${Buffer.byteLength(errorText(spec))} bytes`);
   }

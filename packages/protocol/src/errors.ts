@@ -63,6 +63,9 @@ export const Errors = {
   INVALID_REQUEST_ID: { code: 4132, status: 400, reason: 'X-Push-Request-Id must be 8-64 characters from A-Z a-z 0-9 . _ : -.' },
   REQUEST_ID_CONFLICT: { code: 4133, status: 409, reason: 'Identity already used by a different publish: give each new request a new identity; resend a retry unchanged.' },
   OUTCOME_UNKNOWN: { code: 4134, status: 504, reason: 'Publish outcome unknown (Redis too slow): resending with the same identity is safe, it is stored at most once.' },
+  // 4140-4159: protocol 5 (docs/protocol-v5.md).
+  PORTAL_RPC_SIGNATURE: { code: 4140, status: 401, reason: 'Portal JSON-RPC request needs signature=<hex HMAC of the body with the signature key> (the pull module adds it).' },
+  PORTAL_RPC_INVALID: { code: 4141, status: 400, reason: 'Portal JSON-RPC request must be {"jsonrpc":"2.0","method":"publish" or "getUsersLastSeen","params":{...}} or an array of them.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;

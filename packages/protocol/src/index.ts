@@ -12,3 +12,4 @@ export * from './networks.js';
 export * from './history-gap.js';
 export * from './origins.js';
 export * from './publish-identity.js';
+export * from './v5/index.js';

@@ -31,12 +31,27 @@ describe('single publish', () => {
   it('raw line breaks become spaces (clients cut frames with a single-line regex)', () => {
     assert.equal(parseSinglePublish({ channelParam: A, body: '{\n"a":\r\n1}', expiryHeader: null, typeHeader: null }, limits).body, '{ "a": 1}');
   });
+  // Bitrix push server 2.0 accepts and delivers any non-empty body; JSON values are kept verbatim,
+  // other text becomes a JSON string so every frame stays valid JSON (checkBody).
+  const anyBody: Array<[string, string, string, string]> = [
+    ['a number', '1', '1', 'unknown'],
+    ['a JSON string', '"A"', '"A"', 'unknown'],
+    ['a JSON array', '[1,{"a":2}]', '[1,{"a":2}]', 'unknown'],
+    ['JSON null', 'null', 'null', 'unknown'],
+    ['text that is not JSON', 'A', '"A"', 'unknown'],
+    ['broken JSON', '{oops', '"{oops"', 'unknown'],
+    ['text with a line break and quotes', 'a\n"b"', '"a\\n\\"b\\""', 'unknown'],
+  ];
+  for (const [name, sent, stored, type] of anyBody) {
+    it(`accepts ${name} as the body and stores ${stored}`, () => {
+      const m = parseSinglePublish({ channelParam: A, body: sent, expiryHeader: null, typeHeader: null }, limits);
+      assert.equal(m.body, stored);
+      assert.equal(m.type, type);
+      assert.doesNotThrow(() => JSON.parse(m.body));
+    });
+  }
   const bad: Array<[string, Partial<Parameters<typeof parseSinglePublish>[0]>, number]> = [
     ['empty body', { body: '' }, 4100],
-    ['not JSON', { body: '{oops' }, 4102],
-    ['JSON array', { body: '[1]' }, 4103],
-    ['JSON string', { body: '"x"' }, 4103],
-    ['JSON null', { body: 'null' }, 4103],
     ['negative expiry', { expiryHeader: '-1' }, 4104],
     ['fractional expiry', { expiryHeader: '1.5' }, 4104],
     ['text expiry', { expiryHeader: 'soon' }, 4104],
@@ -69,14 +84,18 @@ describe('batch publish', () => {
     ['no channels', { messages: [{ channels: [], body: {} }] }, 4106],
     ['bad channel', { messages: [{ channels: ['x'], body: {} }] }, 4106],
     ['too many channels', { messages: [{ channels: ['1', '2', '3', '4'].map((d) => d.repeat(32)), body: {} }] }, 4018],
-    ['body array', { messages: [{ channels: [A], body: [1] }] }, 4106],
-    ['body string not JSON', { messages: [{ channels: [A], body: '{no' }] }, 4106],
+    ['body missing', { messages: [{ channels: [A] }] }, 4106],
+    ['body an empty string', { messages: [{ channels: [A], body: '' }] }, 4106],
     ['bad expiry', { messages: [{ channels: [A], body: {}, expiry: -5 }] }, 4106],
     ['bad type', { messages: [{ channels: [A], body: {}, type: 'a b' }] }, 4106],
     ['second message bad, first fine', { messages: [{ channels: [A], body: {} }, { channels: [A] }] }, 4106],
     ['fan-out over the limit across messages (2 x 2 channels x 251 bytes)', { messages: [0, 1].map(() => ({ channels: [A, B], body: bodyOf(251) })) }, 4112],
   ];
   for (const [name, doc, n] of bad) it(`rejects ${name} with ${n}`, () => assert.throws(() => parseBatchPublish(JSON.stringify(doc), limits), code(n)));
+  it('accepts any body value: non-object values as JSON, a string that is not JSON as a JSON string', () => {
+    const out = parseBatchPublish(JSON.stringify({ messages: [{ channels: [A], body: [1] }, { channels: [A], body: 7 }, { channels: [A], body: '{no' }, { channels: [A], body: null }] }), { ...limits, maxBatchMessages: 4 });
+    assert.deepEqual(out.map((m) => m.body), ['[1]', '7', '"{no"', 'null']);
+  });
   it('rejects invalid JSON and an empty body', () => {
     assert.throws(() => parseBatchPublish('{', limits), code(4102));
     assert.throws(() => parseBatchPublish('', limits), code(4100));
@@ -111,7 +130,7 @@ describe('helpers', () => {
     const deep = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';
     const { body, parsed } = checkBody(deep);
     assert.equal(body, deep);
-    assert.deepEqual(Object.keys(parsed), ['a']);
+    assert.deepEqual(Object.keys(parsed as object), ['a']);
   });
   it('a batch with a very deeply nested object body is a 4106, not a crash; as a string it is kept', () => {
     const nested = '{"a":' + '['.repeat(100000) + ']'.repeat(100000) + '}';

@@ -5,7 +5,7 @@ import { effectiveTtl, type TtlPolicy } from './ttl-policy.js';
 /** A validated message, ready for the store: ids and timestamps are assigned there. */
 export interface NewMessage {
   readonly channels: readonly string[];
-  /** JSON object text, exactly as published (raw newlines, only possible as whitespace, become spaces). */
+  /** JSON text, exactly as published (raw newlines, only possible as whitespace, become spaces; see checkBody). */
   readonly body: string;
   readonly type: string;
   /** Seconds to keep for replay; 0 = deliver live only. */
@@ -65,21 +65,36 @@ function parseJson(text: string): unknown {
   }
 }
 
-/** Validates a body as a JSON object and returns the text to store plus the parsed object. */
-export function checkBody(text: string): { body: string; parsed: Record<string, unknown> } {
-  const parsed = parseJson(text);
-  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new PushError(Errors.BODY_NOT_OBJECT);
+/**
+ * Validates a message body and returns the text to store plus its parsed value. Any non-empty body
+ * is accepted, as the Bitrix push server 2.0 accepts it: an object (what portals send), any other
+ * JSON value (`1`, `"A"`, `[...]`, `null`) stored verbatim, and text that is not JSON at all. The
+ * last is stored as a JSON string holding that text: Bitrix 2.0 splices it raw into text frames,
+ * which makes the frame unparsable for every client, so here every frame stays valid JSON and every
+ * client (text, protobuf, JSON-RPC) gets the same value (docs/compat-checklist.md, "Compatibility
+ * choices").
+ */
+export function checkBody(text: string): { body: string; parsed: unknown } {
+  if (text.length === 0) throw new PushError(Errors.EMPTY_BODY);
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    // JSON.stringify escapes line breaks, so the stored text is single-line JSON too.
+    return { body: JSON.stringify(text), parsed: text };
+  }
   // Clients cut text frames with a regex without the dotall flag, so a raw line break (legal JSON
   // whitespace) would make a message undeliverable. Replacing whitespace with whitespace keeps the
   // JSON value identical.
   const body = /[\r\n]/.test(text) ? text.replace(/\r\n|[\r\n]/g, ' ') : text;
-  return { body, parsed: parsed as Record<string, unknown> };
+  return { body, parsed };
 }
 
 /** "<module_id>_<command>" from the body, reduced to the characters a type may hold. */
-export function typeFromBody(parsed: Record<string, unknown>): string {
-  const mod = parsed['module_id'];
-  const cmd = parsed['command'];
+export function typeFromBody(parsed: unknown): string {
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return 'unknown';
+  const mod = (parsed as Record<string, unknown>)['module_id'];
+  const cmd = (parsed as Record<string, unknown>)['command'];
   if (typeof mod !== 'string' || typeof cmd !== 'string') return 'unknown';
   const t = `${mod.toLowerCase()}_${cmd}`.replace(/[^A-Za-z0-9_.:-]/g, '_').slice(0, 64);
   return t.length > 0 ? t : 'unknown';
@@ -112,7 +127,7 @@ function batchError(index: number, what: string): PushError {
  * JSON.stringify recurses and runs out of stack on very deep nesting, which JSON.parse (iterative)
  * accepted: that is bad input (400), not a server failure.
  */
-function stringifyBody(body: object, index: number): string {
+function stringifyBody(body: unknown, index: number): string {
   try {
     return JSON.stringify(body);
   } catch {
@@ -142,10 +157,11 @@ export function parseBatchPublish(text: string, limits: PublishLimits): NewMessa
       if (typeof c !== 'string' || !isChannelId(c)) throw batchError(i, `channel ${JSON.stringify(c)} is not 32 lowercase hex characters`);
       unique.add(c);
     }
+    // A string is the body text as a single publish would send it; any other JSON value is the body.
     let bodyText: string;
     if (typeof m['body'] === 'string') bodyText = m['body'];
-    else if (m['body'] !== null && typeof m['body'] === 'object' && !Array.isArray(m['body'])) bodyText = stringifyBody(m['body'], i);
-    else throw batchError(i, '"body" must be a JSON object or a string holding one');
+    else if (m['body'] !== undefined) bodyText = stringifyBody(m['body'], i);
+    else throw batchError(i, '"body" is missing');
     let checked: ReturnType<typeof checkBody>;
     try {
       checked = checkBody(bodyText);

@@ -9,3 +9,4 @@ export * from './metrics.js';
 export * from './rate-limit.js';
 export * from './client-address.js';
 export * from './admin-gate.js';
+export * from './server-stat.js';

@@ -1,4 +1,4 @@
-import { Errors, PushError, SenderType, parseV4Request, publicChannelKey, type ChannelSecret, type SubscribedChannel, type V4Limits } from '@push/protocol';
+import { Errors, PushError, SenderType, parseV4Request, publicChannelKey, type ChannelSecret, type SubscribedChannel, type V4Limits, type V4Request } from '@push/protocol';
 import { executeV4Request, type V4Deps } from '@push/backend';
 import { chargeClientRequest, type KeyedRateLimiter } from '@push/runtime';
 import type { FrameFormat } from '../hub.js';
@@ -8,8 +8,12 @@ import type { FrameFormat } from '../hub.js';
  * a `priv:pub` subscription listens on, and client publishing over WebSocket binary frames.
  */
 
-/** `binaryMode=true` selects protobuf ResponseBatch frames (reference 5, 6.2); anything else is text. */
+/**
+ * `jsonRpc=true` selects protocol-5 JSON-RPC frames, `binaryMode=true` protobuf ResponseBatch frames
+ * (reference 5, 6.2, 6.3); anything else is text. The official client sends at most one of them.
+ */
 export function frameFormat(query: ReadonlyMap<string, string>): FrameFormat {
+  if (query.get('jsonRpc') === 'true') return 'jsonrpc';
   return query.get('binaryMode') === 'true' ? 'protobuf' : 'text';
 }
 
@@ -52,7 +56,16 @@ export async function clientRequest(bytes: Uint8Array, publicId: string | null, 
   const req = parseV4Request(bytes, { trusted: false, secret: ctx.secret }, ctx.limits);
   // An empty incomingMessages list does nothing (as in Bitrix) and needs no answer.
   if (req.kind === 'incomingMessages' && req.messages.length === 0) return null;
-  chargeClientRequest(ctx.limiter, publicId, req);
-  return executeV4Request(req, { type: SenderType.CLIENT, id: publicId }, ctx);
+  return runClientRequest(req, publicId, ctx);
+}
+
+/**
+ * Carries out a validated client request as `sender` (a public id, or a protocol-5 user key): the
+ * one place client publishing is rate limited (PUSH_CLIENT_RATE per sender) and stored with sender
+ * CLIENT, shared by protocol-4 binary frames and protocol-5 `publish` calls.
+ */
+export function runClientRequest(req: V4Request, sender: string, ctx: ClientRequestContext): Promise<Uint8Array | null> {
+  chargeClientRequest(ctx.limiter, sender, req);
+  return executeV4Request(req, { type: SenderType.CLIENT, id: sender }, ctx);
 }
 

@@ -1,8 +1,10 @@
-import { Errors, HISTORY_GAP_HEADER, PushError, historyGapHeader, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec, type OriginPolicy } from '@push/protocol';
+import { Errors, HISTORY_GAP_HEADER, PushError, historyGapHeader, parseMid, type ChannelSecret, type ErrorSpec, type OriginPolicy } from '@push/protocol';
 import type { HistoryGap } from '@push/backend';
 import { CORS_ANY, Exchange, parseQuery, refuseForeignOrigin, type Headers, type HttpRequest, type HttpResponse, type Logger } from '@push/runtime';
 import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
-import { frameFormat, subscriptionKeys } from './binary.js';
+import { FRAME_CODECS } from '../frame-codecs.js';
+import type { UserStatus } from '../user-status.js';
+import { parseSubscription, type Subscription } from './subscription.js';
 
 /** The client only trusts Last-Message-Id on a 304 when Expires is exactly this (reference 5.1). */
 export const LONG_POLL_EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
@@ -29,6 +31,8 @@ export interface LongPollOptions {
   readonly isDraining: () => boolean;
   /** PUSH_ALLOWED_ORIGINS, checked like WebSocket handshakes (a foreign page could long-poll instead). */
   readonly origins: OriginPolicy;
+  /** Protocol-5 users going online and offline (each poll of a token subscription counts). */
+  readonly userStatus: UserStatus;
 }
 
 /**
@@ -47,13 +51,15 @@ export class LongPoll implements Transport {
     private readonly ex: Exchange,
     private readonly opts: LongPollOptions,
     readonly format: FrameFormat,
+    private readonly userId: string | null = null,
   ) {
     ex.onAbort(() => this.finish());
   }
 
   write(frame: Uint8Array): boolean {
-    // Binary mode answers one ResponseBatch as application/octet-stream (reference 5.1 item 5).
-    const type = this.format === 'text' ? 'text/plain; charset=utf-8' : 'application/octet-stream';
+    // Binary mode answers one ResponseBatch as application/octet-stream (reference 5.1 item 5);
+    // protocol 5 answers JSON-RPC notifications (one, or a batch array) as text like version 3.
+    const type = FRAME_CODECS[this.format].binary ? 'application/octet-stream' : 'text/plain; charset=utf-8';
     const headers: Headers = this.gapHeader === null ? [...LP_HEADERS, ['Content-Type', type]] : [...LP_GAP_HEADERS, ['Content-Type', type], [HISTORY_GAP_HEADER, this.gapHeader]];
     const ok = this.ex.send(200, frame, headers);
     this.finish();
@@ -91,7 +97,11 @@ export class LongPoll implements Transport {
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.opts.parked.delete(this);
-    if (this.conn !== null) this.opts.hub.close(this.conn);
+    if (this.conn !== null) {
+      this.opts.hub.close(this.conn);
+      this.conn = null;
+      if (this.userId !== null) this.opts.userStatus.closed(this.userId);
+    }
   }
 }
 
@@ -104,19 +114,21 @@ export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPo
     return;
   }
   if (refuseForeignOrigin(ex, opts.origins, req.getHeader('origin'), [EXPOSE_LAST_MESSAGE_ID])) return;
-  let channels: string[];
+  let sub: Subscription;
   try {
-    channels = subscriptionKeys(parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels));
+    sub = parseSubscription(query, opts);
   } catch (err) {
     if (err instanceof PushError) ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);
     else throw err;
     return;
   }
   const mid = parseMid(query.get('mid'));
-  const poll = new LongPoll(ex, opts, frameFormat(query));
-  opts.hub.open(channels, poll, mid).then(
+  const poll = new LongPoll(ex, opts, sub.format, sub.userId);
+  if (sub.userId !== null) opts.userStatus.opened(sub.userId);
+  opts.hub.open(sub.channels, poll, mid).then(
     ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
     (err: Error) => {
+      if (sub.userId !== null) opts.userStatus.closed(sub.userId);
       // A PushError is a verdict on the request (e.g. a channel past its read window: 4010).
       if (err instanceof PushError) {
         ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);

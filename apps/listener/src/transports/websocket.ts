@@ -1,13 +1,21 @@
-import { Errors, PushError, errorText, parseMid, parseSubscriberChannels, type ChannelSecret, type ErrorSpec, type OriginPolicy } from '@push/protocol';
+import { Errors, PushError, errorText, parseMid, type ChannelSecret, type ErrorSpec, type OriginPolicy } from '@push/protocol';
 import { Exchange, parseQuery, refuseForeignOrigin, type HttpRequest, type HttpResponse, type Logger, type WebSocket } from '@push/runtime';
 import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
-import { clientRequest, frameFormat, senderPublicId, subscriptionKeys, type ClientRequestContext } from './binary.js';
+import { FRAME_CODECS } from '../frame-codecs.js';
+import type { UserStatus } from '../user-status.js';
+import { clientRequest, frameFormat, type ClientRequestContext } from './binary.js';
+import { closeSession, handleJsonRpcText, newSession, type JsonRpcSession } from './json-rpc.js';
+import { parseSubscription } from './subscription.js';
 
 export interface WsUserData {
   channels: string[] | null;
   format: FrameFormat;
   /** The connection's own public id (first `priv:pub` pair): its identity when it publishes. */
   publicId: string | null;
+  /** The protocol-5 token's user, if any (status announcements, publishing identity). */
+  userId: string | null;
+  /** Protocol-5 (jsonRpc=true) state: status subscriptions and what listChannels reports. */
+  session: JsonRpcSession | null;
   rejection: PushError | null;
   mid: string | null;
   conn: Connection | null;
@@ -25,8 +33,10 @@ export interface WebSocketOptions {
   readonly isDraining: () => boolean;
   /** PUSH_ALLOWED_ORIGINS: a handshake from another origin is refused before the upgrade. */
   readonly origins: OriginPolicy;
-  /** Client publishing (binary RequestBatch frames). */
+  /** Client publishing (binary RequestBatch frames, protocol-5 publish calls). */
   readonly clientRequests: ClientRequestContext;
+  /** Protocol-5 users going online and offline. */
+  readonly userStatus: UserStatus;
 }
 
 /**
@@ -74,7 +84,7 @@ export class WsTransport implements Transport {
       this.end(Errors.SLOW_CONSUMER);
       return false;
     }
-    ws.cork(() => ws.send(frames, this.format === 'protobuf'));
+    ws.cork(() => ws.send(frames, FRAME_CODECS[this.format].binary));
     return true;
   }
 
@@ -110,11 +120,13 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
   // which must come as a close code for clients to reload their config, a foreign page has no
   // config to reload.)
   if (refuseForeignOrigin(new Exchange(res), opts.origins, origin)) return;
-  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
+  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, userId: null, session: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
   try {
-    const subs = parseSubscriberChannels(query.get('CHANNEL_ID') ?? null, opts.secret, opts.maxChannels);
-    data.channels = subscriptionKeys(subs);
-    data.publicId = senderPublicId(subs);
+    const sub = parseSubscription(query, opts);
+    data.channels = sub.channels;
+    data.publicId = sub.publicId;
+    data.userId = sub.userId;
+    if (sub.format === 'jsonrpc') data.session = newSession(sub.channels, sub.publicId, sub.userId);
   } catch (err) {
     if (!(err instanceof PushError)) throw err;
     data.rejection = err;
@@ -125,11 +137,19 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
   }
   const ex = new Exchange(res);
   const transport = new WsTransport(opts, data.format);
+  // Judged before the hub marks the user online (see UserStatus); undone on every path that
+  // ends without an open socket, the socket's close undoes it otherwise.
+  const userId = data.userId;
+  if (userId !== null) opts.userStatus.opened(userId);
+  const gone = (): void => {
+    if (userId !== null) opts.userStatus.closed(userId);
+  };
   opts.hub.open(data.channels, transport, data.mid).then(
     ({ conn }) => {
       if (!ex.isOpen) {
         transport.closed = true;
         opts.hub.close(conn);
+        gone();
         return;
       }
       ex.finished = true;
@@ -140,6 +160,7 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
     (err: Error) => {
       // A PushError is a verdict on the request (e.g. a channel past its read window: 4010):
       // upgrade and close with it, exactly like a badly signed channel, so clients reload config.
+      gone();
       if (err instanceof PushError) {
         if (!ex.isOpen) return;
         ex.finished = true;
@@ -168,18 +189,27 @@ export function closeWebSocket(ws: WebSocket<WsUserData>, opts: WebSocketOptions
   opts.sockets.delete(ws);
   if (data.transport !== null) data.transport.closed = true;
   if (data.conn !== null) opts.hub.close(data.conn);
+  if (data.conn !== null && data.session !== null) closeSession(data.session, { hub: opts.hub, clientRequests: opts.clientRequests, userStatus: opts.userStatus, log: opts.log });
+  else if (data.conn !== null && data.userId !== null) opts.userStatus.closed(data.userId);
 }
 
 /**
- * A frame from the client. Text frames carry nothing in versions 3/4 and are ignored; a binary
- * frame is a RequestBatch (client publishing, channel stats), processed untrusted. Any rejection
+ * A frame from the client. Text frames are protocol-5 JSON-RPC (json-rpc.ts) and carry nothing in
+ * versions 3/4; a binary frame is a RequestBatch (client publishing, channel stats), processed untrusted. Any rejection
  * closes the socket with its code and "<code>: <reason>" as Bitrix does.
  */
 export function messageWebSocket(ws: WebSocket<WsUserData>, message: ArrayBuffer, isBinary: boolean, opts: WebSocketOptions): void {
-  if (!isBinary) return;
   const data = ws.getUserData();
   const transport = data.transport;
   if (transport === null || transport.closed) return;
+  if (!isBinary) {
+    // Protocol 5 speaks JSON-RPC in text frames; in versions 3/4 text frames carry nothing.
+    const session = data.session;
+    if (session === null) return;
+    const text = Buffer.from(message).toString('utf8');
+    handleJsonRpcText(text, session, transport, { hub: opts.hub, clientRequests: opts.clientRequests, userStatus: opts.userStatus, log: opts.log }).catch((err: Error) => opts.log.warn({ err: { message: err.message } }, 'json-rpc frame failed'));
+    return;
+  }
   // uWS reuses the message buffer after this callback returns: copy it before going async.
   const bytes = Buffer.from(new Uint8Array(message));
   clientRequest(bytes, data.publicId, opts.clientRequests).then(

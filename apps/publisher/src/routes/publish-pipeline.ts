@@ -32,6 +32,8 @@ export type Plan =
       readonly messages: readonly NewMessage[];
       readonly sender: SenderInfo;
       readonly identity: PublishIdentity | undefined;
+      /** The answer's body once stored (protocol-5 JSON-RPC replies); absent: an empty 200. */
+      readonly respond?: () => Promise<PlanAnswer>;
     }
   /** Nothing to store (an empty protocol-4 message list): the usual empty 200. */
   | { readonly kind: 'noop' }
@@ -39,7 +41,13 @@ export type Plan =
    * A request that reads (protocol-4 channel or server stats): `run` makes its own single write
    * (a signed request's nonce claim) before reading, and resolves with the answer bytes.
    */
-  | { readonly kind: 'read'; readonly run: () => Promise<Uint8Array> };
+  | { readonly kind: 'read'; readonly run: () => Promise<Uint8Array>; readonly contentType?: string };
+
+/** A body to answer with (default for reads: application/octet-stream, protocol-4 ResponseBatch). */
+export interface PlanAnswer {
+  readonly body: string | Uint8Array;
+  readonly contentType: string;
+}
 
 /** One publish route: what it copies out of uWS, and how it turns body and copy into a Plan. */
 export interface PublishRoute<C> {
@@ -124,7 +132,7 @@ export function publishHandler<C>(route: PublishRoute<C>, host: PipelineHost): (
         const headers: Array<readonly [string, string]> = [...CORS_ANY, TEXT];
         if (plan.kind === 'read') {
           const bytes = await plan.run();
-          ex.send(200, bytes, [...CORS_ANY, ['Content-Type', 'application/octet-stream']]);
+          ex.send(200, bytes, [...CORS_ANY, ['Content-Type', plan.contentType ?? 'application/octet-stream']]);
         } else {
           if (plan.kind === 'publish') {
             const mids = await host.store.publish(plan.messages, plan.sender, plan.identity);
@@ -132,6 +140,13 @@ export function publishHandler<C>(route: PublishRoute<C>, host: PipelineHost): (
             // (Exposed to browsers too: /bitrix/rest/ is called from pages.)
             if (plan.identity !== undefined) headers.push([MESSAGE_IDS_HEADER, mids.join(',')], ['Access-Control-Expose-Headers', MESSAGE_IDS_HEADER]);
             if (mids.replayed !== true) host.published(plan.messages);
+            if (plan.respond !== undefined) {
+              const answer = await plan.respond();
+              ex.send(200, answer.body, [...headers.filter((h) => h !== TEXT), ['Content-Type', answer.contentType]]);
+              host.metrics.requests.inc({ result: 'ok' });
+              endTimer();
+              return;
+            }
           }
           ex.send(200, '', headers);
         }

@@ -36,7 +36,8 @@ export function hexToBytes(hex: string): Uint8Array {
 /** The plain-object form of an OutgoingMessage, as clients decode it. */
 export function outgoingMessageObject(msg: StoredMessage): Record<string, unknown> {
   const sender: Record<string, unknown> = { type: msg.sender.type };
-  if (msg.sender.id !== '') sender['id'] = hexToBytes(msg.sender.id);
+  // A protocol-5 sender known only by its user id ("user:<id>") has no public id to send here.
+  if (msg.sender.id !== '' && !msg.sender.id.startsWith('user:')) sender['id'] = hexToBytes(msg.sender.id);
   return {
     id: midToBytes(msg.mid),
     body: msg.body,

@@ -117,8 +117,12 @@ describe('v4 incoming -> store messages', () => {
     assert.equal(out[2]?.type, 'im_writing');
     assert.equal(out[2]?.ttl, 120);
   });
-  it('refuses a body that is not a JSON object (text subscribers splice it verbatim)', () => {
-    assert.throws(() => v4ToNewMessages([{ receivers: [{ id: PRIV, isPrivate: true }], body: 'hello', expiry: 1, type: '' }], ttl), (e: unknown) => e instanceof PushError && e.spec.code === 4102);
+  it('accepts a body that is not a JSON object as Bitrix 2.0 does; text that is not JSON becomes a JSON string', () => {
+    const out = v4ToNewMessages(['hello', '42', '"A"'].map((body) => ({ receivers: [{ id: PRIV, isPrivate: true }], body, expiry: 1, type: '' })), ttl);
+    assert.deepEqual(out.map((m) => m.body), ['"hello"', '42', '"A"']);
+  });
+  it('refuses an empty body with 4100', () => {
+    assert.throws(() => v4ToNewMessages([{ receivers: [{ id: PRIV, isPrivate: true }], body: '', expiry: 1, type: '' }], ttl), (e: unknown) => e instanceof PushError && e.spec.code === 4100);
   });
 });
 

@@ -1,0 +1,3 @@
+export * from './json-rpc.js';
+export * from './jwt.js';
+export * from './portal-api.js';
