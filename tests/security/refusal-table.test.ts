@@ -76,6 +76,8 @@ const batchOf = (ch: string, b: string): string => JSON.stringify({ messages: [{
 const plain = (front: string, path: string, data: string | Uint8Array, requestId: string) => (): Promise<Response> =>
   fetch(`${front}${path}`, { method: 'POST', headers: { 'X-Push-Request-Id': requestId, 'Message-Expiry': '600' }, body: data });
 const rid = (): string => `rid-${freshNonce()}`;
+/** Bytes that are no protobuf RequestBatch (4013). */
+const GARBAGE = new Uint8Array(Buffer.from('not protobuf at all \xff\xff\xff', 'latin1'));
 
 /** The signed paths share their refusal classes; each row names what differs. */
 function signedRows(path: string, build: (ch: string, b: string) => [string, string | Uint8Array], malformed: { make: (ch: string) => [string, string | Uint8Array]; code: number }): Row[] {
@@ -168,19 +170,22 @@ const batchBuild = (ch: string, b: string): [string, string] => [BATCH, JSON.str
 const binaryBuild = (ch: string, b: string): [string, Uint8Array] => [BINARY, v4(ch.split('/'), b)];
 
 const ROWS: Row[] = [
-  ...signedRows('text', textBuild, { make: (ch) => [text(ch), '{broken'], code: 4102 }),
+  // Any non-empty body is a message since push server 2.0 parity (text that is not JSON is delivered
+  // as a JSON string); an empty one is still refused.
+  ...signedRows('text', textBuild, { make: (ch) => [text(ch), ''], code: 4100 }),
   ...signedRows('batch', batchBuild, { make: () => [BATCH, '{"messages":[{"channels":[]}]}'], code: 4106 }),
-  // The case of issue 17: a binary publish whose message body is not JSON.
-  ...signedRows('binary', binaryBuild, { make: (ch) => [BINARY, v4([ch], 'not json at all')], code: 4102 }),
+  // The case of issue 17 was a binary publish whose message body is not JSON; such bodies are now
+  // delivered (push server 2.0 parity), so the malformed binary request is one that is not protobuf.
+  ...signedRows('binary', binaryBuild, { make: () => [BINARY, GARBAGE], code: 4013 }),
   {
     path: 'unsigned text + X-Push-Request-Id',
-    refusal: 'malformed body',
+    refusal: 'empty body',
     status: 400,
-    code: 4102,
+    code: 4100,
     stage: async (s) => {
       const ch = channelId();
       const id = rid();
-      return { refused: { send: plain(s.front, text(ch), '{broken', id) }, then: { send: plain(s.front, text(ch), body(8), id) } };
+      return { refused: { send: plain(s.front, text(ch), '', id) }, then: { send: plain(s.front, text(ch), body(8), id) } };
     },
   },
   {
@@ -218,14 +223,14 @@ function restRows(): Row[] {
   return [
     {
       path: '/bitrix/rest/',
-      refusal: 'message body not JSON',
+      refusal: 'request not protobuf',
       status: 400,
-      code: 4102,
+      code: 4013,
       stage: async (s) => {
         const pair = signChannelPair(channelId(), channelId(), SECRET);
         const t = target();
         const id = rid();
-        return { refused: { send: restAs(s.front, pair, v4([t], 'nope', { isPrivate: false }), id) }, then: { send: restAs(s.front, pair, v4([t], body(12), { isPrivate: false }), id) } };
+        return { refused: { send: restAs(s.front, pair, GARBAGE, id) }, then: { send: restAs(s.front, pair, v4([t], body(12), { isPrivate: false }), id) } };
       },
     },
     {
@@ -338,7 +343,7 @@ describe('a refused publish changes nothing, on every path, through nginx (issue
     });
   }
 
-  it('WebSocket client publish: a frame whose message body is not JSON closes with 4102 and changes nothing; a valid frame then publishes', async () => {
+  it('WebSocket client publish: a binary frame that is not protobuf closes with 4013 and changes nothing; a valid frame then publishes', async () => {
     const [priv, pubId, targetPub] = [channelId(), channelId(), channelId()];
     const url = `${stack.front.replace(/^http/, 'ws')}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(signChannelPair(priv, pubId, SECRET))}&binaryMode=true`;
     const open = async (): Promise<WebSocket> => {
@@ -352,8 +357,8 @@ describe('a refused publish changes nothing, on every path, through nginx (issue
     const ws = await open();
     const before = await storedState(r);
     const closed = new Promise<number>((resolve) => ws.once('close', (code) => resolve(code)));
-    ws.send(v4([targetPub], 'not json', { isPrivate: false }));
-    assert.equal(await closed, 4102);
+    ws.send(GARBAGE);
+    assert.equal(await closed, 4013);
     assert.equal(await storedState(r), before, 'Redis unchanged by the refused frame');
     const again = await open();
     again.send(v4([targetPub], body(18), { isPrivate: false }));
