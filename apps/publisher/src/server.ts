@@ -246,7 +246,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   app.get('/server-stat', serverStat);
   app.get('/server-stat/*', serverStat);
   serveMetrics(app, metrics.registry);
-  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping() });
+  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind });
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
   const redisProbe = startRedisProbe(metrics, () => store.ping());

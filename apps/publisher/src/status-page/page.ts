@@ -46,7 +46,8 @@ async function refresh() {
     const res = await fetch('/status/data', { cache: 'no-store' });
     if (!res.ok) throw new Error('HTTP ' + res.status);
     const d = await res.json();
-    set('redis', d.redis.up ? 'up, ' + d.redis.latencyMs + ' ms' : 'DOWN', d.redis.up ? 'ok' : 'bad');
+    if (d.backend === 'memory') set('redis', 'none (memory backend)', '');
+    else set('redis', d.redis.up ? 'up, ' + d.redis.latencyMs + ' ms' : 'DOWN', d.redis.up ? 'ok' : 'bad');
     set('procs', d.totals.publishers + ' pub / ' + d.totals.listeners + ' sub');
     set('ws', d.totals.websockets); set('lp', d.totals.pollings); set('channels', d.totals.channels);
     set('pubrate', d.totals.publishRate); set('delrate', d.totals.deliveryRate);

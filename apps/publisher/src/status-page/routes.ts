@@ -7,6 +7,8 @@ export interface StatusPageDeps {
   readonly stats: StatsRegistry;
   /** Resolves when Redis answers. */
   readonly ping: () => Promise<void>;
+  /** Which backend the process runs on: the page must not claim a Redis the process does not have. */
+  readonly backend: 'redis' | 'memory';
 }
 
 const NO_CACHE: readonly [string, string] = ['Cache-Control', 'no-store'];
@@ -25,7 +27,7 @@ export function serveStatusPage(app: TemplatedApp, deps: StatusPageDeps): void {
       () => ({ up: false, latencyMs: null }),
     );
     Promise.all([redis, deps.stats.list().catch(() => [])]).then(([r, list]) => {
-      ex.send(200, JSON.stringify(summarize(list as Record<string, unknown>[], r, Date.now())), [['Content-Type', 'application/json'], NO_CACHE]);
+      ex.send(200, JSON.stringify(summarize(list as Record<string, unknown>[], r, Date.now(), deps.backend)), [['Content-Type', 'application/json'], NO_CACHE]);
     });
   });
 }

@@ -18,6 +18,8 @@ describe('status page summary', () => {
     assert.equal(s.processes[1]?.draining, true);
     assert.equal(s.processes[2]?.ageMs, 1000);
     assert.deepEqual(s.redis, { up: true, latencyMs: 0.4 });
+    assert.equal(s.backend, 'redis');
+    assert.equal(summarize(stats, { up: true, latencyMs: 0.1 }, now, 'memory').backend, 'memory');
   });
 
   const odd: Array<[string, Record<string, unknown>]> = [

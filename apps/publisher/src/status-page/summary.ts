@@ -20,7 +20,9 @@ export interface ProcessRow {
 
 export interface ClusterSummary {
   readonly generatedAt: number;
+  /** Redis health; with the memory backend (single-process mode) there is no Redis to report. */
   readonly redis: { readonly up: boolean; readonly latencyMs: number | null };
+  readonly backend: 'redis' | 'memory';
   readonly totals: {
     readonly publishers: number;
     readonly listeners: number;
@@ -35,7 +37,7 @@ export interface ClusterSummary {
 
 const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) && v >= 0 ? v : 0);
 
-export function summarize(stats: readonly Record<string, unknown>[], redis: { up: boolean; latencyMs: number | null }, now: number): ClusterSummary {
+export function summarize(stats: readonly Record<string, unknown>[], redis: { up: boolean; latencyMs: number | null }, now: number, backend: 'redis' | 'memory' = 'redis'): ClusterSummary {
   const processes: ProcessRow[] = stats
     .map((s) => {
       const rates = (typeof s['rates'] === 'object' && s['rates'] !== null ? s['rates'] : {}) as Record<string, unknown>;
@@ -58,6 +60,7 @@ export function summarize(stats: readonly Record<string, unknown>[], redis: { up
   return {
     generatedAt: now,
     redis,
+    backend,
     totals: {
       publishers: processes.filter((p) => p.type === 'publisher').length,
       listeners: processes.filter((p) => p.type === 'listener').length,
