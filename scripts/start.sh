@@ -92,6 +92,7 @@ done
 
 # 3. nginx (rendered for these counts; reloaded if it already runs).
 prefix="$(nginx_prefix)"
+nginx_log_start="$(log_mark "$LOG_DIR/nginx-error.log")"
 render_nginx "$prefix/nginx.conf.new" || die "could not render the nginx config" 2
 if ! "$NGINX_BIN" -t -q -p "$prefix" -c "$prefix/nginx.conf.new" -e "$LOG_DIR/nginx-error.log"; then
   die "the rendered nginx config $prefix/nginx.conf.new does not pass nginx -t"
@@ -123,6 +124,9 @@ if ! wait_ready "$TIMEOUT" "${urls[@]}"; then
   die "the stack did not become ready within ${TIMEOUT}s (scripts/status.sh shows what is up; npm stop cleans up)"
 fi
 
+report_nginx_alerts "$nginx_log_start"
+render_logrotate "$RUN_DIR/logrotate.conf"
+
 ws="${front/http:/ws:}"
 cat <<MSG
 push start: ready ($PUBLISHERS publishers, $LISTENERS listeners, redis $EFFECTIVE_REDIS_URL)
@@ -134,6 +138,6 @@ push start: ready ($PUBLISHERS publishers, $LISTENERS listeners, redis $EFFECTIV
   metrics:      http://127.0.0.1:<process port>/metrics (publishers from $PUBLISHER_PORT, listeners from $LISTENER_PORT)
   unsigned publish: $(publish_policy_text)
   config/keys:  $CONFIG_FILE
-  logs:         $LOG_DIR
+  logs:         $LOG_DIR (rotate: logrotate -s $RUN_DIR/logrotate.state $RUN_DIR/logrotate.conf, e.g. hourly from cron)
   stop:         npm stop    status: bash scripts/status.sh    rolling restart: bash scripts/restart.sh
 MSG

@@ -144,6 +144,9 @@ stop_pid() { # pid timeout_s [signal]
   return 1
 }
 
+# Raises this shell's open-file limit (inherited by everything it starts) to PUSH_NOFILE. What it
+# could not raise is said at once with what to do: the processes would otherwise run out of
+# descriptors under load with nothing in the start output to explain it.
 raise_nofile() {
   local hard
   hard="$(ulimit -Hn)"
@@ -151,9 +154,33 @@ raise_nofile() {
     ulimit -Hn "$NOFILE" 2>/dev/null && hard="$NOFILE"
   fi
   if [ "$hard" = unlimited ] || [ "$hard" -ge "$NOFILE" ]; then ulimit -n "$NOFILE"; else ulimit -n "$hard"; fi
-  if [ "$(ulimit -n)" -lt 16384 ]; then
-    warn "open-file limit is only $(ulimit -n) (hard limit $hard): each subscriber needs about 3 descriptors; raise it (see docs/operations.md)"
+  if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NOFILE" ]; then
+    warn "limit: open files is $(ulimit -n), not PUSH_NOFILE=$NOFILE: the hard limit $hard could not be raised (not permitted here). Each subscriber needs about 3 descriptors, so this caps the stack at about $(( $(ulimit -n) / 3 )) connections. Raise the hard limit (LimitNOFILE= in a systemd unit, /etc/security/limits.d/ for the user, or the container's --ulimit nofile) and start again, or set PUSH_NOFILE=$hard to accept it (docs/operations.md, Sizing)"
   fi
+}
+
+# Byte size of a log file now (0 when missing), to read only what a step appends to it.
+log_mark() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# nginx's alerts written since mark (e.g. a worker's `setrlimit(RLIMIT_NOFILE, N) failed` when
+# worker_rlimit_nofile is above the hard limit: nginx starts anyway and runs with less), printed
+# once each with what to do.
+report_nginx_alerts() { # mark
+  local log="$LOG_DIR/nginx-error.log" line seen=""
+  [ -f "$log" ] || return 0
+  while IFS= read -r line; do
+    # One line per kind of alert: every worker writes its own copy.
+    local what="${line#* \[}"
+    what="${what#*\] }"
+    what="$(printf '%s' "$what" | sed -E 's/^[0-9]+#[0-9]+: //')"
+    case "$seen" in *"|$what|"*) continue ;; esac
+    seen="$seen|$what|"
+    if [[ "$what" == *setrlimit* ]]; then
+      warn "limit: nginx: $what. nginx workers run with the inherited open-file limit ($(ulimit -n)) instead of worker_rlimit_nofile $NOFILE, so they refuse connections past it. Raise the hard limit (LimitNOFILE=, /etc/security/limits.d/, the container's --ulimit nofile) or set PUSH_NOFILE to at most $(ulimit -Hn)"
+    else
+      warn "nginx: $what (in $log)"
+    fi
+  done < <(tail -c +"$(( $1 + 1 ))" "$log" | grep -E '\[(alert|emerg|crit)\]' || true)
 }
 
 # Starts one app process, detached in its own session so it outlives this script and a Ctrl-C in
@@ -291,4 +318,53 @@ ensure_config_file() {
     say "generated a signature key in $CONFIG_FILE"
   fi
   [ -f "$CONFIG_FILE" ] || { mkdir -p "$(dirname "$CONFIG_FILE")"; (umask 077; printf '# Push server settings (PUSH_CONFIG_FILE); the environment wins.\n' >"$CONFIG_FILE"); }
+}
+
+# logrotate rules for this stack's logs (LOG_DIR), run by the operator or cron:
+#   logrotate -s $RUN_DIR/logrotate.state $RUN_DIR/logrotate.conf
+# The apps write to their stdout, which the scripts opened on the log file in append mode, so the
+# apps' logs are copied and truncated in place (copytruncate): the processes need no signal and
+# keep writing at the start of the emptied file; a line written during the copy itself can be lost.
+# nginx reopens its logs on SIGUSR1 after a rename, losing nothing; redis-server opens its log file
+# for every line, so a rename is all it needs.
+render_logrotate() { # out
+  local tmp="$1.tmp"
+  cat >"$tmp" <<CONF
+# Log rotation for the push server stack started by scripts/start.sh (rewritten at every start).
+# Run: logrotate -s $RUN_DIR/logrotate.state $RUN_DIR/logrotate.conf   (e.g. hourly from cron)
+"$LOG_DIR/publisher-*.log" "$LOG_DIR/listener-*.log" {
+    daily
+    maxsize 100M
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+    copytruncate
+}
+"$LOG_DIR/nginx-error.log" "$LOG_DIR/nginx-access.log" {
+    daily
+    maxsize 100M
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+    sharedscripts
+    postrotate
+        pid="\$(cat "$(nginx_prefix)/nginx.pid" 2>/dev/null)" && [ -n "\$pid" ] && kill -USR1 "\$pid" || true
+    endscript
+}
+"$LOG_DIR/redis.log" {
+    daily
+    maxsize 100M
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+}
+CONF
+  chmod 0644 "$tmp"
+  mv "$tmp" "$1"
 }
