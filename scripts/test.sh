@@ -3,7 +3,7 @@
 # node's test runner. Integration tests start their own redis-server and nginx on free ports.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-SETUP_PACKAGES="${SETUP_PACKAGES:-php-cli chromium openssl faketime}" bash scripts/setup.sh
+SETUP_PACKAGES="${SETUP_PACKAGES:-php-cli chromium openssl faketime prometheus}" bash scripts/setup.sh
 # Tests are not part of the build (tsx runs them), so type-check them strictly here.
 ./node_modules/.bin/tsc -p tsconfig.tests.json
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
