@@ -85,6 +85,8 @@ for kind in publisher listener; do
     port="$(app_port $kind "$i")"
     urls+=("http://127.0.0.1:$port/readyz")
     live_pid "$kind-$i" >/dev/null && continue
+    # Down but supervised: its supervisor is bringing it back (or waiting out a back-off).
+    if sup="$(live_supervisor "$kind-$i")"; then say "$kind-$i is being restarted by its supervisor (pid $sup)"; continue; fi
     start_app "$kind" "$i"
     say "$kind-$i starting on 127.0.0.1:$port (log $LOG_DIR/$kind-$i.log)"
   done

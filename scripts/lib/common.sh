@@ -189,7 +189,8 @@ start_app() { # kind index
   local kind=$1 i=$2 name port
   name="$kind-$i"
   port="$(app_port "$kind" "$i")"
-  mkdir -p "$PID_DIR" "$LOG_DIR"
+  mkdir -p "$PID_DIR" "$LOG_DIR" "$RUN_DIR/supervise"
+  rm -f "$(pid_file "$name")"
   (
     # The app settings are exactly those saved at start (app.env), whatever this shell says now:
     # a later start or restart must not change what half of the processes run with.
@@ -210,9 +211,27 @@ start_app() { # kind index
     publish_trust
     [ "$PUBLISH_TRUSTED_FROM" = default ] && export PUSH_PUBLISH_TRUSTED_NETWORKS="$PUBLISH_TRUSTED"
     cd "$ROOT"
-    exec setsid node "apps/$kind/dist/main.js" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
+    # Its own session (outlives this script and a Ctrl-C in the terminal); the supervisor starts
+    # the app, writes its pid file and starts it again when it dies (scripts/lib/supervise.sh).
+    exec setsid bash "$ROOT/scripts/lib/supervise.sh" "$name" "$(pid_file "$name")" "$LOG_DIR/$name.log" node "apps/$kind/dist/main.js" </dev/null >/dev/null 2>&1
   ) &
-  echo $! >"$(pid_file "$name")"
+  echo $! >"$(supervisor_pid_file "$name")"
+  # The callers read the app's pid file next: wait until the supervisor has written it.
+  local t
+  for ((t = 0; t < 50; t++)); do live_pid "$name" >/dev/null && return 0; sleep 0.1; done
+  warn "$name did not start; see $LOG_DIR/$name.log"
+}
+
+supervisor_pid_file() { echo "$RUN_DIR/supervise/$1.pid"; }
+# The pid of an app's supervisor (scripts/lib/supervise.sh), only if it is alive and still that.
+live_supervisor() { # name
+  local f pid
+  f="$(supervisor_pid_file "$1")"
+  [ -s "$f" ] || return 1
+  pid="$(tr -dc '0-9' <"$f")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"scripts/lib/supervise.sh $1 "* ]] || return 1
+  echo "$pid"
 }
 
 render_nginx() { # out
