@@ -5,33 +5,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { ROOT } from '../helpers/apps.js';
+import { parseUnit } from './unit-file.js';
 
 const DIR = join(ROOT, 'packaging/systemd');
 const KINDS = ['publisher', 'listener'] as const;
 
-/** `[Section] Key=value` pairs of a unit file (repeated keys keep every value). */
-function parseUnit(text: string): Map<string, string[]> {
-  const out = new Map<string, string[]>();
-  let section = '';
-  for (const raw of text.split('\n')) {
-    const line = raw.trim();
-    if (line === '' || line.startsWith('#')) continue;
-    const s = /^\[(\w+)\]$/.exec(line);
-    if (s) {
-      section = s[1] as string;
-      continue;
-    }
-    const eq = line.indexOf('=');
-    assert.ok(eq > 0, `not a key=value line: ${line}`);
-    const key = `${section}.${line.slice(0, eq)}`;
-    out.set(key, [...(out.get(key) ?? []), line.slice(eq + 1)]);
-  }
-  return out;
-}
-
 describe('systemd units (packaging/systemd)', () => {
   it('one templated unit per process kind (instance = port), restarted on failure, with limits and hardening', () => {
-    assert.deepEqual(readdirSync(DIR).sort(), ['push-server-listener@.service', 'push-server-publisher@.service', 'push-server.target']);
+    assert.deepEqual(readdirSync(DIR).sort(), ['push-server-listener@.service', 'push-server-nginx.service', 'push-server-publisher@.service', 'push-server.target']);
     for (const kind of KINDS) {
       const u = parseUnit(readFileSync(join(DIR, `push-server-${kind}@.service`), 'utf8'));
       const one = (k: string): string | undefined => u.get(k)?.at(-1);
@@ -63,7 +44,8 @@ describe('systemd units (packaging/systemd)', () => {
     const dir = mkdtempSync(join(tmpdir(), 'push-units-'));
     try {
       copyFileSync(join(DIR, 'push-server.target'), join(dir, 'push-server.target'));
-      const units = ['push-server.target'];
+      copyFileSync(join(DIR, 'push-server-nginx.service'), join(dir, 'push-server-nginx.service'));
+      const units = ['push-server.target', 'push-server-nginx.service'];
       for (const [kind, port] of [['publisher', 9010], ['listener', 8010]] as const) {
         copyFileSync(join(DIR, `push-server-${kind}@.service`), join(dir, `push-server-${kind}@.service`));
         copyFileSync(join(DIR, `push-server-${kind}@.service`), join(dir, `push-server-${kind}@${port}.service`));
