@@ -246,7 +246,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   app.get('/server-stat', serverStat);
   app.get('/server-stat/*', serverStat);
   serveMetrics(app, metrics.registry);
-  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind });
+  const statusPage = serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind, log: log.child({ component: 'status-page' }) });
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
   const redisProbe = startRedisProbe(metrics, () => store.ping());
@@ -279,6 +279,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       uws.us_listen_socket_close(listenSocket);
       reporter.stop();
       redisProbe.stop();
+      statusPage.stop();
       placement.close();
       // Leave a second of the grace period for closing the Redis connections.
       const deadline = Date.now() + Math.max(500, config.shutdownGraceMs - 1000);
