@@ -10,7 +10,7 @@ const json = (path: string): Record<string, unknown> => JSON.parse(readFileSync(
 describe('release metadata', () => {
   const root = json('package.json');
   const version = String(root['version']);
-  const workspaces = ['apps', 'packages'].flatMap((d) =>
+  const workspaces = ['apps', 'packages', 'tools'].flatMap((d) =>
     readdirSync(join(ROOT, d))
       .filter((w) => existsSync(join(ROOT, d, w, 'package.json')))
       .map((w) => `${d}/${w}`),
