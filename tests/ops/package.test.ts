@@ -135,7 +135,10 @@ describe('Debian package', { skip: canInstall ? false : 'needs root and apt-get'
     assert.equal(started.code, 0, started.out);
     try {
       const front = `http://127.0.0.1:${frontPort}`;
-      await eventually(async () => (await fetch(`${front}/readyz`).catch(() => null))?.status === 200, 20_000, 'installed stack ready');
+      // Every process ready (the front's /readyz asks a publisher only).
+      for (const url of [`http://127.0.0.1:${pubPort}/readyz`, `http://127.0.0.1:${subPort}/readyz`, `${front}/readyz`]) {
+        await eventually(async () => (await fetch(url).catch(() => null))?.status === 200, 20_000, `${url} ready`);
+      }
       const ch = channelId();
       const ws = await WsClient.connect(front, [signChannel(ch, { key, algorithm: 'sha1' })]);
       // The README's unsigned publish from this host.
