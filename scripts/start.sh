@@ -120,7 +120,11 @@ urls+=("$front/healthz" "$front/readyz")
 if ! wait_ready "$TIMEOUT" "${urls[@]}"; then
   for kind in publisher listener; do
     for ((i = 1; i <= $(app_count $kind); i++)); do
-      live_pid "$kind-$i" >/dev/null || { warn "$kind-$i is not running; last lines of $LOG_DIR/$kind-$i.log:"; tail -n 5 "$LOG_DIR/$kind-$i.log" >&2 || true; }
+      # Not running, or started again by its supervisor after it died: its log says why.
+      if ! live_pid "$kind-$i" >/dev/null || grep -q '"supervisor"' "$LOG_DIR/$kind-$i.log" 2>/dev/null; then
+        warn "$kind-$i is not running or was restarted; last lines of $LOG_DIR/$kind-$i.log:"
+        tail -n 5 "$LOG_DIR/$kind-$i.log" >&2 || true
+      fi
     done
   done
   die "the stack did not become ready within ${TIMEOUT}s (scripts/status.sh shows what is up; npm stop cleans up)"

@@ -314,10 +314,12 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 nginx_cmd() { "$NGINX_BIN" -p "$(nginx_prefix)" -c "$(nginx_prefix)/nginx.conf" -e "$LOG_DIR/nginx-error.log" "$@"; }
 
-# Waits until every URL answers 200; gives up early when a process we started has died.
+# Waits until every URL answers 200; gives up early when a process we started has died for good:
+# Redis, or an app's supervisor (which ends only when its app cannot be restarted, e.g. exit 2 for
+# a bad configuration; an app it restarts is waited for).
 wait_ready() { # timeout_s url...
   local pids=() f p
-  for f in "$PID_DIR"/*.pid; do [ -f "$f" ] && p="$(tr -dc '0-9' <"$f")" && [ -n "$p" ] && pids+=("$p"); done
+  for f in "$PID_DIR"/redis.pid "$RUN_DIR"/supervise/*.pid; do [ -f "$f" ] && p="$(tr -dc '0-9' <"$f")" && [ -n "$p" ] && pids+=("$p"); done
   PROBE_PIDS="${pids[*]}" node "$ROOT/scripts/lib/probe.mjs" wait "$@"
 }
 

@@ -17,14 +17,17 @@ const sh = (cmd: string, args: string[], opts: { cwd?: string; env?: Record<stri
   return { code: r.status, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
 };
 const installed = (): boolean => sh('dpkg-query', ['-W', '-f=${Status}', 'push-server']).out.includes('install ok installed');
-const canInstall = process.getuid?.() === 0 && sh('apt-get', ['--version']).code === 0;
+// The package depends on a Node 20 `nodejs` Debian package (docs/operations.md): where node came
+// from elsewhere, apt-get could not satisfy it and the install steps cannot run.
+const nodeDeb = sh('dpkg-query', ['-W', '-f=${Version}', 'nodejs']).out;
+const canInstall = process.getuid?.() === 0 && sh('apt-get', ['--version']).code === 0 && /^20\./.test(nodeDeb);
 const APT = ['-o', 'DPkg::Lock::Timeout=600', '-y', '-q'];
 
 /**
  * `npm run package` builds the .deb; installed with apt-get it serves (processes started the way
  * their systemd units would, since no systemd runs here), and `dpkg -P` leaves nothing behind.
  */
-describe('Debian package', { skip: canInstall ? false : 'needs root and apt-get' }, () => {
+describe('Debian package', { skip: canInstall ? false : `needs root, apt-get and a Node 20 nodejs package (nodejs: ${nodeDeb || 'not a Debian package'})` }, () => {
   let out: string;
   let deb: string;
   let redis: RedisServer;

@@ -80,6 +80,31 @@ describe('scripts/lib/supervise.sh', () => {
   });
 });
 
+/** A stack whose apps cannot start at all: start.sh stops waiting as soon as their supervisors give up. */
+describe('npm start: apps with a bad configuration', () => {
+  let runDir: string;
+  let env: Record<string, string>;
+  before(async () => {
+    runDir = mkdtempSync(join(tmpdir(), 'push-badconf-'));
+    const ports = await stackPorts(runDir, 1, 1);
+    env = { ...ports.env, PUSH_LISTENERS: '1', PUSH_PUBLISHERS: '1', PUSH_NGINX_WORKERS: '1', PUSH_SIGNATURE_KEY: '', REDIS_URL: '', PUSH_SKIP_SETUP: '1', PUSH_MAX_CHANNELS: 'lots', PUSH_START_TIMEOUT_S: '120' };
+  });
+  after(async () => {
+    await script('stop', env);
+    rmSync(runDir, { recursive: true, force: true });
+  });
+
+  it('exit 2 is not restarted; start fails early with the reason from the log', async () => {
+    const started = Date.now();
+    const r = await script('start', env, 150_000);
+    assert.equal(r.code, 1, r.stdout + r.stderr);
+    assert.ok(Date.now() - started < 60_000, 'gave up when the supervisors did, not after PUSH_START_TIMEOUT_S');
+    assert.match(r.stderr, /listener-1 is not running or was restarted; last lines of/);
+    assert.match(r.stderr, /PUSH_MAX_CHANNELS/);
+    assert.match(readFileSync(join(runDir, 'log', 'listener-1.log'), 'utf8'), /exited with status 2 \(bad configuration\): not restarted/);
+  });
+});
+
 /**
  * The npm start stack without systemd: a listener and a publisher killed with SIGKILL under load are
  * back and serving within 5 s, and clients that resume by mid miss nothing (per-channel sequences).
