@@ -127,7 +127,7 @@ if ! wait_ready "$TIMEOUT" "${urls[@]}"; then
       fi
     done
   done
-  die "the stack did not become ready within ${TIMEOUT}s (scripts/status.sh shows what is up; npm stop cleans up)"
+  die "the stack did not become ready (waited at most ${TIMEOUT}s; scripts/status.sh shows what is up; npm stop cleans up)"
 fi
 
 report_nginx_alerts "$nginx_log_start"
