@@ -8,4 +8,4 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 SETUP_PACKAGES="${SETUP_PACKAGES:-libnginx-mod-nchan fonts-dejavu-core}" bash scripts/setup.sh >&2
 ulimit -n 1048576 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
-exec node apps/loadgen/dist/main.js "$@"
+exec node tools/loadgen/dist/main.js "$@"

@@ -25,6 +25,7 @@ for kind in "${kinds[@]}"; do
   for ((i = 1; i <= $(app_count "$kind"); i++)); do
     name="$kind-$i"
     port="$(app_port "$kind" "$i")"
+    pid=""
     if pid="$(live_pid "$name")"; then
       say "$name (pid $pid): draining"
       # A process that had to be killed skipped its drain; its clients still resume by mid.
@@ -32,7 +33,15 @@ for kind in "${kinds[@]}"; do
     else
       say "$name was not running"
     fi
-    start_app "$kind" "$i"
+    if live_supervisor "$name" >/dev/null; then
+      # Its supervisor starts it again (at once after a clean exit); wait for the new process.
+      for ((t = 0; t < TIMEOUT * 10; t++)); do
+        new="$(live_pid "$name")" && [ "$new" != "$pid" ] && break
+        sleep 0.1
+      done
+    else
+      start_app "$kind" "$i"
+    fi
     if ! wait_ready "$TIMEOUT" "http://127.0.0.1:$port/readyz"; then
       tail -n 5 "$LOG_DIR/$name.log" >&2 || true
       die "$name did not become ready within ${TIMEOUT}s; stopping the rolling restart here"

@@ -48,6 +48,8 @@ for idx in "${!rows[@]}"; do
   else
     pid=-
     state=stopped
+    # Its supervisor is starting it again (or waiting out a back-off after repeated crashes).
+    [ "$name" != nginx ] && live_supervisor "$name" >/dev/null && state=restarting
     bad=1
   fi
   if [ "$code" = 200 ]; then ready=yes; else ready="no (HTTP $code)"; bad=1; fi

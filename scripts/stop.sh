@@ -13,12 +13,18 @@ grace="$(app_setting PUSH_SHUTDOWN_GRACE_S 10)"
 is_uint "$grace" || grace=10
 
 pids=()
+sups=()
 for kind in listener publisher; do
   for ((i = 1; i <= $(app_count $kind); i++)); do
-    if pid="$(live_pid "$kind-$i")"; then
-      kill -TERM "$pid" 2>/dev/null && pids+=("$pid") && say "stopping $kind-$i (pid $pid)"
+    pid="$(live_pid "$kind-$i")" || pid=""
+    if sup="$(live_supervisor "$kind-$i")"; then
+      # The supervisor passes SIGTERM on to the app and exits once it is gone, restarting nothing.
+      kill -TERM "$sup" 2>/dev/null && sups+=("$sup")
+    elif [ -n "$pid" ]; then
+      kill -TERM "$pid" 2>/dev/null
     fi
-    rm -f "$(pid_file "$kind-$i")"
+    [ -n "$pid" ] && pids+=("$pid") && say "stopping $kind-$i (pid $pid)"
+    rm -f "$(pid_file "$kind-$i")" "$(supervisor_pid_file "$kind-$i")"
   done
 done
 # All apps drain in parallel; each exits within its grace period, a stuck one is killed after it.
@@ -26,6 +32,7 @@ done
 # got no goodbye, or Redis may not have finished writing its AOF.
 failed=0
 for pid in "${pids[@]}"; do stop_pid "$pid" $((grace + 5)) 0 || failed=1; done
+for pid in "${sups[@]}"; do stop_pid "$pid" 5 0 || failed=1; done
 
 if pid="$(live_pid nginx)"; then
   say "stopping nginx (pid $pid)"

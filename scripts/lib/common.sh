@@ -144,6 +144,9 @@ stop_pid() { # pid timeout_s [signal]
   return 1
 }
 
+# Raises this shell's open-file limit (inherited by everything it starts) to PUSH_NOFILE. What it
+# could not raise is said at once with what to do: the processes would otherwise run out of
+# descriptors under load with nothing in the start output to explain it.
 raise_nofile() {
   local hard
   hard="$(ulimit -Hn)"
@@ -151,9 +154,33 @@ raise_nofile() {
     ulimit -Hn "$NOFILE" 2>/dev/null && hard="$NOFILE"
   fi
   if [ "$hard" = unlimited ] || [ "$hard" -ge "$NOFILE" ]; then ulimit -n "$NOFILE"; else ulimit -n "$hard"; fi
-  if [ "$(ulimit -n)" -lt 16384 ]; then
-    warn "open-file limit is only $(ulimit -n) (hard limit $hard): each subscriber needs about 3 descriptors; raise it (see docs/operations.md)"
+  if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt "$NOFILE" ]; then
+    warn "limit: open files is $(ulimit -n), not PUSH_NOFILE=$NOFILE: the hard limit $hard could not be raised (not permitted here). Each subscriber needs about 3 descriptors, so this caps the stack at about $(( $(ulimit -n) / 3 )) connections. Raise the hard limit (LimitNOFILE= in a systemd unit, /etc/security/limits.d/ for the user, or the container's --ulimit nofile) and start again, or set PUSH_NOFILE=$hard to accept it (docs/operations.md, Sizing)"
   fi
+}
+
+# Byte size of a log file now (0 when missing), to read only what a step appends to it.
+log_mark() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+# nginx's alerts written since mark (e.g. a worker's `setrlimit(RLIMIT_NOFILE, N) failed` when
+# worker_rlimit_nofile is above the hard limit: nginx starts anyway and runs with less), printed
+# once each with what to do.
+report_nginx_alerts() { # mark
+  local log="$LOG_DIR/nginx-error.log" line seen=""
+  [ -f "$log" ] || return 0
+  while IFS= read -r line; do
+    # One line per kind of alert: every worker writes its own copy.
+    local what="${line#* \[}"
+    what="${what#*\] }"
+    what="$(printf '%s' "$what" | sed -E 's/^[0-9]+#[0-9]+: //')"
+    case "$seen" in *"|$what|"*) continue ;; esac
+    seen="$seen|$what|"
+    if [[ "$what" == *setrlimit* ]]; then
+      warn "limit: nginx: $what. nginx workers run with the inherited open-file limit ($(ulimit -n)) instead of worker_rlimit_nofile $NOFILE, so they refuse connections past it. Raise the hard limit (LimitNOFILE=, /etc/security/limits.d/, the container's --ulimit nofile) or set PUSH_NOFILE to at most $(ulimit -Hn)"
+    else
+      warn "nginx: $what (in $log)"
+    fi
+  done < <(tail -c +"$(( $1 + 1 ))" "$log" | grep -E '\[(alert|emerg|crit)\]' || true)
 }
 
 # Starts one app process, detached in its own session so it outlives this script and a Ctrl-C in
@@ -162,7 +189,8 @@ start_app() { # kind index
   local kind=$1 i=$2 name port
   name="$kind-$i"
   port="$(app_port "$kind" "$i")"
-  mkdir -p "$PID_DIR" "$LOG_DIR"
+  mkdir -p "$PID_DIR" "$LOG_DIR" "$RUN_DIR/supervise"
+  rm -f "$(pid_file "$name")"
   (
     # The app settings are exactly those saved at start (app.env), whatever this shell says now:
     # a later start or restart must not change what half of the processes run with.
@@ -183,9 +211,27 @@ start_app() { # kind index
     publish_trust
     [ "$PUBLISH_TRUSTED_FROM" = default ] && export PUSH_PUBLISH_TRUSTED_NETWORKS="$PUBLISH_TRUSTED"
     cd "$ROOT"
-    exec setsid node "apps/$kind/dist/main.js" >>"$LOG_DIR/$name.log" 2>&1 </dev/null
+    # Its own session (outlives this script and a Ctrl-C in the terminal); the supervisor starts
+    # the app, writes its pid file and starts it again when it dies (scripts/lib/supervise.sh).
+    exec setsid bash "$ROOT/scripts/lib/supervise.sh" "$name" "$(pid_file "$name")" "$LOG_DIR/$name.log" node "apps/$kind/dist/main.js" </dev/null >/dev/null 2>&1
   ) &
-  echo $! >"$(pid_file "$name")"
+  echo $! >"$(supervisor_pid_file "$name")"
+  # The callers read the app's pid file next: wait until the supervisor has written it.
+  local t
+  for ((t = 0; t < 50; t++)); do live_pid "$name" >/dev/null && return 0; sleep 0.1; done
+  warn "$name did not start; see $LOG_DIR/$name.log"
+}
+
+supervisor_pid_file() { echo "$RUN_DIR/supervise/$1.pid"; }
+# The pid of an app's supervisor (scripts/lib/supervise.sh), only if it is alive and still that.
+live_supervisor() { # name
+  local f pid
+  f="$(supervisor_pid_file "$1")"
+  [ -s "$f" ] || return 1
+  pid="$(tr -dc '0-9' <"$f")"
+  [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ "$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null)" == *"scripts/lib/supervise.sh $1 "* ]] || return 1
+  echo "$pid"
 }
 
 render_nginx() { # out
@@ -280,9 +326,78 @@ port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 NGINX_BIN="$(command -v nginx || echo /usr/sbin/nginx)"
 nginx_cmd() { "$NGINX_BIN" -p "$(nginx_prefix)" -c "$(nginx_prefix)/nginx.conf" -e "$LOG_DIR/nginx-error.log" "$@"; }
 
-# Waits until every URL answers 200; gives up early when a process we started has died.
+# Waits until every URL answers 200; gives up early when a process we started has died for good:
+# Redis, or an app's supervisor (which ends only when its app cannot be restarted, e.g. exit 2 for
+# a bad configuration; an app it restarts is waited for).
 wait_ready() { # timeout_s url...
   local pids=() f p
-  for f in "$PID_DIR"/*.pid; do [ -f "$f" ] && p="$(tr -dc '0-9' <"$f")" && [ -n "$p" ] && pids+=("$p"); done
+  for f in "$PID_DIR"/redis.pid "$RUN_DIR"/supervise/*.pid; do [ -f "$f" ] && p="$(tr -dc '0-9' <"$f")" && [ -n "$p" ] && pids+=("$p"); done
   PROBE_PIDS="${pids[*]}" node "$ROOT/scripts/lib/probe.mjs" wait "$@"
+}
+
+# The config file every process reads (PUSH_CONFIG_FILE): created when missing, with a signature
+# key generated once when neither the environment nor the file has one (never overwritten).
+# Used by scripts/start.sh and scripts/standalone.sh, so both run with the same key.
+ensure_config_file() {
+  if [ -z "${PUSH_SIGNATURE_KEY:-}" ] && ! grep -qE '^[[:space:]]*PUSH_SIGNATURE_KEY=.{16,}' "$CONFIG_FILE" 2>/dev/null; then
+    mkdir -p "$(dirname "$CONFIG_FILE")"
+    (
+      umask 077
+      {
+        [ -s "$CONFIG_FILE" ] || printf '# Push server settings read by every process (PUSH_CONFIG_FILE); the environment wins.\n# Generated by scripts/%s.sh. Keep it secret: the portal needs PUSH_SIGNATURE_KEY as its signature key.\n' "$SCRIPT_NAME"
+        printf 'PUSH_SIGNATURE_KEY=%s\n' "$(node -e "process.stdout.write(require('crypto').randomBytes(32).toString('hex'))")"
+      } >>"$CONFIG_FILE"
+    )
+    say "generated a signature key in $CONFIG_FILE"
+  fi
+  [ -f "$CONFIG_FILE" ] || { mkdir -p "$(dirname "$CONFIG_FILE")"; (umask 077; printf '# Push server settings (PUSH_CONFIG_FILE); the environment wins.\n' >"$CONFIG_FILE"); }
+}
+
+# logrotate rules for this stack's logs (LOG_DIR), run by the operator or cron:
+#   logrotate -s $RUN_DIR/logrotate.state $RUN_DIR/logrotate.conf
+# The apps write to their stdout, which the scripts opened on the log file in append mode, so the
+# apps' logs are copied and truncated in place (copytruncate): the processes need no signal and
+# keep writing at the start of the emptied file; a line written during the copy itself can be lost.
+# nginx reopens its logs on SIGUSR1 after a rename, losing nothing; redis-server opens its log file
+# for every line, so a rename is all it needs.
+render_logrotate() { # out
+  local tmp="$1.tmp"
+  cat >"$tmp" <<CONF
+# Log rotation for the push server stack started by scripts/start.sh (rewritten at every start).
+# Run: logrotate -s $RUN_DIR/logrotate.state $RUN_DIR/logrotate.conf   (e.g. hourly from cron)
+"$LOG_DIR/publisher-*.log" "$LOG_DIR/listener-*.log" {
+    daily
+    maxsize 100M
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+    copytruncate
+}
+"$LOG_DIR/nginx-error.log" "$LOG_DIR/nginx-access.log" {
+    daily
+    maxsize 100M
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+    sharedscripts
+    postrotate
+        pid="\$(cat "$(nginx_prefix)/nginx.pid" 2>/dev/null)" && [ -n "\$pid" ] && kill -USR1 "\$pid" || true
+    endscript
+}
+"$LOG_DIR/redis.log" {
+    daily
+    maxsize 100M
+    rotate 14
+    missingok
+    notifempty
+    compress
+    delaycompress
+}
+CONF
+  chmod 0644 "$tmp"
+  mv "$tmp" "$1"
 }

@@ -44,10 +44,14 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-/** A base port such that base..base+count-1 were all free a moment ago (random, high range). */
+/**
+ * A base port such that base..base+count-1 were all free a moment ago: random, below the kernel's
+ * ephemeral range (32768 and up), so an outgoing connection of another test cannot take it between
+ * this check and the process binding it.
+ */
 export async function freePortRange(count: number): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
+    const base = 20000 + Math.floor(Math.random() * (32768 - 20000 - count));
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return base;

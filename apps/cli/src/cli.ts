@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KEY_ID_RE, SIGNATURE_ALGORITHMS, isChannelId, mintChannelId, signChannel, type SignatureAlgorithm } from '@push/protocol';
+import { readSignatureKeyFile } from './signature-key-file.js';
 import { generateKey, keyFromJson, ringEntry, type SigningKey } from './keys.js';
 import { UnreachableError, signedRequest, type HttpReply } from './http.js';
 
@@ -22,7 +23,8 @@ export const HELP = `pushctl - push server command line
   pushctl mint [--count N] (--url URL --key FILE | --signature-key-file FILE [--algo sha1])
       Fresh channel ids, signed for subscribers. With --url the publisher mints them and records
       their creation (the channel lifecycle starts now); otherwise they are minted locally with the
-      channel signature key (PUSH_SIGNATURE_KEY, or the file).
+      channel signature key: PUSH_SIGNATURE_KEY, or FILE holding only the key or KEY=VALUE settings
+      with PUSH_SIGNATURE_KEY= (and PUSH_SIGNATURE_ALGO=), such as .push/config.env.
   pushctl publish --url URL --key FILE --channel ID[/ID...] [--expiry S] [--type T] [--file F]
       Signed publish of one JSON message read from F or stdin.
   pushctl online --url URL --key FILE --channel ID[/ID...]
@@ -141,10 +143,19 @@ async function dispatch(command: string, v: Values, io: Io): Promise<number> {
         const reply = await signedRequest(baseUrl(v), 'POST', `/channels?count=${countText}`, '', loadKey(v));
         return report(io, reply, (body) => `${JSON.stringify(JSON.parse(body), null, 2)}\n`);
       }
-      const keyText = v['signature-key-file'] !== undefined ? readFile(v['signature-key-file'], 'signature key file').toString('utf8').trim() : io.env['PUSH_SIGNATURE_KEY'];
+      let keyText = io.env['PUSH_SIGNATURE_KEY'];
+      let fileAlgo: string | undefined;
+      const keyPath = v['signature-key-file'];
+      if (keyPath !== undefined) {
+        const read = readSignatureKeyFile(readFile(keyPath, 'signature key file').toString('utf8'));
+        if (!read.ok) throw new UsageError(`--signature-key-file ${keyPath} ${read.reason}`);
+        if (read.key.length < 16) throw new UsageError(`--signature-key-file ${keyPath}: the key is shorter than 16 characters`);
+        keyText = read.key;
+        fileAlgo = read.algo;
+      }
       if (keyText === undefined || keyText.length < 16) throw new UsageError('local minting needs the channel signature key: PUSH_SIGNATURE_KEY or --signature-key-file (or use --url to mint on the server)');
-      const algo = v.algo ?? 'sha1';
-      if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algo)) throw new UsageError(`--algo must be one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
+      const algo = v.algo ?? fileAlgo ?? 'sha1';
+      if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algo)) throw new UsageError(`${v.algo !== undefined ? '--algo' : `PUSH_SIGNATURE_ALGO in ${keyPath ?? 'the key file'}`} must be one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
       const channels = Array.from({ length: Number(countText) }, () => {
         const id = mintChannelId();
         return { id, signed: signChannel(id, { key: keyText, algorithm: algo as SignatureAlgorithm }) };

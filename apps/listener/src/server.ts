@@ -2,6 +2,7 @@ import { nanoid } from 'nanoid';
 import { Errors, OriginPolicy, signChannel } from '@push/protocol';
 import { instrumentStore, type Backend } from '@push/backend';
 import { AdminGate, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { LagWindow } from './lag-window.js';
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
 import { handleLongPoll, PREFLIGHT_HEADERS, type LongPoll, type LongPollOptions } from './transports/long-poll.js';
@@ -116,7 +117,13 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
 
   const statsLog = log.child({ component: 'stats' });
   const deliveryRate = new RateMeter();
-  const snapshot = () => {
+  const lagWindow = new LagWindow();
+  const snapshot = async () => {
+    const buckets = (await metrics.pubsubLag.get()).values.filter((v) => v.metricName === 'push_pubsub_lag_seconds_bucket');
+    const latency = lagWindow.sample(
+      buckets.map((b) => (b.labels['le'] === '+Inf' ? Infinity : Number(b.labels['le']))),
+      buckets.map((b) => b.value),
+    );
     const { ws, lp } = hub.countByTransport();
     const c = hub.counters;
     const now = Date.now();
@@ -133,11 +140,13 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       ...bitrixStatFields(config, backend.kind),
       // Extra fields for the status page; Bitrix readers of /server-stat/ ignore them.
       rates: { delivered: deliveryRate.rate(c.delivered, now) },
+      // Store-to-listener delay over the last interval (ms): the status page's end-to-end latency.
+      latency,
       draining,
     };
   };
   const redisProbe = startRedisProbe(metrics, () => store.ping());
-  const reporter = every(config.statsIntervalS * 1000, statsLog, 'stats report', () => backend.stats.report(snapshot()));
+  const reporter = every(config.statsIntervalS * 1000, statsLog, 'stats report', async () => backend.stats.report(await snapshot()));
 
   return {
     port,

@@ -111,7 +111,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const admin = new AdminGate(config);
   for (const path of SERVER_STAT_PATHS) app.get(path, admin.guard(serverStat));
   serveMetrics(app, metrics.registry, admin);
-  serveStatusPage(app, { stats: backend.stats, ping: () => store.ping() }, admin);
+  const statusPage = serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind, log: log.child({ component: 'status-page' }) }, admin);
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });
   const { socket: listenSocket, port } = await listen(uws, app, config.host, config.port);
   const redisProbe = startRedisProbe(metrics, () => store.ping());
@@ -145,6 +145,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       uws.us_listen_socket_close(listenSocket);
       reporter.stop();
       redisProbe.stop();
+      statusPage.stop();
       placement.close();
       // Leave a second of the grace period for closing the Redis connections.
       const deadline = Date.now() + Math.max(500, config.shutdownGraceMs - 1000);

@@ -8,7 +8,8 @@ export function backendFromConfig(config: Config, log: Logger, kind: 'redis' | '
   const common = {
     historyLimit: config.historyLimit,
     onlineTtlSeconds: config.onlineTtlS,
-    // Bitrix reports every 30 s and treats 40 s as stale: allow one missed report plus slack.
+    // One missed report plus slack (Bitrix reports every 30 s and treats 40 s as stale; the
+    // default here is 1 s so the status page is current).
     statsStaleMs: config.statsIntervalS * 1000 * 2 + 10_000,
     channelWriteMs: config.channelWriteS * 1000,
     channelReadMs: config.channelReadS * 1000,

@@ -107,7 +107,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_WS_IDLE_TIMEOUT_S', def: '120' },
   { name: 'PUSH_WS_MAX_BACKPRESSURE_BYTES', def: '262144' },
   { name: 'PUSH_ONLINE_TTL_S', def: '130' },
-  { name: 'PUSH_STATS_INTERVAL_S', def: '30' },
+  { name: 'PUSH_STATS_INTERVAL_S', def: '1' },
   { name: 'PUSH_UNSUBSCRIBE_DELAY_MS', def: '5000' },
   { name: 'PUSH_COALESCE_MAX_MS', def: '250' },
   { name: 'PUSH_PUBSUB_STALL_MS', def: '2000' },

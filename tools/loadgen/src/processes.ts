@@ -5,7 +5,7 @@ import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The repository root (apps/loadgen/dist/ -> ../../..). */
+/** The repository root (tools/loadgen/dist/ -> ../../..). */
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
  * Reads V8 CPU profiles (node --cpu-prof, written by `npm run bench -- <scenario> --profile <dir>`)
  * and prints where the time went: self time by function, and optionally folded stacks (one line
  * per stack, "frame;frame;frame count") that flame-graph tools render.
- *   node apps/loadgen/dist/profile-top.js <file.cpuprofile> [--folded out.txt] [--top 25]
+ *   node tools/loadgen/dist/profile-top.js <file.cpuprofile> [--folded out.txt] [--top 25]
  */
 interface ProfileNode {
   id: number;

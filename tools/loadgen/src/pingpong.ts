@@ -4,7 +4,7 @@ import { createServer, connect, type AddressInfo, type Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 
 /**
- * `node apps/loadgen/dist/pingpong.js`: what one wake-up costs on this machine. Two node processes
+ * `node tools/loadgen/dist/pingpong.js`: what one wake-up costs on this machine. Two node processes
  * bounce one byte over loopback TCP, back to back and with a pause before each round trip, and the
  * CPU both used (from /proc/<pid>/stat) is divided by the round trips. Every delivery of a push
  * server pays a few of these hops, so this figure explains why per-message costs fall as load rises
