@@ -10,6 +10,9 @@ import { WsClient, channelId, longPoll, signed } from '../helpers/clients.js';
 import { sleep } from '../helpers/ports.js';
 import { runPhp } from './php.js';
 
+/** /metrics is an admin page (trusted networks or this bearer token); these publishers trust no network. */
+const ADMIN_TOKEN = 'php-client-test-admin-token';
+
 /**
  * Runs the PHP client's own test scripts (packages/php-client/tests/) and the README's portal
  * example with php-cli against a real publisher, then checks on the server side what they
@@ -121,7 +124,7 @@ describe('PHP client against a running publisher', () => {
   });
 
   it('a publish whose outcome is unknown (Redis paused past PUSH_PUBLISH_TIMEOUT_MS, 504 4134) is resent unchanged and stored once', async () => {
-    const slow = await startApp('publisher', { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: pubKeys, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_PUBLISH_TIMEOUT_MS: '700' });
+    const slow = await startApp('publisher', { REDIS_URL: redis.url, PUSH_PUBLISH_KEYS: pubKeys, PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_PUBLISH_TIMEOUT_MS: '700', PUSH_ADMIN_TOKEN: ADMIN_TOKEN });
     const c = redis.client();
     try {
       const ch = channelId();
@@ -139,7 +142,7 @@ describe('PHP client against a running publisher', () => {
       rmSync(work, { recursive: true, force: true });
       assert.equal(r.code, 0, r.out);
       assert.match(r.out, /^published$/m);
-      const unknown = /^push_publish_requests_total\{[^}]*result="unknown"[^}]*\} (\d+)$/m.exec(await (await fetch(`${slow.url}/metrics`)).text());
+      const unknown = /^push_publish_requests_total\{[^}]*result="unknown"[^}]*\} (\d+)$/m.exec(await (await fetch(`${slow.url}/metrics`, { headers: { Authorization: `Bearer ${ADMIN_TOKEN}` } })).text());
       assert.ok(unknown !== null && Number(unknown[1]) >= 1, 'at least one attempt was answered 504 (and resent)');
       assert.equal(await c.llen(`push:h:{${ch}}`), 1, 'stored once, though sent more than once');
       // The nonce (the request's identity) holds the publish's outcome, not a plain claim.

@@ -103,7 +103,7 @@ const ROUTES: readonly Route[] = [
   { name: 'mint POST /channels', request: mint, expect: portal(true) },
   { name: 'client publish POST /bitrix/rest/ (signed channel)', request: restRequest('/bitrix/rest/', false), expect: everyone(ok(true)) },
   { name: 'client publish POST /rest/ (signed channel; push server 2.0 path)', request: restRequest('/rest/', false), expect: everyone(ok(true)) },
-  { name: 'client publish POST /bitrix/rest/ (forged channel signature)', request: restRequest('/bitrix/rest/', true), expect: everyone(no(400, 4010)) },
+  { name: 'client publish POST /bitrix/rest/ (forged channel signature)', request: restRequest('/bitrix/rest/', true), expect: everyone(no(400, 4012)) },
   { name: 'status page GET /status', request: get('/status'), expect: admin },
   { name: 'status data GET /status/data', request: get('/status/data'), expect: admin },
   { name: 'cluster stats GET /server-stat/', request: get('/server-stat/'), expect: admin },
