@@ -9,4 +9,4 @@ SETUP_PACKAGES="${SETUP_PACKAGES:-php-cli chromium openssl faketime prometheus}"
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 mapfile -t files < <(find packages apps tools tests -name '*.test.ts' -not -path '*/node_modules/*' -not -path '*/dist/*' | sort)
 if [ $# -gt 0 ]; then files=("$@"); fi
-exec node --import tsx --test --test-timeout=120000 "${files[@]}"
+exec node --import tsx --test --test-timeout=300000 "${files[@]}"

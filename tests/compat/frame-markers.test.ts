@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { signChannel } from '@push/protocol';
-import { MODES, Portal, SdkClient, type Mode } from './sdk-harness.js';
+import { MODES, Portal, SdkClient, eachMode, wireCommands, type Mode } from './sdk-harness.js';
 import { longPoll, SECRET, WsClient } from '../helpers/clients.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
@@ -18,16 +18,6 @@ import { eventually } from '../helpers/ports.js';
 const V4_MODES = MODES.filter((m) => m.version === 4);
 let nextUser = 1;
 
-/** A client's `test`-module commands as they came over the wire; asserts none came twice. */
-function wireCommands(c: SdkClient): string[] {
-  const msgs = c.wireMessages().filter((m) => m.moduleId === 'test');
-  assert.equal(new Set(msgs.map((m) => m.mid)).size, msgs.length, `${c.mode.name}: a message came twice on the wire`);
-  return msgs.map((m) => m.command);
-}
-
-async function eachMode<T>(modes: readonly Mode[], run: (mode: Mode) => Promise<T>): Promise<T[]> {
-  return Promise.all(modes.map(run));
-}
 
 const tricky = { text: 'a #!NGINXNME!# b #!NGINXNMS!# c #!NGINXNME!#!NGINXNME!# d', nested: ['#!NGINXNMS!#{"x":1}#!NGINXNME!#'], '#!NGINXNME!#': '\\#!NGINXNME!#' };
 

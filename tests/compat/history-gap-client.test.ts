@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MODES, Portal, SdkClient, type Mode } from './sdk-harness.js';
+import { MODES, Portal, SdkClient, eachMode, wireCommands, type Mode } from './sdk-harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
 import { eventually, sleep } from '../helpers/ports.js';
@@ -13,16 +13,6 @@ import { eventually, sleep } from '../helpers/ports.js';
 
 let nextUser = 1;
 
-/** A client's `test`-module messages as they came over the wire; none may come twice. */
-function wireCommands(c: SdkClient): string[] {
-  const msgs = c.wireMessages().filter((m) => m.moduleId === 'test');
-  assert.equal(new Set(msgs.map((m) => m.mid)).size, msgs.length, `${c.mode.name}: a message came twice on the wire`);
-  return msgs.map((m) => m.command);
-}
-
-async function eachMode<T>(modes: readonly Mode[], run: (mode: Mode) => Promise<T>): Promise<T[]> {
-  return Promise.all(modes.map(run));
-}
 
 describe('official client and the history_gap notice', () => {
   let redis: RedisServer;

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { bytesToHex, encodeRequestBatch, V4Types } from '@push/protocol';
-import { MODES, Portal, SdkClient, type HttpRecord, type Mode, type SocketRecord } from './sdk-harness.js';
+import { MODES, Portal, SdkClient, eachMode, wireCommands, type HttpRecord, type Mode, type SocketRecord } from './sdk-harness.js';
 import { startRedis, type RedisServer } from '../helpers/redis.js';
 import { startApp, type AppProcess } from '../helpers/apps.js';
 import { eventually, sleep } from '../helpers/ports.js';
@@ -24,15 +24,6 @@ const midOf = (url: string): string | null => new URL(url).searchParams.get('mid
  * A client's `test`-module messages as they came over the wire; asserts none came twice (the SDK
  * would drop a repeated mid silently, so only the wire shows a duplicate).
  */
-function wireCommands(c: SdkClient): string[] {
-  const msgs = c.wireMessages().filter((m) => m.moduleId === 'test');
-  assert.equal(new Set(msgs.map((m) => m.mid)).size, msgs.length, `${c.mode.name}: a message came twice on the wire: ${msgs.map((m) => `${m.command}@${m.mid}`).join(',')}`);
-  return msgs.map((m) => m.command);
-}
-
-async function eachMode<T>(modes: readonly Mode[], run: (mode: Mode) => Promise<T>): Promise<T[]> {
-  return Promise.all(modes.map(run));
-}
 
 describe('official client @bitrix24/b24jssdk against the stack', () => {
   let redis: RedisServer;

@@ -5,6 +5,7 @@
  * `WebSocket`, `window`, `document` and `XMLHttpRequest` are provided, and a stand-in for the
  * portal's REST API returns configs that point at the stack. The SDK itself is used unmodified.
  */
+import assert from 'node:assert/strict';
 import { B24PullClientManager } from '@bitrix24/b24jssdk';
 import WebSocket from 'ws';
 // @ts-expect-error xhr2 ships no type declarations
@@ -382,4 +383,16 @@ export class SdkClient {
   destroy(): void {
     this.pull.destroy();
   }
+}
+
+/** A client's `test`-module commands as they came over the wire; asserts none came twice. */
+export function wireCommands(c: SdkClient): string[] {
+  const msgs = c.wireMessages().filter((m) => m.moduleId === 'test');
+  assert.equal(new Set(msgs.map((m) => m.mid)).size, msgs.length, `${c.mode.name}: a message came twice on the wire: ${msgs.map((m) => `${m.command}@${m.mid}`).join(',')}`);
+  return msgs.map((m) => m.command);
+}
+
+/** Runs one scenario in every given client mode at once. */
+export async function eachMode<T>(modes: readonly Mode[], run: (mode: Mode) => Promise<T>): Promise<T[]> {
+  return Promise.all(modes.map(run));
 }
