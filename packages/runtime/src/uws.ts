@@ -19,21 +19,22 @@ export interface UwsDistribution {
 
 /**
  * The distributions we ship, in order of preference (docs/operations.md says why these two).
- * 1. uWebSockets.js 20.57 (upstream's current release) as published by @btc-vision: bindings for
- *    Node 20, 22, 24 and 25, built against glibc 2.38, so they load on Debian 13 / Ubuntu 24.04
- *    and later only.
- * 2. uWebSockets.js 20.30 as published by @trufflesuite: bindings up to Node 20 only, built
- *    against glibc 2.27, so Node 20 keeps running on Debian 12 where the first cannot load.
+ * 1. uWebSockets.js 20.30 as published by @trufflesuite: bindings up to Node 20 only, built
+ *    against glibc 2.27. First because the whole suite passes on it; it is what Node 20 runs on.
+ * 2. uWebSockets.js 20.57 (upstream's current release) as published by @btc-vision: bindings for
+ *    Node 20, 22, 24 and 25, built against glibc 2.38 (Debian 13, Ubuntu 24.04 and later). Node 22
+ *    and 24 run on it; it goes first once the platform tests pass on it (a few delivery tests
+ *    still fail there under Node 22).
  */
 export const UWS_DISTRIBUTIONS: readonly UwsDistribution[] = Object.freeze([
+  {
+    label: 'uWebSockets.js 20.30.0 (@trufflesuite/uws-js-unofficial)',
+    directory: () => join(dirname(require.resolve('uWebSockets.js/package.json')), 'binaries'),
+  },
   {
     label: 'uWebSockets.js 20.57.0 (@btc-vision/uwebsockets.js)',
     // The package's `exports` hides its files, so find them next to its main module.
     directory: () => dirname(require.resolve('@btc-vision/uwebsockets.js')),
-  },
-  {
-    label: 'uWebSockets.js 20.30.0 (@trufflesuite/uws-js-unofficial)',
-    directory: () => join(dirname(require.resolve('uWebSockets.js/package.json')), 'binaries'),
   },
 ]);
 
@@ -50,6 +51,25 @@ export interface LoadedUws {
   readonly skipped: readonly string[];
 }
 
+export interface LoadOptions {
+  /** Preference list; tests pass their own. */
+  readonly distributions?: readonly UwsDistribution[];
+  /** Largest request head (request line and headers) to accept; see uwsMaxHeaderBytes. */
+  readonly maxHeaderBytes?: number;
+}
+
+/**
+ * uWebSockets.js 20.57 answers 431 to a request whose head exceeds UWS_HTTP_MAX_HEADERS_SIZE,
+ * 4 KiB unless set before the binding loads (20.30 did not enforce it). A subscribe or publish URL
+ * naming PUSH_MAX_CHANNELS ids is longer than that: 100 signed ids are 7.4 KB. So the limit is
+ * what such a request can need: each id at its longest (a private:public pair with a SHA-256
+ * signature, 130 characters, plus an encoded separator) on top of 16 KiB, Node's own default, for
+ * the other headers and cookies.
+ */
+export function uwsMaxHeaderBytes(maxChannels: number): number {
+  return 16 * 1024 + maxChannels * 136;
+}
+
 /**
  * Loads a native uWebSockets.js binding directly instead of through a package's loader, because
  * the loaders silently fall back to a slow pure-JS emulation (or throw a bare dlopen error) when
@@ -57,9 +77,12 @@ export interface LoadedUws {
  * and refuses the fallback unless explicitly allowed, so a production box never runs degraded
  * unnoticed.
  */
-export function loadUws(allowFallback: boolean, abi: string = process.versions.modules, distributions: readonly UwsDistribution[] = UWS_DISTRIBUTIONS): LoadedUws {
+export function loadUws(allowFallback: boolean, abi: string = process.versions.modules, opts: LoadOptions = {}): LoadedUws {
   // `abi` is a parameter only so tests can ask for a binding that does not exist (unit tests
   // directly, process tests through the test-only PUSH_TEST_UWS_ABI).
+  const distributions = opts.distributions ?? UWS_DISTRIBUTIONS;
+  // Read by the binding once, when it loads (20.30 ignores it).
+  if (opts.maxHeaderBytes !== undefined) process.env['UWS_HTTP_MAX_HEADERS_SIZE'] = String(opts.maxHeaderBytes);
   const effectiveAbi = abi === '' ? process.versions.modules : abi;
   const name = `uws_${process.platform}_${process.arch}_${effectiveAbi}.node`;
   const failures: string[] = [];
