@@ -20,11 +20,11 @@ export interface UwsDistribution {
 /**
  * The distributions we ship, in order of preference (docs/operations.md says why these two).
  * 1. uWebSockets.js 20.30 as published by @trufflesuite: bindings up to Node 20 only, built
- *    against glibc 2.27. First because the whole suite passes on it; it is what Node 20 runs on.
+ *    against glibc 2.27. Node 20 runs on it everywhere, so Node 20 on Debian 13 runs the same
+ *    binding as on Debian 12, where the whole suite runs.
  * 2. uWebSockets.js 20.57 (upstream's current release) as published by @btc-vision: bindings for
  *    Node 20, 22, 24 and 25, built against glibc 2.38 (Debian 13, Ubuntu 24.04 and later). Node 22
- *    and 24 run on it; it goes first once the platform tests pass on it (a few delivery tests
- *    still fail there under Node 22).
+ *    and 24 run on it (the Debian 13 platform tests).
  */
 export const UWS_DISTRIBUTIONS: readonly UwsDistribution[] = Object.freeze([
   {
