@@ -125,7 +125,7 @@ for m in "${majors[@]}"; do
       mnt --bind "$CACHE_NODE" "$ROOTFS$NODE_DIR"
       chroot "$ROOTFS" /usr/bin/env -i HOME=/root LANG=C.UTF-8 TMPDIR=/tmp \
         PATH="$NODE_DIR/bin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-        bash -c "cd \"\$0\" && ulimit -n 65536 2>/dev/null || ulimit -n \"\$(ulimit -Hn)\"; \
+        bash -c "cd \"\$0\" || exit 1; ulimit -n 65536 2>/dev/null || ulimit -n \"\$(ulimit -Hn)\"; \
           exec node --import tsx --test --test-timeout=600000 --test-reporter=tap \
             --test-skip-pattern=\"headless Chromium\" \"\$@\"" "$REPO" "${@}" >"$LOG" 2>&1
     ' bash "${FILES[@]}"
@@ -135,6 +135,13 @@ for m in "${majors[@]}"; do
   say "Debian 13 ($SUITE), Node $ver: ${summary:-no summary} in $((SECONDS - t0)) s (log: test-artifacts/platforms/$SUITE-node$m.tap)"
   if [ $rc -ne 0 ]; then
     grep -E '^\s*not ok ' "$log" | head -n 20 >&2 || true
+    status=1
+  elif ! grep -qE "# Node $m\.[0-9.]+: uws_linux_[a-z0-9]+_[0-9]+\.node from uWebSockets\.js 20\.57\.0" "$log"; then
+    # uws.test.ts prints the binding it loaded: the run must have been Node $m on 20.57.
+    say "Node $ver did not run on the uWebSockets.js 20.57 binding (see $log)" >&2
+    status=1
+  elif ! grep -qE '^# pass [1-9][0-9]+$' "$log" || grep -qE '^# (fail|cancelled) [1-9]' "$log"; then
+    say "Node $ver: the run did not pass as a whole (see $log)" >&2
     status=1
   fi
 done
