@@ -59,6 +59,9 @@ done <"$STAGE/deps.txt"
 rm "$STAGE/deps.txt"
 # Native bindings for other platforms and Node versions would only be dead weight (about 90 MB).
 find "$LIB/node_modules/uWebSockets.js" -name 'uws_*.node' ! -name "uws_linux_x64_${NODE_ABI}.node" -delete
+# The package targets Node 20 (Depends below); the uWebSockets.js 20.57 build that serves Node 22/24
+# on newer systems (docs/operations.md, "Supported platforms") would add about 110 MB it never loads.
+rm -rf "$LIB/node_modules/@btc-vision"
 mkdir -p "$LIB/node_modules/@push"
 for w in protocol runtime backend; do ln -s "../../packages/$w" "$LIB/node_modules/@push/$w"; done
 for w in publisher listener cli; do ln -s "../../apps/$w" "$LIB/node_modules/@push/$w"; done

@@ -1,7 +1,7 @@
 import { ConfigError, loadConfig, type Config } from './config.js';
 import { onShutdownSignal } from './lifecycle.js';
 import { createRootLogger, type Logger } from './logger.js';
-import { loadUws, type Uws } from './uws.js';
+import { loadUws, uwsMaxHeaderBytes, type Uws } from './uws.js';
 
 export interface Service {
   readonly port: number;
@@ -26,8 +26,9 @@ export function runMain(name: string, defaultPort: number, start: (uws: Uws, con
   }
   const log = createRootLogger(config.logLevel, name);
   (async () => {
-    const loaded = loadUws(config.allowUwsFallback, config.testUwsAbi);
-    if (loaded.binding === 'native') log.info({ binding: loaded.binding, detail: loaded.detail }, 'uWebSockets.js loaded');
+    const loaded = loadUws(config.allowUwsFallback, config.testUwsAbi, { maxHeaderBytes: uwsMaxHeaderBytes(config.maxChannels) });
+    // `skipped` says why a preferred distribution did not load (e.g. Node 20 on glibc 2.36).
+    if (loaded.binding === 'native') log.info({ binding: loaded.binding, detail: loaded.detail, skipped: loaded.skipped }, 'uWebSockets.js loaded');
     else log.warn({ binding: loaded.binding, detail: loaded.detail }, 'uWebSockets.js runs on its slow pure-JS fallback (PUSH_ALLOW_UWS_FALLBACK=true); the native binding did not load');
     const service = await start(loaded.uws, config, log);
     log.info({ host: config.host, port: service.port, processUniqueId: service.processUniqueId }, `${name} ready`);
