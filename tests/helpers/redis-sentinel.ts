@@ -9,14 +9,14 @@ export const SENTINEL_MASTER_NAME = 'pushmaster';
 export interface RedisSentinelHandle {
   /** `redis+sentinel://127.0.0.1:s1,127.0.0.1:s2,127.0.0.1:s3/pushmaster` */
   readonly url: string;
-  /** The data nodes: [0] starts as master, [1] as its replica. */
+  /** The data nodes: [0] starts as master, the others as its replicas. */
   readonly data: readonly RedisNode[];
   readonly sentinels: readonly RedisNode[];
   /** The data node the sentinels name as master now. */
   master(): Promise<RedisNode>;
   /**
    * Waits until every running sentinel names the same running master, which has `replicas`
-   * replicas attached (0 while the other data node is down); with `peers`, also until each
+   * replicas attached (default: every other running data node); with `peers`, also until each
    * sentinel knows the other two again (needed before the next failover can be authorised).
    */
   settled(opts?: { replicas?: number; peers?: boolean; timeoutMs?: number }): Promise<RedisNode>;
@@ -26,19 +26,19 @@ export interface RedisSentinelHandle {
 }
 
 /**
- * A private master, one replica and three sentinels (quorum 2) on free loopback ports, in a
+ * A private master, `replicas` replicas (default 1) and three sentinels (quorum 2) on free loopback ports, in a
  * temporary directory removed by stop(). A master is considered down after 1 s, so a kill -9
  * is followed by a promotion within a few seconds. Sentinels rewrite their config files, so each
  * gets its own writable copy.
  */
-export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
+export async function startRedisSentinel(opts: { replicas?: number } = {}): Promise<RedisSentinelHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'push-sentinel-'));
   const data: RedisNode[] = [];
   const sentinels: RedisNode[] = [];
   const all = (): RedisNode[] => [...data, ...sentinels];
   try {
     const masterPort = await freePort();
-    for (let i = 0; i < 2; i++) {
+    for (let i = 0; i <= (opts.replicas ?? 1); i++) {
       const p = i === 0 ? masterPort : await freePort();
       const d = join(dir, `data-${p}`);
       mkdirSync(d);
@@ -98,7 +98,7 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
     async master() {
       return byPort(await masterPortNow());
     },
-    async settled({ replicas = 1, peers = false, timeoutMs = 30_000 } = {}) {
+    async settled({ replicas = data.filter((d) => d.running).length - 1, peers = false, timeoutMs = 30_000 } = {}) {
       const port = await eventually(async () => {
         const seen = new Set<number>();
         for (const s of sentinels) {

@@ -1,13 +1,15 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import type { Logger } from '@push/runtime';
+import type { Logger, RedisTarget } from '@push/runtime';
+import { connectRedis, toTarget } from './redis-connect.js';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, channelRetentionS, type Backend, type BackendOptions, type Broker, type HistoryResult, type MessageHandler, type ProcessStats, type ResyncHandlers } from './types.js';
 import type { ChannelTimes, ExpireNotice, NonceClaim, NonceClaimRequest } from './lifecycle-types.js';
 import { createGroupCommit } from './group-commit.js';
 
 export interface RedisBackendOptions extends BackendOptions {
-  readonly url: string;
+  /** REDIS_URL text or the configuration's parsed form: one Redis or a Sentinel group. */
+  readonly url: string | RedisTarget;
   readonly keyPrefix: string;
   readonly log: Logger;
   /** Fail a command that got no answer in this time, so HTTP callers get 503 instead of hanging. */
@@ -19,6 +21,14 @@ export interface RedisBackendOptions extends BackendOptions {
    * PUSH_MAX_FANOUT_BYTES, default 16 MiB). Grouping must not build what no single request may.
    */
   readonly maxGroupFanoutBytes?: number;
+  /**
+   * PUSH_PUBLISH_DURABILITY: 'local' (default) acknowledges once the master ran the publish;
+   * 'replicated' also waits (WAIT 1) until at least one replica holds it, so a master that dies
+   * right after the answer loses nothing acknowledged (Redis replication is asynchronous).
+   */
+  readonly durability?: 'local' | 'replicated';
+  /** How long 'replicated' waits for a replica before the publish is answered 503 (4170). */
+  readonly replicaTimeoutMs?: number;
 }
 
 /**
@@ -39,32 +49,6 @@ const PUBLISH_IN_FLIGHT = 2;
 /** Caps the requests in one call, so one call (and the Redis pause it causes) stays short. */
 const MAX_GROUP_REQUESTS = 256;
 const DEFAULT_GROUP_FANOUT_BYTES = 16 * 1024 * 1024;
-
-/** Reconnect quickly at first, then back off to 2 s, with jitter so many processes do not stampede. */
-function retryStrategy(times: number): number {
-  const base = Math.min(2000, 50 * 2 ** Math.min(times, 6));
-  return Math.round(base / 2 + Math.random() * (base / 2));
-}
-
-export function redisOptions(url: string, extra: RedisOptions = {}): { url: string; options: RedisOptions } {
-  return {
-    url: url.startsWith('unix://') ? url.slice('unix://'.length) : url,
-    options: {
-      retryStrategy,
-      keepAlive: 10_000,
-      // Fail fast while disconnected: a publish must be answered 503 now, not queued for minutes.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: false,
-      ...extra,
-    },
-  };
-}
-
-function connect(url: string, extra: RedisOptions): Redis {
-  const { url: target, options } = redisOptions(url, extra);
-  return target.startsWith('/') ? new Redis({ ...options, path: target }) : new Redis(target, options);
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -98,6 +82,8 @@ type ScriptRedis = Redis & {
 const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
 const STALE_REPLY = 'PUSH_AUTH_STALE';
 const REPLAY_REPLY = 'PUSH_AUTH_REPLAY';
+/** Not a script reply: set here for a request the master stored but no replica confirmed in time. */
+const NOT_REPLICATED = 'PUSH_NOT_REPLICATED';
 
 function toTimes(out: string[]): ChannelTimes {
   return { now: Number(out[0]), created: out.slice(1).map((c) => (c === '' ? null : Number(c))) };
@@ -110,7 +96,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   // A command in flight when the connection drops is not sent again after reconnect: the caller has
   // already been told 503 (or will be, at the timeout), so a resent publish would store a message
   // its publisher believes failed.
-  const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
+  const target = toTarget(opts.url);
+  const redis = connectRedis(target, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
   redis.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
   // The offline queue is off (fail fast during outages), so commands issued before the very first
@@ -158,11 +145,20 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
   const startKey = `${p}id:start`;
+  const replicaTimeout = opts.replicaTimeoutMs ?? 1000;
   const publishes = createGroupCommit<PublishCall, PublishOutcome>(
     (requests) => {
       const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
       for (const r of requests) for (const a of r.args) argv.push(a);
-      return redis.pushPublish(2, startKey, counterKey, ...argv);
+      const run = redis.pushPublish(2, startKey, counterKey, ...argv);
+      if (opts.durability !== 'replicated') return run;
+      // WAIT leaves on the same connection right behind the script (one round trip), so it covers
+      // the script's writes. It blocks this connection until a replica confirms or the timeout
+      // passes; other commands of the process queue behind it that long (docs/operations.md).
+      const confirmed = redis.wait(1, replicaTimeout);
+      return Promise.all([run, confirmed]).then(([out, replicas]) =>
+        replicas >= 1 ? out : out.map((o): PublishOutcome => (o[0] === 'ok' ? ['err', NOT_REPLICATED] : o)),
+      );
     },
     { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout },
   );
@@ -179,7 +175,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     constructor() {
       // Our own resubscription on reconnect (instead of ioredis' autoResubscribe) lets us know when
       // it has completed, and only then ask the listener to refill from history.
-      this.sub = connect(opts.url, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
+      this.sub = connectRedis(target, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
       this.sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis subscriber connection error'));
       let markReady: () => void = () => {};
       this.firstReady = new Promise((resolve) => (markReady = resolve));
@@ -287,6 +283,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         const reason = out[1];
         if (reason === STALE_REPLY) throw new PushError(Errors.AUTH_STALE);
         if (reason === REPLAY_REPLY) throw new PushError(Errors.AUTH_REPLAY);
+        if (reason === NOT_REPLICATED) throw new PushError(Errors.NOT_REPLICATED, undefined, 1);
         if (reason.startsWith(EXPIRED_REPLY)) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${reason.slice(EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
         throw new Error(`publish script: unexpected reply ${reason}`);
       },

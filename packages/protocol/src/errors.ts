@@ -52,6 +52,8 @@ export const Errors = {
   AUTH_REPLAY: { code: 4125, status: 403, reason: 'Nonce was already used; sign every request with a fresh nonce.' },
   CHANNEL_EXPIRED: { code: 4126, status: 410, reason: 'Channel is past its write window; rotate it: mint a new channel id and give clients a new config.' },
   INVALID_MINT: { code: 4127, status: 400, reason: 'Mint request must be count=1..100.' },
+  // 4170-4179: Redis topologies and durability (docs/operations.md, "Redis topologies").
+  NOT_REPLICATED: { code: 4170, status: 503, reason: 'No Redis replica confirmed it in time (PUSH_PUBLISH_DURABILITY=replicated); it may still be delivered. Retry later.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;
