@@ -2,6 +2,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { eventually, freePort } from './ports.js';
+import type { Host } from './netns.js';
 import { RedisNode, nodeCall } from './redis-node.js';
 
 export const SENTINEL_MASTER_NAME = 'pushmaster';
@@ -31,41 +32,61 @@ export interface RedisSentinelHandle {
  * is followed by a promotion within a few seconds. Sentinels rewrite their config files, so each
  * gets its own writable copy.
  */
-export async function startRedisSentinel(opts: { replicas?: number } = {}): Promise<RedisSentinelHandle> {
+export interface SentinelOptions {
+  /** Replicas of the master (default 1). */
+  readonly replicas?: number;
+  /** Run data node i on dataHosts[i] and sentinel i on sentinelHosts[i] (network namespaces). */
+  readonly dataHosts?: readonly Host[];
+  readonly sentinelHosts?: readonly Host[];
+}
+
+export async function startRedisSentinel(opts: SentinelOptions = {}): Promise<RedisSentinelHandle> {
   const dir = mkdtempSync(join(tmpdir(), 'push-sentinel-'));
   const data: RedisNode[] = [];
   const sentinels: RedisNode[] = [];
   const all = (): RedisNode[] => [...data, ...sentinels];
   try {
-    const masterPort = await freePort();
+    // Distinct ports, so a port names one node (freePort may hand out a port twice until it is bound).
+    const taken = new Set<number>();
+    const port = async (): Promise<number> => {
+      for (;;) {
+        const p = await freePort();
+        if (!taken.has(p)) return taken.add(p), p;
+      }
+    };
+    const masterPort = await port();
+    const where = (h: Host | undefined): { host: string; netns?: string } => (h === undefined ? { host: '127.0.0.1' } : { host: h.addr, netns: h.ns });
+    const masterHost = where(opts.dataHosts?.[0]).host;
     for (let i = 0; i <= (opts.replicas ?? 1); i++) {
-      const p = i === 0 ? masterPort : await freePort();
-      const d = join(dir, `data-${p}`);
+      const p = i === 0 ? masterPort : await port();
+      const d = join(dir, `data-${i}-${p}`);
       mkdirSync(d);
-      const replica = i === 0 ? [] : ['--replicaof', '127.0.0.1', String(masterPort)];
-      data.push(new RedisNode(p, ['--port', String(p), '--bind', '127.0.0.1', '--dir', d, '--appendonly', 'yes', '--save', '', '--logfile', join(d, 'redis.log'), ...replica]));
+      const at = where(opts.dataHosts?.[i]);
+      const replica = i === 0 ? [] : ['--replicaof', masterHost, String(masterPort)];
+      data.push(new RedisNode(p, ['--port', String(p), '--bind', at.host, '--dir', d, '--appendonly', 'yes', '--save', '', '--logfile', join(d, 'redis.log'), ...replica], at));
     }
     for (const n of data) await n.start();
     for (let i = 0; i < 3; i++) {
-      const p = await freePort();
-      const d = join(dir, `sentinel-${p}`);
+      const p = await port();
+      const at = where(opts.sentinelHosts?.[i]);
+      const d = join(dir, `sentinel-${i}-${p}`);
       mkdirSync(d);
       const conf = join(d, 'sentinel.conf');
       writeFileSync(
         conf,
         [
           `port ${p}`,
-          'bind 127.0.0.1',
+          `bind ${at.host}`,
           `dir ${d}`,
           `logfile ${join(d, 'sentinel.log')}`,
-          `sentinel monitor ${SENTINEL_MASTER_NAME} 127.0.0.1 ${masterPort} 2`,
+          `sentinel monitor ${SENTINEL_MASTER_NAME} ${masterHost} ${masterPort} 2`,
           `sentinel down-after-milliseconds ${SENTINEL_MASTER_NAME} 1000`,
           `sentinel failover-timeout ${SENTINEL_MASTER_NAME} 10000`,
           `sentinel parallel-syncs ${SENTINEL_MASTER_NAME} 1`,
           '',
         ].join('\n'),
       );
-      sentinels.push(new RedisNode(p, [conf, '--sentinel']));
+      sentinels.push(new RedisNode(p, [conf, '--sentinel'], at));
     }
     await Promise.all(sentinels.map((s) => s.start()));
   } catch (err) {
@@ -78,7 +99,7 @@ export async function startRedisSentinel(opts: { replicas?: number } = {}): Prom
     for (const s of sentinels) {
       if (!s.running) continue;
       try {
-        const addr = (await nodeCall(s.port, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[] | null;
+        const addr = (await nodeCall(s, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', SENTINEL_MASTER_NAME)) as string[] | null;
         if (addr !== null) return Number(addr[1]);
       } catch {
         /* the next sentinel */
@@ -92,7 +113,7 @@ export async function startRedisSentinel(opts: { replicas?: number } = {}): Prom
     return n;
   };
   const handle: RedisSentinelHandle = {
-    url: `redis+sentinel://${sentinels.map((s) => `127.0.0.1:${s.port}`).join(',')}/${SENTINEL_MASTER_NAME}`,
+    url: `redis+sentinel://${sentinels.map((s) => `${s.host}:${s.port}`).join(',')}/${SENTINEL_MASTER_NAME}`,
     data,
     sentinels,
     async master() {
@@ -103,7 +124,9 @@ export async function startRedisSentinel(opts: { replicas?: number } = {}): Prom
         const seen = new Set<number>();
         for (const s of sentinels) {
           if (!s.running) continue;
-          const flat = (await nodeCall(s.port, 'SENTINEL', 'MASTER', SENTINEL_MASTER_NAME)) as string[];
+          // A sentinel cut off the network (a partition test) has no say; the others decide.
+          const flat = (await nodeCall(s, 'SENTINEL', 'MASTER', SENTINEL_MASTER_NAME).catch(() => null)) as string[] | null;
+          if (flat === null) continue;
           const info = new Map<string, string>();
           for (let i = 0; i + 1 < flat.length; i += 2) info.set(flat[i] as string, flat[i + 1] as string);
           if (info.get('flags') !== 'master') return 0;
@@ -112,7 +135,7 @@ export async function startRedisSentinel(opts: { replicas?: number } = {}): Prom
         }
         const [p] = [...seen];
         if (seen.size !== 1 || p === undefined || !byPort(p).running) return 0;
-        const role = String(await nodeCall(p, 'INFO', 'replication'));
+        const role = String(await nodeCall(byPort(p), 'INFO', 'replication'));
         const online = role.match(/state=online/g)?.length ?? 0;
         return /role:master/.test(role) && online >= replicas ? p : 0;
       }, timeoutMs, 'sentinel group settled');
@@ -122,7 +145,7 @@ export async function startRedisSentinel(opts: { replicas?: number } = {}): Prom
       const before = await masterPortNow();
       const s = sentinels.find((x) => x.running);
       if (s === undefined) throw new Error('no sentinel running');
-      await nodeCall(s.port, 'SENTINEL', 'FAILOVER', SENTINEL_MASTER_NAME);
+      await nodeCall(s, 'SENTINEL', 'FAILOVER', SENTINEL_MASTER_NAME);
       await eventually(async () => (await masterPortNow()) !== before, 20_000, 'sentinel failover');
       return handle.settled({ replicas: 0 });
     },
