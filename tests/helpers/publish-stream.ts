@@ -10,6 +10,8 @@ export class ResumingClient {
   private ws: WsClient | null = null;
   private closed = false;
   reconnects = 0;
+  /** What happened to the sockets (close codes, failed reconnects), for failure messages. */
+  readonly events: string[] = [];
   constructor(
     private readonly base: string,
     private readonly channels: string[],
@@ -25,13 +27,16 @@ export class ResumingClient {
     void ws.closed.then(async () => {
       if (this.closed) return;
       this.reconnects++;
+      this.events.push(`closed ${ws.closeCode} ${ws.closeReason}`);
       for (;;) {
         try {
           await sleep(200);
           await this.open();
+          this.events.push('reopened');
           return;
-        } catch {
-          /* the listener refuses while Redis is away; try again */
+        } catch (err) {
+          // The listener refuses while Redis is away; try again.
+          this.events.push(`reopen failed: ${(err as Error).message}`);
         }
       }
     });

@@ -63,7 +63,8 @@ export async function startRedisSentinel(opts: SentinelOptions = {}): Promise<Re
       mkdirSync(d);
       const at = where(opts.dataHosts?.[i]);
       const replica = i === 0 ? [] : ['--replicaof', masterHost, String(masterPort)];
-      data.push(new RedisNode(p, ['--port', String(p), '--bind', at.host, '--dir', d, '--appendonly', 'yes', '--save', '', '--logfile', join(d, 'redis.log'), ...replica], at));
+      // Off loopback Redis refuses unauthenticated peers (protected mode); the test network is private.
+      data.push(new RedisNode(p, ['--port', String(p), '--bind', at.host, '--protected-mode', 'no', '--dir', d, '--appendonly', 'yes', '--save', '', '--logfile', join(d, 'redis.log'), ...replica], at));
     }
     for (const n of data) await n.start();
     for (let i = 0; i < 3; i++) {
@@ -77,6 +78,7 @@ export async function startRedisSentinel(opts: SentinelOptions = {}): Promise<Re
         [
           `port ${p}`,
           `bind ${at.host}`,
+          'protected-mode no',
           `dir ${d}`,
           `logfile ${join(d, 'sentinel.log')}`,
           `sentinel monitor ${SENTINEL_MASTER_NAME} ${masterHost} ${masterPort} 2`,
