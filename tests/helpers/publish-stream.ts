@@ -20,10 +20,14 @@ export class ResumingClient {
     const last = this.got[this.got.length - 1]?.frame.mid;
     const ws = await WsClient.connect(this.base, this.channels.map((c) => signed(c)), last === undefined ? '' : `&mid=${last}`);
     this.ws = ws;
-    ws.ws.on('message', () => {
+    const take = (): void => {
       const at = Date.now();
       for (const frame of ws.messages.splice(0)) this.got.push({ frame, at });
-    });
+    };
+    // The backlog can arrive in the same read as the upgrade answer, i.e. before this line runs:
+    // take what is there already, then everything that follows.
+    take();
+    ws.ws.on('message', take);
     void ws.closed.then(async () => {
       if (this.closed) return;
       this.reconnects++;
