@@ -53,7 +53,7 @@ describe('parseRedisUrl', () => {
     for (const [url, re] of bad) assert.throws(() => parseRedisUrl(url), re, url);
   });
 
-  it('the configuration parses REDIS_URL once and reports a bad one without its password', () => {
+  it('the configuration parses REDIS_URL once (and the durability settings), reporting bad values without a password', () => {
     const base = { PUSH_SIGNATURE_KEY: 'k'.repeat(16) };
     const c = loadConfig({ ...base, REDIS_URL: 'redis+sentinel://127.0.0.1:26379/pushmaster' }, { port: 1 });
     assert.deepEqual(c.redis, { kind: 'sentinel', sentinels: [{ host: '127.0.0.1', port: 26379 }], masterName: 'pushmaster', db: 0 });
@@ -61,6 +61,13 @@ describe('parseRedisUrl', () => {
     assert.equal(loadConfig(base, { port: 1 }).redis.kind, 'single');
     assert.throws(() => loadConfig({ ...base, REDIS_URL: 'redis+cluster://127.0.0.1:7000' }, { port: 1 }), /REDIS_URL: Redis Cluster \(redis\+cluster:\/\/\) is not served by this version yet/);
     const secret = 'Sentinel-Secret-123';
+    assert.equal(loadConfig(base, { port: 1 }).publishDurability, 'local');
+    const replicated = loadConfig({ ...base, PUSH_PUBLISH_DURABILITY: 'replicated', PUSH_PUBLISH_REPLICA_TIMEOUT_MS: '250' }, { port: 1 });
+    assert.equal(replicated.publishDurability, 'replicated');
+    assert.equal(replicated.publishReplicaTimeoutMs, 250);
+    assert.throws(() => loadConfig({ ...base, PUSH_PUBLISH_DURABILITY: 'sync' }, { port: 1 }), /PUSH_PUBLISH_DURABILITY: local or replicated, got "sync"/);
+    // Above the command timeout a WAIT that runs out would look like an unreachable Redis (4109).
+    assert.throws(() => loadConfig({ ...base, PUSH_PUBLISH_REPLICA_TIMEOUT_MS: '5000' }, { port: 1 }), /PUSH_PUBLISH_REPLICA_TIMEOUT_MS: expected a whole number from 10 to 2500/);
     try {
       loadConfig({ ...base, REDIS_URL: `redis+sentinel://:${secret}@a:1` }, { port: 1 });
       assert.fail('accepted');
