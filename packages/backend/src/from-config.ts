@@ -14,5 +14,5 @@ export function backendFromConfig(config: Config, log: Logger, kind: 'redis' | '
     channelReadMs: config.channelReadS * 1000,
   };
   if (kind === 'memory') return createMemoryBackend(common);
-  return createRedisBackend({ ...common, url: config.redis, durability: config.publishDurability, replicaTimeoutMs: config.publishReplicaTimeoutMs, keyPrefix: config.keyPrefix, maxGroupFanoutBytes: config.maxFanoutBytes, log: log.child({ component: 'redis' }) });
+  return createRedisBackend({ ...common, url: config.redis, durability: config.publishDurability, replicaTimeoutMs: config.publishReplicaTimeoutMs, replicas: config.publishReplicas, keyPrefix: config.keyPrefix, maxGroupFanoutBytes: config.maxFanoutBytes, log: log.child({ component: 'redis' }) });
 }

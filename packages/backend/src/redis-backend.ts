@@ -23,12 +23,18 @@ export interface RedisBackendOptions extends BackendOptions {
   readonly maxGroupFanoutBytes?: number;
   /**
    * PUSH_PUBLISH_DURABILITY: 'local' (default) acknowledges once the master ran the publish;
-   * 'replicated' also waits (WAIT 1) until at least one replica holds it, so a master that dies
+   * 'replicated' also waits (WAIT) until `replicas` replicas hold it, so a master that dies
    * right after the answer loses nothing acknowledged (Redis replication is asynchronous).
    */
   readonly durability?: 'local' | 'replicated';
   /** How long 'replicated' waits for a replica before the publish is answered 503 (4170). */
   readonly replicaTimeoutMs?: number;
+  /**
+   * How many replicas must confirm under 'replicated' (default 1). With several replicas, only
+   * "all of them" also covers a manual failover to a replica that had not yet got the write
+   * (docs/operations.md, "Redis topologies").
+   */
+  readonly replicas?: number;
 }
 
 /**
@@ -146,6 +152,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
   const startKey = `${p}id:start`;
   const replicaTimeout = opts.replicaTimeoutMs ?? 1000;
+  const wanted = opts.replicas ?? 1;
   const publishes = createGroupCommit<PublishCall, PublishOutcome>(
     (requests) => {
       const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
@@ -155,9 +162,9 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       // WAIT leaves on the same connection right behind the script (one round trip), so it covers
       // the script's writes. It blocks this connection until a replica confirms or the timeout
       // passes; other commands of the process queue behind it that long (docs/operations.md).
-      const confirmed = redis.wait(1, replicaTimeout);
+      const confirmed = redis.wait(wanted, replicaTimeout);
       return Promise.all([run, confirmed]).then(([out, replicas]) =>
-        replicas >= 1 ? out : out.map((o): PublishOutcome => (o[0] === 'ok' ? ['err', NOT_REPLICATED] : o)),
+        replicas >= wanted ? out : out.map((o): PublishOutcome => (o[0] === 'ok' ? ['err', NOT_REPLICATED] : o)),
       );
     },
     { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout },

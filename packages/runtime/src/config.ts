@@ -16,6 +16,8 @@ export interface Config {
   readonly publishDurability: 'local' | 'replicated';
   /** How long 'replicated' waits for a replica before answering 503 (4170). */
   readonly publishReplicaTimeoutMs: number;
+  /** How many replicas must confirm a publish under 'replicated' (WAIT numreplicas). */
+  readonly publishReplicas: number;
   readonly keyPrefix: string;
   readonly host: string;
   readonly port: number;
@@ -86,6 +88,7 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'REDIS_URL', def: 'redis://127.0.0.1:6379' },
   { name: 'PUSH_PUBLISH_DURABILITY', def: 'local' },
   { name: 'PUSH_PUBLISH_REPLICA_TIMEOUT_MS', def: '1000' },
+  { name: 'PUSH_PUBLISH_REPLICAS', def: '1' },
   { name: 'PUSH_KEY_PREFIX', def: 'push:' },
   { name: 'PUSH_HOST', def: '127.0.0.1' },
   { name: 'PUSH_PORT', def: undefined },
@@ -260,6 +263,7 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     publishDurability: publishDurability === 'replicated' ? 'replicated' : 'local',
     // Below the 3 s command timeout, so a WAIT that runs out is answered 4170, not 4109.
     publishReplicaTimeoutMs: int('PUSH_PUBLISH_REPLICA_TIMEOUT_MS', 10, 2500),
+    publishReplicas: int('PUSH_PUBLISH_REPLICAS', 1, 16),
     keyPrefix,
     host: get('PUSH_HOST') ?? '127.0.0.1',
     port: int('PUSH_PORT', 1, 65535),

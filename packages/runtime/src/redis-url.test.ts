@@ -65,6 +65,9 @@ describe('parseRedisUrl', () => {
     const replicated = loadConfig({ ...base, PUSH_PUBLISH_DURABILITY: 'replicated', PUSH_PUBLISH_REPLICA_TIMEOUT_MS: '250' }, { port: 1 });
     assert.equal(replicated.publishDurability, 'replicated');
     assert.equal(replicated.publishReplicaTimeoutMs, 250);
+    assert.equal(replicated.publishReplicas, 1);
+    assert.equal(loadConfig({ ...base, PUSH_PUBLISH_REPLICAS: '2' }, { port: 1 }).publishReplicas, 2);
+    assert.throws(() => loadConfig({ ...base, PUSH_PUBLISH_REPLICAS: '0' }, { port: 1 }), /PUSH_PUBLISH_REPLICAS: expected a whole number from 1 to 16/);
     assert.throws(() => loadConfig({ ...base, PUSH_PUBLISH_DURABILITY: 'sync' }, { port: 1 }), /PUSH_PUBLISH_DURABILITY: local or replicated, got "sync"/);
     // Above the command timeout a WAIT that runs out would look like an unreachable Redis (4109).
     assert.throws(() => loadConfig({ ...base, PUSH_PUBLISH_REPLICA_TIMEOUT_MS: '5000' }, { port: 1 }), /PUSH_PUBLISH_REPLICA_TIMEOUT_MS: expected a whole number from 10 to 2500/);
