@@ -21,6 +21,8 @@ export interface RedisClusterHandle {
   /** `redis+cluster://127.0.0.1:p1,...` naming every node (any one is enough to find the rest). */
   readonly url: string;
   readonly nodes: readonly RedisNode[];
+  /** Temporary directory holding every node's data; removed by stop(). */
+  readonly dir: string;
   /** The cluster as every node currently sees it, from CLUSTER NODES of a reachable node. */
   topology(): Promise<ClusterNodeInfo[]>;
   /** The node that serves `slot` now. */
@@ -97,6 +99,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   const handle: RedisClusterHandle = {
     url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`,
     nodes,
+    dir,
     topology,
     async masterOf(slot: number): Promise<RedisNode> {
       const t = await topology();
@@ -136,6 +139,15 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     },
   };
   await handle.healthy();
+  // And every replica in sync with its master (a fresh replica that is still loading would neither
+  // hold the data nor be promoted).
+  await eventually(async () => {
+    for (const m of (await topology()).filter((x) => x.role === 'master')) {
+      const info = String(await nodeCall(m.port, 'INFO', 'replication'));
+      if (!/state=online/.test(info)) return false;
+    }
+    return true;
+  }, 30_000, 'cluster replicas in sync');
   return handle;
 }
 
