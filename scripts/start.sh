@@ -115,7 +115,8 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
       if [ "$name" = redis-replica ]; then
         { redis-cli -p "$port" info replication 2>/dev/null || true; } | grep -q '^master_link_status:up' && break
       else
-        redis_pings "$port" && break
+        # A sentinel is ready once it knows the replica: before that a failover has nowhere to go.
+        { redis-cli -p "$port" sentinel replicas "$SENTINEL_MASTER" 2>/dev/null || true; } | grep -qx "$((REDIS_PORT + 1))" && break
       fi
       live_pid "$name" >/dev/null || die "$name exited; see $LOG_DIR/$name.log"
       [ "$i" -lt $((TIMEOUT * 10)) ] || die "$name did not answer within ${TIMEOUT}s; see $LOG_DIR/$name.log"

@@ -55,9 +55,15 @@ describe('npm start with a private Sentinel group (PUSH_REDIS_SENTINEL=1)', () =
     const first = await publish(front, [ch], { module_id: 't', command: 'before' });
     assert.equal(first.status, 200, await first.text());
     // The replica must be attached for a replicated publish; then fail over to it.
+    // Every sentinel knows the replica once npm start is ready (it waits for that).
+    for (const port of [redisPort + 2, redisPort + 3, redisPort + 4]) {
+      const replicas = (await nodeCall(port, 'SENTINEL', 'REPLICAS', 'push')) as string[][];
+      assert.equal(replicas.length, 1, `sentinel on ${port} knows the replica`);
+    }
     await nodeCall(redisPort + 2, 'SENTINEL', 'FAILOVER', 'push');
     await eventually(async () => ((await nodeCall(redisPort + 2, 'SENTINEL', 'GET-MASTER-ADDR-BY-NAME', 'push')) as string[])[1] === String(redisPort + 1), 20_000, 'the replica promoted');
-    await eventually(async () => (await publish(front, [ch], { module_id: 't', command: 'after' })).status === 200, 20_000, 'publishing on the new master');
+    // Replicated: the demoted master must first resynchronise as the new master's replica.
+    await eventually(async () => (await publish(front, [ch], { module_id: 't', command: 'after' })).status === 200, 40_000, 'publishing on the new master');
     const poll = await longPoll(front, [signChannel(ch, { key, algorithm: 'sha1' })], `&mid=${'0'.repeat(26)}`);
     assert.deepEqual(poll.messages.map((m) => (m.text as { command: string }).command).filter((c, i, a) => a.indexOf(c) === i), ['before', 'after'], 'history from both masters');
     const pids = ['redis', 'redis-replica', 'sentinel-1', 'sentinel-2', 'sentinel-3'].map((n) => Number(readFileSync(join(runDir, 'pids', `${n}.pid`), 'utf8')));
