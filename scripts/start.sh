@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm start`: brings up the whole stack on this machine and returns once everything answers.
-#   private redis-server (AOF on) unless REDIS_URL is set, PUSH_PUBLISHERS publishers,
+#   private redis-server (AOF on; with PUSH_REDIS_SENTINEL=1 also a replica and three sentinels)
+#   unless REDIS_URL is set, PUSH_PUBLISHERS publishers,
 #   PUSH_LISTENERS listeners and nginx in front on PUSH_FRONT_PORT.
 # Idempotent: running it again starts only what is not running. Settings: scripts/lib/common.sh.
 set -euo pipefail
@@ -76,6 +77,40 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
     [ "$i" -lt $((TIMEOUT * 10)) ] || die "redis-server did not answer within ${TIMEOUT}s; see $LOG_DIR/redis.log"
     sleep 0.1
   done
+  # PUSH_REDIS_SENTINEL=1: a replica and three sentinels beside it, to try failover on one machine.
+  # The group is laid out anew on every start (the master on PUSH_REDIS_PORT), whatever a failover
+  # changed while it ran.
+  while read -r name port; do
+    live_pid "$name" >/dev/null && continue
+    port_in_use "$port" && die "127.0.0.1:$port (for $name, PUSH_REDIS_PORT+n) is taken by another process; choose another PUSH_REDIS_PORT"
+    mkdir -p "$RUN_DIR/$name"
+    if [ "$name" = redis-replica ]; then
+      setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$RUN_DIR/$name" --appendonly yes --appendfsync everysec --save "" \
+        --replicaof 127.0.0.1 "$REDIS_PORT" --daemonize no --logfile "$LOG_DIR/$name.log" --maxclients 10000 </dev/null >/dev/null 2>&1 &
+    else
+      # Sentinels rewrite their file with what they learn; a fresh one each start.
+      printf '%s\n' "port $port" "bind 127.0.0.1" "dir $RUN_DIR/$name" \
+        "sentinel monitor $SENTINEL_MASTER 127.0.0.1 $REDIS_PORT 2" "sentinel down-after-milliseconds $SENTINEL_MASTER 2000" \
+        "sentinel failover-timeout $SENTINEL_MASTER 10000" >"$RUN_DIR/$name/sentinel.conf"
+      setsid redis-server "$RUN_DIR/$name/sentinel.conf" --sentinel --logfile "$LOG_DIR/$name.log" </dev/null >/dev/null 2>&1 &
+    fi
+    echo $! >"$(pid_file "$name")"
+    say "$name starting on 127.0.0.1:$port"
+  done < <(sentinel_group_nodes)
+  while read -r name port; do
+    for ((i = 0; ; i++)); do
+      # The replica counts once it is in sync: PUSH_PUBLISH_DURABILITY=replicated needs it at once.
+      if [ "$name" = redis-replica ]; then
+        { redis-cli -p "$port" info replication 2>/dev/null || true; } | grep -q '^master_link_status:up' && break
+      else
+        # A sentinel is ready once it knows the replica: before that a failover has nowhere to go.
+        { redis-cli -p "$port" sentinel replicas "$SENTINEL_MASTER" 2>/dev/null || true; } | grep -qx "$((REDIS_PORT + 1))" && break
+      fi
+      live_pid "$name" >/dev/null || die "$name exited; see $LOG_DIR/$name.log"
+      [ "$i" -lt $((TIMEOUT * 10)) ] || die "$name did not answer within ${TIMEOUT}s; see $LOG_DIR/$name.log"
+      sleep 0.1
+    done
+  done < <(sentinel_group_nodes)
 fi
 
 # 2. Apps.

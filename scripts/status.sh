@@ -36,6 +36,16 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
     printf '%-14s %-8s %-6s %-8s %s\n' redis - "$REDIS_PORT" stopped no
     bad=1
   fi
+  while read -r name port; do
+    if pid="$(live_pid "$name")"; then
+      up=1
+      if redis_pings "$port"; then ready=yes; else ready="no (no answer)"; bad=1; fi
+      printf '%-14s %-8s %-6s %-8s %s\n' "$name" "$pid" "$port" running "$ready"
+    else
+      printf '%-14s %-8s %-6s %-8s %s\n' "$name" - "$port" stopped no
+      bad=1
+    fi
+  done < <(sentinel_group_nodes)
 else
   printf '%-14s %-8s %-6s %-8s %s\n' redis external - - "$EFFECTIVE_REDIS_URL"
 fi

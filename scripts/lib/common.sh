@@ -10,6 +10,8 @@
 #   PUSH_PUBLISHER_PORT   first publisher port; publisher i listens on PORT+i-1 (9010)
 #   PUSH_LISTENER_PORT    first listener port; listener i listens on PORT+i-1 (8010)
 #   PUSH_REDIS_PORT       port of the private redis-server (6399); unused when REDIS_URL is set
+#   PUSH_REDIS_SENTINEL   1 = the private Redis is a Sentinel group for trying failover: master on
+#                         PUSH_REDIS_PORT, a replica on +1, three sentinels on +2..+4 (0)
 #   REDIS_URL             use this Redis instead of starting a private one
 #   PUSH_CONFIG_FILE      KEY=VALUE file the apps read (./.push/config.env, keys generated once)
 #   PUSH_PUB_ALLOW        addresses/CIDRs allowed to publish through nginx (empty = everyone)
@@ -64,13 +66,19 @@ settings_from_env() {
   NGINX_USER="${PUSH_NGINX_USER:-root}"
   NGINX_ACCESS_LOG="${PUSH_NGINX_ACCESS_LOG:-off}"
   NOFILE="${PUSH_NOFILE:-65536}"
-  if [ -n "${REDIS_URL:-}" ]; then PRIVATE_REDIS=0; EFFECTIVE_REDIS_URL="$REDIS_URL"; else PRIVATE_REDIS=1; EFFECTIVE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"; fi
+  REDIS_SENTINEL="${PUSH_REDIS_SENTINEL:-0}"
+  [[ "$REDIS_SENTINEL" =~ ^[01]$ ]] || die "PUSH_REDIS_SENTINEL must be 0 or 1, got '$REDIS_SENTINEL'" 2
+  if [ -n "${REDIS_URL:-}" ]; then PRIVATE_REDIS=0; EFFECTIVE_REDIS_URL="$REDIS_URL"; REDIS_SENTINEL=0; else PRIVATE_REDIS=1; EFFECTIVE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"; fi
   need_uint PUSH_LISTENERS "$LISTENERS" 1 256
   need_uint PUSH_PUBLISHERS "$PUBLISHERS" 1 64
   need_uint PUSH_FRONT_PORT "$FRONT_PORT" 1 65535
   need_uint PUSH_PUBLISHER_PORT "$PUBLISHER_PORT" 1 $((65536 - PUBLISHERS))
   need_uint PUSH_LISTENER_PORT "$LISTENER_PORT" 1 $((65536 - LISTENERS))
   need_uint PUSH_REDIS_PORT "$REDIS_PORT" 1 65535
+  if [ "$REDIS_SENTINEL" = 1 ]; then
+    need_uint PUSH_REDIS_PORT "$REDIS_PORT" 1 65531
+    EFFECTIVE_REDIS_URL="redis+sentinel://127.0.0.1:$((REDIS_PORT + 2)),127.0.0.1:$((REDIS_PORT + 3)),127.0.0.1:$((REDIS_PORT + 4))/$SENTINEL_MASTER"
+  fi
   need_uint PUSH_SUB_CONN_PER_IP "$SUB_CONN_PER_IP" 1 1000000
   need_uint PUSH_NOFILE "$NOFILE" 1024 10000000
   [[ "$NGINX_WORKERS" =~ ^(auto|[0-9]{1,3})$ ]] || die "PUSH_NGINX_WORKERS must be auto or a number, got '$NGINX_WORKERS'" 2
@@ -82,7 +90,9 @@ settings_from_env() {
   fi
 }
 
-STATE_VARS=(LOG_DIR LISTENERS PUBLISHERS FRONT_BIND FRONT_PORT PUBLISHER_PORT LISTENER_PORT REDIS_PORT CONFIG_FILE PUB_ALLOW SUB_CONN_PER_IP NGINX_WORKERS NGINX_USER NGINX_ACCESS_LOG NOFILE PRIVATE_REDIS EFFECTIVE_REDIS_URL)
+STATE_VARS=(LOG_DIR LISTENERS PUBLISHERS FRONT_BIND FRONT_PORT PUBLISHER_PORT LISTENER_PORT REDIS_PORT CONFIG_FILE PUB_ALLOW SUB_CONN_PER_IP NGINX_WORKERS NGINX_USER NGINX_ACCESS_LOG NOFILE PRIVATE_REDIS EFFECTIVE_REDIS_URL REDIS_SENTINEL)
+# The name the private Sentinel group monitors (PUSH_REDIS_SENTINEL=1).
+SENTINEL_MASTER=push
 
 # What a start decided is written down, so stop/status/restart act on exactly that whatever their
 # own environment says.
@@ -121,7 +131,7 @@ live_pid() { # name
   case "$1" in
     publisher-*) want="apps/publisher/dist/main.js" ;;
     listener-*) want="apps/listener/dist/main.js" ;;
-    redis) want="redis-server" ;;
+    redis | redis-replica | sentinel-*) want="redis-server" ;;
     nginx) want="nginx" ;;
   esac
   [[ "$cmd" == *"$want"* ]] || return 1
@@ -320,6 +330,13 @@ admin_policy_text() {
 redis_answering_pid() {
   { redis-cli -p "$REDIS_PORT" info server 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^process_id://p'
 }
+# The private Sentinel group's extra processes (PUSH_REDIS_SENTINEL=1): name and port, one a line.
+sentinel_group_nodes() {
+  [ "${REDIS_SENTINEL:-0}" = 1 ] || return 0
+  printf '%s %s\n' redis-replica $((REDIS_PORT + 1)) sentinel-1 $((REDIS_PORT + 2)) sentinel-2 $((REDIS_PORT + 3)) sentinel-3 $((REDIS_PORT + 4))
+}
+# True when a redis-server (data node or sentinel) answers PING on 127.0.0.1:$1.
+redis_pings() { [ "$({ redis-cli -p "$1" ping 2>/dev/null || true; } | tr -d '\r')" = PONG ]; }
 # True when something accepts TCP connections on 127.0.0.1:$1.
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 

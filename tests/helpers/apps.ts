@@ -21,10 +21,16 @@ export interface AppProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Starts the built app (`apps/<name>/dist/main.js`) as a real process on a free port. */
-export async function startApp(name: AppName, env: Record<string, string>): Promise<AppProcess> {
+/**
+ * Starts the built app (`apps/<name>/dist/main.js`) as a real process on a free port; with `netns`,
+ * inside that network namespace (a "host" of netns.ts; set PUSH_HOST to the host's address).
+ */
+export async function startApp(name: AppName, env: Record<string, string>, where: { netns?: string } = {}): Promise<AppProcess> {
   const port = env['PUSH_PORT'] !== undefined ? Number(env['PUSH_PORT']) : await freePort();
-  const proc = spawn(process.execPath, [`${ROOT}apps/${name}/dist/main.js`], {
+  const main = `${ROOT}apps/${name}/dist/main.js`;
+  // `ip netns exec` execs node itself, so signals reach the app.
+  const [cmd, args] = where.netns === undefined ? [process.execPath, [main]] : ['ip', ['netns', 'exec', where.netns, process.execPath, main]];
+  const proc = spawn(cmd, args, {
     // Tests publish unsigned from loopback the way Bitrix portals do, so loopback is a trusted
     // publishing network here unless a test sets the variable itself (the server default is none;
     // tests/security covers signed publishing and refusals).
@@ -44,7 +50,7 @@ export async function startApp(name: AppName, env: Record<string, string>): Prom
   return {
     name,
     port,
-    url: `http://127.0.0.1:${port}`,
+    url: `http://${env['PUSH_HOST'] ?? '127.0.0.1'}:${port}`,
     proc,
     output: () => out,
     async stop(signal: NodeJS.Signals = 'SIGTERM') {

@@ -15,5 +15,5 @@ export function backendFromConfig(config: Config, log: Logger, kind: 'redis' | '
     channelReadMs: config.channelReadS * 1000,
   };
   if (kind === 'memory') return createMemoryBackend(common);
-  return createRedisBackend({ ...common, pubsubStallMs: config.pubsubStallMs, url: config.redisUrl, keyPrefix: config.keyPrefix, maxGroupFanoutBytes: config.maxFanoutBytes, publishTimeoutMs: config.publishTimeoutMs, log: log.child({ component: 'redis' }) });
+  return createRedisBackend({ ...common, pubsubStallMs: config.pubsubStallMs, url: config.redis, durability: config.publishDurability, replicaTimeoutMs: config.publishReplicaTimeoutMs, replicas: config.publishReplicas, keyPrefix: config.keyPrefix, maxGroupFanoutBytes: config.maxFanoutBytes, publishTimeoutMs: config.publishTimeoutMs, log: log.child({ component: 'redis' }) });
 }

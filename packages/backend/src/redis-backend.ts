@@ -1,6 +1,7 @@
-import { Redis, type RedisOptions } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, publishFingerprint, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import type { Logger } from '@push/runtime';
+import type { Logger, RedisTarget } from '@push/runtime';
+import { connectRedis, toTarget } from './redis-connect.js';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
 import { SubscriberProbe } from './subscriber-probe.js';
@@ -9,7 +10,8 @@ import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, ty
 import { NotSentError, UnansweredError, createGroupCommit } from './group-commit.js';
 
 export interface RedisBackendOptions extends BackendOptions {
-  readonly url: string;
+  /** REDIS_URL text or the configuration's parsed form: one Redis or a Sentinel group. */
+  readonly url: string | RedisTarget;
   readonly keyPrefix: string;
   readonly log: Logger;
   /** Fail a command that got no answer in this time, so HTTP callers get 503 instead of hanging. */
@@ -27,6 +29,20 @@ export interface RedisBackendOptions extends BackendOptions {
    * PUSH_MAX_FANOUT_BYTES, default 16 MiB). Grouping must not build what no single request may.
    */
   readonly maxGroupFanoutBytes?: number;
+  /**
+   * PUSH_PUBLISH_DURABILITY: 'local' (default) acknowledges once the master ran the publish;
+   * 'replicated' also waits (WAIT) until `replicas` replicas hold it, so a master that dies
+   * right after the answer loses nothing acknowledged (Redis replication is asynchronous).
+   */
+  readonly durability?: 'local' | 'replicated';
+  /** How long 'replicated' waits for a replica before the publish is answered 504 (4170; stored on the master, resend with the same identity). */
+  readonly replicaTimeoutMs?: number;
+  /**
+   * How many replicas must confirm under 'replicated' (default 1). With several replicas, only
+   * "all of them" also covers a manual failover to a replica that had not yet got the write
+   * (docs/operations.md, "Redis topologies").
+   */
+  readonly replicas?: number;
 }
 
 /**
@@ -47,32 +63,6 @@ const PUBLISH_IN_FLIGHT = 2;
 /** Caps the requests in one call, so one call (and the Redis pause it causes) stays short. */
 const MAX_GROUP_REQUESTS = 256;
 const DEFAULT_GROUP_FANOUT_BYTES = 16 * 1024 * 1024;
-
-/** Reconnect quickly at first, then back off to 2 s, with jitter so many processes do not stampede. */
-function retryStrategy(times: number): number {
-  const base = Math.min(2000, 50 * 2 ** Math.min(times, 6));
-  return Math.round(base / 2 + Math.random() * (base / 2));
-}
-
-export function redisOptions(url: string, extra: RedisOptions = {}): { url: string; options: RedisOptions } {
-  return {
-    url: url.startsWith('unix://') ? url.slice('unix://'.length) : url,
-    options: {
-      retryStrategy,
-      keepAlive: 10_000,
-      // Fail fast while disconnected: a publish must be answered 503 now, not queued for minutes.
-      enableOfflineQueue: false,
-      maxRetriesPerRequest: 1,
-      lazyConnect: false,
-      ...extra,
-    },
-  };
-}
-
-function connect(url: string, extra: RedisOptions): Redis {
-  const { url: target, options } = redisOptions(url, extra);
-  return target.startsWith('/') ? new Redis({ ...options, path: target }) : new Redis(target, options);
-}
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
@@ -134,6 +124,8 @@ function outcomeUnknown(err: unknown): boolean {
   if ((err as { name?: string }).name === 'ReplyError' && REFUSED_BEFORE_RUNNING.test((err as Error).message)) return false;
   return !NOT_WRITTEN.test((err as Error).message ?? '');
 }
+/** Not a script reply: set here for a request the master stored but no replica confirmed in time. */
+const NOT_REPLICATED = 'PUSH_NOT_REPLICATED';
 
 function toTimes(out: string[]): ChannelTimes {
   return { now: Number(out[0]), created: out.slice(1).map((c) => (c === '' ? null : Number(c))) };
@@ -146,13 +138,14 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   // A command in flight when the connection drops is not sent again after reconnect: the caller has
   // already been told 503 (or will be, at the timeout), so a resent publish would store a message
   // its publisher believes failed.
-  const redis = connect(opts.url, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
+  const target = toTarget(opts.url);
+  const redis = connectRedis(target, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
   // Everything that assigns ids (publishes, channel_expire notices) goes over its own connection,
   // whose timeout is the publish wait: a publish stuck behind a Redis stall must not make pings,
   // history reads or presence wait that long, nor they the publish. Never resent after a reconnect.
   const publishTimeout = opts.publishTimeoutMs ?? 20_000;
-  const pubConn = connect(opts.url, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false }) as ScriptRedis;
+  const pubConn = connectRedis(target, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   pubConn.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis publish connection error'));
   pubConn.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
   pubConn.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
@@ -209,6 +202,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
   const startKey = `${p}id:start`;
+  const replicaTimeout = opts.replicaTimeoutMs ?? 1000;
+  const wanted = opts.replicas ?? 1;
   const publishes = createGroupCommit<PublishCall, PublishOutcome>(
     (requests) => {
       const argv: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, requests.length];
@@ -217,10 +212,17 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       // resending, autoResendUnfulfilledCommands is off): settle it at once as lost, outcome unknown.
       return new Promise<PublishOutcome[]>((resolve, reject) => {
         onPubClose.add(reject);
-        pubConn
-          .pushPublish(2, startKey, counterKey, ...argv)
-          .then(resolve, reject)
-          .finally(() => onPubClose.delete(reject));
+        const run = pubConn.pushPublish(2, startKey, counterKey, ...argv);
+        // With replicated durability, WAIT leaves on the same connection right behind the script
+        // (one round trip), so it covers the script's writes. It blocks the publish connection
+        // until a replica confirms or the timeout passes (docs/operations.md).
+        const done =
+          opts.durability !== 'replicated'
+            ? run
+            : Promise.all([run, pubConn.wait(wanted, replicaTimeout)]).then(([out, replicas]) =>
+                replicas >= wanted ? out : out.map((o): PublishOutcome => (o[0] === 'ok' ? ['err', NOT_REPLICATED] : o)),
+              );
+        done.then(resolve, reject).finally(() => onPubClose.delete(reject));
       });
     },
     { maxInFlight: PUBLISH_IN_FLIGHT, maxItems: MAX_GROUP_REQUESTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (r) => r.fanout, timeoutMs: publishTimeout },
@@ -244,7 +246,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     constructor() {
       // Our own resubscription on reconnect (instead of ioredis' autoResubscribe) lets us know when
       // it has completed, and only then ask the listener to refill from history.
-      this.sub = connect(opts.url, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
+      this.sub = connectRedis(target, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
       this.sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis subscriber connection error'));
       // Silent stalls (open but carrying nothing) are found by the probe; errors and closes by ioredis.
       this.probe = new SubscriberProbe({ ping: () => this.sub.ping() }, { stallMs: opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS, onStall: (silentMs) => this.stalled(silentMs) });
@@ -401,6 +403,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         if (reason === STALE_REPLY) throw new PushError(Errors.AUTH_STALE);
         if (reason === REPLAY_REPLY) throw new PushError(Errors.AUTH_REPLAY);
         if (reason === CONFLICT_REPLY) throw new PushError(Errors.REQUEST_ID_CONFLICT);
+        if (reason === NOT_REPLICATED) throw new PushError(Errors.NOT_REPLICATED);
         if (reason.startsWith(EXPIRED_REPLY)) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${reason.slice(EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
         throw new Error(`publish script: unexpected reply ${reason}`);
       },

@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { parseRedisUrl, type RedisTarget } from './redis-url.js';
 import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, parseNetworks, parseOrigins, type NetworkSpec, type OriginRule, type PublishKeySpec, type SignatureAlgorithm, type TtlPolicy } from '@push/protocol';
 
 /**
@@ -9,6 +10,14 @@ import { SIGNATURE_ALGORITHMS, parseTtlTable, DEFAULT_TTL_TABLE, parseKeyRing, p
  */
 export interface Config {
   readonly redisUrl: string;
+  /** REDIS_URL parsed: one Redis, a Sentinel group or a Cluster (redis-url.ts). */
+  readonly redis: RedisTarget;
+  /** 'replicated': a publish is acknowledged only once a replica holds it (WAIT); 'local': once the master does. */
+  readonly publishDurability: 'local' | 'replicated';
+  /** How long 'replicated' waits for a replica before answering 504 (4170). */
+  readonly publishReplicaTimeoutMs: number;
+  /** How many replicas must confirm a publish under 'replicated' (WAIT numreplicas). */
+  readonly publishReplicas: number;
   readonly keyPrefix: string;
   readonly host: string;
   readonly port: number;
@@ -88,6 +97,9 @@ interface VarSpec {
 /** Every variable with its default; `undefined` = required. Order = README order. */
 export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'REDIS_URL', def: 'redis://127.0.0.1:6379' },
+  { name: 'PUSH_PUBLISH_DURABILITY', def: 'local' },
+  { name: 'PUSH_PUBLISH_REPLICA_TIMEOUT_MS', def: '1000' },
+  { name: 'PUSH_PUBLISH_REPLICAS', def: '1' },
   { name: 'PUSH_KEY_PREFIX', def: 'push:' },
   { name: 'PUSH_HOST', def: '127.0.0.1' },
   { name: 'PUSH_PORT', def: undefined },
@@ -145,7 +157,7 @@ export const MAX_WS_IDLE_TIMEOUT_S = MAX_PING_INTERVAL_S + 16 - 4;
 
 /** A Redis URL fit for an error message: password (user info, `password=` parameter) hidden. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z]+:\/\/)[^/?#]*@/i, (_, scheme: string) => `${scheme}***@`).replace(/([?&](?:password|pass|auth)=)[^&#]*/gi, '$1***');
+  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/?#]*@/i, (_, scheme: string) => `${scheme}***@`).replace(/([?&](?:password|pass|auth)=)[^&#]*/gi, '$1***');
 }
 
 /** Reads KEY=VALUE lines (# comments, optional quotes); the format scripts/start.sh writes. */
@@ -204,7 +216,16 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   };
 
   const redisUrl = get('REDIS_URL') ?? '';
-  if (!/^(redis|rediss|unix):\/\//.test(redisUrl)) problems.push(`REDIS_URL: expected redis://host:port[/db] or unix:///path, got ${JSON.stringify(redactUrl(redisUrl))}`);
+  let redis: RedisTarget = { kind: 'single', url: redisUrl };
+  try {
+    redis = parseRedisUrl(redisUrl);
+    // The publish script still spans several slots (docs/architecture.md, "Redis Cluster").
+    if (redis.kind === 'cluster') problems.push('REDIS_URL: Redis Cluster (redis+cluster://) is not served by this version yet; use one Redis or a Sentinel group (redis+sentinel://)');
+  } catch (err) {
+    problems.push(`REDIS_URL: ${(err as Error).message}, got ${JSON.stringify(redactUrl(redisUrl))}`);
+  }
+  const publishDurability = get('PUSH_PUBLISH_DURABILITY') ?? '';
+  if (publishDurability !== 'local' && publishDurability !== 'replicated') problems.push(`PUSH_PUBLISH_DURABILITY: local or replicated, got ${JSON.stringify(publishDurability.slice(0, 20))}`);
   const signatureKey = get('PUSH_SIGNATURE_KEY') ?? '';
   if (signatureKey.length < 16) problems.push('PUSH_SIGNATURE_KEY: required, at least 16 characters (the portal\'s pull "signature_key")');
   const algo = get('PUSH_SIGNATURE_ALGO') ?? '';
@@ -257,6 +278,11 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
 
   const config: Config = {
     redisUrl,
+    redis,
+    publishDurability: publishDurability === 'replicated' ? 'replicated' : 'local',
+    // Below the 3 s command timeout, so a WAIT that runs out is answered 4170, not 4109.
+    publishReplicaTimeoutMs: int('PUSH_PUBLISH_REPLICA_TIMEOUT_MS', 10, 2500),
+    publishReplicas: int('PUSH_PUBLISH_REPLICAS', 1, 16),
     keyPrefix,
     host: get('PUSH_HOST') ?? '127.0.0.1',
     port: int('PUSH_PORT', 1, 65535),

@@ -1,4 +1,5 @@
 export * from './config.js';
+export * from './redis-url.js';
 export * from './logger.js';
 export * from './uws.js';
 export * from './http.js';

@@ -1,0 +1,172 @@
+import { execFile } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { Cluster } from 'ioredis';
+import { eventually, freePort } from './ports.js';
+import { RedisNode, nodeCall } from './redis-node.js';
+
+const run = promisify(execFile);
+
+export interface ClusterNodeInfo {
+  readonly port: number;
+  readonly id: string;
+  readonly role: 'master' | 'replica';
+  /** Slot ranges this master serves ([] for a replica). */
+  readonly slots: ReadonlyArray<readonly [number, number]>;
+}
+
+export interface RedisClusterHandle {
+  /** `redis+cluster://127.0.0.1:p1,...` naming every node (any one is enough to find the rest). */
+  readonly url: string;
+  readonly nodes: readonly RedisNode[];
+  /** Temporary directory holding every node's data; removed by stop(). */
+  readonly dir: string;
+  /** The cluster as every node currently sees it, from CLUSTER NODES of a reachable node. */
+  topology(): Promise<ClusterNodeInfo[]>;
+  /** The node that serves `slot` now. */
+  masterOf(slot: number): Promise<RedisNode>;
+  /** Waits until every running node says cluster_state:ok and agrees on a master for every slot. */
+  healthy(timeoutMs?: number): Promise<void>;
+  /** An ioredis Cluster client for assertions; disconnected by stop(). */
+  client(): Cluster;
+  stop(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  readonly masters?: number;
+  /** CLUSTER node timeout: how long a silent master takes to be failed over. */
+  readonly nodeTimeoutMs?: number;
+}
+
+/**
+ * A private Redis Cluster of `masters` masters with one replica each, on free loopback ports, in a
+ * temporary directory removed by stop(). Replicas run with cluster-replica-validity-factor 0:
+ * Redis 7.0 on one box otherwise refused to promote a replica after kill -9 of its master
+ * ("Disconnected from master for longer than allowed"). The cluster bus ports are picked free
+ * too (cluster-port) instead of the default port + 10000, which may be taken or above 65535.
+ */
+export async function startRedisCluster(opts: ClusterOptions = {}): Promise<RedisClusterHandle> {
+  const masters = opts.masters ?? 3;
+  const count = masters * 2;
+  const dir = mkdtempSync(join(tmpdir(), 'push-cluster-'));
+  const nodes: RedisNode[] = [];
+  const clients: Cluster[] = [];
+  const taken = new Set<number>();
+  const port = async (): Promise<number> => {
+    for (;;) {
+      const p = await freePort();
+      if (!taken.has(p)) return taken.add(p), p;
+    }
+  };
+  try {
+    for (let i = 0; i < count; i++) {
+      const p = await port();
+      const bus = await port();
+      const d = join(dir, String(p));
+      mkdirSync(d);
+      nodes.push(
+        new RedisNode(p, [
+          '--port', String(p), '--cluster-port', String(bus), '--bind', '127.0.0.1', '--dir', d,
+          '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
+          '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1500), '--cluster-replica-validity-factor', '0',
+          '--appendonly', 'yes', '--save', '', '--logfile', join(d, 'redis.log'),
+        ]),
+      );
+    }
+    await Promise.all(nodes.map((n) => n.start()));
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+  } catch (err) {
+    for (const n of nodes) await n.kill();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+
+  const topology = async (): Promise<ClusterNodeInfo[]> => {
+    let text = '';
+    for (const n of nodes) {
+      if (!n.running) continue;
+      try {
+        text = String(await nodeCall(n.port, 'CLUSTER', 'NODES'));
+        break;
+      } catch {
+        /* try the next node */
+      }
+    }
+    return parseClusterNodes(text);
+  };
+  const handle: RedisClusterHandle = {
+    url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`,
+    nodes,
+    dir,
+    topology,
+    async masterOf(slot: number): Promise<RedisNode> {
+      const t = await topology();
+      const m = t.find((x) => x.role === 'master' && x.slots.some(([a, b]) => slot >= a && slot <= b));
+      const node = nodes.find((n) => n.port === m?.port);
+      if (node === undefined) throw new Error(`no master for slot ${slot}`);
+      return node;
+    },
+    async healthy(timeoutMs = 30_000): Promise<void> {
+      await eventually(async () => {
+        for (const n of nodes) {
+          if (!n.running) continue;
+          const info = String(await nodeCall(n.port, 'CLUSTER', 'INFO'));
+          if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
+        }
+        // Every slot's master is a running node, as seen by every running node.
+        for (const n of nodes) {
+          if (!n.running) continue;
+          const t = parseClusterNodes(String(await nodeCall(n.port, 'CLUSTER', 'NODES')));
+          const served = t.filter((x) => x.role === 'master' && x.slots.length > 0);
+          if (served.some((m) => !nodes.find((y) => y.port === m.port)?.running)) return false;
+          if (served.reduce((s, m) => s + m.slots.reduce((k, [a, b]) => k + b - a + 1, 0), 0) !== 16384) return false;
+        }
+        return true;
+      }, timeoutMs, 'cluster healthy');
+    },
+    client(): Cluster {
+      const c = new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), { redisOptions: { maxRetriesPerRequest: 3 } });
+      c.on('error', () => {});
+      clients.push(c);
+      return c;
+    },
+    async stop(): Promise<void> {
+      for (const c of clients) c.disconnect();
+      await Promise.all(nodes.map((n) => n.kill()));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  await handle.healthy();
+  // And every replica in sync with its master (a fresh replica that is still loading would neither
+  // hold the data nor be promoted).
+  await eventually(async () => {
+    for (const m of (await topology()).filter((x) => x.role === 'master')) {
+      const info = String(await nodeCall(m.port, 'INFO', 'replication'));
+      if (!/state=online/.test(info)) return false;
+    }
+    return true;
+  }, 30_000, 'cluster replicas in sync');
+  return handle;
+}
+
+/** CLUSTER NODES text -> nodes (failed or handshaking entries included, as Redis lists them). */
+export function parseClusterNodes(text: string): ClusterNodeInfo[] {
+  const out: ClusterNodeInfo[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(' ');
+    if (f.length < 8) continue;
+    const port = Number(/:(\d+)[@,]/.exec(f[1] ?? '')?.[1]);
+    const flags = (f[2] ?? '').split(',');
+    if (flags.includes('fail') || flags.includes('noaddr')) continue;
+    const slots: Array<[number, number]> = [];
+    for (const s of f.slice(8)) {
+      if (s.startsWith('[')) continue; // a slot being migrated or imported
+      const [a, b] = s.split('-').map(Number);
+      if (a !== undefined) slots.push([a, b ?? a]);
+    }
+    out.push({ port, id: f[0] ?? '', role: flags.includes('master') ? 'master' : 'replica', slots });
+  }
+  return out;
+}
