@@ -55,6 +55,8 @@ export interface StreamOutcome {
   readonly acked: number;
   readonly ackedAfterFault: number;
   readonly refused: number;
+  /** Answers that left the outcome open (504) and were resent with the same identity. */
+  readonly unknown: number;
   /** Acknowledged ("channel#seq") but never delivered. */
   readonly lost: string[];
   readonly duplicated: number;
@@ -66,15 +68,18 @@ export interface StreamOutcome {
 
 /**
  * Publishes over HTTP, one message per request, round robin over `channels`, each carrying its
- * channel's sequence number; runs `fault` once `before` messages were acknowledged, then keeps
- * publishing until `after` more were acknowledged (or `timeoutMs`), and counts what `client`
- * received against what was acknowledged. Refused publishes (503) are not retried.
+ * channel's sequence number and its own X-Push-Request-Id; runs `fault` once `before` messages were
+ * acknowledged, then keeps publishing until `after` more were acknowledged (or `timeoutMs`), and
+ * counts what `client` received against what was acknowledged. An answer that leaves the outcome
+ * open (504: 4134, or 4170 with replicated durability) is resent unchanged, as a portal should,
+ * until it is 200 or refused; refused publishes (503, nothing stored) are not retried.
  */
 export async function publishStreamAcrossFault(pubUrl: string, client: ResumingClient, channels: readonly string[], fault: () => Promise<void>, opts: { before?: number; after?: number; timeoutMs?: number } = {}): Promise<StreamOutcome> {
   const seq = channels.map(() => 0);
   const acked: string[] = [];
   const sentAfter = new Set<string>();
   let refused = 0;
+  let unknown = 0;
   let faultAt = 0;
   let ackedAfter = 0;
   const started = Date.now();
@@ -88,13 +93,19 @@ export async function publishStreamAcrossFault(pubUrl: string, client: ResumingC
     const n = ++seq[c]!;
     const key = `${c}#${n}`;
     if (faultAt > 0) sentAfter.add(key);
-    const res = await publish(pubUrl, [channels[c] as string], { module_id: 't', command: 'seq', params: { c, n } }).catch(() => null);
+    const send = (): Promise<Response | null> => publish(pubUrl, [channels[c] as string], { module_id: 't', command: 'seq', params: { c, n } }, { 'X-Push-Request-Id': `stream-${started}-${key}` }).catch(() => null);
+    let res = await send();
+    for (let tries = 0; res?.status === 504 && tries < 40; tries++) {
+      unknown++;
+      await sleep(250);
+      res = await send();
+    }
     if (res?.status === 200) {
       acked.push(key);
       if (faultAt > 0) ackedAfter++;
     } else {
       refused++;
-      if (res !== null && res.status !== 503) throw new Error(`a refused publish must be 503, got ${res.status}: ${await res.text()}`);
+      if (res !== null && res.status !== 503) throw new Error(`a refused publish must be 503 (a 504 is resent), got ${res.status}: ${await res.text()}`);
       await sleep(50);
     }
   }
@@ -115,6 +126,7 @@ export async function publishStreamAcrossFault(pubUrl: string, client: ResumingC
     acked: acked.length,
     ackedAfterFault: ackedAfter,
     refused,
+    unknown,
     lost: acked.filter((k) => !got.includes(k)),
     duplicated: got.length - new Set(got).size,
     outOfOrder,
