@@ -93,7 +93,7 @@ export async function publishStreamAcrossFault(pubUrl: string, client: ResumingC
     const n = ++seq[c]!;
     const key = `${c}#${n}`;
     if (faultAt > 0) sentAfter.add(key);
-    const send = (): Promise<Response | null> => publish(pubUrl, [channels[c] as string], { module_id: 't', command: 'seq', params: { c, n } }, { 'X-Push-Request-Id': `stream-${started}-${key}` }).catch(() => null);
+    const send = (): Promise<Response | null> => publish(pubUrl, [channels[c] as string], { module_id: 't', command: 'seq', params: { c, n } }, { 'X-Push-Request-Id': `stream-${started}-${c}-${n}` }).catch(() => null);
     let res = await send();
     for (let tries = 0; res?.status === 504 && tries < 40; tries++) {
       unknown++;
