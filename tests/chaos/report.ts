@@ -1,0 +1,23 @@
+import type { ScenarioResult } from './run-scenario.js';
+
+const ms = (v: number | null): string => (v === null ? 'never' : String(v));
+
+/** One row per scenario: what was published, what went wrong, how fast it was noticed and repaired. */
+export function resultTable(results: readonly ScenarioResult[]): string {
+  const head = ['scenario', 'result', 'acked', 'unacked', 'lost', 'dup', 'order', 'wrong ans.', 'detect ms', 'recover ms', 'healed ms', 'p50/p99 ms', 'answers'];
+  const rows = results.map((r) => {
+    const v = r.verdict;
+    const answers = Object.entries(r.answers).map(([s, n]) => `${s}:${n}`).join(' ');
+    return [r.name, r.ok ? 'pass' : 'FAIL', v.acked, v.unacked, v.lost, v.duplicated, v.reordered, v.unackedDelivered, ms(v.detectMs), ms(v.recoverMs), r.healedMs, `${v.latencyP50Ms}/${v.latencyP99Ms}`, answers].map(String);
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;
+  return [line(head), `|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`, ...rows.map(line)].join('\n');
+}
+
+/** The failures and notes of each scenario, indented under its name. */
+export function resultDetails(results: readonly ScenarioResult[]): string {
+  return results
+    .map((r) => [`${r.name} (${r.title}; ${r.clients} clients, ${Math.round(r.durationMs / 1000)} s)`, ...r.notes.map((n) => `  note: ${n}`), ...r.failures.map((f) => `  FAILED: ${f}`)].join('\n'))
+    .join('\n');
+}

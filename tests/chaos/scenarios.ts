@@ -1,0 +1,139 @@
+import type { ChildProcess } from 'node:child_process';
+import { sleep } from '../helpers/ports.js';
+import { alive } from './chaos-stack.js';
+import type { FaultContext, FaultOutcome, Scenario } from './run-scenario.js';
+import { StallProxy } from './stall-proxy.js';
+
+/** How long a crashed process stays down before the supervisor (here `start.sh`) brings it back. */
+const SUPERVISOR_DELAY_MS = 2000;
+
+const healed = (notes: string[] = []): FaultOutcome => ({ healedAt: Date.now(), notes });
+
+/** Kills (or terminates) one process, waits like a supervisor would, then `start.sh` restarts it. */
+function crash(name: 'listener-1' | 'publisher-1' | 'redis', sig: 'SIGKILL' | 'SIGTERM', title: string): Scenario {
+  return {
+    name: `${name.replace(/-1$/, '')}-${sig === 'SIGKILL' ? 'kill9' : 'sigterm'}`,
+    title,
+    async inject(ctx) {
+      const pid = ctx.stack.pid(name);
+      await ctx.stack.signal(name, sig);
+      await sleep(SUPERVISOR_DELAY_MS);
+      await ctx.stack.ensureUp();
+      return healed([`${name} pid ${pid} ${sig}, back as pid ${ctx.stack.pid(name)}`]);
+    },
+  };
+}
+
+/** Redis stops executing writes (and PUBLISH) for `ms`, as during an fsync stall or a failover. */
+function redisPause(ms: number): Scenario {
+  return {
+    name: `redis-pause-${ms / 1000}s`,
+    title: `Redis paused: CLIENT PAUSE ${ms} WRITE under the stream and 100-message batches`,
+    async inject(ctx) {
+      await ctx.stack.redis().call('CLIENT', 'PAUSE', String(ms), 'WRITE');
+      await sleep(ms);
+      return healed();
+    },
+  };
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  crash('listener-1', 'SIGKILL', 'listener kill -9 (restarted by start.sh 2 s later)'),
+  crash('publisher-1', 'SIGTERM', 'publisher SIGTERM (drains; restarted by start.sh)'),
+  crash('publisher-1', 'SIGKILL', 'publisher kill -9 (restarted by start.sh 2 s later)'),
+  crash('redis', 'SIGKILL', 'Redis kill -9, restarted by start.sh 2 s later (AOF)'),
+  {
+    name: 'pubsub-kill',
+    title: 'pub/sub connections killed: CLIENT KILL TYPE pubsub',
+    async inject(ctx) {
+      const n = await ctx.stack.redis().client('KILL', 'TYPE', 'pubsub');
+      return healed([`${String(n)} pub/sub connections killed`]);
+    },
+  },
+  {
+    name: 'slow-consumer',
+    title: 'slow consumer: one WebSocket stops reading, then reads again',
+    // Bytes for it to fall behind on: about 1 MB/s to every client.
+    stream: { padBytes: 4000 },
+    slowConsumer: true,
+    async inject(ctx) {
+      const client = ctx.slowClient;
+      const socket = (client?.socket as unknown as { _socket?: { pause(): void; resume(): void } } | null)?._socket;
+      if (client === null || socket === undefined) throw new Error('slow consumer: no socket to stall');
+      const closesBefore = client.closeCodes.length;
+      socket.pause();
+      await sleep(ctx.timing.faultMs);
+      socket.resume();
+      const at = Date.now();
+      await sleep(1000);
+      const codes = client.closeCodes.slice(closesBefore);
+      return { healedAt: at, notes: [`stopped reading for ${ctx.timing.faultMs} ms; close codes after: ${codes.length === 0 ? 'none (kept up from buffers)' : codes.join(',')}`] };
+    },
+  },
+  {
+    name: 'rolling-restart',
+    title: 'rolling restart: scripts/restart.sh (3 listeners, then 2 publishers)',
+    async inject(ctx) {
+      const r = await ctx.stack.rollingRestart();
+      if (r.code !== 0) throw new Error(`restart.sh failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      return healed([`restart.sh exit ${r.code}`]);
+    },
+  },
+  redisPause(5000),
+  redisPause(8000),
+  {
+    name: 'silent-stall',
+    title: "silent stall of listener-1's Redis connections (TCP open, nothing forwarded)",
+    pinToListener1: true,
+    // The promise under test: a stalled subscription is detected within 2 s; reconnecting,
+    // resubscribing and refilling the affected sockets gets 1 s more.
+    maxDetectMs: 3000,
+    async prepare(ctx) {
+      // listener-1 is replaced by one that reaches Redis through the proxy (same port, same settings).
+      await ctx.stack.signal('listener-1', 'SIGTERM');
+      const proxy = await StallProxy.listen(ctx.stack.redisPort);
+      ctx.state['proxy'] = proxy;
+      ctx.state['listener'] = await ctx.stack.startListenerVia(0, proxy.url);
+    },
+    async inject(ctx) {
+      const proxy = ctx.state['proxy'] as StallProxy;
+      const port = ctx.stack.listenerPorts[0] as number;
+      const frozen = proxy.stall();
+      // What listener-1 says about itself while its Redis connections carry nothing.
+      const ready = new Map<number, number>();
+      let firstUnready: number | null = null;
+      const t0 = Date.now();
+      while (Date.now() - t0 < ctx.timing.faultMs) {
+        const status = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status).catch(() => 0);
+        ready.set(status, (ready.get(status) ?? 0) + 1);
+        if (status !== 200 && firstUnready === null) firstUnready = Date.now() - t0;
+        await sleep(100);
+      }
+      proxy.resume();
+      const readyz = [...ready].map(([s, n]) => `${s === 0 ? 'no answer' : s} x${n}`).join(', ');
+      return healed([`${frozen} connections frozen for ${ctx.timing.faultMs} ms; /readyz of listener-1 during the stall: ${readyz}; first unready after ${firstUnready ?? 'never'} ms`]);
+    },
+    async cleanup(ctx) {
+      const listener = ctx.state['listener'] as ChildProcess | undefined;
+      if (listener?.pid !== undefined && alive(listener.pid)) {
+        const exited = new Promise((r) => listener.once('exit', r));
+        listener.kill('SIGTERM');
+        await exited;
+      }
+      await (ctx.state['proxy'] as StallProxy | undefined)?.close();
+      await ctx.stack.ensureUp();
+    },
+  },
+];
+
+/**
+ * Scenarios the base server does not pass yet: they wait for idempotent publishing and truthful
+ * answers under a slow Redis (`redis-pause-*`) and for the pub/sub liveness probe (`silent-stall`).
+ * `npm run chaos` runs them and reports what happens; CI (`chaos.test.ts`) leaves them out until
+ * those changes are in — then delete the names from this list.
+ */
+export const NOT_YET_IN_CI: readonly string[] = ['redis-pause-5s', 'redis-pause-8s', 'silent-stall'];
+
+export const CI_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => !NOT_YET_IN_CI.includes(s.name));
+
+export type { FaultContext };
