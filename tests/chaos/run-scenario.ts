@@ -30,6 +30,11 @@ export interface FaultContext {
 }
 
 export interface FaultOutcome {
+  /**
+   * When the fault took effect, where that is later than the moment `inject` was called (Redis
+   * pauses once CLIENT PAUSE is answered); detection and recovery count from here.
+   */
+  readonly injectedAt?: number;
   /** When the harness took the cause away (Redis back, pause over, stall ended...). */
   readonly healedAt: number;
   /** Facts worth a line in the report (close codes seen, readiness answers, script output). */
@@ -45,6 +50,11 @@ export interface Scenario {
   readonly pinToListener1?: boolean;
   /** One more WebSocket straight to listener-1 that the fault stops reading from. */
   readonly slowConsumer?: boolean;
+  /**
+   * Detection and recovery counted from the heal instead of the injection: for a fault that is the
+   * client's own doing (a slow consumer cannot get anything while it does not read).
+   */
+  readonly measureFromHealed?: boolean;
   /** Worst acceptable fault -> first post-fault delivery, where the fault's promise is a bound. */
   readonly maxDetectMs?: number;
   /** Before the clients connect (e.g. put a proxy under a listener). */
@@ -142,6 +152,7 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
     faultAt = Date.now();
     log(`${sc.name}: fault injected`);
     outcome = await sc.inject(ctx);
+    faultAt = outcome.injectedAt ?? faultAt;
     log(`${sc.name}: healed after ${outcome.healedAt - faultAt} ms`);
     await sleep(timing.afterMs);
     await stream.stop();
@@ -160,7 +171,8 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   }
   // Sequence 0 is the warm-up marker (published until everyone had it), not part of the stream.
   const counted = logs.map((l) => ({ ...l, deliveries: l.deliveries.filter((d) => d.seq > 0) }));
-  const verdict = checkDeliveries(stream.published, counted, faultAt, LATE_MS);
+  const from = sc.measureFromHealed && outcome !== null ? outcome.healedAt : faultAt;
+  const verdict = checkDeliveries(stream.published, counted, from, LATE_MS);
   const failures: string[] = [];
   if (verdict.lost > 0) failures.push(`${verdict.lost} acknowledged deliveries lost (${verdict.clients.filter((c) => c.lost > 0).map((c) => `${c.name}: ${c.lost}, e.g. ${c.lostSample.join(' ')}`).join('; ')})`);
   if (verdict.duplicated > 0) failures.push(`${verdict.duplicated} deliveries duplicated`);

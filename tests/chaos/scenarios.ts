@@ -31,8 +31,9 @@ function redisPause(ms: number): Scenario {
     title: `Redis paused: CLIENT PAUSE ${ms} WRITE under the stream and 100-message batches`,
     async inject(ctx) {
       await ctx.stack.redis().call('CLIENT', 'PAUSE', String(ms), 'WRITE');
+      const injectedAt = Date.now();
       await sleep(ms);
-      return healed();
+      return { injectedAt, healedAt: Date.now(), notes: [] };
     },
   };
 }
@@ -56,6 +57,7 @@ export const SCENARIOS: readonly Scenario[] = [
     // Bytes for it to fall behind on: about 1 MB/s to every client.
     stream: { padBytes: 4000 },
     slowConsumer: true,
+    measureFromHealed: true,
     async inject(ctx) {
       const client = ctx.slowClient;
       const socket = (client?.socket as unknown as { _socket?: { pause(): void; resume(): void } } | null)?._socket;
@@ -111,7 +113,8 @@ export const SCENARIOS: readonly Scenario[] = [
       }
       proxy.resume();
       const readyz = [...ready].map(([s, n]) => `${s === 0 ? 'no answer' : s} x${n}`).join(', ');
-      return healed([`${frozen} connections frozen for ${ctx.timing.faultMs} ms; /readyz of listener-1 during the stall: ${readyz}; first unready after ${firstUnready ?? 'never'} ms`]);
+      // A /readyz that does not answer within 1 s counts as "unready" here (a balancer's probe would time out).
+      return healed([`${frozen} connections frozen for ${ctx.timing.faultMs} ms; /readyz of listener-1 during the stall: ${readyz}; first non-200 (or no answer within 1 s) after ${firstUnready ?? 'never'} ms`]);
     },
     async cleanup(ctx) {
       const listener = ctx.state['listener'] as ChildProcess | undefined;
