@@ -51,4 +51,18 @@ describe('checkDeliveries', () => {
     assert.deepEqual(v.clients.map((c) => [c.name, c.lost, c.lostSample]), [['both', 1, ['b#1']], ['only-a', 0, []]]);
     assert.equal(v.lost, 1);
   });
+
+  it('counts deliveries per client and distinct messages over all clients', () => {
+    const both = got([1, 2, 2, 3]);
+    const v = checkDeliveries(
+      stream(4),
+      [
+        { name: 'x', channels: ['a'], deliveries: both },
+        { name: 'y', channels: ['a'], deliveries: both },
+      ],
+      0,
+      500,
+    );
+    assert.deepEqual([v.lost, v.lostMessages, v.duplicated, v.duplicatedMessages], [2, 1, 2, 1]);
+  });
 });

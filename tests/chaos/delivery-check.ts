@@ -52,8 +52,12 @@ export interface Verdict {
   readonly unacked: number;
   /** Messages whose every answer said "failed" (or that got no answer) but that clients received: the answer was wrong. */
   readonly unackedDelivered: number;
+  /** Deliveries missing / doubled, summed over clients. */
   readonly lost: number;
   readonly duplicated: number;
+  /** Distinct messages missing at some client / delivered twice to some client. */
+  readonly lostMessages: number;
+  readonly duplicatedMessages: number;
   readonly reordered: number;
   /** Deliveries of a channel/seq that was never published (a corrupted or foreign message). */
   readonly unexpected: number;
@@ -83,6 +87,8 @@ export function checkDeliveries(published: readonly Published[], clients: readon
   const byKey = new Map<string, Published>();
   for (const p of published) byKey.set(key(p.ch, p.seq), p);
   const deliveredAnywhere = new Set<string>();
+  const lostKeys = new Set<string>();
+  const doubledKeys = new Set<string>();
   const latencies: number[] = [];
   let unexpected = 0;
   const verdicts = clients.map((c): ClientVerdict => {
@@ -101,6 +107,7 @@ export function checkDeliveries(published: readonly Published[], clients: readon
       }
       if (first.has(k)) {
         duplicated++;
+        doubledKeys.add(k);
         continue;
       }
       first.set(k, d.at);
@@ -116,6 +123,7 @@ export function checkDeliveries(published: readonly Published[], clients: readon
     }
     const subscribed = new Set(c.channels);
     const missing = published.filter((p) => p.ackAt !== null && subscribed.has(p.ch) && !first.has(key(p.ch, p.seq)));
+    for (const p of missing) lostKeys.add(key(p.ch, p.seq));
     const recover = missing.length > 0 || detect === null ? null : Math.max(detect, lastLate);
     return {
       name: c.name,
@@ -146,6 +154,8 @@ export function checkDeliveries(published: readonly Published[], clients: readon
     unackedDelivered: unacked.filter((p) => deliveredAnywhere.has(key(p.ch, p.seq))).length,
     lost: verdicts.reduce((a, v) => a + v.lost, 0),
     duplicated: verdicts.reduce((a, v) => a + v.duplicated, 0),
+    lostMessages: lostKeys.size,
+    duplicatedMessages: doubledKeys.size,
     reordered: verdicts.reduce((a, v) => a + v.reordered, 0),
     unexpected,
     detectMs: worst((v) => v.detectMs),
