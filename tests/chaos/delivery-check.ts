@@ -45,6 +45,8 @@ export interface ClientVerdict {
   readonly detectMs: number | null;
   /** Fault -> the last delivery that came later than `lateMs` after its send; null if messages are missing. */
   readonly recoverMs: number | null;
+  /** Send -> first delivery, this client's 99th percentile (was it held up by another's fault?). */
+  readonly latencyP99Ms: number;
 }
 
 export interface Verdict {
@@ -98,6 +100,7 @@ export function checkDeliveries(published: readonly Published[], clients: readon
     let reordered = 0;
     let detect: number | null = null;
     let lastLate = -Infinity;
+    const own: number[] = [];
     for (const d of c.deliveries) {
       const k = key(d.ch, d.seq);
       const p = byKey.get(k);
@@ -116,6 +119,7 @@ export function checkDeliveries(published: readonly Published[], clients: readon
       if (d.seq < top) reordered++;
       else highest.set(d.ch, d.seq);
       latencies.push(d.at - p.sentAt);
+      own.push(d.at - p.sentAt);
       if (d.at >= faultAt) {
         if (p.sentAt >= faultAt && (detect === null || d.at - faultAt < detect)) detect = d.at - faultAt;
         if (d.at - p.sentAt > lateMs) lastLate = Math.max(lastLate, d.at - faultAt);
@@ -134,6 +138,7 @@ export function checkDeliveries(published: readonly Published[], clients: readon
       lostSample: missing.slice(0, 5).map((p) => key(p.ch, p.seq)),
       detectMs: detect,
       recoverMs: recover,
+      latencyP99Ms: percentile(own.sort((a, b) => a - b), 99),
     };
   });
   const anyFault = published.some((p) => p.ackAt !== null && p.sentAt >= faultAt);

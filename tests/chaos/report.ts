@@ -18,6 +18,9 @@ export function resultTable(results: readonly ScenarioResult[]): string {
 /** The failures and notes of each scenario, indented under its name. */
 export function resultDetails(results: readonly ScenarioResult[]): string {
   return results
-    .map((r) => [`${r.name} (${r.title}; ${r.clients} clients, ${Math.round(r.durationMs / 1000)} s)`, ...r.notes.map((n) => `  note: ${n}`), ...r.failures.map((f) => `  FAILED: ${f}`)].join('\n'))
+    .map((r) => {
+      const p99 = r.verdict.clients.map((c) => `${c.name} ${c.latencyP99Ms}`).join(', ');
+      return [`${r.name} (${r.title}; ${r.clients} clients, ${Math.round(r.durationMs / 1000)} s)`, ...r.notes.map((n) => `  note: ${n}`), `  p99 ms per client: ${p99}`, ...r.failures.map((f) => `  FAILED: ${f}`)].join('\n');
+    })
     .join('\n');
 }

@@ -1,5 +1,6 @@
 import type { ChildProcess } from 'node:child_process';
 import { sleep } from '../helpers/ports.js';
+import { parsePrometheus, sampleSum } from '../ops/stack-helpers.js';
 import { alive } from './chaos-stack.js';
 import type { FaultContext, FaultOutcome, Scenario } from './run-scenario.js';
 import { StallProxy } from './stall-proxy.js';
@@ -63,13 +64,20 @@ export const SCENARIOS: readonly Scenario[] = [
       const socket = (client?.socket as unknown as { _socket?: { pause(): void; resume(): void } } | null)?._socket;
       if (client === null || socket === undefined) throw new Error('slow consumer: no socket to stall');
       const closesBefore = client.closeCodes.length;
+      const metrics = `http://127.0.0.1:${ctx.stack.listenerPorts[0]}/metrics`;
+      const slowCloses = async (): Promise<number> => sampleSum(parsePrometheus(await (await fetch(metrics)).text()), 'push_slow_consumer_closes_total');
+      const serverClosesBefore = await slowCloses();
       socket.pause();
       await sleep(ctx.timing.faultMs);
       socket.resume();
       const at = Date.now();
       await sleep(1000);
       const codes = client.closeCodes.slice(closesBefore);
-      return { healedAt: at, notes: [`stopped reading for ${ctx.timing.faultMs} ms; close codes after: ${codes.length === 0 ? 'none (kept up from buffers)' : codes.join(',')}`] };
+      const serverCloses = (await slowCloses()) - serverClosesBefore;
+      return {
+        healedAt: at,
+        notes: [`stopped reading for ${ctx.timing.faultMs} ms; the client saw close codes: ${codes.length === 0 ? 'none (kept up from buffers)' : codes.join(',')}; listener-1 push_slow_consumer_closes_total +${serverCloses}`],
+      };
     },
   },
   {
