@@ -5,6 +5,6 @@
 # any scenario lost, duplicated or reordered a message, answered wrongly or missed its bound.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh >&2
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 exec node --import tsx tests/chaos/run.ts "$@"

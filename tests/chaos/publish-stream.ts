@@ -28,7 +28,8 @@ export interface SeqBody {
   readonly params: { readonly c: number; readonly seq: number; readonly pad?: string };
 }
 
-interface Record_ {
+/** A message the stream is publishing or has published; `ackAt` set on its first 200. */
+interface Attempt {
   ch: string;
   seq: number;
   sentAt: number;
@@ -43,7 +44,7 @@ interface Record_ {
  * acknowledgement time and every HTTP answer.
  */
 export class PublishStream {
-  private readonly records = new Map<string, Record_>();
+  private readonly records = new Map<string, Attempt>();
   /** HTTP status (or `error`) -> count, over every attempt. */
   readonly answers = new Map<string, number>();
   private running = false;
@@ -91,7 +92,7 @@ export class PublishStream {
   private async singleLane(ch: string): Promise<void> {
     while (this.running) {
       const seq = this.seq(ch);
-      const rec: Record_ = { ch, seq, sentAt: Date.now(), ackAt: null };
+      const rec: Attempt = { ch, seq, sentAt: Date.now(), ackAt: null };
       this.records.set(`${ch}#${seq}`, rec);
       const ok = await this.send(`/bitrix/pub/?CHANNEL_ID=${ch}`, JSON.stringify(this.body(ch, seq)), { 'Message-Expiry': '3600' });
       if (ok) rec.ackAt = Date.now();
@@ -102,13 +103,13 @@ export class PublishStream {
   private async batchLane(): Promise<void> {
     let turn = 0;
     while (this.running) {
-      const recs: Record_[] = [];
+      const recs: Attempt[] = [];
       const messages = [];
       const sentAt = Date.now();
       for (let i = 0; i < this.opts.batchSize; i++) {
         const ch = this.opts.batchChannels[turn++ % this.opts.batchChannels.length] as string;
         const seq = this.seq(ch);
-        const rec: Record_ = { ch, seq, sentAt, ackAt: null };
+        const rec: Attempt = { ch, seq, sentAt, ackAt: null };
         this.records.set(`${ch}#${seq}`, rec);
         recs.push(rec);
         messages.push({ channels: [ch], body: this.body(ch, seq), expiry: 3600 });

@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { sleep } from '../helpers/ports.js';
 import { parsePrometheus, sampleSum } from '../ops/stack-helpers.js';
 import { alive } from './chaos-stack.js';
-import type { FaultContext, FaultOutcome, Scenario } from './run-scenario.js';
+import type { FaultOutcome, Scenario } from './run-scenario.js';
 import { StallProxy } from './stall-proxy.js';
 
 /** How long a crashed process stays down before the supervisor (here `start.sh`) brings it back. */
@@ -146,5 +146,3 @@ export const SCENARIOS: readonly Scenario[] = [
 export const NOT_YET_IN_CI: readonly string[] = ['redis-pause-5s', 'redis-pause-8s', 'silent-stall'];
 
 export const CI_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => !NOT_YET_IN_CI.includes(s.name));
-
-export type { FaultContext };
