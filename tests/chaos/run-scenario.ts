@@ -142,6 +142,7 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   const ctx: FaultContext = { ...ctxBase, slowClient };
   let outcome: FaultOutcome | null = null;
   let faultAt = 0;
+  let injectError: string | null = null;
   try {
     await Promise.all(wss.map((w) => w.start()));
     for (const p of polls) p.start();
@@ -151,7 +152,14 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
     await sleep(timing.beforeMs);
     faultAt = Date.now();
     log(`${sc.name}: fault injected`);
-    outcome = await sc.inject(ctx);
+    try {
+      outcome = await sc.inject(ctx);
+    } catch (err) {
+      // A fault that did not take would make the scenario pass for nothing: it fails instead.
+      injectError = (err as Error).message;
+      log(`${sc.name}: fault not injected: ${injectError}`);
+      outcome = { healedAt: Date.now(), notes: [] };
+    }
     faultAt = outcome.injectedAt ?? faultAt;
     log(`${sc.name}: healed after ${outcome.healedAt - faultAt} ms`);
     await sleep(timing.afterMs);
@@ -174,6 +182,7 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   const from = sc.measureFromHealed && outcome !== null ? outcome.healedAt : faultAt;
   const verdict = checkDeliveries(stream.published, counted, from, LATE_MS);
   const failures: string[] = [];
+  if (injectError !== null) failures.push(`the fault did not take: ${injectError}`);
   if (verdict.lost > 0) failures.push(`${verdict.lost} acknowledged deliveries lost (${verdict.clients.filter((c) => c.lost > 0).map((c) => `${c.name}: ${c.lost}, e.g. ${c.lostSample.join(' ')}`).join('; ')})`);
   if (verdict.duplicated > 0) failures.push(`${verdict.duplicated} deliveries duplicated`);
   if (verdict.reordered > 0) failures.push(`${verdict.reordered} deliveries out of order`);
