@@ -41,9 +41,16 @@ export interface FaultOutcome {
   readonly notes: readonly string[];
 }
 
+/**
+ * The CI test file a scenario runs in (`tests/chaos/ci-<group>.test.ts`): node's test runner gives
+ * each file a time limit, so the scenarios are spread over a few files, each with its own stack.
+ */
+export type CiGroup = 'processes' | 'redis' | 'restart' | 'pause' | 'pause-long' | 'stall';
+
 export interface Scenario {
   readonly name: string;
   readonly title: string;
+  readonly ciGroup: CiGroup;
   /** Fault-specific stream settings (message size...). */
   readonly stream?: Partial<Pick<StreamOptions, 'padBytes' | 'singleGapMs' | 'batchGapMs' | 'retries'>>;
   /** 2 WebSockets and a long poll straight to listener-1 (not through nginx): the faulted one. */

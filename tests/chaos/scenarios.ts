@@ -2,7 +2,7 @@ import type { ChildProcess } from 'node:child_process';
 import { sleep } from '../helpers/ports.js';
 import { parsePrometheus, sampleSum } from '../ops/stack-helpers.js';
 import { alive } from './chaos-stack.js';
-import type { FaultOutcome, Scenario } from './run-scenario.js';
+import type { CiGroup, FaultOutcome, Scenario } from './run-scenario.js';
 import { StallProxy } from './stall-proxy.js';
 
 /** How long a crashed process stays down before the supervisor (here `start.sh`) brings it back. */
@@ -11,10 +11,11 @@ const SUPERVISOR_DELAY_MS = 2000;
 const healed = (notes: string[] = []): FaultOutcome => ({ healedAt: Date.now(), notes });
 
 /** Kills (or terminates) one process, waits like a supervisor would, then `start.sh` restarts it. */
-function crash(name: 'listener-1' | 'publisher-1' | 'redis', sig: 'SIGKILL' | 'SIGTERM', title: string): Scenario {
+function crash(name: 'listener-1' | 'publisher-1' | 'redis', sig: 'SIGKILL' | 'SIGTERM', title: string, ciGroup: CiGroup): Scenario {
   return {
     name: `${name.replace(/-1$/, '')}-${sig === 'SIGKILL' ? 'kill9' : 'sigterm'}`,
     title,
+    ciGroup,
     async inject(ctx) {
       const pid = ctx.stack.pid(name);
       await ctx.stack.signal(name, sig);
@@ -32,6 +33,7 @@ function redisPause(ms: number): Scenario {
   return {
     name: `redis-pause-${ms / 1000}s`,
     title: `Redis paused: CLIENT PAUSE ${ms} WRITE under the stream and 100-message batches`,
+    ciGroup: ms > 10_000 ? 'pause-long' : 'pause',
     async inject(ctx) {
       await ctx.stack.redis().call('CLIENT', 'PAUSE', String(ms), 'WRITE');
       const injectedAt = Date.now();
@@ -42,13 +44,14 @@ function redisPause(ms: number): Scenario {
 }
 
 export const SCENARIOS: readonly Scenario[] = [
-  crash('listener-1', 'SIGKILL', 'listener kill -9 (restarted by start.sh 2 s later)'),
-  crash('publisher-1', 'SIGTERM', 'publisher SIGTERM (drains; restarted by start.sh)'),
-  crash('publisher-1', 'SIGKILL', 'publisher kill -9 (restarted by start.sh 2 s later)'),
-  crash('redis', 'SIGKILL', 'Redis kill -9, restarted by start.sh 2 s later (AOF)'),
+  crash('listener-1', 'SIGKILL', 'listener kill -9 (restarted by start.sh 2 s later)', 'processes'),
+  crash('publisher-1', 'SIGTERM', 'publisher SIGTERM (drains; restarted by start.sh)', 'processes'),
+  crash('publisher-1', 'SIGKILL', 'publisher kill -9 (restarted by start.sh 2 s later)', 'processes'),
+  crash('redis', 'SIGKILL', 'Redis kill -9, restarted by start.sh 2 s later (AOF)', 'redis'),
   {
     name: 'pubsub-kill',
     title: 'pub/sub connections killed: CLIENT KILL TYPE pubsub',
+    ciGroup: 'redis',
     async inject(ctx) {
       const n = Number(await ctx.stack.redis().client('KILL', 'TYPE', 'pubsub'));
       if (n < 3) throw new Error(`only ${n} pub/sub connections killed, expected one per listener`);
@@ -58,6 +61,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'slow-consumer',
     title: 'slow consumer: one WebSocket stops reading, then reads again',
+    ciGroup: 'redis',
     // Bytes for it to fall behind on: about 2 MB/s to every client.
     stream: { padBytes: 8000 },
     slowConsumer: true,
@@ -87,6 +91,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'rolling-restart',
     title: 'rolling restart: scripts/restart.sh (3 listeners, then 2 publishers)',
+    ciGroup: 'restart',
     async inject(ctx) {
       const r = await ctx.stack.rollingRestart();
       if (r.code !== 0) throw new Error(`restart.sh failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
@@ -100,6 +105,7 @@ export const SCENARIOS: readonly Scenario[] = [
   {
     name: 'silent-stall',
     title: "silent stall of listener-1's Redis connections (TCP open, nothing forwarded)",
+    ciGroup: 'stall',
     pinToListener1: true,
     // The promise under test: a stalled subscription is detected within 2 s; reconnecting,
     // resubscribing and refilling the affected sockets gets 1 s more.
@@ -148,8 +154,10 @@ export const SCENARIOS: readonly Scenario[] = [
 /**
  * Scenarios the base server does not pass yet: they wait for idempotent publishing and truthful
  * answers under a slow Redis (`redis-pause-*`) and for the pub/sub liveness probe (`silent-stall`).
- * `npm run chaos` runs them and reports what happens; CI (`chaos.test.ts`) leaves them out until
- * those changes are in — then delete the names from this list.
+ * `npm run chaos` runs them and reports what happens; CI (`ci-<group>.test.ts`) leaves them out
+ * until those changes are in — then delete the names from this list (nothing else to change: each
+ * already names its CI file). `redis-pause-2.5s` passes today but only by 0.5 s against the
+ * publisher's 3 s Redis timeout: too little margin for a loaded CI machine.
  */
 export const NOT_YET_IN_CI: readonly string[] = ['redis-pause-2.5s', 'redis-pause-5s', 'redis-pause-8s', 'redis-pause-15s', 'silent-stall'];
 
