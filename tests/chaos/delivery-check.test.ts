@@ -15,6 +15,13 @@ describe('checkDeliveries', () => {
     { name: 'an acknowledged message missing is lost', published: stream(5), deliveries: got([1, 2, 4, 5]), faultAt: 250, expect: { lost: 1, recoverMs: null } },
     { name: 'an unacknowledged message missing is not lost', published: stream(5, [3]), deliveries: got([1, 2, 4, 5]), faultAt: 250, expect: { lost: 0, unacked: 1, unackedDelivered: 0 } },
     { name: 'an unacknowledged message delivered is a wrong answer, not a loss', published: stream(5, [3]), deliveries: got([1, 2, 3, 4, 5]), faultAt: 250, expect: { lost: 0, unackedDelivered: 1 } },
+    {
+      name: 'an unacknowledged message whose outcome was unknown may be delivered',
+      published: stream(5, [3]).map((p) => (p.seq === 3 ? { ...p, outcomeUnknown: true } : p)),
+      deliveries: got([1, 2, 3, 4, 5]),
+      faultAt: 250,
+      expect: { lost: 0, unacked: 1, unknownOutcome: 1, unackedDelivered: 0 },
+    },
     { name: 'a second delivery is a duplicate', published: stream(3), deliveries: got([1, 2, 2, 3]), faultAt: 0, expect: { duplicated: 1, lost: 0 } },
     { name: 'a late arrival after a newer one is out of order', published: stream(3), deliveries: got([1, 3, 2]), faultAt: 0, expect: { reordered: 1, lost: 0 } },
     { name: 'a message never published is unexpected', published: stream(2), deliveries: [...got([1, 2]), { ch: 'a', seq: 9, at: 300 }], faultAt: 0, expect: { unexpected: 1 } },

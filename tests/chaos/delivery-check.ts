@@ -15,6 +15,11 @@ export interface Published {
   readonly sentAt: number;
   /** When the server acknowledged it (200); null when no attempt was acknowledged. */
   readonly ackAt: number | null;
+  /**
+   * Not acknowledged, and the last answer did not say "not stored" either: it said the outcome is
+   * unknown (502, 504) or none came. Delivering such a message is not a wrong answer.
+   */
+  readonly outcomeUnknown?: boolean;
 }
 
 export interface Delivery {
@@ -52,7 +57,9 @@ export interface ClientVerdict {
 export interface Verdict {
   readonly acked: number;
   readonly unacked: number;
-  /** Messages whose every answer said "failed" (or that got no answer) but that clients received: the answer was wrong. */
+  /** Of the unacknowledged: those whose last answer said the outcome is unknown. */
+  readonly unknownOutcome: number;
+  /** Messages whose last answer said "not stored" (503, 4xx) but that clients received: the answer was wrong. */
   readonly unackedDelivered: number;
   /** Deliveries missing / doubled, summed over clients. */
   readonly lost: number;
@@ -156,7 +163,8 @@ export function checkDeliveries(published: readonly Published[], clients: readon
   return {
     acked: published.length - unacked.length,
     unacked: unacked.length,
-    unackedDelivered: unacked.filter((p) => deliveredAnywhere.has(key(p.ch, p.seq))).length,
+    unknownOutcome: unacked.filter((p) => p.outcomeUnknown === true).length,
+    unackedDelivered: unacked.filter((p) => p.outcomeUnknown !== true && deliveredAnywhere.has(key(p.ch, p.seq))).length,
     lost: verdicts.reduce((a, v) => a + v.lost, 0),
     duplicated: verdicts.reduce((a, v) => a + v.duplicated, 0),
     lostMessages: lostKeys.size,

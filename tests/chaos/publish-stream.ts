@@ -34,7 +34,15 @@ interface Attempt {
   seq: number;
   sentAt: number;
   ackAt: number | null;
+  outcomeUnknown: boolean;
 }
+
+/**
+ * Answers that do not say whether the publish was stored: 504 (the publisher's "outcome unknown,
+ * resend with the same identity"; nginx's upstream timeout), 502 (nginx lost the publisher with
+ * the request on it) and no answer at all.
+ */
+const UNKNOWN_OUTCOME = new Set(['502', '504', 'error']);
 
 /**
  * A steady publish stream like a portal's: each single-message channel has its own lane that
@@ -92,10 +100,11 @@ export class PublishStream {
   private async singleLane(ch: string): Promise<void> {
     while (this.running) {
       const seq = this.seq(ch);
-      const rec: Attempt = { ch, seq, sentAt: Date.now(), ackAt: null };
+      const rec: Attempt = { ch, seq, sentAt: Date.now(), ackAt: null, outcomeUnknown: false };
       this.records.set(`${ch}#${seq}`, rec);
-      const ok = await this.send(`/bitrix/pub/?CHANNEL_ID=${ch}`, JSON.stringify(this.body(ch, seq)), { 'Message-Expiry': '3600' });
-      if (ok) rec.ackAt = Date.now();
+      const last = await this.send(`/bitrix/pub/?CHANNEL_ID=${ch}`, JSON.stringify(this.body(ch, seq)), { 'Message-Expiry': '3600' });
+      if (last === '200') rec.ackAt = Date.now();
+      else rec.outcomeUnknown = UNKNOWN_OUTCOME.has(last);
       await sleep(this.opts.singleGapMs);
     }
   }
@@ -109,22 +118,23 @@ export class PublishStream {
       for (let i = 0; i < this.opts.batchSize; i++) {
         const ch = this.opts.batchChannels[turn++ % this.opts.batchChannels.length] as string;
         const seq = this.seq(ch);
-        const rec: Attempt = { ch, seq, sentAt, ackAt: null };
+        const rec: Attempt = { ch, seq, sentAt, ackAt: null, outcomeUnknown: false };
         this.records.set(`${ch}#${seq}`, rec);
         recs.push(rec);
         messages.push({ channels: [ch], body: this.body(ch, seq), expiry: 3600 });
       }
-      const ok = await this.send('/bitrix/pub/batch', JSON.stringify({ messages }), { 'Content-Type': 'application/json' });
-      if (ok) {
-        const at = Date.now();
-        for (const r of recs) r.ackAt = at;
+      const last = await this.send('/bitrix/pub/batch', JSON.stringify({ messages }), { 'Content-Type': 'application/json' });
+      const at = Date.now();
+      for (const r of recs) {
+        if (last === '200') r.ackAt = at;
+        else r.outcomeUnknown = UNKNOWN_OUTCOME.has(last);
       }
       await sleep(this.opts.batchGapMs);
     }
   }
 
-  /** One request with its retries; true once an attempt is acknowledged with 200. */
-  private async send(path: string, body: string, headers: Record<string, string>): Promise<boolean> {
+  /** One request with its retries; the last answer (`200` once an attempt is acknowledged). */
+  private async send(path: string, body: string, headers: Record<string, string>): Promise<string> {
     const id = `chaos-${this.opts.runId}-${++this.requestNo}`;
     for (let attempt = 0; attempt <= this.opts.retries; attempt++) {
       let status: string;
@@ -136,9 +146,9 @@ export class PublishStream {
         status = 'error';
       }
       this.answers.set(status, (this.answers.get(status) ?? 0) + 1);
-      if (status === '200') return true;
-      if (attempt < this.opts.retries) await sleep(250);
+      if (status === '200' || attempt === this.opts.retries) return status;
+      await sleep(250);
     }
-    return false;
+    return 'error';
   }
 }

@@ -194,7 +194,7 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   if (verdict.duplicated > 0) failures.push(`${verdict.duplicated} deliveries duplicated`);
   if (verdict.reordered > 0) failures.push(`${verdict.reordered} deliveries out of order`);
   if (verdict.unexpected > 0) failures.push(`${verdict.unexpected} deliveries of messages never published`);
-  if (verdict.unackedDelivered > 0) failures.push(`${verdict.unackedDelivered} messages answered as failed but delivered (a wrong answer)`);
+  if (verdict.unackedDelivered > 0) failures.push(`${verdict.unackedDelivered} messages answered "not stored" (503 or 4xx) but delivered (a wrong answer)`);
   if (verdict.acked === 0) failures.push('nothing was acknowledged: the stream did not run');
   if (verdict.detectMs === null) failures.push('some client got no message sent after the fault');
   else if (sc.maxDetectMs !== undefined && verdict.detectMs > sc.maxDetectMs) failures.push(`first post-fault delivery after ${verdict.detectMs} ms (bound ${sc.maxDetectMs} ms)`);
