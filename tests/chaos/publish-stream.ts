@@ -13,7 +13,7 @@ export interface StreamOptions {
   /** Pause between two batches (0: no batches). */
   readonly batchGapMs: number;
   readonly batchSize: number;
-  /** Extra attempts of a failed request, with the same X-Push-Request-Id (0: a failure is final). */
+  /** Extra attempts of a request answered 5xx or not at all, with the same X-Push-Request-Id (0: none). */
   readonly retries: number;
   /** Filler characters per message body (a slow consumer needs bytes to fall behind on). */
   readonly padBytes: number;
@@ -47,8 +47,8 @@ const UNKNOWN_OUTCOME = new Set(['502', '504', 'error']);
 /**
  * A steady publish stream like a portal's: each single-message channel has its own lane that
  * publishes 1, 2, 3, ... one request at a time (so publish order is storage order), and one lane
- * posts 100-message batches over its channels. Every request carries an `X-Push-Request-Id`; a
- * failed one is retried (same id) up to `retries` times. Records every message's send and
+ * posts 100-message batches over its channels. Every request carries an `X-Push-Request-Id`; one
+ * answered 5xx or not at all is retried (same id) up to `retries` times. Records every message's send and
  * acknowledgement time and every HTTP answer.
  */
 export class PublishStream {
@@ -146,7 +146,8 @@ export class PublishStream {
         status = 'error';
       }
       this.answers.set(status, (this.answers.get(status) ?? 0) + 1);
-      if (status === '200' || attempt === this.opts.retries) return status;
+      // A refusal (4xx) is final: resending the same request cannot change it.
+      if (status === '200' || !(status.startsWith('5') || status === 'error') || attempt === this.opts.retries) return status;
       await sleep(250);
     }
     return 'error';
