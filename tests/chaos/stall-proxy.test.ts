@@ -30,6 +30,8 @@ describe('StallProxy', () => {
     assert.equal(await old.ping(), 'PONG');
     let closed = false;
     old.on('close', () => (closed = true));
+    assert.equal(proxy.stall('no-such-name'), 0, 'a selection that matches nothing freezes nothing');
+    assert.equal(await old.ping(), 'PONG');
     assert.equal(proxy.stall(), 1);
     let answered = false;
     const pending = old.ping().then(() => (answered = true));

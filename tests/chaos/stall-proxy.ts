@@ -9,6 +9,8 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
  */
 export class StallProxy {
   private readonly pairs = new Set<[Socket, Socket]>();
+  /** The first bytes each client sent (its `CLIENT SETNAME` names the connection's role). */
+  private readonly heads = new Map<[Socket, Socket], string>();
   private readonly stalled = new Set<[Socket, Socket]>();
   private constructor(
     private readonly server: Server,
@@ -25,10 +27,15 @@ export class StallProxy {
         const close = (): void => {
           proxy.pairs.delete(pair);
           proxy.stalled.delete(pair);
+          proxy.heads.delete(pair);
           client.destroy();
           upstream.destroy();
         };
-        client.on('data', (d) => upstream.write(d));
+        client.on('data', (d: Buffer) => {
+          const head = proxy.heads.get(pair) ?? '';
+          if (head.length < 512) proxy.heads.set(pair, head + d.toString('latin1', 0, Math.min(d.length, 512)));
+          upstream.write(d);
+        });
         upstream.on('data', (d) => client.write(d));
         for (const s of pair) {
           s.on('error', close);
@@ -53,9 +60,13 @@ export class StallProxy {
     return this.pairs.size;
   }
 
-  /** Freezes every open connection; returns how many. */
-  stall(): number {
+  /**
+   * Freezes every open connection, or only those whose first bytes contain `match` (a listener's
+   * subscriber connection starts with `CLIENT SETNAME push-sub`); returns how many are frozen.
+   */
+  stall(match = ''): number {
     for (const pair of this.pairs) {
+      if (!(this.heads.get(pair) ?? '').includes(match)) continue;
       pair[0].pause();
       pair[1].pause();
       this.stalled.add(pair);
