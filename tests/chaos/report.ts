@@ -4,11 +4,11 @@ const ms = (v: number | null): string => (v === null ? 'never' : String(v));
 
 /** One row per scenario: what was published, what went wrong, how fast it was noticed and repaired. */
 export function resultTable(results: readonly ScenarioResult[]): string {
-  const head = ['scenario', 'result', 'acked', 'unacked (unknown)', 'lost msg/dlv', 'dup msg/dlv', 'order', 'wrong ans.', 'detect ms', 'recover ms', 'healed ms', 'p50/p99 ms', 'answers'];
+  const head = ['scenario', 'result', 'acked', 'unacked (unknown)', 'lost msg/dlv', 'dup msg/dlv', 'order', 'wrong ans.', 'detect ms', 'recover ms', 'unready ms', 'healed ms', 'p50/p99 ms', 'answers'];
   const rows = results.map((r) => {
     const v = r.verdict;
     const answers = Object.entries(r.answers).map(([s, n]) => `${s}:${n}`).join(' ');
-    return [r.name, r.ok ? 'pass' : 'FAIL', v.acked, `${v.unacked} (${v.unknownOutcome})`, `${v.lostMessages}/${v.lost}`, `${v.duplicatedMessages}/${v.duplicated}`, v.reordered, v.unackedDelivered, ms(v.detectMs), ms(v.recoverMs), r.healedMs, `${v.latencyP50Ms}/${v.latencyP99Ms}`, answers].map(String);
+    return [r.name, r.ok ? 'pass' : 'FAIL', v.acked, `${v.unacked} (${v.unknownOutcome})`, `${v.lostMessages}/${v.lost}`, `${v.duplicatedMessages}/${v.duplicated}`, v.reordered, v.unackedDelivered, ms(v.detectMs), ms(v.recoverMs), r.serverDetectMs === null ? '-' : String(r.serverDetectMs), r.healedMs, `${v.latencyP50Ms}/${v.latencyP99Ms}`, answers].map(String);
   });
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: readonly string[]): string => `| ${cells.map((c, i) => c.padEnd(widths[i] as number)).join(' | ')} |`;

@@ -37,6 +37,8 @@ export interface FaultOutcome {
   readonly injectedAt?: number;
   /** When the harness took the cause away (Redis back, pause over, stall ended...). */
   readonly healedAt: number;
+  /** Fault -> the faulted process first said it is unready (a 503 from its /readyz); null: never. */
+  readonly serverDetectMs?: number | null;
   /** Facts worth a line in the report (close codes seen, readiness answers, script output). */
   readonly notes: readonly string[];
 }
@@ -64,6 +66,8 @@ export interface Scenario {
   readonly measureFromHealed?: boolean;
   /** Worst acceptable fault -> first post-fault delivery, where the fault's promise is a bound. */
   readonly maxDetectMs?: number;
+  /** Worst acceptable fault -> the faulted process reports itself unready (`serverDetectMs`). */
+  readonly maxServerDetectMs?: number;
   /** Before the clients connect (e.g. put a proxy under a listener). */
   prepare?(ctx: FaultContext): Promise<void>;
   /** Injects the fault; resolves when the harness has taken its cause away again. */
@@ -78,6 +82,7 @@ export interface ScenarioResult {
   readonly ok: boolean;
   readonly failures: readonly string[];
   readonly verdict: Verdict;
+  readonly serverDetectMs: number | null;
   /** Fault -> cause taken away. */
   readonly healedMs: number;
   readonly answers: Readonly<Record<string, number>>;
@@ -198,10 +203,16 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   if (verdict.acked === 0) failures.push('nothing was acknowledged: the stream did not run');
   if (verdict.detectMs === null) failures.push('some client got no message sent after the fault');
   else if (sc.maxDetectMs !== undefined && verdict.detectMs > sc.maxDetectMs) failures.push(`first post-fault delivery after ${verdict.detectMs} ms (bound ${sc.maxDetectMs} ms)`);
+  if (sc.maxServerDetectMs !== undefined && injectError === null) {
+    const d = outcome?.serverDetectMs ?? null;
+    if (d === null) failures.push('the faulted process never reported itself unready (no 503 from its /readyz)');
+    else if (d > sc.maxServerDetectMs) failures.push(`the faulted process reported itself unready after ${d} ms (bound ${sc.maxServerDetectMs} ms)`);
+  }
   return {
     name: sc.name,
     title: sc.title,
     ok: failures.length === 0,
+    serverDetectMs: outcome?.serverDetectMs ?? null,
     failures,
     verdict,
     healedMs: outcome === null ? -1 : outcome.healedAt - faultAt,
