@@ -160,6 +160,9 @@ const seqOf = (text: unknown): number | null => {
   return typeof p?.seq === 'number' ? p.seq : null;
 };
 
+/** Called with every message a resuming client receives (its decoded text), when it arrives. */
+export type OnText = (text: unknown) => void;
+
 /**
  * A WebSocket subscriber that behaves like the official client: on any close it reconnects after
  * a short random delay, resuming with the mid of the last message it got.
@@ -173,7 +176,14 @@ export class ResumingWs implements Seen {
   private mid = '';
   private stopped = false;
   private ws: WebSocket | null = null;
-  constructor(private readonly url: () => string) {}
+  constructor(
+    private readonly url: () => string,
+    private readonly onText?: OnText,
+  ) {}
+  /** The current socket (a slow-consumer test stops reading from it). */
+  get socket(): WebSocket | null {
+    return this.ws;
+  }
   start(): Promise<void> {
     return new Promise((resolve) => this.connect(resolve));
   }
@@ -190,6 +200,7 @@ export class ResumingWs implements Seen {
           this.seqs.push(s);
           this.mids.push(m.mid);
         }
+        this.onText?.(m.text);
       }
     });
     ws.on('error', () => {});
@@ -215,7 +226,10 @@ export class ResumingPoll implements Seen {
   private stopped = false;
   private readonly abort = new AbortController();
   private loop: Promise<void> | null = null;
-  constructor(private readonly url: () => string) {}
+  constructor(
+    private readonly url: () => string,
+    private readonly onText?: OnText,
+  ) {}
   start(): void {
     this.loop = this.run();
   }
@@ -230,6 +244,7 @@ export class ResumingPoll implements Seen {
             this.mid = m.mid;
             const s = seqOf(m.text);
             if (s !== null) this.seqs.push(s);
+            this.onText?.(m.text);
           }
         } else if (res.status === 304) {
           const last = res.headers.get('last-message-id');

@@ -1,0 +1,3 @@
+import { ciSuite } from './ci-suite.js';
+
+ciSuite('pause');

@@ -1,0 +1,173 @@
+import type { ChildProcess } from 'node:child_process';
+import { sleep } from '../helpers/ports.js';
+import { parsePrometheus, sampleSum } from '../ops/stack-helpers.js';
+import { alive } from './chaos-stack.js';
+import type { CiGroup, FaultOutcome, Scenario } from './run-scenario.js';
+import { StallProxy } from './stall-proxy.js';
+
+/** How long a crashed process stays down before the supervisor (here `start.sh`) brings it back. */
+const SUPERVISOR_DELAY_MS = 2000;
+
+const healed = (notes: string[] = []): FaultOutcome => ({ healedAt: Date.now(), notes });
+
+/** Kills (or terminates) one process, waits like a supervisor would, then `start.sh` restarts it. */
+function crash(name: 'listener-1' | 'publisher-1' | 'redis', sig: 'SIGKILL' | 'SIGTERM', title: string, ciGroup: CiGroup): Scenario {
+  return {
+    name: `${name.replace(/-1$/, '')}-${sig === 'SIGKILL' ? 'kill9' : 'sigterm'}`,
+    title,
+    ciGroup,
+    async inject(ctx) {
+      const pid = ctx.stack.pid(name);
+      await ctx.stack.signal(name, sig);
+      await sleep(SUPERVISOR_DELAY_MS);
+      await ctx.stack.ensureUp();
+      const again = ctx.stack.pid(name);
+      if (again === pid) throw new Error(`${name} still has pid ${pid}: it was not restarted`);
+      return healed([`${name} pid ${pid} ${sig}, back as pid ${again}`]);
+    },
+  };
+}
+
+/** Redis stops executing writes (and PUBLISH) for `ms`, as during an fsync stall or a failover. */
+function redisPause(ms: number): Scenario {
+  return {
+    name: `redis-pause-${ms / 1000}s`,
+    title: `Redis paused: CLIENT PAUSE ${ms} WRITE under the stream and 100-message batches`,
+    ciGroup: ms > 10_000 ? 'pause-long' : 'pause',
+    async inject(ctx) {
+      await ctx.stack.redis().call('CLIENT', 'PAUSE', String(ms), 'WRITE');
+      const injectedAt = Date.now();
+      await sleep(ms);
+      return { injectedAt, healedAt: Date.now(), notes: [] };
+    },
+  };
+}
+
+/**
+ * listener-1 is replaced by one that reaches Redis through a proxy (same port, same settings), and
+ * the proxy freezes its open connections (`match`: only those whose first bytes contain it) for the
+ * fault's duration. New connections pass: a listener that notices and reconnects gets through.
+ */
+function silentStall(name: string, title: string, match: string): Scenario {
+  return {
+    name,
+    title,
+    ciGroup: 'stall',
+    pinToListener1: true,
+    // The promise under test: a stalled subscription is detected within 2 s, and the listener says
+    // so (/readyz 503) until it is back. It is polled every 100 ms or so, hence the 250 ms.
+    maxServerDetectMs: 2250,
+    async prepare(ctx) {
+      await ctx.stack.signal('listener-1', 'SIGTERM');
+      const proxy = await StallProxy.listen(ctx.stack.redisPort);
+      ctx.state['proxy'] = proxy;
+      ctx.state['listener'] = await ctx.stack.startListenerVia(0, proxy.url);
+    },
+    async inject(ctx) {
+      const proxy = ctx.state['proxy'] as StallProxy;
+      const port = ctx.stack.listenerPorts[0] as number;
+      const frozen = proxy.stall(match);
+      if (frozen < 1) throw new Error(`no connection through the proxy matched ${JSON.stringify(match)}`);
+      // What listener-1 says about itself while the frozen connections carry nothing.
+      const ready = new Map<number, number>();
+      let firstUnready: number | null = null;
+      let first503: number | null = null;
+      const t0 = Date.now();
+      while (Date.now() - t0 < ctx.timing.faultMs) {
+        const status = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(1000) }).then((r) => r.status).catch(() => 0);
+        ready.set(status, (ready.get(status) ?? 0) + 1);
+        if (status !== 200 && firstUnready === null) firstUnready = Date.now() - t0;
+        if (status === 503 && first503 === null) first503 = Date.now() - t0;
+        await sleep(100);
+      }
+      proxy.resume();
+      const readyz = [...ready].map(([s, n]) => `${s === 0 ? 'no answer' : s} x${n}`).join(', ');
+      // A /readyz that does not answer within 1 s counts as "unready" here (a balancer's probe would time out).
+      return { ...healed([`${frozen} connections frozen for ${ctx.timing.faultMs} ms; /readyz of listener-1 during the stall: ${readyz}; first non-200 (or no answer within 1 s) after ${firstUnready ?? 'never'} ms`]), serverDetectMs: first503 };
+    },
+    async cleanup(ctx) {
+      const listener = ctx.state['listener'] as ChildProcess | undefined;
+      if (listener?.pid !== undefined && alive(listener.pid)) {
+        const exited = new Promise((r) => listener.once('exit', r));
+        listener.kill('SIGTERM');
+        await exited;
+      }
+      await (ctx.state['proxy'] as StallProxy | undefined)?.close();
+      await ctx.stack.ensureUp();
+    },
+  };
+}
+
+export const SCENARIOS: readonly Scenario[] = [
+  crash('listener-1', 'SIGKILL', 'listener kill -9 (restarted by start.sh 2 s later)', 'processes'),
+  crash('publisher-1', 'SIGTERM', 'publisher SIGTERM (drains; restarted by start.sh)', 'processes'),
+  crash('publisher-1', 'SIGKILL', 'publisher kill -9 (restarted by start.sh 2 s later)', 'processes'),
+  crash('redis', 'SIGKILL', 'Redis kill -9, restarted by start.sh 2 s later (AOF)', 'redis'),
+  {
+    name: 'pubsub-kill',
+    title: 'pub/sub connections killed: CLIENT KILL TYPE pubsub',
+    ciGroup: 'redis',
+    async inject(ctx) {
+      const n = Number(await ctx.stack.redis().client('KILL', 'TYPE', 'pubsub'));
+      if (n < 3) throw new Error(`only ${n} pub/sub connections killed, expected one per listener`);
+      return healed([`${n} pub/sub connections killed`]);
+    },
+  },
+  {
+    name: 'slow-consumer',
+    title: 'slow consumer: one WebSocket stops reading, then reads again',
+    ciGroup: 'redis',
+    // Bytes for it to fall behind on: about 2 MB/s to every client.
+    stream: { padBytes: 8000 },
+    slowConsumer: true,
+    measureFromHealed: true,
+    async inject(ctx) {
+      const client = ctx.slowClient;
+      const socket = (client?.socket as unknown as { _socket?: { pause(): void; resume(): void } } | null)?._socket;
+      if (client === null || socket === undefined) throw new Error('slow consumer: no socket to stall');
+      const closesBefore = client.closeCodes.length;
+      const metrics = `http://127.0.0.1:${ctx.stack.listenerPorts[0]}/metrics`;
+      const slowCloses = async (): Promise<number> => sampleSum(parsePrometheus(await (await fetch(metrics)).text()), 'push_slow_consumer_closes_total');
+      const serverClosesBefore = await slowCloses();
+      socket.pause();
+      await sleep(ctx.timing.faultMs);
+      socket.resume();
+      const at = Date.now();
+      await sleep(1000);
+      const codes = client.closeCodes.slice(closesBefore);
+      const serverCloses = (await slowCloses()) - serverClosesBefore;
+      if (serverCloses < 1) throw new Error('the listener never had to close the slow consumer: it did not fall behind enough');
+      return {
+        healedAt: at,
+        notes: [`stopped reading for ${ctx.timing.faultMs} ms; the client saw close codes: ${codes.length === 0 ? 'none (kept up from buffers)' : codes.join(',')}; listener-1 push_slow_consumer_closes_total +${serverCloses}`],
+      };
+    },
+  },
+  {
+    name: 'rolling-restart',
+    title: 'rolling restart: scripts/restart.sh (3 listeners, then 2 publishers)',
+    ciGroup: 'restart',
+    async inject(ctx) {
+      const r = await ctx.stack.rollingRestart();
+      if (r.code !== 0) throw new Error(`restart.sh failed (${r.code}):\n${r.stdout}\n${r.stderr}`);
+      return healed([`restart.sh exit ${r.code}`]);
+    },
+  },
+  redisPause(2500),
+  redisPause(5000),
+  redisPause(8000),
+  redisPause(15000),
+  silentStall('silent-stall', "silent stall of listener-1's Redis subscriber connection (TCP open, nothing forwarded)", 'push-sub'),
+  silentStall('silent-stall-all', "silent stall of every Redis connection of listener-1, command connection included", ''),
+];
+
+/**
+ * Scenarios left out of CI (`ci-<group>.test.ts`); `npm run chaos` runs every scenario.
+ * `silent-stall-all` (every connection of the listener frozen, the command connection included)
+ * still fails: only subscriber connections are probed, and a silent command connection is neither
+ * detected nor replaced, so `/readyz` hangs instead of answering 503 (docs/reliability.md). The
+ * 15 s pause passes but adds half a minute to a CI run that already covers 2.5, 5 and 8 s.
+ */
+export const NOT_YET_IN_CI: readonly string[] = ['redis-pause-15s', 'silent-stall-all'];
+
+export const CI_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => !NOT_YET_IN_CI.includes(s.name));
