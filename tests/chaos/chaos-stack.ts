@@ -100,9 +100,10 @@ export class ChaosStack {
   async startListenerVia(index: number, redisUrl: string): Promise<ChildProcess> {
     const port = this.listenerPorts[index] as number;
     const appEnv = Object.fromEntries(Object.entries(this.env).filter(([k]) => !/^PUSH_(RUN_DIR|LISTENERS|PUBLISHERS|FRONT_PORT|PUBLISHER_PORT|LISTENER_PORT|REDIS_PORT|SKIP_SETUP|PUB_ALLOW|PUBLISH_TRUSTED_NETWORKS)$|^REDIS_URL$/.test(k)));
+    // Trusting this host as npm start does lets the harness read the replacement's /metrics (an admin page).
     const proc = spawn(process.execPath, [join(ROOT, 'apps/listener/dist/main.js')], {
       cwd: ROOT,
-      env: { PATH: process.env['PATH'] ?? '', ...appEnv, PUSH_PORT: String(port), PUSH_HOST: '127.0.0.1', REDIS_URL: redisUrl, PUSH_TRUSTED_PROXIES: '127.0.0.1/32,::1/128' },
+      env: { PATH: process.env['PATH'] ?? '', ...appEnv, PUSH_PORT: String(port), PUSH_HOST: '127.0.0.1', REDIS_URL: redisUrl, PUSH_TRUSTED_PROXIES: '127.0.0.1/32,::1/128', PUSH_PUBLISH_TRUSTED_NETWORKS: '127.0.0.1/32,::1/128' },
       stdio: 'ignore',
     });
     await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 20_000, `listener on ${port} via ${redisUrl}`);

@@ -37,7 +37,7 @@ export interface FaultOutcome {
   readonly injectedAt?: number;
   /** When the harness took the cause away (Redis back, pause over, stall ended...). */
   readonly healedAt: number;
-  /** Fault -> the faulted process first said it is unready (a 503 from its /readyz); null: never. */
+  /** Fault -> the faulted process first reported it (a 503 from its /readyz, or its fault counter); null: never. */
   readonly serverDetectMs?: number | null;
   /** Facts worth a line in the report (close codes seen, readiness answers, script output). */
   readonly notes: readonly string[];
@@ -202,8 +202,8 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   if (verdict.detectMs === null) failures.push('some client got no message sent after the fault');
   if (sc.maxServerDetectMs !== undefined && injectError === null) {
     const d = outcome?.serverDetectMs ?? null;
-    if (d === null) failures.push('the faulted process never reported itself unready (no 503 from its /readyz)');
-    else if (d > sc.maxServerDetectMs) failures.push(`the faulted process reported itself unready after ${d} ms (bound ${sc.maxServerDetectMs} ms)`);
+    if (d === null) failures.push('the faulted process never reported the fault (no 503 from its /readyz, no stall counted)');
+    else if (d > sc.maxServerDetectMs) failures.push(`the faulted process reported the fault after ${d} ms (bound ${sc.maxServerDetectMs} ms)`);
   }
   return {
     name: sc.name,

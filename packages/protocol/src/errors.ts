@@ -67,7 +67,7 @@ export const Errors = {
   PORTAL_RPC_SIGNATURE: { code: 4140, status: 401, reason: 'Portal JSON-RPC request needs signature=<hex HMAC of the body with the signature key> (the pull module adds it).' },
   PORTAL_RPC_INVALID: { code: 4141, status: 400, reason: 'Portal JSON-RPC request must be {"jsonrpc":"2.0","method":"publish" or "getUsersLastSeen","params":{...}} or an array of them.' },
   // 4170-4179: Redis topologies and durability (docs/operations.md, "Redis topologies").
-  NOT_REPLICATED: { code: 4170, status: 504, reason: 'Stored on the Redis master, but no replica confirmed it in time (PUSH_PUBLISH_DURABILITY=replicated); resending with the same identity is safe.' },
+  NOT_REPLICATED: { code: 4170, status: 504, reason: 'Stored on the Redis master; no replica confirmed it in time (replicated durability). Resend with the same identity.' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorName = keyof typeof Errors;
