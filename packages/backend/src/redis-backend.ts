@@ -425,6 +425,9 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       async ping(): Promise<void> {
         await connected();
         await redis.ping();
+        // Ready means a publish can be carried out too: the publish connection reconnects on its
+        // own schedule, and ids may be assigned on it only once it has taken its id safety gap.
+        await idsReady();
       },
     },
     presence: {
