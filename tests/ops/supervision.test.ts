@@ -163,9 +163,11 @@ describe('npm start: supervised processes', () => {
     const load = (async () => {
       for (let seq = 1; publishing; seq++) {
         await Promise.all(
+          // Each publish carries an identity, as a portal's should: nginx hands a request that a killed
+          // publisher read but never answered to the other one, which must then not store it twice.
           channels.map(async (ch) => {
             try {
-              const r = await publish(front, [ch], { module_id: 'test', command: 'seq', params: { seq } }, { 'Message-Expiry': '600' });
+              const r = await publish(front, [ch], { module_id: 'test', command: 'seq', params: { seq } }, { 'Message-Expiry': '600', 'X-Push-Request-Id': `sup-${ch.slice(0, 8)}-${seq}` });
               if (r.status === 200) accepted.get(ch)?.push(seq);
               else failed.push(`${seq}: HTTP ${r.status}`);
             } catch (err) {
