@@ -31,7 +31,8 @@ ROOT_PACKAGES=redis-server,nginx
 CACHE="$REPO/.cache/platforms"
 ROOTFS="$CACHE/$SUITE"
 DEFAULT_FILES="packages/runtime/src/uws.test.ts tests/integration/subscribe.test.ts tests/integration/long-urls.test.ts \
-tests/integration/publish-api.test.ts tests/integration/fanout.test.ts tests/integration/resilience.test.ts tests/compat/v4-protocol.test.ts tests/ops/stack.test.ts"
+tests/integration/publish-api.test.ts tests/integration/fanout.test.ts tests/integration/resilience.test.ts tests/compat/v4-protocol.test.ts tests/ops/stack.test.ts \
+tests/ops/front-refusals.test.ts"
 read -r -a FILES <<<"${PLATFORM_TEST_FILES:-$DEFAULT_FILES}"
 # Node and npm from the npm registry, unpacked once per version.
 unpack() { # <package@version> <directory>
