@@ -1,7 +1,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { BACKEND_SENDER, decodeTextFrames, type NewMessage } from '@push/protocol';
+import { BACKEND_SENDER, ORIGIN_MID, decodeTextFrames, type NewMessage } from '@push/protocol';
 import { createMemoryBackend, type Backend, type Broker, type BrokerHealth, type HistoryGap, type MessageHandler, type ResyncHandlers } from '@push/backend';
 import { Hub, type Transport } from './hub.js';
 
@@ -114,6 +114,33 @@ describe('Hub', () => {
     const [m3] = await publish(m([A], 3));
     await tick();
     assert.deepEqual(t.mids, [m3]);
+  });
+
+  it('with nothing stored on the channels the result carries the store\'s newest issued id as a floor; a later publish sorts above it', async () => {
+    const t = new Recorder();
+    assert.equal((await hub.open([A], t, null)).result.floorMid, ORIGIN_MID, 'nothing issued yet: below every id');
+    const [elsewhere] = await publish(m([B], 1));
+    const { result } = await hub.open([A], new Recorder(), null);
+    assert.equal(result.newestMid, null);
+    assert.equal(result.floorMid, elsewhere, 'the newest id issued on any channel');
+    const [later] = await publish(m([A], 2));
+    assert.ok((later as string) > (result.floorMid as string), 'a resume from the floor finds it');
+    assert.deepEqual((await backend.store.history([A], result.floorMid as string)).messages.map((x) => x.mid), [later]);
+  });
+
+  it('flushConnection writes what waits for one connection at once, and the next flush does not write it again', async () => {
+    const t = new Recorder();
+    const other = new Recorder();
+    const { conn } = await hub.open([A], t, null);
+    await hub.open([A], other, null);
+    assert.equal(hub.flushConnection(conn), false, 'nothing waits');
+    const [x] = await publish(m([A], 1));
+    assert.equal(hub.flushConnection(conn), true);
+    assert.deepEqual(t.mids, [x], 'written before the scheduled flush');
+    assert.deepEqual(other.mids, [], 'the other connection waits for the flush');
+    await tick();
+    assert.deepEqual(t.mids, [x], 'once');
+    assert.deepEqual(other.mids, [x]);
   });
 
   it('messages published while the history read is in flight are neither lost nor doubled', async () => {

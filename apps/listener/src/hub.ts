@@ -95,6 +95,8 @@ export interface HubLifecycle {
 export interface OpenResult {
   /** Newest mid stored on the channels when the connection opened (long-poll 304 cursor). */
   readonly newestMid: string | null;
+  /** Without `newestMid`: the store's newest issued id (HistoryResult.floorMid), a safe cursor. */
+  readonly floorMid?: string | null;
 }
 
 export interface HubCounters {
@@ -220,6 +222,7 @@ export class Hub {
       old.transport.end(Errors.TOO_MANY_CONNECTIONS);
     }
     let newestMid: string | null;
+    let floorMid: string | null = null;
     try {
       await this.ensureSubscribed(channels);
       const history = await this.opts.store.history(channels, clientMid);
@@ -232,7 +235,8 @@ export class Hub {
       if (times !== null && channels.some((_, i) => this.phase(times, i) === 'gone')) throw new PushError(Errors.WRONG_CHANNEL_ID);
       const notices = readOnly.length === 0 ? [] : await Promise.all(readOnly.map((ch) => this.notice(ch, times)));
       newestMid = history.newestMid;
-      if (conn.state === 'closed') return { conn, result: { newestMid } };
+      floorMid = history.floorMid ?? null;
+      if (conn.state === 'closed') return { conn, result: { newestMid, floorMid } };
       // Sent even to a client whose cursor is past it: it is still on a dead channel and must reload.
       const expireNotices = notices.filter((n): n is StoredMessage => n !== null);
       readOnly.forEach((ch, i) => notices[i] !== null && this.byChannel.has(ch) && this.expiredLocal.add(ch));
@@ -244,7 +248,7 @@ export class Hub {
       throw err;
     }
     if (unmarked.length > 0) this.opts.presence.touch(unmarked).catch((err: Error) => this.log.warn({ err: { message: err.message } }, 'presence update failed'));
-    return { conn, result: { newestMid } };
+    return { conn, result: { newestMid, floorMid } };
   }
 
   /**
@@ -444,20 +448,38 @@ export class Hub {
    * (the Bitrix servers always buffer 250-400 ms). (A variant that also doubled the window when a
    * flush started late was measured and made no difference on the benchmarks; not kept.)
    */
+  /**
+   * Writes what waits for one connection now, ahead of the next flush; false when nothing waits. A
+   * long poll whose hold time ends while a message waits for the flush answers with it instead of
+   * a 304 (the message has already moved the connection's cursor, and the hub forgets the
+   * connection once the poll ends).
+   */
+  flushConnection(conn: Connection): boolean {
+    const pending = conn.pending;
+    if (pending === null) return false;
+    conn.pending = null;
+    this.dirty.delete(conn);
+    // Not through frameFor's cache: that sharing is for the connections of one flush.
+    this.writeFrame(conn, pending, FRAME_CODECS[conn.transport.format].frame(pending));
+    return true;
+  }
+
+  private writeFrame(conn: Connection, pending: Uint8Array[], frame: Uint8Array): void {
+    if (conn.transport.write(frame)) {
+      this.counters.delivered += pending.length;
+      this.counters.frames++;
+      this.counters.bytesOut += frame.byteLength;
+    } else this.counters.dropped += pending.length;
+  }
+
   flush(): void {
     this.flushScheduled = false;
     const started = performance.now();
     for (const conn of this.dirty) {
       const pending = conn.pending;
       if (pending === null) continue;
-      const frame = this.frameFor(pending, conn.transport.format);
-      const count = pending.length;
       conn.pending = null;
-      if (conn.transport.write(frame)) {
-        this.counters.delivered += count;
-        this.counters.frames++;
-        this.counters.bytesOut += frame.byteLength;
-      } else this.counters.dropped += count;
+      this.writeFrame(conn, pending, this.frameFor(pending, conn.transport.format));
     }
     this.dirty.clear();
     this.lastBuilt = {};

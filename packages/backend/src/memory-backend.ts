@@ -1,4 +1,4 @@
-import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, publishFingerprint, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
+import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, ORIGIN_MID, publishFingerprint, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds } from './types.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { historyGap } from './history-gap.js';
@@ -229,7 +229,8 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
           gaps.push(...historyGap(ch, mark, expired));
         }
         const messages = [...found.values()].sort((a, b) => (a.mid < b.mid ? -1 : 1));
-        return { messages, gaps, newestMid, channelTimes: { now: t, created: channels.map((ch) => createdAt(ch, t)) } };
+        const floorMid = newestMid !== null ? null : counter > 0 ? formatMid(startSeconds, counter) : ORIGIN_MID;
+        return { messages, gaps, newestMid, floorMid, channelTimes: { now: t, created: channels.map((ch) => createdAt(ch, t)) } };
       },
       async ping(): Promise<void> {},
     },

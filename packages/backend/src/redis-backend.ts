@@ -413,14 +413,15 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
         const n = channels.length;
         const messages: StoredMessage[] = [];
-        const first = 2 + 3 * n;
+        const first = 3 + 3 * n;
         for (let i = first; i < out.length; i++) {
           const msg = decodeRecord(out[i] as string);
           if (msg !== null) messages.push(msg);
         }
         const gaps = channels.flatMap((channel, k) => historyGap(channel, out[2 + n + k] ?? '', out[2 + 2 * n + k] ?? ''));
         const newest = out[0] ?? '';
-        return { messages, gaps, newestMid: newest === '' ? null : newest, channelTimes: toTimes(out.slice(1, 2 + n)) };
+        const floor = out[2 + 3 * n] ?? '';
+        return { messages, gaps, newestMid: newest === '' ? null : newest, floorMid: floor === '' ? null : floor, channelTimes: toTimes(out.slice(1, 2 + n)) };
       },
       async ping(): Promise<void> {
         await connected();

@@ -187,7 +187,9 @@ return results
  * KEYS: history list keys of the channels
  * ARGV: prefix, after ('' = none)
  * Returns { newestAliveMid or '', nowMs, created or '' per key, gap mark or '' per key, newest
- * expired mid or '' per key, record, record, ... } with records oldest first, each mid once.
+ * expired mid or '' per key, floor, record, record, ... } with records oldest first, each mid once.
+ * floor: without a newest alive mid, the newest mid issued on any channel (26 zeros if none yet), the
+ * long-poll cursor for a client with nothing stored on its channels (HistoryResult.floorMid).
  * Entries whose record expired are skipped: a message is never replayed past its TTL. With a
  * cursor, each key also reports what the reader missed for good: its gap mark ("g:{ch}", the newest
  * mid the cap pushed out) when newer than the cursor, and the newest of its entries after the
@@ -238,6 +240,14 @@ for k = 1, n do
   out[2 + n + k] = mark
   out[2 + 2 * n + k] = ''
 end
+local floor = ''
+if newest == '' then
+  floor = string.rep('0', 26)
+  local start = redis.call('GET', prefix .. 'id:start')
+  local counter = redis.call('GET', prefix .. 'id:counter')
+  if start and counter then floor = string.format('%010d%016d', tonumber(start), tonumber(counter)) end
+end
+out[3 + 3 * n] = floor
 local records = {}
 for j = 1, #wanted do
   local rec = redis.call('GET', prefix .. 'm:' .. wanted[j])

@@ -19,6 +19,14 @@ export interface HistoryResult {
   readonly gaps?: readonly HistoryGap[];
   /** Newest mid still stored on any of the channels (for the long-poll 304 cursor); null if none. */
   readonly newestMid: string | null;
+  /**
+   * The newest id the store had issued on any channel when the read ran (ORIGIN_MID if none yet;
+   * null when `newestMid` is set: only needed without it). Every later publish gets a larger id, so it is a
+   * safe resume cursor for a client that has nothing on its channels yet: the long-poll 304 hands
+   * it out instead of an empty Last-Message-Id, with which the next poll would miss whatever was
+   * published between the two polls.
+   */
+  readonly floorMid?: string | null;
   /** Lifecycle: server time and the channels' creation times, read in the same step. */
   readonly channelTimes?: ChannelTimes;
 }

@@ -75,6 +75,18 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       assert.equal((await backend.store.history([ch()], null)).newestMid, null);
     });
 
+    it('history with no cursor on channels with nothing stored gives the newest issued id as a floor, below every later id', async () => {
+      const a = ch();
+      const [elsewhere] = await backend.store.publish([msg([ch()], 1)], BACKEND_SENDER);
+      const h = await backend.store.history([a], null);
+      assert.equal(h.newestMid, null);
+      assert.ok(h.floorMid !== null && h.floorMid !== undefined && h.floorMid >= (elsewhere as string), `floor ${h.floorMid} at or above the last issued id`);
+      const [later] = await backend.store.publish([msg([a], 2)], BACKEND_SENDER);
+      assert.ok((later as string) > h.floorMid, 'a later publish sorts above the floor');
+      assert.deepEqual((await backend.store.history([a], h.floorMid)).messages.map((x) => x.mid), [later], 'a resume from the floor finds it');
+      assert.equal((await backend.store.history([a], null)).floorMid ?? null, null, 'not needed once something is stored');
+    });
+
     it('history is capped per channel', async () => {
       const a = ch();
       const mids: string[] = [];

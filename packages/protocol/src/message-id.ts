@@ -5,6 +5,8 @@
  */
 export const MID_LENGTH = 26;
 const MID_RE = /^[0-9]{26}$/;
+/** Sorts below every mid a store issues: the resume cursor of a client on a store that issued none yet. */
+export const ORIGIN_MID = '0'.repeat(MID_LENGTH);
 
 export function isMid(value: unknown): value is string {
   return typeof value === 'string' && MID_RE.test(value);

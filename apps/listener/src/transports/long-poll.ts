@@ -76,8 +76,12 @@ export class LongPoll implements Transport {
     this.finish();
   }
 
-  /** Answers "nothing new" with the cursor the client should come back with. */
+  /**
+   * Answers "nothing new" with the cursor the client should come back with; or, when a message
+   * reached this poll in the same event-loop turn and waits for the hub's flush, answers with it.
+   */
   timeout(): void {
+    if (this.conn !== null && this.opts.hub.flushConnection(this.conn)) return;
     this.ex.send(304, '', [...LP_HEADERS, ['Last-Message-Id', this.cursor], ['Expires', LONG_POLL_EXPIRES]]);
     this.finish();
   }
@@ -126,7 +130,9 @@ export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPo
   const poll = new LongPoll(ex, opts, sub.format, sub.userId);
   if (sub.userId !== null) opts.userStatus.opened(sub.userId);
   opts.hub.open(sub.channels, poll, mid).then(
-    ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
+    // Without a mid and with nothing stored, the store's newest issued id: an empty cursor would make
+    // the next poll start from "now" and miss what was published between the two polls.
+    ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? result.floorMid ?? ''),
     (err: Error) => {
       if (sub.userId !== null) opts.userStatus.closed(sub.userId);
       // A PushError is a verdict on the request (e.g. a channel past its read window: 4010).
