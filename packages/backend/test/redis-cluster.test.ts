@@ -1,7 +1,12 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { createRedisBackend } from '../src/index.js';
-import { startRedisCluster } from '../../../tests/helpers/redis-cluster.js';
-import { CONFORMANCE_OPTIONS, backendConformance } from './conformance.js';
+import { BACKEND_SENDER, Errors, PushError, type NewMessage } from '@push/protocol';
+import { createRedisBackend, type Backend } from '../src/index.js';
+import { channelSlot } from '../src/redis-cluster-backend.js';
+import { startRedisCluster, type RedisClusterHandle } from '../../../tests/helpers/redis-cluster.js';
+import { nodeCall, type RedisNode } from '../../../tests/helpers/redis-node.js';
+import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
 
 const log = pino({ level: 'silent' });
 
@@ -11,4 +16,112 @@ backendConformance('redis cluster', async () => {
   const cluster = await startRedisCluster();
   const backend = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: cluster.url, keyPrefix: 't:', log });
   return { backend, cleanup: () => cluster.stop() };
+});
+
+describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
+  let cluster: RedisClusterHandle;
+  let backend: Backend;
+  /** Fresh channels, one per master, with the master serving each. */
+  let onMasters: () => Promise<Array<{ channel: string; master: RedisNode }>>;
+  before(async () => {
+    cluster = await startRedisCluster();
+    backend = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    onMasters = async () => {
+      const out: Array<{ channel: string; master: RedisNode }> = [];
+      while (out.length < 3) {
+        const channel = ch() + String(out.length) + String(Math.random()).slice(2, 8);
+        const master = await cluster.masterOf(channelSlot(channel));
+        if (!out.some((o) => o.master === master)) out.push({ channel, master });
+      }
+      return out;
+    };
+  });
+  after(async () => {
+    await backend?.close();
+    await cluster?.stop();
+  });
+  const zero = '0'.repeat(26);
+  const msg = (channels: string[], n: number): NewMessage => ({ channels, body: JSON.stringify({ n }), type: 't', ttl: 60 });
+
+  it('a publish to three shards is stored part by part: one id per part, in the Cluster form, each above the earlier parts; read back once from any cursor', async () => {
+    const three = await onMasters();
+    const chans = three.map((t) => t.channel);
+    const ids = await backend.store.publish([msg(chans, 1)], BACKEND_SENDER);
+    const parts = ids.parts?.[0];
+    assert.ok(parts !== undefined, 'parts are reported');
+    const partIds = chans.map((c) => parts[c] as string);
+    assert.equal(ids[0], partIds[0], 'the message id is its first part id');
+    assert.deepEqual(partIds, [...partIds].sort(), 'parts in order');
+    assert.equal(new Set(partIds).size, 3, 'one id per part');
+    for (const [k, mid] of partIds.entries()) {
+      assert.match(mid, /^[0-9]{10}0[0-9]{15}$/);
+      assert.equal(Number(mid.slice(17, 22)), channelSlot(chans[k] as string), 'the slot is in the id');
+      assert.ok(Number(mid.slice(10)) < 2 ** 53, 'numeric id below 2^53');
+    }
+    // Once, under the smallest id of the parts the reader asks for.
+    assert.deepEqual((await backend.store.history(chans, zero)).messages.map((m) => m.mid), [partIds[0]]);
+    assert.deepEqual((await backend.store.history([chans[1] as string, chans[2] as string], zero)).messages.map((m) => m.mid), [partIds[1]]);
+    assert.deepEqual((await backend.store.history([chans[2] as string], zero)).messages.map((m) => m.mid), [partIds[2]]);
+    // A reader whose cursor is the first part has the message: the later parts are not replayed.
+    assert.deepEqual((await backend.store.history(chans, partIds[0] as string)).messages, []);
+    // Per channel, ids keep increasing across publishes.
+    const next = await backend.store.publish([msg([chans[2] as string], 2)], BACKEND_SENDER);
+    assert.ok((next[0] as string) > (partIds[2] as string));
+  });
+
+  it('a part refused after another was stored answers "outcome unknown"; the retry with the same identity stores only the missing part', async () => {
+    const [x, y] = await onMasters();
+    const a = (x as { channel: string }).channel;
+    const b = (y as { channel: string; master: RedisNode }).channel;
+    const yPort = (y as { master: RedisNode }).master.port;
+    const rid = { scope: 'b', requestId: `partial-${a}`, windowS: 60 };
+    await nodeCall(yPort, 'CONFIG', 'SET', 'maxmemory', '1');
+    let err: unknown = null;
+    try {
+      await backend.store.publish([msg([a, b], 1)], BACKEND_SENDER, rid);
+    } catch (e) {
+      err = e;
+    } finally {
+      await nodeCall(yPort, 'CONFIG', 'SET', 'maxmemory', '0');
+    }
+    assert.ok(err instanceof PushError && err.spec === Errors.OUTCOME_UNKNOWN, String(err));
+    assert.equal((await backend.store.history([a], zero)).messages.length, 1, 'the first part is stored');
+    assert.equal((await backend.store.history([b], zero)).messages.length, 0, 'the refused part is not');
+    const first = (await backend.store.history([a], zero)).messages[0]?.mid;
+    const retry = await backend.store.publish([msg([a, b], 1)], BACKEND_SENDER, rid);
+    assert.equal(retry[0], first, 'the stored part keeps its id');
+    assert.equal((await backend.store.history([a], zero)).messages.length, 1, 'not stored twice');
+    assert.equal((await backend.store.history([b], zero)).messages.length, 1, 'the missing part is stored now');
+    assert.deepEqual((await backend.store.history([a, b], zero)).messages.map((m) => m.mid), [first], 'one message for a reader of both');
+    const again = await backend.store.publish([msg([a, b], 1)], BACKEND_SENDER, rid);
+    assert.equal(again.replayed, true);
+    assert.deepEqual([...again], [...retry]);
+  });
+
+  it('the broker hands messages from every shard over in id order (two publishers at once)', async () => {
+    const chans = [...(await onMasters()), ...(await onMasters())].map((t) => t.channel);
+    const other = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: cluster.url, keyPrefix: 'push:', log });
+    const broker = backend.createBroker();
+    const got: string[] = [];
+    broker.setHandler((_c, m) => got.push(m.mid));
+    try {
+      await broker.subscribe(chans);
+      const sent: string[] = [];
+      const run = async (b: Backend, k: number): Promise<void> => {
+        for (let i = 0; i < 150; i++) {
+          const c = chans[(i * 7 + k) % chans.length] as string;
+          sent.push(...(await b.store.publish([msg([c], i)], BACKEND_SENDER)));
+        }
+      };
+      await Promise.all([run(backend, 0), run(other, 3)]);
+      const deadline = Date.now() + 10_000;
+      while (got.length < sent.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(got.length, sent.length, 'every message delivered once');
+      assert.deepEqual(got, [...got].sort(), 'in id order across shards');
+      assert.deepEqual([...got].sort(), [...sent].sort());
+    } finally {
+      await broker.close();
+      await other.close();
+    }
+  });
 });
