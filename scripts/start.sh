@@ -128,9 +128,19 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
       redis-cli --cluster create $(for ((k = 0; k < 6; k++)); do echo "127.0.0.1:$((REDIS_PORT + k))"; done) --cluster-replicas 1 --cluster-yes >"$LOG_DIR/redis-cluster-create.log" 2>&1 ||
         die "redis-cli --cluster create failed; see $LOG_DIR/redis-cluster-create.log"
     fi
+    # And every master has its replica in sync: PUSH_PUBLISH_DURABILITY=replicated needs it at once.
+    cluster_ready() {
+      { redis-cli -p "$REDIS_PORT" cluster info 2>/dev/null || true; } | grep -q '^cluster_state:ok' || return 1
+      local k info
+      for ((k = 0; k < 6; k++)); do
+        info="$({ redis-cli -p $((REDIS_PORT + k)) info replication 2>/dev/null || true; } | tr -d '\r')"
+        if grep -q '^role:master' <<<"$info"; then grep -q '^slave0:.*state=online' <<<"$info" || return 1
+        else grep -q '^master_link_status:up' <<<"$info" || return 1; fi
+      done
+    }
     for ((i = 0; ; i++)); do
-      { redis-cli -p "$REDIS_PORT" cluster info 2>/dev/null || true; } | grep -q '^cluster_state:ok' && break
-      [ "$i" -lt $((TIMEOUT * 10)) ] || die "the private Redis Cluster did not reach cluster_state:ok within ${TIMEOUT}s; see $LOG_DIR/redis*.log"
+      cluster_ready && break
+      [ "$i" -lt $((TIMEOUT * 10)) ] || die "the private Redis Cluster did not reach cluster_state:ok with every replica in sync within ${TIMEOUT}s; see $LOG_DIR/redis*.log"
       sleep 0.1
     done
   fi

@@ -141,7 +141,7 @@ live_pid() { # name
   case "$1" in
     publisher-*) want="apps/publisher/dist/main.js" ;;
     listener-*) want="apps/listener/dist/main.js" ;;
-    redis | redis-replica | sentinel-*) want="redis-server" ;;
+    redis | redis-replica | sentinel-* | redis-cluster-*) want="redis-server" ;;
     nginx) want="nginx" ;;
   esac
   [[ "$cmd" == *"$want"* ]] || return 1
