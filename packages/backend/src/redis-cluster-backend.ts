@@ -121,10 +121,10 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const wanted = opts.replicas ?? 1;
 
   /** Runs one part; with replicated durability WAIT follows on the same node connection (one pipeline). */
-  const runPart = async (key: string, args: Array<string | number>): Promise<PartReply> => {
-    if (opts.durability !== 'replicated') return pub.pushPart(1, key, ...args);
+  const runPart = async (keys: readonly string[], args: Array<string | number>): Promise<PartReply> => {
+    if (opts.durability !== 'replicated') return pub.pushPart(keys.length, ...keys, ...args);
     const res = await (pub.pipeline() as unknown as { pushPart(...a: Array<string | number>): { wait(n: number, ms: number): { exec(): Promise<Array<[Error | null, unknown]> | null> } } })
-      .pushPart(1, key, ...args)
+      .pushPart(keys.length, ...keys, ...args)
       .wait(wanted, replicaTimeout)
       .exec();
     const [[err1, out] = [null, null], [err2, replicas] = [null, 0]] = res ?? [];
@@ -214,10 +214,20 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         probing: false,
         alive: true,
         ready: Promise.resolve(),
-        probe: new SubscriberProbe({ ping: () => sub.ping() }, { stallMs: this.stallMs, onStall: (silentMs) => this.stalled(n, silentMs) }),
+        probe: new SubscriberProbe({ ping: () => this.ping(n) }, { stallMs: this.stallMs, onStall: (silentMs) => this.stalled(n, silentMs) }),
       };
       this.nodes.set(key, n);
       sub.on('smessageBuffer', (topic: Buffer, payload: Buffer) => this.onMessage(n, topic, payload));
+      // A slot that moved away (reshard) while subscribed: the node ends its channels' sharded
+      // subscriptions with an unrequested `sunsubscribe`, which the client library takes for the
+      // reply to whatever command waits (or reports as a command queue error); an SSUBSCRIBE sent
+      // to a node that no longer serves the slot is answered MOVED, which the library reports as
+      // this event without settling the command. Either way the connection no longer carries what
+      // the broker believes: drop it, so its channels are subscribed where the slots are now.
+      sub.on('moved', () => this.dropNode(n, 'a slot moved (MOVED)'));
+      sub.on('error', (err: Error) => {
+        if (/Command queue state error/.test(err.message)) this.dropNode(n, 'the node ended subscriptions (slot moved)');
+      });
       sub.on('close', () => this.nodeLost(n));
       time.on('close', () => this.nodeLost(n));
       n.ready = withTimeout(Promise.all([sub.connect(), time.connect()]), commandTimeout, `redis cluster node ${key} not reachable`).then(
@@ -231,6 +241,27 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       );
       await n.ready;
       return n;
+    }
+
+    /**
+     * PING on the subscription connection, checked: in subscribed mode Redis answers ["pong", ""].
+     * Anything else means the replies no longer line up with the commands (see `moved` above), or
+     * the node ended every subscription of the connection: drop it.
+     */
+    private async ping(n: NodeConn): Promise<void> {
+      const reply = (await n.sub.ping()) as unknown;
+      const ok = Array.isArray(reply) ? String(reply[0]).toLowerCase() === 'pong' : reply === 'PONG' && n.channels.size === 0;
+      if (!ok) {
+        this.dropNode(n, 'unexpected PING reply (subscriptions ended by the node)');
+        throw new Error('subscription connection out of step');
+      }
+    }
+
+    private dropNode(n: NodeConn, why: string): void {
+      if (!n.alive) return;
+      log.warn({ node: n.key, channels: n.channels.size, why }, 'redis cluster subscription connection dropped');
+      this.owners = null;
+      n.sub.disconnect(false);
     }
 
     private stalled(n: NodeConn, silentMs: number): void {
@@ -366,7 +397,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         try {
           do {
             const [s, us] = (await n.time.time()) as unknown as [string, string];
-            await n.sub.ping();
+            await this.ping(n);
             n.probe.data();
             if (!n.alive) return;
             const w = watermarkOf(String(s), String(us));
@@ -469,6 +500,14 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     }
   }
 
+  /**
+   * Every key a part script may touch, declared (the script builds the same names): while its slot
+   * migrates (reshard), Redis then answers ASK or TRYAGAIN for a half-moved key set instead of
+   * letting the script read a missing floor or identity on the old node and write keys there that
+   * the migration would then collide with.
+   */
+  const channelKeys = (ch: string): string[] => [`${p}h:{${ch}}`, `${p}i:{${ch}}`, `${p}ch:{${ch}}`, `${p}g:{${ch}}`];
+  const partKeys = (channels: readonly string[], identityKey: string): string[] => [...[...new Set(channels)].flatMap(channelKeys), ...(identityKey === '' ? [] : [identityKey])];
   /** The identity key of one part: in the part's slot (the tag of one of its channels). */
   const partKey = (identityKey: string, channel: string): string => `${p}p:{${channel}}:${identityKey.slice(p.length)}`;
 
@@ -527,7 +566,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         }
         let out: PartReply;
         try {
-          out = await runPart(`${p}h:{${first}}`, args);
+          out = await runPart(partKeys(list.flatMap((x) => x.channels), args[6] as string), args);
         } catch (err) {
           if (ran > 0 || outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
           throw err;
@@ -570,7 +609,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
       await connected();
       const groups = [...bySlot(channels.map((c, i) => ({ c, i })), (x) => x.c).values()];
-      const outs = await Promise.all(groups.map((g) => cmd.pushHistory(g.length, ...g.map((x) => `${p}h:{${x.c}}`), p, after ?? '')));
+      const outs = await Promise.all(groups.map((g) => cmd.pushHistory(3 * g.length, ...g.map((x) => `${p}h:{${x.c}}`), ...g.flatMap((x) => [`${p}ch:{${x.c}}`, `${p}g:{${x.c}}`]), p, after ?? '')));
       const wantedSet = new Set(channels);
       const created: Array<number | null> = channels.map(() => null);
       const gaps: HistoryGap[][] = channels.map(() => []);
@@ -650,7 +689,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       async expireNotice(channel: string, body: string): Promise<ExpireNotice> {
         await pubConnected();
         const tail = encodeRecordTail(0, 'pull_channel_expire', BACKEND_SENDER, body).slice(2);
-        const keys = [createdKey(channel), `${p}x:{${channel}}`];
+        const keys = [createdKey(channel), `${p}x:{${channel}}`, `${p}h:{${channel}}`, `${p}i:{${channel}}`, `${p}g:{${channel}}`];
         const out = await pub.pushExpireNotice(keys.length, ...keys, p, channel, writeMs, readMs, keepS, opts.historyLimit, tail, slotText(channelSlot(channel)));
         if (out[0] === 'early') return { kind: 'early', inMs: Number(out[1]) };
         if (out[0] === 'stored') {

@@ -48,7 +48,8 @@ end
 
 /**
  * One part of a publish: the messages (or their channels) of one slot.
- * KEYS: the history keys of the part's channels (routing; all in one slot)
+ * KEYS: every key the part may touch (h, i, ch, g of each channel, then the part's identity key),
+ *       declared so a migrating slot is redirected as a whole; the script builds the names itself
  * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, slot (5 digits), lowerBound ('' or
  *       an id every id here must exceed), identityKey ('' = none), fingerprint, windowS,
  *       messageCount, then per message: ttl, recordTail, channelCount, channels...
@@ -138,7 +139,7 @@ return out
 `;
 
 /**
- * KEYS: the history keys of some channels of one slot
+ * KEYS: the history keys of some channels of one slot, then their ch and g keys (declared only)
  * ARGV: prefix, after ('' = none)
  * Returns { newestAliveMid or '', nowMs, created or '' per key, gap mark or '' per key, newest
  * expired mid after the cursor or '' per key, record, record, ... } (records unsorted, each once).
@@ -156,7 +157,7 @@ local function alive(rec)
   if not c3 then return false end
   return tonumber(string.sub(rec, 28, c2 - 1)) + tonumber(string.sub(rec, c2 + 1, c3 - 1)) * 1000 > nowNum
 end
-local n = #KEYS
+local n = #KEYS / 3
 local out = { '', string.format('%d', nowNum) }
 local newest = ''
 local seen = {}
@@ -200,7 +201,7 @@ return out
 `;
 
 /**
- * KEYS: [createdKey, noticeKey] of one channel
+ * KEYS: [createdKey, noticeKey, historyKey, floorKey, gapKey] of one channel (the last three declared only)
  * ARGV: prefix, channel, writeWindowMs, readWindowMs, retentionS, historyCap, recordTailAfterExpiry, slot
  * The channel's one channel_expire notice, stored as a whole record under x:{ch} and in its history,
  * with an id of the channel's slot. Returns {'stored', record} | {'early', ms} | {'none'}.

@@ -4,9 +4,10 @@ import { pino } from 'pino';
 import { BACKEND_SENDER, Errors, PushError, type NewMessage } from '@push/protocol';
 import { createRedisBackend, type Backend } from '../src/index.js';
 import { channelSlot } from '../src/redis-cluster-backend.js';
-import { startRedisCluster, type RedisClusterHandle } from '../../../tests/helpers/redis-cluster.js';
+import { startRedisCluster, type ClusterNodeInfo, type RedisClusterHandle } from '../../../tests/helpers/redis-cluster.js';
 import { nodeCall, type RedisNode } from '../../../tests/helpers/redis-node.js';
 import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
+import { publishAcrossFault } from './failover-stream.js';
 
 const log = pino({ level: 'silent' });
 
@@ -122,6 +123,38 @@ describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
     } finally {
       await broker.close();
       await other.close();
+    }
+  });
+
+  it('redis-cli --cluster reshard under a publish stream: the moved channels follow their slots; nothing lost, nothing twice, in order', async () => {
+    const t = await cluster.topology();
+    const masters = t.filter((n) => n.role === 'master' && n.slots.length > 0).sort((a, b) => (a.slots[0]?.[0] ?? 0) - (b.slots[0]?.[0] ?? 0));
+    const from = masters[0] as ClusterNodeInfo;
+    const to = masters[1] as ClusterNodeInfo;
+    const moved = 40;
+    const firstSlot = (from.slots[0] as readonly [number, number])[0];
+    // Channels in the slots the reshard moves (the source's lowest), and one on each other master.
+    const inMoved: string[] = [];
+    for (let i = 0; inMoved.length < 4; i++) {
+      const c = `${ch()}r${i}`;
+      const slot = channelSlot(c);
+      if (slot >= firstSlot && slot < firstSlot + moved) inMoved.push(c);
+    }
+    const others = (await onMasters()).filter((o) => o.master.port !== from.port).map((o) => o.channel);
+    const chans = [...inMoved, ...others];
+    const stream = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    try {
+      const report = await publishAcrossFault(stream, chans, () => cluster.reshard(from.port, to.port, moved), { afterFault: 100 });
+      for (const c of inMoved) assert.equal((await cluster.masterOf(channelSlot(c))).port, to.port, 'the slot moved');
+      assert.deepEqual(report.lost, [], `acknowledged but never delivered (${report.acked} acknowledged, ${report.failed} failed: ${report.errors.join(' | ')})`);
+      assert.equal(report.duplicated, 0);
+      assert.equal(report.outOfOrder, 0);
+      assert.ok(report.resumedMs >= 0, 'delivery went on after the reshard');
+      const h = await stream.store.history(chans, '0'.repeat(26));
+      assert.ok(h.messages.length >= report.acked, `history holds every acknowledged message (${h.messages.length} of ${report.acked})`);
+      console.log(`cluster reshard of ${moved} slots under a stream: ${report.acked} acknowledged, ${report.failed} refused (${report.errors.join(' | ')})`);
+    } finally {
+      await stream.close();
     }
   });
 });
