@@ -88,6 +88,34 @@ describe('a publisher and a listener on a Redis Cluster (REDIS_URL=redis+cluster
     assert.equal(h.messages.filter((f) => keyOf(f).startsWith('all#')).length, all, 'each multi-shard message once on a two-shard subset');
   });
 
+  it('redis-cli --cluster reshard under a publish stream: the moved channels follow their slots, a WebSocket gets every acknowledged message once, in order', async () => {
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
+    const from = masters[0] as (typeof masters)[number];
+    const to = masters[1] as (typeof masters)[number];
+    const firstSlot = (from.slots[0] as readonly [number, number])[0];
+    const moved = 40;
+    const inMoved: string[] = [];
+    while (inMoved.length < 3) {
+      const c = channelId();
+      const slot = channelSlot(c);
+      if (slot >= firstSlot && slot < firstSlot + moved) inMoved.push(c);
+    }
+    const others = (await spread(cluster, 1)).filter(([, port]) => port !== from.port).map(([c]) => c);
+    const chans = [...inMoved, ...others];
+    const client = new ResumingClient(sub.url, chans);
+    await client.open();
+    const r = await publishStreamAcrossFault(pub.url, client, chans, () => cluster.reshard(from.port, to.port, moved), { before: 30, after: 60, timeoutMs: 60_000 });
+    client.close();
+    const figures = `${r.acked} acknowledged, ${r.refused} refused, ${r.unknown} resent after 504, ${r.reconnects} reconnects`;
+    console.log(`cluster reshard through the apps: ${figures}`);
+    for (const c of inMoved) assert.equal((await cluster.masterOf(channelSlot(c))).port, to.port, 'the slot moved');
+    assert.deepEqual(r.lost, [], `acknowledged, never delivered (${figures})`);
+    assert.equal(r.duplicated, 0, 'nothing delivered twice');
+    assert.equal(r.outOfOrder, 0, 'each channel in order');
+    const mids = client.got.map((g) => g.frame.mid);
+    assert.deepEqual(mids, [...mids].sort(), 'mids increase across the reshard');
+  });
+
   it('kill -9 of a master under a publish stream (replicated durability): nothing acknowledged lost, nothing twice, delivery resumes', async () => {
     const pairs = await spread(cluster, 1);
     const chans = pairs.map(([c]) => c);

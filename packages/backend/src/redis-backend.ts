@@ -111,8 +111,8 @@ function consecutiveMids(first: string, count: number): string[] {
  * such a publish never reached Redis, so it was certainly not carried out.
  */
 const NOT_WRITTEN = /Stream isn't writeable/;
-/** Error replies Redis gives before it runs a script at all (a script failing midway may have written). */
-const REFUSED_BEFORE_RUNNING = /^(OOM|BUSY|READONLY|LOADING|MASTERDOWN|NOREPLICAS|MISCONF|NOSCRIPT|NOPERM)\b/;
+/** Error replies Redis gives before it runs a script at all (a script failing midway may have written; the last five are Cluster redirections and refusals). */
+const REFUSED_BEFORE_RUNNING = /^(OOM|BUSY|READONLY|LOADING|MASTERDOWN|NOREPLICAS|MISCONF|NOSCRIPT|NOPERM|MOVED|ASK|TRYAGAIN|CLUSTERDOWN|CROSSSLOT)\b/;
 
 /**
  * Whether a failed publish call may still be carried out by Redis: yes, unless it provably never

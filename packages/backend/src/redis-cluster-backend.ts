@@ -34,6 +34,9 @@ function bySlot<T>(items: readonly T[], channelOf: (item: T) => string): Map<num
 
 type PartReply = ['ok', ...string[]] | ['dup', string] | ['err', string];
 
+/** Answers that send a command elsewhere or ask for it again: the command did not run. */
+const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
+
 type ScriptCluster = Cluster & {
   pushPart(numKeys: number, ...args: Array<string | number>): Promise<PartReply>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
@@ -120,18 +123,32 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const replicaTimeout = opts.replicaTimeoutMs ?? 1000;
   const wanted = opts.replicas ?? 1;
 
-  /** Runs one part; with replicated durability WAIT follows on the same node connection (one pipeline). */
+  /**
+   * Runs one part; with replicated durability WAIT follows on the same node connection (one
+   * pipeline). The client library follows redirections for single commands but not for this
+   * pipeline: a redirection or TRYAGAIN means the script did not run, so the part is sent again on
+   * a refreshed slot map (a slot that moved, or one in the middle of moving), for up to about 3 s.
+   */
   const runPart = async (keys: readonly string[], args: Array<string | number>): Promise<PartReply> => {
     if (opts.durability !== 'replicated') return pub.pushPart(keys.length, ...keys, ...args);
-    const res = await (pub.pipeline() as unknown as { pushPart(...a: Array<string | number>): { wait(n: number, ms: number): { exec(): Promise<Array<[Error | null, unknown]> | null> } } })
-      .pushPart(keys.length, ...keys, ...args)
-      .wait(wanted, replicaTimeout)
-      .exec();
-    const [[err1, out] = [null, null], [err2, replicas] = [null, 0]] = res ?? [];
-    if (err1 !== null) throw err1;
-    if (err2 !== null) throw err2;
-    const reply = out as PartReply;
-    return (replicas as number) >= wanted || reply[0] !== 'ok' ? reply : ['err', NOT_REPLICATED];
+    for (let attempt = 0; ; attempt++) {
+      const res = await (pub.pipeline() as unknown as { pushPart(...a: Array<string | number>): { wait(n: number, ms: number): { exec(): Promise<Array<[Error | null, unknown]> | null> } } })
+        .pushPart(keys.length, ...keys, ...args)
+        .wait(wanted, replicaTimeout)
+        .exec();
+      const [[err1, out] = [null, null], [err2, replicas] = [null, 0]] = res ?? [];
+      if (err1 !== null) {
+        if (attempt < 30 && REDIRECTED.test(err1.message)) {
+          await new Promise<void>((resolve) => pub.refreshSlotsCache(() => resolve()));
+          await new Promise((r) => setTimeout(r, attempt === 0 ? 0 : 100));
+          continue;
+        }
+        throw err1;
+      }
+      if (err2 !== null) throw err2;
+      const reply = out as PartReply;
+      return (replicas as number) >= wanted || reply[0] !== 'ok' ? reply : ['err', NOT_REPLICATED];
+    }
   };
 
   /** Every subscription broker of this backend (listeners create one). */
@@ -523,6 +540,27 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
      */
     async publish(messages: readonly NewMessage[], sender: SenderInfo, identity?: PublishIdentity): Promise<PublishedIds> {
       await pubConnected();
+      // Parts: slot -> for each message naming the slot, its channels there.
+      const parts = new Map<number, Array<{ index: number; channels: string[] }>>();
+      for (const [index, m] of messages.entries()) {
+        for (const [slot, chans] of bySlot(m.channels, (c) => c)) {
+          const list = parts.get(slot);
+          if (list === undefined) parts.set(slot, [{ index, channels: chans }]);
+          else list.push({ index, channels: chans });
+        }
+      }
+      // Parts are atomic one by one, not together: a channel past its write window on one shard
+      // must refuse the request before another shard stores its part (the part script checks
+      // again, atomically, for the rare channel whose window ends in between).
+      if (parts.size > 1) {
+        const plain = [...new Set(messages.flatMap((m) => m.channels))].filter((c) => !c.includes(':'));
+        const times = await channelTimes(plain, '0');
+        const expired = plain.filter((_, i) => {
+          const created = times.created[i];
+          return created !== null && created !== undefined && times.now - created >= writeMs;
+        });
+        if (expired.length > 0) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${expired.join(', ')}.`);
+      }
       let idKey = '';
       let fingerprint = '';
       let windowS = 0;
@@ -541,15 +579,6 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
         if (claim === 'conflict') throw new PushError(Errors.REQUEST_ID_CONFLICT);
         claimed = claim;
-      }
-      // Parts: slot -> for each message naming the slot, its channels there.
-      const parts = new Map<number, Array<{ index: number; channels: string[] }>>();
-      for (const [index, m] of messages.entries()) {
-        for (const [slot, chans] of bySlot(m.channels, (c) => c)) {
-          const list = parts.get(slot);
-          if (list === undefined) parts.set(slot, [{ index, channels: chans }]);
-          else list.push({ index, channels: chans });
-        }
       }
       const ids: Array<Record<string, string>> = messages.map(() => ({}));
       const firstId: string[] = messages.map(() => '');

@@ -99,6 +99,24 @@ describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
     assert.deepEqual([...again], [...retry]);
   });
 
+  it('a channel past its write window on one shard refuses the whole request before any shard stores its part', async () => {
+    const short = createRedisBackend({ ...CONFORMANCE_OPTIONS, channelWriteMs: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    try {
+      const [x, y] = await onMasters();
+      const fresh = (x as { channel: string }).channel;
+      const old = (y as { channel: string }).channel;
+      await short.channels.create([old]);
+      await new Promise((r) => setTimeout(r, 1100));
+      await assert.rejects(short.store.publish([msg([fresh, old], 1)], BACKEND_SENDER, { scope: 'b', requestId: `exp-${fresh}`, windowS: 60 }), (err: unknown) => err instanceof PushError && err.spec === Errors.CHANNEL_EXPIRED && err.message.includes(old));
+      assert.deepEqual((await short.store.history([fresh, old], zero)).messages, [], 'nothing stored on either shard');
+      // The identity was left unused: a corrected request may take it.
+      const ok = await short.store.publish([msg([fresh], 2)], BACKEND_SENDER, { scope: 'b', requestId: `exp-${fresh}`, windowS: 60 });
+      assert.equal(ok.replayed, undefined);
+    } finally {
+      await short.close();
+    }
+  });
+
   it('the broker hands messages from every shard over in id order (two publishers at once)', async () => {
     const chans = [...(await onMasters()), ...(await onMasters())].map((t) => t.channel);
     const other = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: cluster.url, keyPrefix: 'push:', log });
@@ -142,7 +160,7 @@ describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
     }
     const others = (await onMasters()).filter((o) => o.master.port !== from.port).map((o) => o.channel);
     const chans = [...inMoved, ...others];
-    const stream = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    const stream = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log, durability: 'replicated' });
     try {
       const report = await publishAcrossFault(stream, chans, () => cluster.reshard(from.port, to.port, moved), { afterFault: 100 });
       for (const c of inMoved) assert.equal((await cluster.masterOf(channelSlot(c))).port, to.port, 'the slot moved');
