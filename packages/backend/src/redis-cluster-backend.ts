@@ -597,7 +597,9 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         try {
           out = await runPart(partKeys(list.flatMap((x) => x.channels), args[6] as string), args);
         } catch (err) {
-          if (ran > 0 || outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
+          if (ran > 0 || replayed > 0 || outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
+          // Certainly not run, and nothing before it: the request stored nothing, its identity stays unused.
+          if (claimed === 'new') await pub.pushReleaseClaim(1, idKey, fingerprint).catch(() => 0);
           throw err;
         }
         let mids: string[];
