@@ -32,13 +32,15 @@ describe('a publisher and a listener on a Redis Cluster (REDIS_URL=redis+cluster
   let cluster: RedisClusterHandle;
   let pub: AppProcess;
   let sub: AppProcess;
+  /** A second listener: a client may resume on any listener. */
+  let sub2: AppProcess;
   before(async () => {
     cluster = await startRedisCluster();
     const env = { REDIS_URL: cluster.url, PUSH_PUBLISH_DURABILITY: 'replicated', PUSH_HISTORY_LIMIT: '1000', PUSH_LONGPOLL_TIMEOUT_S: '1' };
-    [pub, sub] = await Promise.all([startApp('publisher', env), startApp('listener', env)]);
+    [pub, sub, sub2] = await Promise.all([startApp('publisher', env), startApp('listener', env), startApp('listener', env)]);
   });
   after(async () => {
-    await Promise.all([pub?.stop(), sub?.stop()]);
+    await Promise.all([pub?.stop(), sub?.stop(), sub2?.stop()]);
     await cluster?.stop();
   });
 
@@ -78,9 +80,11 @@ describe('a publisher and a listener on a Redis Cluster (REDIS_URL=redis+cluster
     }
     // Resume from a single mid in the middle: exactly what came after it, once, in order.
     for (const cut of [0, 17, 33, 58]) {
-      const h = await longPoll(sub.url, chans.map((c) => signed(c)), `&mid=${mids[cut]}`);
-      assert.equal(h.status, 200);
-      assert.deepEqual(h.messages.map(keyOf), got.slice(cut + 1), `long poll after message ${cut}`);
+      for (const listener of [sub, sub2]) {
+        const h = await longPoll(listener.url, chans.map((c) => signed(c)), `&mid=${mids[cut]}`);
+        assert.equal(h.status, 200);
+        assert.deepEqual(h.messages.map(keyOf), got.slice(cut + 1), `long poll after message ${cut} on ${listener === sub ? 'the same' : 'another'} listener`);
+      }
     }
     // A connection with only some of the channels gets the multi-shard messages once too.
     const some = [chans[1] as string, chans[4] as string];
