@@ -175,4 +175,23 @@ describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
       await stream.close();
     }
   });
+
+  it('the subscription connections killed on every master (CLIENT KILL TYPE pubsub) under a stream: lost, resubscribed, refilled; nothing lost or twice', async () => {
+    const chans = [...(await onMasters()), ...(await onMasters())].map((o) => o.channel);
+    const stream = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    try {
+      const kill = async (): Promise<void> => {
+        const masters = (await cluster.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
+        const killed = await Promise.all(masters.map((m) => nodeCall(m.port, 'CLIENT', 'KILL', 'TYPE', 'pubsub')));
+        assert.ok(killed.every((n) => Number(n) >= 1), `a subscription connection on every master (${killed.join(', ')})`);
+      };
+      const report = await publishAcrossFault(stream, chans, kill, { afterFault: 100 });
+      assert.deepEqual(report.lost, [], `acknowledged but never delivered (${report.acked} acknowledged, ${report.failed} failed: ${report.errors.join(' | ')})`);
+      assert.equal(report.duplicated, 0);
+      assert.equal(report.outOfOrder, 0);
+      assert.ok(report.resumedMs >= 0, 'delivery resumed');
+    } finally {
+      await stream.close();
+    }
+  });
 });
