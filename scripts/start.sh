@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `npm start`: brings up the whole stack on this machine and returns once everything answers.
-#   private redis-server (AOF on; with PUSH_REDIS_SENTINEL=1 also a replica and three sentinels)
+#   private redis-server (AOF on; with PUSH_REDIS_SENTINEL=1 also a replica and three sentinels,
+#   with PUSH_REDIS_CLUSTER=1 one node of a private six-node Redis Cluster)
 #   unless REDIS_URL is set, PUSH_PUBLISHERS publishers,
 #   PUSH_LISTENERS listeners and nginx in front on PUSH_FRONT_PORT.
 # Idempotent: running it again starts only what is not running. Settings: scripts/lib/common.sh.
@@ -47,6 +48,9 @@ raise_nofile
 ensure_config_file
 
 # 1. Redis.
+# PUSH_REDIS_CLUSTER=1: every private node is a Cluster node (its nodes.conf in its data directory).
+CLUSTER_ARGS=()
+if [ "${REDIS_CLUSTER:-0}" = 1 ]; then CLUSTER_ARGS=(--cluster-enabled yes --cluster-config-file nodes.conf --cluster-node-timeout 2000); fi
 if [ "$PRIVATE_REDIS" = 1 ]; then
   if ! live_pid redis >/dev/null; then
     command -v redis-server >/dev/null || die "redis-server is not installed (scripts/setup.sh installs it)"
@@ -56,7 +60,7 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
     mkdir -p "$RUN_DIR/redis"
     # AOF (fsync every second) so a restart of the stack keeps messages not yet delivered.
     setsid redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --dir "$RUN_DIR/redis" --appendonly yes \
-      --appendfsync everysec --save "" --daemonize no --logfile "$LOG_DIR/redis.log" --maxclients 10000 </dev/null >/dev/null 2>&1 &
+      --appendfsync everysec --save "" --daemonize no --logfile "$LOG_DIR/redis.log" --maxclients 10000 "${CLUSTER_ARGS[@]}" </dev/null >/dev/null 2>&1 &
     echo $! >"$(pid_file redis)"
     say "redis-server starting on 127.0.0.1:$REDIS_PORT (data in $RUN_DIR/redis)"
     # Single-threaded, and every publish and delivery waits on it: ahead of the app processes it
@@ -84,7 +88,10 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
     live_pid "$name" >/dev/null && continue
     port_in_use "$port" && die "127.0.0.1:$port (for $name, PUSH_REDIS_PORT+n) is taken by another process; choose another PUSH_REDIS_PORT"
     mkdir -p "$RUN_DIR/$name"
-    if [ "$name" = redis-replica ]; then
+    if [[ "$name" == redis-cluster-* ]]; then
+      setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$RUN_DIR/$name" --appendonly yes --appendfsync everysec --save "" \
+        --daemonize no --logfile "$LOG_DIR/$name.log" --maxclients 10000 "${CLUSTER_ARGS[@]}" </dev/null >/dev/null 2>&1 &
+    elif [ "$name" = redis-replica ]; then
       setsid redis-server --port "$port" --bind 127.0.0.1 --dir "$RUN_DIR/$name" --appendonly yes --appendfsync everysec --save "" \
         --replicaof 127.0.0.1 "$REDIS_PORT" --daemonize no --logfile "$LOG_DIR/$name.log" --maxclients 10000 </dev/null >/dev/null 2>&1 &
     else
@@ -96,11 +103,13 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
     fi
     echo $! >"$(pid_file "$name")"
     say "$name starting on 127.0.0.1:$port"
-  done < <(sentinel_group_nodes)
+  done < <(redis_group_nodes)
   while read -r name port; do
     for ((i = 0; ; i++)); do
       # The replica counts once it is in sync: PUSH_PUBLISH_DURABILITY=replicated needs it at once.
-      if [ "$name" = redis-replica ]; then
+      if [[ "$name" == redis-cluster-* ]]; then
+        redis_pings "$port" && break
+      elif [ "$name" = redis-replica ]; then
         { redis-cli -p "$port" info replication 2>/dev/null || true; } | grep -q '^master_link_status:up' && break
       else
         # A sentinel is ready once it knows the replica: before that a failover has nowhere to go.
@@ -110,7 +119,31 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
       [ "$i" -lt $((TIMEOUT * 10)) ] || die "$name did not answer within ${TIMEOUT}s; see $LOG_DIR/$name.log"
       sleep 0.1
     done
-  done < <(sentinel_group_nodes)
+  done < <(redis_group_nodes)
+  # The Cluster is created once (three masters, a replica each); later starts find it in the
+  # nodes' nodes.conf. Ready when every slot is served.
+  if [ "${REDIS_CLUSTER:-0}" = 1 ]; then
+    if ! { redis-cli -p "$REDIS_PORT" cluster info 2>/dev/null || true; } | grep -q '^cluster_slots_assigned:16384'; then
+      say "creating the private Redis Cluster (3 masters, 3 replicas)"
+      redis-cli --cluster create $(for ((k = 0; k < 6; k++)); do echo "127.0.0.1:$((REDIS_PORT + k))"; done) --cluster-replicas 1 --cluster-yes >"$LOG_DIR/redis-cluster-create.log" 2>&1 ||
+        die "redis-cli --cluster create failed; see $LOG_DIR/redis-cluster-create.log"
+    fi
+    # And every master has its replica in sync: PUSH_PUBLISH_DURABILITY=replicated needs it at once.
+    cluster_ready() {
+      { redis-cli -p "$REDIS_PORT" cluster info 2>/dev/null || true; } | grep -q '^cluster_state:ok' || return 1
+      local k info
+      for ((k = 0; k < 6; k++)); do
+        info="$({ redis-cli -p $((REDIS_PORT + k)) info replication 2>/dev/null || true; } | tr -d '\r')"
+        if grep -q '^role:master' <<<"$info"; then grep -q '^slave0:.*state=online' <<<"$info" || return 1
+        else grep -q '^master_link_status:up' <<<"$info" || return 1; fi
+      done
+    }
+    for ((i = 0; ; i++)); do
+      cluster_ready && break
+      [ "$i" -lt $((TIMEOUT * 10)) ] || die "the private Redis Cluster did not reach cluster_state:ok with every replica in sync within ${TIMEOUT}s; see $LOG_DIR/redis*.log"
+      sleep 0.1
+    done
+  fi
 fi
 
 # 2. Apps.

@@ -45,7 +45,7 @@ if [ "$PRIVATE_REDIS" = 1 ]; then
       printf '%-14s %-8s %-6s %-8s %s\n' "$name" - "$port" stopped no
       bad=1
     fi
-  done < <(sentinel_group_nodes)
+  done < <(redis_group_nodes)
 else
   printf '%-14s %-8s %-6s %-8s %s\n' redis external - - "$EFFECTIVE_REDIS_URL"
 fi

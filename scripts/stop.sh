@@ -39,14 +39,14 @@ if pid="$(live_pid nginx)"; then
   stop_pid "$pid" 20 QUIT || failed=1
 fi
 # The private Sentinel group (PUSH_REDIS_SENTINEL=1): sentinels first, so none fails the master
-# over while it stops.
+# over while it stops; the private Cluster's other nodes (PUSH_REDIS_CLUSTER=1) likewise.
 while read -r name _; do
   if pid="$(live_pid "$name")"; then
     say "stopping $name (pid $pid)"
     stop_pid "$pid" 30 || failed=1
   fi
   rm -f "$(pid_file "$name")"
-done < <(sentinel_group_nodes | sort -r)
+done < <(redis_group_nodes | sort -r)
 if [ "$PRIVATE_REDIS" = 1 ] && pid="$(live_pid redis)"; then
   say "stopping redis-server (pid $pid)"
   stop_pid "$pid" 30 || failed=1

@@ -12,6 +12,8 @@
 #   PUSH_REDIS_PORT       port of the private redis-server (6399); unused when REDIS_URL is set
 #   PUSH_REDIS_SENTINEL   1 = the private Redis is a Sentinel group for trying failover: master on
 #                         PUSH_REDIS_PORT, a replica on +1, three sentinels on +2..+4 (0)
+#   PUSH_REDIS_CLUSTER    1 = the private Redis is a Redis Cluster for trying sharding and failover:
+#                         six nodes on PUSH_REDIS_PORT..+5, three masters with a replica each (0)
 #   REDIS_URL             use this Redis instead of starting a private one
 #   PUSH_CONFIG_FILE      KEY=VALUE file the apps read (./.push/config.env, keys generated once)
 #   PUSH_PUB_ALLOW        addresses/CIDRs allowed to publish through nginx (empty = everyone)
@@ -68,7 +70,10 @@ settings_from_env() {
   NOFILE="${PUSH_NOFILE:-65536}"
   REDIS_SENTINEL="${PUSH_REDIS_SENTINEL:-0}"
   [[ "$REDIS_SENTINEL" =~ ^[01]$ ]] || die "PUSH_REDIS_SENTINEL must be 0 or 1, got '$REDIS_SENTINEL'" 2
-  if [ -n "${REDIS_URL:-}" ]; then PRIVATE_REDIS=0; EFFECTIVE_REDIS_URL="$REDIS_URL"; REDIS_SENTINEL=0; else PRIVATE_REDIS=1; EFFECTIVE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"; fi
+  REDIS_CLUSTER="${PUSH_REDIS_CLUSTER:-0}"
+  [[ "$REDIS_CLUSTER" =~ ^[01]$ ]] || die "PUSH_REDIS_CLUSTER must be 0 or 1, got '$REDIS_CLUSTER'" 2
+  [ "$REDIS_SENTINEL$REDIS_CLUSTER" != 11 ] || die "PUSH_REDIS_SENTINEL=1 and PUSH_REDIS_CLUSTER=1 exclude each other; choose one" 2
+  if [ -n "${REDIS_URL:-}" ]; then PRIVATE_REDIS=0; EFFECTIVE_REDIS_URL="$REDIS_URL"; REDIS_SENTINEL=0; REDIS_CLUSTER=0; else PRIVATE_REDIS=1; EFFECTIVE_REDIS_URL="redis://127.0.0.1:$REDIS_PORT"; fi
   need_uint PUSH_LISTENERS "$LISTENERS" 1 256
   need_uint PUSH_PUBLISHERS "$PUBLISHERS" 1 64
   need_uint PUSH_FRONT_PORT "$FRONT_PORT" 1 65535
@@ -78,6 +83,11 @@ settings_from_env() {
   if [ "$REDIS_SENTINEL" = 1 ]; then
     need_uint PUSH_REDIS_PORT "$REDIS_PORT" 1 65531
     EFFECTIVE_REDIS_URL="redis+sentinel://127.0.0.1:$((REDIS_PORT + 2)),127.0.0.1:$((REDIS_PORT + 3)),127.0.0.1:$((REDIS_PORT + 4))/$SENTINEL_MASTER"
+  fi
+  if [ "$REDIS_CLUSTER" = 1 ]; then
+    # Cluster bus ports are the data ports + 10000.
+    need_uint PUSH_REDIS_PORT "$REDIS_PORT" 1 55530
+    EFFECTIVE_REDIS_URL="redis+cluster://$(for ((k = 0; k < 6; k++)); do printf '127.0.0.1:%s%s' $((REDIS_PORT + k)) "$([ $k -lt 5 ] && echo ,)"; done)"
   fi
   need_uint PUSH_SUB_CONN_PER_IP "$SUB_CONN_PER_IP" 1 1000000
   need_uint PUSH_NOFILE "$NOFILE" 1024 10000000
@@ -90,7 +100,7 @@ settings_from_env() {
   fi
 }
 
-STATE_VARS=(LOG_DIR LISTENERS PUBLISHERS FRONT_BIND FRONT_PORT PUBLISHER_PORT LISTENER_PORT REDIS_PORT CONFIG_FILE PUB_ALLOW SUB_CONN_PER_IP NGINX_WORKERS NGINX_USER NGINX_ACCESS_LOG NOFILE PRIVATE_REDIS EFFECTIVE_REDIS_URL REDIS_SENTINEL)
+STATE_VARS=(LOG_DIR LISTENERS PUBLISHERS FRONT_BIND FRONT_PORT PUBLISHER_PORT LISTENER_PORT REDIS_PORT CONFIG_FILE PUB_ALLOW SUB_CONN_PER_IP NGINX_WORKERS NGINX_USER NGINX_ACCESS_LOG NOFILE PRIVATE_REDIS EFFECTIVE_REDIS_URL REDIS_SENTINEL REDIS_CLUSTER)
 # The name the private Sentinel group monitors (PUSH_REDIS_SENTINEL=1).
 SENTINEL_MASTER=push
 
@@ -131,7 +141,7 @@ live_pid() { # name
   case "$1" in
     publisher-*) want="apps/publisher/dist/main.js" ;;
     listener-*) want="apps/listener/dist/main.js" ;;
-    redis | redis-replica | sentinel-*) want="redis-server" ;;
+    redis | redis-replica | sentinel-* | redis-cluster-*) want="redis-server" ;;
     nginx) want="nginx" ;;
   esac
   [[ "$cmd" == *"$want"* ]] || return 1
@@ -330,10 +340,16 @@ admin_policy_text() {
 redis_answering_pid() {
   { redis-cli -p "$REDIS_PORT" info server 2>/dev/null || true; } | tr -d '\r' | sed -n 's/^process_id://p'
 }
-# The private Sentinel group's extra processes (PUSH_REDIS_SENTINEL=1): name and port, one a line.
-sentinel_group_nodes() {
-  [ "${REDIS_SENTINEL:-0}" = 1 ] || return 0
-  printf '%s %s\n' redis-replica $((REDIS_PORT + 1)) sentinel-1 $((REDIS_PORT + 2)) sentinel-2 $((REDIS_PORT + 3)) sentinel-3 $((REDIS_PORT + 4))
+# The private Redis group's processes beside the first redis-server, name and port, one a line:
+# a replica and three sentinels (PUSH_REDIS_SENTINEL=1), or five more Cluster nodes (PUSH_REDIS_CLUSTER=1).
+redis_group_nodes() {
+  if [ "${REDIS_SENTINEL:-0}" = 1 ]; then
+    printf '%s %s\n' redis-replica $((REDIS_PORT + 1)) sentinel-1 $((REDIS_PORT + 2)) sentinel-2 $((REDIS_PORT + 3)) sentinel-3 $((REDIS_PORT + 4))
+  fi
+  if [ "${REDIS_CLUSTER:-0}" = 1 ]; then
+    for ((k = 1; k < 6; k++)); do printf 'redis-cluster-%s %s\n' $((k + 1)) $((REDIS_PORT + k)); done
+  fi
+  return 0
 }
 # True when a redis-server (data node or sentinel) answers PING on 127.0.0.1:$1.
 redis_pings() { [ "$({ redis-cli -p "$1" ping 2>/dev/null || true; } | tr -d '\r')" = PONG ]; }

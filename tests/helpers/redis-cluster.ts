@@ -29,6 +29,11 @@ export interface RedisClusterHandle {
   masterOf(slot: number): Promise<RedisNode>;
   /** Waits until every running node says cluster_state:ok and agrees on a master for every slot. */
   healthy(timeoutMs?: number): Promise<void>;
+  /**
+   * `redis-cli --cluster reshard`: moves `slots` slots from the master on `fromPort` to the one on
+   * `toPort` (redis-cli takes the source's lowest slots first), keys included, while everything runs.
+   */
+  reshard(fromPort: number, toPort: number, slots: number): Promise<void>;
   /** An ioredis Cluster client for assertions; disconnected by stop(). */
   client(): Cluster;
   stop(): Promise<void>;
@@ -125,6 +130,14 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
         }
         return true;
       }, timeoutMs, 'cluster healthy');
+    },
+    async reshard(fromPort: number, toPort: number, slots: number): Promise<void> {
+      const t = await topology();
+      const from = t.find((x) => x.port === fromPort && x.role === 'master');
+      const to = t.find((x) => x.port === toPort && x.role === 'master');
+      if (from === undefined || to === undefined) throw new Error(`reshard: ${fromPort} and ${toPort} must both be masters`);
+      await run('redis-cli', ['--cluster', 'reshard', `127.0.0.1:${toPort}`, '--cluster-from', from.id, '--cluster-to', to.id, '--cluster-slots', String(slots), '--cluster-yes'], { timeout: 60_000 });
+      await handle.healthy();
     },
     client(): Cluster {
       const c = new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), { redisOptions: { maxRetriesPerRequest: 3 } });

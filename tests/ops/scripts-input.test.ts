@@ -26,6 +26,9 @@ describe('scripts: bad settings and nothing running', () => {
     ['unknown access-log value', { PUSH_NGINX_ACCESS_LOG: 'yes' }, /PUSH_NGINX_ACCESS_LOG must be on or off/],
     ['nginx workers not a number', { PUSH_NGINX_WORKERS: 'lots' }, /PUSH_NGINX_WORKERS must be auto or a number/],
     ['file limit too low', { PUSH_NOFILE: '10' }, /PUSH_NOFILE must be a whole number from 1024/],
+    ['cluster flag not 0 or 1', { PUSH_REDIS_CLUSTER: 'yes' }, /PUSH_REDIS_CLUSTER must be 0 or 1, got 'yes'/],
+    ['Sentinel and Cluster together', { PUSH_REDIS_CLUSTER: '1', PUSH_REDIS_SENTINEL: '1' }, /PUSH_REDIS_SENTINEL=1 and PUSH_REDIS_CLUSTER=1 exclude each other/],
+    ['cluster bus ports above 65535', { PUSH_REDIS_CLUSTER: '1', PUSH_REDIS_PORT: '60000' }, /PUSH_REDIS_PORT must be a whole number from 1 to 55530/],
   ];
   for (const [name, env, message] of bad) {
     it(`start.sh refuses: ${name}`, async () => {

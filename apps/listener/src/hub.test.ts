@@ -1,7 +1,7 @@
 import { describe, it, beforeEach, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { BACKEND_SENDER, ORIGIN_MID, decodeTextFrames, type NewMessage } from '@push/protocol';
+import { BACKEND_SENDER, ORIGIN_MID, decodeTextFrames, type NewMessage, type StoredMessage } from '@push/protocol';
 import { createMemoryBackend, type Backend, type Broker, type BrokerHealth, type HistoryGap, type MessageHandler, type ResyncHandlers } from '@push/backend';
 import { Hub, type Transport } from './hub.js';
 
@@ -64,6 +64,10 @@ class FlakyBroker implements Broker {
   }
   restored(): void {
     for (const h of this.resync) h.restored();
+  }
+  /** Hands a message to the hub as a broker would (a Cluster broker's release, say). */
+  deliver(channel: string, msg: StoredMessage): void {
+    this.handler(channel, msg);
   }
   async subscribe(channels: readonly string[]): Promise<void> {
     if (this.subscribeFails) throw new Error('redis down');
@@ -156,6 +160,21 @@ describe('Hub', () => {
     await hub.open([A], t, m1 as string);
     await tick();
     assert.deepEqual(t.mids, during, 'stored and live-only messages from the gap, once each, in order');
+  });
+
+  it('a message stored shard by shard (Redis Cluster) reaches each connection once, under the first id it may see', async () => {
+    const both = new Recorder();
+    const onlyB = new Recorder();
+    await hub.open([A, B], both, null);
+    await hub.open([B], onlyB, null);
+    const base = { createdMs: Date.now(), expiry: 60, type: 't', sender: BACKEND_SENDER, body: '{"module_id":"m","command":"c","params":{}}' };
+    const first = '17000000000000100001000000';
+    const second = '17000000000000100002000000';
+    broker.deliver(A, { ...base, mid: first });
+    broker.deliver(B, { ...base, mid: second, earlier: [{ channel: A, mid: first }] });
+    await tick();
+    assert.deepEqual(both.mids, [first], 'the later part is the same message');
+    assert.deepEqual(onlyB.mids, [second], 'a connection without the earlier channel gets its own part');
   });
 
   it('a publish to two channels the connection holds arrives once', async () => {

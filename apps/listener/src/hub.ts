@@ -421,6 +421,11 @@ export class Hub {
   }
 
   private enqueue(conn: Connection, msg: StoredMessage, replay: boolean): void {
+    // A later part of a message published shard by shard (Redis Cluster): a connection that has a
+    // channel of an earlier part and whose cursor reached that part's (smaller) id was given the
+    // message then (ids are released in order), so this part would be the same message twice.
+    const cursor = conn.cursor;
+    if (msg.earlier !== undefined && cursor !== null && msg.earlier.some((e) => e.mid <= cursor && conn.channels.includes(e.channel))) return;
     // Ids arrive in increasing order, so one cursor removes duplicates from a channel listed twice,
     // from two subscribed channels receiving the same publish, and from history/live overlap.
     if (!replay && conn.cursor !== null && msg.mid <= conn.cursor) return;

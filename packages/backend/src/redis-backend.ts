@@ -8,9 +8,10 @@ import { SubscriberProbe } from './subscriber-probe.js';
 import { historyGap } from './history-gap.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { NotSentError, UnansweredError, createGroupCommit } from './group-commit.js';
+import { createRedisClusterBackend } from './redis-cluster-backend.js';
 
 export interface RedisBackendOptions extends BackendOptions {
-  /** REDIS_URL text or the configuration's parsed form: one Redis or a Sentinel group. */
+  /** REDIS_URL text or the configuration's parsed form: one Redis, a Sentinel group or a Cluster. */
   readonly url: string | RedisTarget;
   readonly keyPrefix: string;
   readonly log: Logger;
@@ -64,7 +65,7 @@ const PUBLISH_IN_FLIGHT = 2;
 const MAX_GROUP_REQUESTS = 256;
 const DEFAULT_GROUP_FANOUT_BYTES = 16 * 1024 * 1024;
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return new Promise((resolve, reject) => {
     const t = setTimeout(() => reject(new Error(what)), ms);
     p.then(
@@ -93,10 +94,10 @@ type ScriptRedis = Redis & {
   pushIdGap(numKeys: number, ...args: Array<string | number>): Promise<number>;
 };
 
-const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
+export const EXPIRED_REPLY = 'PUSH_CHANNEL_EXPIRED ';
 const STALE_REPLY = 'PUSH_AUTH_STALE';
 const REPLAY_REPLY = 'PUSH_AUTH_REPLAY';
-const CONFLICT_REPLY = 'PUSH_ID_CONFLICT';
+export const CONFLICT_REPLY = 'PUSH_ID_CONFLICT';
 
 /** The mids of one earlier publish: consecutive counters after `first`'s 10-digit start. */
 function consecutiveMids(first: string, count: number): string[] {
@@ -110,24 +111,24 @@ function consecutiveMids(first: string, count: number): string[] {
  * such a publish never reached Redis, so it was certainly not carried out.
  */
 const NOT_WRITTEN = /Stream isn't writeable/;
-/** Error replies Redis gives before it runs a script at all (a script failing midway may have written). */
-const REFUSED_BEFORE_RUNNING = /^(OOM|BUSY|READONLY|LOADING|MASTERDOWN|NOREPLICAS|MISCONF|NOSCRIPT|NOPERM)\b/;
+/** Error replies Redis gives before it runs a script at all (a script failing midway may have written; the last five are Cluster redirections and refusals). */
+const REFUSED_BEFORE_RUNNING = /^(OOM|BUSY|READONLY|LOADING|MASTERDOWN|NOREPLICAS|MISCONF|NOSCRIPT|NOPERM|MOVED|ASK|TRYAGAIN|CLUSTERDOWN|CROSSSLOT)\b/;
 
 /**
  * Whether a failed publish call may still be carried out by Redis: yes, unless it provably never
  * got there (not written, never sent from the queue) or Redis refused to run it. Unknown when in
  * doubt: a timeout, a connection lost with the command on the wire, a script error midway.
  */
-function outcomeUnknown(err: unknown): boolean {
+export function outcomeUnknown(err: unknown): boolean {
   if (err instanceof NotSentError) return false;
   if (err instanceof UnansweredError) return true;
   if ((err as { name?: string }).name === 'ReplyError' && REFUSED_BEFORE_RUNNING.test((err as Error).message)) return false;
   return !NOT_WRITTEN.test((err as Error).message ?? '');
 }
 /** Not a script reply: set here for a request the master stored but no replica confirmed in time. */
-const NOT_REPLICATED = 'PUSH_NOT_REPLICATED';
+export const NOT_REPLICATED = 'PUSH_NOT_REPLICATED';
 
-function toTimes(out: string[]): ChannelTimes {
+export function toTimes(out: string[]): ChannelTimes {
   return { now: Number(out[0]), created: out.slice(1).map((c) => (c === '' ? null : Number(c))) };
 }
 
@@ -139,6 +140,9 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   // already been told 503 (or will be, at the timeout), so a resent publish would store a message
   // its publisher believes failed.
   const target = toTarget(opts.url);
+  // A Cluster is served by its own module (redis-cluster-backend.ts): per-slot scripts and sharded
+  // pub/sub. Everything below is one Redis (or the master a Sentinel group names).
+  if (target.kind === 'cluster') return createRedisClusterBackend({ ...opts, url: target });
   const redis = connectRedis(target, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   redis.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis command connection error'));
   // Everything that assigns ids (publishes, channel_expire notices) goes over its own connection,

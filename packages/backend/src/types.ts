@@ -37,7 +37,15 @@ export interface HistoryResult {
  * either fully done or not done at all. It resolves only once the backend accepted everything.
  */
 /** The ids of a publish's messages, in order; `replayed` when they are an earlier request's outcome. */
-export type PublishedIds = string[] & { readonly replayed?: true };
+export type PublishedIds = string[] & {
+  readonly replayed?: true;
+  /**
+   * Redis Cluster: a message sent to channels on several shards is stored part by part with one id
+   * per part; the array holds its smallest (first part's) id and `parts[i]` maps each channel of
+   * message i to the id it was stored under. Absent when every message was stored in one step.
+   */
+  readonly parts?: ReadonlyArray<Readonly<Record<string, string>>>;
+};
 
 export interface Store {
   /**

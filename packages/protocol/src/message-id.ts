@@ -1,7 +1,10 @@
 /**
- * Bitrix message ids ("mid"): 26 decimal digits = 10-digit unix start time of the id space
- * (kept in Redis, set once) followed by a 16-digit zero-padded global counter. Fixed width makes
- * string order equal publish order, which is what cursors compare.
+ * Bitrix message ids ("mid"): 26 decimal digits. On one Redis: 10-digit unix start time of the id
+ * space (kept in Redis, set once) followed by a 16-digit zero-padded global counter. On Redis
+ * Cluster: S (10 digits, unix seconds) 0 U (6, microseconds) L (5, the channel's slot) Q (4, a
+ * sequence), issued per channel (docs/architecture.md, "Redis Cluster"); the leading 0 of the last
+ * 16 digits keeps the text frame's numeric id below 2^53. Fixed width makes string order equal
+ * publish order, which is what cursors compare.
  */
 export const MID_LENGTH = 26;
 const MID_RE = /^[0-9]{26}$/;

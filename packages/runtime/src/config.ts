@@ -219,8 +219,6 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   let redis: RedisTarget = { kind: 'single', url: redisUrl };
   try {
     redis = parseRedisUrl(redisUrl);
-    // The publish script still spans several slots (docs/architecture.md, "Redis Cluster").
-    if (redis.kind === 'cluster') problems.push('REDIS_URL: Redis Cluster (redis+cluster://) is not served by this version yet; use one Redis or a Sentinel group (redis+sentinel://)');
   } catch (err) {
     problems.push(`REDIS_URL: ${(err as Error).message}, got ${JSON.stringify(redactUrl(redisUrl))}`);
   }

@@ -26,6 +26,7 @@ describe('parseRedisUrl', () => {
       ],
       ['redis+cluster://127.0.0.1:7000,127.0.0.1:7001', { kind: 'cluster', nodes: [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }] }],
       ['redis+cluster://:pw@node-a/', { kind: 'cluster', nodes: [{ host: 'node-a', port: 6379 }], password: 'pw' }],
+      ['redis+cluster://:p%40ss%2Fw@[::1]:7000,10.0.0.2', { kind: 'cluster', nodes: [{ host: '::1', port: 7000 }, { host: '10.0.0.2', port: 6379 }], password: 'p@ss/w' }],
     ];
     for (const [url, want] of good) assert.deepEqual(parseRedisUrl(url), want, url);
   });
@@ -49,6 +50,8 @@ describe('parseRedisUrl', () => {
       ['redis+cluster://a:7000/0', /a Cluster has no database number or path/],
       ['redis+cluster://', /no host given/],
       ['redis+cluster://a:b', /"a:b" is not host\[:port\]/],
+      ['redis+cluster://user:pw@a:7000', /credentials must be ":password@"/],
+      ['redis+cluster://a:7000,b:70000', /port 70000 of "b:70000" is outside 1-65535/],
     ];
     for (const [url, re] of bad) assert.throws(() => parseRedisUrl(url), re, url);
   });
@@ -59,7 +62,8 @@ describe('parseRedisUrl', () => {
     assert.deepEqual(c.redis, { kind: 'sentinel', sentinels: [{ host: '127.0.0.1', port: 26379 }], masterName: 'pushmaster', db: 0 });
     assert.equal(c.redisUrl, 'redis+sentinel://127.0.0.1:26379/pushmaster');
     assert.equal(loadConfig(base, { port: 1 }).redis.kind, 'single');
-    assert.throws(() => loadConfig({ ...base, REDIS_URL: 'redis+cluster://127.0.0.1:7000' }, { port: 1 }), /REDIS_URL: Redis Cluster \(redis\+cluster:\/\/\) is not served by this version yet/);
+    // A Cluster is served (packages/backend/src/redis-cluster-backend.ts), parsed here like the others.
+    assert.deepEqual(loadConfig({ ...base, REDIS_URL: 'redis+cluster://127.0.0.1:7000,127.0.0.1:7001' }, { port: 1 }).redis, { kind: 'cluster', nodes: [{ host: '127.0.0.1', port: 7000 }, { host: '127.0.0.1', port: 7001 }] });
     const secret = 'Sentinel-Secret-123';
     assert.equal(loadConfig(base, { port: 1 }).publishDurability, 'local');
     const replicated = loadConfig({ ...base, PUSH_PUBLISH_DURABILITY: 'replicated', PUSH_PUBLISH_REPLICA_TIMEOUT_MS: '250' }, { port: 1 });

@@ -1,0 +1,197 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import { BACKEND_SENDER, Errors, PushError, type NewMessage } from '@push/protocol';
+import { createRedisBackend, type Backend } from '../src/index.js';
+import { channelSlot } from '../src/redis-cluster-backend.js';
+import { startRedisCluster, type ClusterNodeInfo, type RedisClusterHandle } from '../../../tests/helpers/redis-cluster.js';
+import { nodeCall, type RedisNode } from '../../../tests/helpers/redis-node.js';
+import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
+import { publishAcrossFault } from './failover-stream.js';
+
+const log = pino({ level: 'silent' });
+
+// The same contract as one Redis, through REDIS_URL=redis+cluster://... on a real 3-master /
+// 3-replica Cluster started here.
+backendConformance('redis cluster', async () => {
+  const cluster = await startRedisCluster();
+  const backend = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: cluster.url, keyPrefix: 't:', log });
+  return { backend, cleanup: () => cluster.stop() };
+});
+
+describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
+  let cluster: RedisClusterHandle;
+  let backend: Backend;
+  /** Fresh channels, one per master, with the master serving each. */
+  let onMasters: () => Promise<Array<{ channel: string; master: RedisNode }>>;
+  before(async () => {
+    cluster = await startRedisCluster();
+    backend = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    onMasters = async () => {
+      const out: Array<{ channel: string; master: RedisNode }> = [];
+      while (out.length < 3) {
+        const channel = ch() + String(out.length) + String(Math.random()).slice(2, 8);
+        const master = await cluster.masterOf(channelSlot(channel));
+        if (!out.some((o) => o.master === master)) out.push({ channel, master });
+      }
+      return out;
+    };
+  });
+  after(async () => {
+    await backend?.close();
+    await cluster?.stop();
+  });
+  const zero = '0'.repeat(26);
+  const msg = (channels: string[], n: number): NewMessage => ({ channels, body: JSON.stringify({ n }), type: 't', ttl: 60 });
+
+  it('a publish to three shards is stored part by part: one id per part, in the Cluster form, each above the earlier parts; read back once from any cursor', async () => {
+    const three = await onMasters();
+    const chans = three.map((t) => t.channel);
+    const ids = await backend.store.publish([msg(chans, 1)], BACKEND_SENDER);
+    const parts = ids.parts?.[0];
+    assert.ok(parts !== undefined, 'parts are reported');
+    const partIds = chans.map((c) => parts[c] as string);
+    assert.equal(ids[0], partIds[0], 'the message id is its first part id');
+    assert.deepEqual(partIds, [...partIds].sort(), 'parts in order');
+    assert.equal(new Set(partIds).size, 3, 'one id per part');
+    for (const [k, mid] of partIds.entries()) {
+      assert.match(mid, /^[0-9]{10}0[0-9]{15}$/);
+      assert.equal(Number(mid.slice(17, 22)), channelSlot(chans[k] as string), 'the slot is in the id');
+      assert.ok(Number(mid.slice(10)) < 2 ** 53, 'numeric id below 2^53');
+    }
+    // Once, under the smallest id of the parts the reader asks for.
+    assert.deepEqual((await backend.store.history(chans, zero)).messages.map((m) => m.mid), [partIds[0]]);
+    assert.deepEqual((await backend.store.history([chans[1] as string, chans[2] as string], zero)).messages.map((m) => m.mid), [partIds[1]]);
+    assert.deepEqual((await backend.store.history([chans[2] as string], zero)).messages.map((m) => m.mid), [partIds[2]]);
+    // A reader whose cursor is the first part has the message: the later parts are not replayed.
+    assert.deepEqual((await backend.store.history(chans, partIds[0] as string)).messages, []);
+    // Per channel, ids keep increasing across publishes.
+    const next = await backend.store.publish([msg([chans[2] as string], 2)], BACKEND_SENDER);
+    assert.ok((next[0] as string) > (partIds[2] as string));
+  });
+
+  it('a part refused after another was stored answers "outcome unknown"; the retry with the same identity stores only the missing part', async () => {
+    const [x, y] = await onMasters();
+    const a = (x as { channel: string }).channel;
+    const b = (y as { channel: string; master: RedisNode }).channel;
+    const yPort = (y as { master: RedisNode }).master.port;
+    const rid = { scope: 'b', requestId: `partial-${a}`, windowS: 60 };
+    await nodeCall(yPort, 'CONFIG', 'SET', 'maxmemory', '1');
+    let err: unknown = null;
+    try {
+      await backend.store.publish([msg([a, b], 1)], BACKEND_SENDER, rid);
+    } catch (e) {
+      err = e;
+    } finally {
+      await nodeCall(yPort, 'CONFIG', 'SET', 'maxmemory', '0');
+    }
+    assert.ok(err instanceof PushError && err.spec === Errors.OUTCOME_UNKNOWN, String(err));
+    assert.equal((await backend.store.history([a], zero)).messages.length, 1, 'the first part is stored');
+    assert.equal((await backend.store.history([b], zero)).messages.length, 0, 'the refused part is not');
+    const first = (await backend.store.history([a], zero)).messages[0]?.mid;
+    const retry = await backend.store.publish([msg([a, b], 1)], BACKEND_SENDER, rid);
+    assert.equal(retry[0], first, 'the stored part keeps its id');
+    assert.equal((await backend.store.history([a], zero)).messages.length, 1, 'not stored twice');
+    assert.equal((await backend.store.history([b], zero)).messages.length, 1, 'the missing part is stored now');
+    assert.deepEqual((await backend.store.history([a, b], zero)).messages.map((m) => m.mid), [first], 'one message for a reader of both');
+    const again = await backend.store.publish([msg([a, b], 1)], BACKEND_SENDER, rid);
+    assert.equal(again.replayed, true);
+    assert.deepEqual([...again], [...retry]);
+  });
+
+  it('a channel past its write window on one shard refuses the whole request before any shard stores its part', async () => {
+    const short = createRedisBackend({ ...CONFORMANCE_OPTIONS, channelWriteMs: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    try {
+      const [x, y] = await onMasters();
+      const fresh = (x as { channel: string }).channel;
+      const old = (y as { channel: string }).channel;
+      await short.channels.create([old]);
+      await new Promise((r) => setTimeout(r, 1100));
+      await assert.rejects(short.store.publish([msg([fresh, old], 1)], BACKEND_SENDER, { scope: 'b', requestId: `exp-${fresh}`, windowS: 60 }), (err: unknown) => err instanceof PushError && err.spec === Errors.CHANNEL_EXPIRED && err.message.includes(old));
+      assert.deepEqual((await short.store.history([fresh, old], zero)).messages, [], 'nothing stored on either shard');
+      // The identity was left unused: a corrected request may take it.
+      const ok = await short.store.publish([msg([fresh], 2)], BACKEND_SENDER, { scope: 'b', requestId: `exp-${fresh}`, windowS: 60 });
+      assert.equal(ok.replayed, undefined);
+    } finally {
+      await short.close();
+    }
+  });
+
+  it('the broker hands messages from every shard over in id order (two publishers at once)', async () => {
+    const chans = [...(await onMasters()), ...(await onMasters())].map((t) => t.channel);
+    const other = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: cluster.url, keyPrefix: 'push:', log });
+    const broker = backend.createBroker();
+    const got: string[] = [];
+    broker.setHandler((_c, m) => got.push(m.mid));
+    try {
+      await broker.subscribe(chans);
+      const sent: string[] = [];
+      const run = async (b: Backend, k: number): Promise<void> => {
+        for (let i = 0; i < 150; i++) {
+          const c = chans[(i * 7 + k) % chans.length] as string;
+          sent.push(...(await b.store.publish([msg([c], i)], BACKEND_SENDER)));
+        }
+      };
+      await Promise.all([run(backend, 0), run(other, 3)]);
+      const deadline = Date.now() + 10_000;
+      while (got.length < sent.length && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.equal(got.length, sent.length, 'every message delivered once');
+      assert.deepEqual(got, [...got].sort(), 'in id order across shards');
+      assert.deepEqual([...got].sort(), [...sent].sort());
+    } finally {
+      await broker.close();
+      await other.close();
+    }
+  });
+
+  it('redis-cli --cluster reshard under a publish stream: the moved channels follow their slots; nothing lost, nothing twice, in order', async () => {
+    const t = await cluster.topology();
+    const masters = t.filter((n) => n.role === 'master' && n.slots.length > 0).sort((a, b) => (a.slots[0]?.[0] ?? 0) - (b.slots[0]?.[0] ?? 0));
+    const from = masters[0] as ClusterNodeInfo;
+    const to = masters[1] as ClusterNodeInfo;
+    const moved = 40;
+    const firstSlot = (from.slots[0] as readonly [number, number])[0];
+    // Channels in the slots the reshard moves (the source's lowest), and one on each other master.
+    const inMoved: string[] = [];
+    for (let i = 0; inMoved.length < 4; i++) {
+      const c = `${ch()}r${i}`;
+      const slot = channelSlot(c);
+      if (slot >= firstSlot && slot < firstSlot + moved) inMoved.push(c);
+    }
+    const others = (await onMasters()).filter((o) => o.master.port !== from.port).map((o) => o.channel);
+    const chans = [...inMoved, ...others];
+    const stream = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log, durability: 'replicated' });
+    try {
+      const report = await publishAcrossFault(stream, chans, () => cluster.reshard(from.port, to.port, moved), { afterFault: 100 });
+      for (const c of inMoved) assert.equal((await cluster.masterOf(channelSlot(c))).port, to.port, 'the slot moved');
+      assert.deepEqual(report.lost, [], `acknowledged but never delivered (${report.acked} acknowledged, ${report.failed} failed: ${report.errors.join(' | ')})`);
+      assert.equal(report.duplicated, 0);
+      assert.equal(report.outOfOrder, 0);
+      assert.ok(report.resumedMs >= 0, 'delivery went on after the reshard');
+      const h = await stream.store.history(chans, '0'.repeat(26));
+      assert.ok(h.messages.length >= report.acked, `history holds every acknowledged message (${h.messages.length} of ${report.acked})`);
+      console.log(`cluster reshard of ${moved} slots under a stream: ${report.acked} acknowledged, ${report.failed} refused (${report.errors.join(' | ')})`);
+    } finally {
+      await stream.close();
+    }
+  });
+
+  it('the subscription connections killed on every master (CLIENT KILL TYPE pubsub) under a stream: lost, resubscribed, refilled; nothing lost or twice', async () => {
+    const chans = [...(await onMasters()), ...(await onMasters())].map((o) => o.channel);
+    const stream = createRedisBackend({ ...CONFORMANCE_OPTIONS, historyLimit: 1000, url: cluster.url, keyPrefix: 'push:', log });
+    try {
+      const kill = async (): Promise<void> => {
+        const masters = (await cluster.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
+        const killed = await Promise.all(masters.map((m) => nodeCall(m.port, 'CLIENT', 'KILL', 'TYPE', 'pubsub')));
+        assert.ok(killed.every((n) => Number(n) >= 1), `a subscription connection on every master (${killed.join(', ')})`);
+      };
+      const report = await publishAcrossFault(stream, chans, kill, { afterFault: 100 });
+      assert.deepEqual(report.lost, [], `acknowledged but never delivered (${report.acked} acknowledged, ${report.failed} failed: ${report.errors.join(' | ')})`);
+      assert.equal(report.duplicated, 0);
+      assert.equal(report.outOfOrder, 0);
+      assert.ok(report.resumedMs >= 0, 'delivery resumed');
+    } finally {
+      await stream.close();
+    }
+  });
+});
