@@ -3,7 +3,7 @@ import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fano
 import type { Logger, RedisTarget } from '@push/runtime';
 import { connectRedis, toTarget } from './redis-connect.js';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type RegisteredClient, type ResyncHandlers } from './types.js';
 import { SubscriberProbe } from './subscriber-probe.js';
 import { historyGap } from './history-gap.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
@@ -517,6 +517,35 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         await redis.hdel(`${p}stats`, id);
       },
     },
+    clients: {
+      // One hash, client id -> JSON. HSETNX keeps an existing entry (and its key) untouched.
+      async add(client: RegisteredClient) {
+        await connected();
+        const added = (await redis.hsetnx(`${p}clients`, client.id, JSON.stringify(client))) === 1;
+        if (added) return { added, client };
+        const existing = decodeClient(await redis.hget(`${p}clients`, client.id));
+        if (existing === null) throw new Error(`client registry entry ${client.id} is unreadable`);
+        return { added, client: existing };
+      },
+      async get(id: string) {
+        await connected();
+        return decodeClient(await redis.hget(`${p}clients`, id));
+      },
+      async list() {
+        await connected();
+        const all = await redis.hgetall(`${p}clients`);
+        const out: RegisteredClient[] = [];
+        for (const json of Object.values(all)) {
+          const c = decodeClient(json);
+          if (c !== null) out.push(c);
+        }
+        return out.sort((a, b) => a.id.localeCompare(b.id));
+      },
+      async remove(id: string) {
+        await connected();
+        return (await redis.hdel(`${p}clients`, id)) === 1;
+      },
+    },
     createBroker(): Broker {
       const b = new RedisBroker();
       brokers.add(b);
@@ -528,4 +557,15 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       pubConn.disconnect(false);
     },
   };
+}
+
+function decodeClient(json: string | null): RegisteredClient | null {
+  if (json === null) return null;
+  try {
+    const o = JSON.parse(json) as Partial<RegisteredClient>;
+    if (typeof o.id !== 'string' || typeof o.key !== 'string') return null;
+    return { id: o.id, key: o.key, created: typeof o.created === 'number' ? o.created : 0, note: typeof o.note === 'string' ? o.note : '' };
+  } catch {
+    return null;
+  }
 }
