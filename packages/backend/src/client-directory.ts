@@ -9,6 +9,8 @@ import type { ClientRegistry, RegisteredClient } from './types.js';
 export class ClientDirectory {
   private readonly cache = new Map<string, { readonly client: RegisteredClient | null; readonly until: number }>();
   private readonly inflight = new Map<string, Promise<RegisteredClient | null>>();
+  /** Every client this process has resolved, kept past the cache time (see `lastKnown`). */
+  private readonly known = new Map<string, RegisteredClient>();
 
   constructor(
     private readonly registry: ClientRegistry,
@@ -28,6 +30,8 @@ export class ClientDirectory {
         this.inflight.delete(id);
         if (this.cache.size > 100_000) this.cache.clear();
         this.cache.set(id, { client, until: Date.now() + (client === null ? this.missTtlMs : this.ttlMs) });
+        if (client === null) this.known.delete(id);
+        else this.known.set(id, client);
         return client;
       },
       (err: unknown) => {
@@ -42,6 +46,15 @@ export class ClientDirectory {
   /** Forget a client at once in this process (after removing or adding it here). */
   forget(id: string): void {
     this.cache.delete(id);
+  }
+
+  /**
+   * The client as last resolved in this process, however long ago, without asking Redis: for work
+   * that cannot wait for Redis on behalf of a connection that was admitted (signing a channel id in
+   * a `channel_expire` notice). Null once a lookup found it gone.
+   */
+  lastKnown(id: string): RegisteredClient | null {
+    return this.known.get(id) ?? null;
   }
 
   /** The last known answer without asking Redis (undefined: unknown or too old). */

@@ -1,4 +1,4 @@
-import { clientChannelKey } from '@push/protocol';
+import { clientChannelKey, type NewMessage } from '@push/protocol';
 import type { PublishIdentity } from './lifecycle-types.js';
 import type { Presence, ProcessStats, StatsRegistry, Store } from './types.js';
 
@@ -17,15 +17,22 @@ export interface ScopedParts {
  * other change. The stats view lists the processes without their traffic counters (which add up
  * every portal's connections and messages) and never lets a portal remove an entry.
  */
+/** A portal's messages with their channels in its namespace. */
+export function scopeMessages(messages: readonly NewMessage[], clientId: string): NewMessage[] {
+  return messages.map((m) => ({ ...m, channels: m.channels.map((c) => clientChannelKey(clientId, c)) }));
+}
+
+/** A portal's request identity in its namespace: two portals may use the same request ids. */
+export function scopeIdentity(id: PublishIdentity | undefined, clientId: string): PublishIdentity | undefined {
+  if (id === undefined) return undefined;
+  return 'scope' in id ? { ...id, scope: clientChannelKey(clientId, id.scope) } : { ...id, keyId: clientChannelKey(clientId, id.keyId) };
+}
+
 export function scopeToClient(parts: ScopedParts, clientId: string): ScopedParts {
   const key = (k: string): string => clientChannelKey(clientId, k);
   const keys = (ks: readonly string[]): string[] => ks.map(key);
-  const identity = (id: PublishIdentity | undefined): PublishIdentity | undefined => {
-    if (id === undefined) return undefined;
-    return 'scope' in id ? { ...id, scope: key(id.scope) } : { ...id, keyId: key(id.keyId) };
-  };
   const store: Store = {
-    publish: (messages, sender, id) => parts.store.publish(messages.map((m) => ({ ...m, channels: keys(m.channels) })), sender, identity(id)),
+    publish: (messages, sender, id) => parts.store.publish(scopeMessages(messages, clientId), sender, scopeIdentity(id, clientId)),
     history: async (channels, after) => {
       const h = await parts.store.history(keys(channels), after);
       if (h.gaps === undefined || h.gaps.length === 0) return h;
