@@ -3,7 +3,7 @@ import { Errors, OriginPolicy, type NewMessage, type PublishLimits } from '@push
 import { ClientDirectory, instrumentStore, type Backend } from '@push/backend';
 import { PORTAL_SIGNED } from './auth/publish-guard.js';
 import { portalLimiter, sharedOnlineStatusHandler, sharedPortalRoute, type PortalScope } from './routes/shared-portal.js';
-import { REGISTER_PATHS, SYSTEMCTL_PATHS, registerHandler, systemctlHandler } from './routes/client-admin.js';
+import { REGISTER_PATHS, SYSTEMCTL_PATHS, listClientsHandler, registerHandler, systemctlHandler } from './routes/client-admin.js';
 import { PublishGuard } from './auth/publish-guard.js';
 import { VerifyPlacement } from './auth/verify-placement.js';
 import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
@@ -136,6 +136,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const clientAdmin = { registry: backend.clients, directory, installationSecret: channelSecret, host, log: log.child({ component: 'clients' }) };
   for (const path of REGISTER_PATHS) {
     app.post(path, shared ? admin.guard(registerHandler(clientAdmin)) : (res) => void new Exchange(res).sendError(Errors.SHARED_MODE_ONLY));
+    app.get(path, shared ? admin.guard(listClientsHandler(clientAdmin)) : (res) => void new Exchange(res).sendError(Errors.SHARED_MODE_ONLY));
     app.any(path, (res) => void new Exchange(res).sendError(shared ? Errors.METHOD_NOT_ALLOWED : Errors.SHARED_MODE_ONLY));
   }
   for (const path of SYSTEMCTL_PATHS) {

@@ -90,3 +90,17 @@ export function systemctlHandler(d: ClientAdminDeps): (res: HttpResponse, req: H
     });
   };
 }
+
+/**
+ * `GET /register-client/`: the registered portals without their keys (`pushctl client list`), for
+ * the admin gate's callers only. Not a push server 2.0 route (it keeps its licences in MySQL).
+ */
+export function listClientsHandler(d: ClientAdminDeps): (res: HttpResponse, req: HttpRequest) => void {
+  return (res) => {
+    const ex = new Exchange(res);
+    run(ex, d.host, async () => {
+      const clients = (await d.registry.list()).map((c) => ({ id: c.id, created: c.created, note: c.note }));
+      ex.send(200, JSON.stringify({ clients }), [...CORS_ANY, JSON_TYPE]);
+    });
+  };
+}
