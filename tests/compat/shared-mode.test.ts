@@ -8,6 +8,7 @@ import { SECRET, TrackedSocket, WsClient, channelId, longPoll } from '../helpers
 import { eventually, sleep } from '../helpers/ports.js';
 import { storedState } from '../helpers/redis-snapshot.js';
 import { MODES, Portal, SdkClient, eachMode, wireCommands } from './sdk-harness.js';
+import { PortalV5, SdkV5Client } from './sdk-v5.js';
 
 /**
  * Shared mode (PUSH_MODE=shared) through the real nginx of a stack from `npm start`: two portals
@@ -35,6 +36,7 @@ describe('shared mode through nginx: two portals on one installation', () => {
   const secret = (id: string): ChannelSecret => ({ key: key[id] as string, algorithm: 'sha1' });
   const sockets: WsClient[] = [];
   const sdk: SdkClient[] = [];
+  const sdk5: SdkV5Client[] = [];
 
   const register = (id: string, headers: Record<string, string> = { Authorization: `Bearer ${ADMIN}` }) =>
     fetch(`${front}/register-client/`, { method: 'POST', headers: { 'Content-Type': 'application/x-www-form-urlencoded', ...headers }, body: `verificationQuery=${encodeURIComponent(`BX_LICENCE=${id}&BX_TYPE=CP&BX_HASH=00&BX_ALL=y`)}` });
@@ -71,6 +73,7 @@ describe('shared mode through nginx: two portals on one installation', () => {
   after(async () => {
     for (const c of sockets) c.close();
     for (const c of sdk) c.destroy();
+    for (const c of sdk5) if (!c.destroyed) c.destroy();
     redis?.disconnect();
     await stack?.stop();
   });
@@ -136,9 +139,6 @@ describe('shared mode through nginx: two portals on one installation', () => {
       assert.equal(c.closeReason, errorText(Errors.WRONG_CLIENT_ID));
       assert.equal(await storedState(redis), before, `WebSocket ${name}: Redis unchanged`);
     }
-    const c = new WsClient(`${front.replace(/^http/, 'ws')}/bitrix/subws/?CHANNEL_ID=${encodeURIComponent(signChannel(ch, secret(A_ID)))}&clientId=${A_ID}&jsonRpc=true`);
-    await c.closed;
-    assert.equal(c.closeCode, 4010, 'protocol 5 is refused in shared mode');
   });
 
   it('portal publishing refusals: no clientId 4025, unknown clientId 4025, missing or wrong signature 4026; nothing is stored', async () => {
@@ -302,6 +302,58 @@ describe('shared mode through nginx: two portals on one installation', () => {
     await from.pull.sendMessage([to.userId], 'test', 'c2c', { x: 1 }, 0);
     await eventually(() => to.client.some((m) => m.command === 'c2c'), 10_000, 'client-to-client within portal A');
     assert.equal((to.client.find((m) => m.command === 'c2c')?.extra['sender'] as { id: string }).id, pa.channels(from.userId).pub);
+  });
+
+  it('protocol 5 in shared mode (official client, token subscriptions): users, status changes, last seen and client messages stay inside their portal, even for the same user ids', async () => {
+    const pa = new PortalV5(front, front, key[A_ID] as string, A_ID);
+    const pb = new PortalV5(front, front, key[B_ID] as string, B_ID);
+    (pb as { shared: string }).shared = pa.shared;
+    const v5 = async (p: PortalV5, userId: number): Promise<SdkV5Client> => {
+      const c = new SdkV5Client(p, userId);
+      sdk5.push(c);
+      await c.start();
+      await c.connected();
+      return c;
+    };
+    // The same user ids in both portals.
+    const [a500, b500, a501] = await Promise.all([v5(pa, 500), v5(pb, 500), v5(pa, 501)]);
+    assert.ok(a500.connectionPath().includes(`clientId=${A_ID}`), 'the SDK sends clientId with its token');
+    await pa.publish({ users: [500] }, 'test', 'to-a500', {});
+    await pb.publish({ users: [500] }, 'test', 'to-b500', {});
+    await pa.publish({ channels: [pa.shared] }, 'test', 'a-shared', {});
+    await a500.waitForCommands(['to-a500', 'a-shared']);
+    await b500.waitForCommands(['to-b500']);
+    await sleep(500);
+    assert.deepEqual(a500.commands(), ['to-a500', 'a-shared']);
+    assert.deepEqual(b500.commands(), ['to-b500']);
+    assert.deepEqual(await a501.pull.listChannels(), [pa.shared, 'user:501'], 'listChannels names the portal\'s own ids');
+    // Client-to-client: user 501 of A writes to user 500: A's user 500 only.
+    await a501.pull.sendMessage([500], 'test', 'c2c-v5', {});
+    await eventually(() => a500.client.some((m) => m.command === 'c2c-v5'), 5000, 'A user 500 gets the client message');
+    await sleep(500);
+    assert.ok(!b500.client.some((m) => m.command === 'c2c-v5'), 'B user 500 does not');
+    // Status changes: A's watcher hears A's user 502, not B's user 502.
+    const events: Array<{ userId: number; isOnline: boolean }> = [];
+    await a501.pull.subscribeUserStatusChange(502, (e: { userId: number; isOnline: boolean }) => events.push(e));
+    await v5(pb, 502);
+    await sleep(1500);
+    assert.deepEqual(events, [], 'B user 502 coming online is not A user 502');
+    await v5(pa, 502);
+    await eventually(() => events.length === 1, 5000, 'A user 502 online');
+    assert.deepEqual(events[0], { userId: 502, isOnline: true });
+    // Last seen: B user 503 is connected, A knows no user 503.
+    await v5(pb, 503);
+    await a501.pull.getUsersLastSeen([500, 503]);
+    const asked = a501.restCalls.filter((r) => r.method === 'pull.api.user.getLastSeen').map((r) => (r.params as { userIds: number[] }).userIds);
+    assert.deepEqual(asked, [[503]], 'the server answers for A user 500 (online) and knows no A user 503 (only B has one): the client asks its portal about 503 only');
+    // The portal endpoint: no clientId 4025, another portal's key 4140; nothing stored.
+    const doc = JSON.stringify([{ jsonrpc: '2.0', method: 'publish', params: { userList: [500], body: { module_id: 'test', command: 'refused' }, expiry: 60 } }]);
+    await refusedUnchanged('portal JSON-RPC without clientId', Errors.CLIENT_ID_REQUIRED, () => fetch(`${front}/bitrix/api/?signature=${hmac(doc, key[A_ID] as string)}`, { method: 'POST', body: doc }));
+    await refusedUnchanged('portal JSON-RPC signed with another portal key', Errors.PORTAL_RPC_SIGNATURE, () => fetch(`${front}/bitrix/api/?signature=${hmac(doc, key[B_ID] as string)}&clientId=${A_ID}`, { method: 'POST', body: doc }));
+    // A token of portal B presented as portal A is refused (4010).
+    const c = new WsClient(`${front.replace(/^http/, 'ws')}/bitrix/subws/?token=${pb.token(500)}&jsonRpc=true&clientId=${A_ID}`);
+    await c.closed;
+    assert.equal(c.closeCode, 4010);
   });
 
   it('unregistration by /systemctl/: refusals first (4026, 4032-4035), then the portal is refused everywhere within seconds while the other goes on', async () => {

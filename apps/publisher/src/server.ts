@@ -84,6 +84,8 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const origins = new OriginPolicy(config.allowedOrigins);
   const shared = config.mode === 'shared';
   const directory = new ClientDirectory(backend.clients);
+  // One PUSH_CLIENT_PUBLISH_RATE budget per portal in this process, whatever path it publishes on.
+  const portalBudget = portalLimiter(config.clientPublishRate);
   const admin = new AdminGate(config);
   let publish: ReturnType<typeof publishHandler>;
   let rest: ReturnType<typeof publishHandler>;
@@ -96,14 +98,17 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     // Shared mode (docs/shared-mode.md): the same routes, built per portal over its own view of
     // the backend, behind its client id and key.
     const v4For = (scope: PortalScope | null) => (scope === null ? v4Deps : { ...v4Deps, ...scope.parts(v4Deps) });
-    const sharedDeps = { directory, algorithm: config.signatureAlgorithm, limiter: portalLimiter(config.clientPublishRate) };
+    const sharedDeps = { directory, algorithm: config.signatureAlgorithm, limiter: portalBudget };
     publish = publishHandler(sharedPortalRoute((scope) => portalPublishRoute({ guard: PORTAL_SIGNED, limits, v4: v4For(scope), maxSkewS: config.publishMaxSkewS }), { ...sharedDeps, signed: true }), host);
     rest = publishHandler(sharedPortalRoute((scope) => restRoute({ ...v4For(scope), secret: scope?.secret ?? channelSecret, maxChannels: config.maxChannels, limiter: restLimiter, maxSkewS: config.publishMaxSkewS, origins }), { ...sharedDeps, limiter: null, signed: false }), host);
     onlineStatus = sharedOnlineStatusHandler({ directory, algorithm: config.signatureAlgorithm, base: v4Deps, host, maxChannels: config.maxChannels });
   }
 
-  // Protocol 5: the portal publishes and asks for last-seen times in JSON-RPC (json-rpc-api.ts).
-  const jsonRpcApi = publishHandler(jsonRpcApiRoute({ presence: backend.presence, secret: channelSecret, limits }), host);
+  // Protocol 5: the portal publishes and asks for last-seen times in JSON-RPC (json-rpc-api.ts). In
+  // shared mode per portal: the route checks `signature=` with the portal's key itself (4140).
+  const jsonRpcApi = shared
+    ? publishHandler(sharedPortalRoute((scope) => jsonRpcApiRoute({ presence: scope === null ? backend.presence : scope.parts(v4Deps).presence, secret: scope?.secret ?? channelSecret, limits }), { directory, algorithm: config.signatureAlgorithm, limiter: portalBudget, signed: false }), host)
+    : publishHandler(jsonRpcApiRoute({ presence: backend.presence, secret: channelSecret, limits }), host);
 
   const app: TemplatedApp = uws.App();
   app.post(MINT_PATH, mintHandler(lookups));
@@ -118,8 +123,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     app.options(path, (res) => void new Exchange(res).send(200, '', REST_PREFLIGHT));
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   }
-  // Protocol 5 keeps users' status under keys not namespaced per portal yet: personal mode only.
-  for (const path of shared ? [] : JSON_RPC_API_PATHS) {
+  for (const path of JSON_RPC_API_PATHS) {
     app.post(path, jsonRpcApi);
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   }

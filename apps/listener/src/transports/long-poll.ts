@@ -57,6 +57,8 @@ export class LongPoll implements Transport {
     private readonly userId: string | null = null,
     /** Gives back the portal's connection slot (shared mode) when the poll ends. */
     private readonly release: () => void = () => {},
+    /** Shared mode: the poll's portal (its users are that portal's users). */
+    private readonly clientId: string | null = null,
   ) {
     ex.onAbort(() => this.finish());
   }
@@ -106,7 +108,7 @@ export class LongPoll implements Transport {
     if (this.conn !== null) {
       this.opts.hub.close(this.conn);
       this.conn = null;
-      if (this.userId !== null) this.opts.userStatus.closed(this.userId);
+      if (this.userId !== null) this.opts.userStatus.closed(this.userId, this.clientId);
     }
   }
 }
@@ -151,13 +153,13 @@ function subscribeLongPoll(ex: Exchange, query: ReadonlyMap<string, string>, sco
     return;
   }
   const mid = parseMid(query.get('mid'));
-  const poll = new LongPoll(ex, opts, sub.format, sub.userId, scope.release);
-  if (sub.userId !== null) opts.userStatus.opened(sub.userId);
+  const poll = new LongPoll(ex, opts, sub.format, sub.userId, scope.release, scope.clientId);
+  if (sub.userId !== null) opts.userStatus.opened(sub.userId, scope.clientId);
   opts.hub.open(sub.channels, poll, mid).then(
     ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
     (err: Error) => {
       scope.release();
-      if (sub.userId !== null) opts.userStatus.closed(sub.userId);
+      if (sub.userId !== null) opts.userStatus.closed(sub.userId, scope.clientId);
       // A PushError is a verdict on the request (e.g. a channel past its read window: 4010).
       if (err instanceof PushError) {
         ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);

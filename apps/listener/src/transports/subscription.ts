@@ -1,4 +1,4 @@
-import { Errors, PushError, clientChannelKey, parseSubscriberChannels, userChannelKey, verifySubscriptionToken, type ChannelSecret } from '@push/protocol';
+import { clientChannelKey, parseSubscriberChannels, userChannelKey, verifySubscriptionToken, type ChannelSecret } from '@push/protocol';
 import { frameFormat, senderPublicId, subscriptionKeys } from './binary.js';
 import type { FrameFormat } from '../frame-codecs.js';
 
@@ -23,16 +23,13 @@ export interface SubscriptionOptions {
 }
 
 /**
- * Shared mode: the subscription's portal (its key is `opts.secret`). Its channel keys are put in the
- * portal's namespace, so its connections hear only its own channels; the public id (its sender
- * identity) stays the portal's own id.
+ * Shared mode: the subscription's portal (its key is `opts.secret`, which also checks a protocol-5
+ * token). Its channel keys, user key included, are put in the portal's namespace, so its
+ * connections hear only its own channels; the public id and user id (its sender identity) stay
+ * the portal's own names.
  */
 export function parseClientSubscription(query: ReadonlyMap<string, string>, opts: SubscriptionOptions, clientId: string | null, nowMs = Date.now()): Subscription {
   if (clientId === null) return parseSubscription(query, opts, nowMs);
-  // Protocol 5 keeps users' online status and last-seen times under user keys that are not
-  // namespaced yet; served in shared mode they would leak between portals, so it is refused
-  // (push server 2.0's cloud serves protocol 4, docs/shared-mode.md).
-  if (frameFormat(query) === 'jsonrpc' || (query.get('token') ?? '') !== '') throw new PushError(Errors.WRONG_CHANNEL_ID, 'Protocol 5 (jsonRpc, token) is not served in shared mode; configure the portal for version 4.');
   const sub = parseSubscription(query, opts, nowMs);
   return { ...sub, channels: sub.channels.map((c) => clientChannelKey(clientId, c)) };
 }

@@ -26,6 +26,8 @@ export interface WsUserData {
   requests: ClientRequestContext;
   /** Gives back the portal's connection slot (shared mode); a no-op in personal mode. */
   release: () => void;
+  /** Shared mode: the connection's portal (null in personal mode). */
+  clientId: string | null;
 }
 
 export interface WebSocketOptions {
@@ -128,7 +130,7 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
   // which must come as a close code for clients to reload their config, a foreign page has no
   // config to reload.)
   if (refuseForeignOrigin(new Exchange(res), opts.origins, origin)) return;
-  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, userId: null, session: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null, requests: opts.clientRequests, release: () => {} };
+  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, userId: null, session: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null, requests: opts.clientRequests, release: () => {}, clientId: null };
   const scope = opts.clients.admit(query);
   if (!(scope instanceof Promise)) {
     subscribeWebSocket(res, new Exchange(res), data, query, scope, key, protocol, extensions, context, opts);
@@ -162,7 +164,7 @@ function subscribeWebSocket(res: HttpResponse, ex: Exchange, data: WsUserData, q
     data.channels = sub.channels;
     data.publicId = sub.publicId;
     data.userId = sub.userId;
-    if (sub.format === 'jsonrpc') data.session = newSession(sub.channels, sub.publicId, sub.userId);
+    if (sub.format === 'jsonrpc') data.session = newSession(sub.channels, sub.publicId, sub.userId, scope.clientId);
   } catch (err) {
     if (!(err instanceof PushError)) throw err;
     data.rejection = err;
@@ -176,16 +178,18 @@ function subscribeWebSocket(res: HttpResponse, ex: Exchange, data: WsUserData, q
   data.release = scope.release;
   if (scope.clientId !== null) {
     const parts = scopeToClient(opts.clientRequests, scope.clientId);
-    data.requests = { ...opts.clientRequests, ...parts, secret: scope.secret };
+    data.requests = { ...opts.clientRequests, ...parts, secret: scope.secret, senderScope: scope.clientId };
   }
   const transport = new WsTransport(opts, data.format);
   // Judged before the hub marks the user online (see UserStatus); undone on every path that
   // ends without an open socket, the socket's close undoes it otherwise.
   const userId = data.userId;
-  if (userId !== null) opts.userStatus.opened(userId);
+  const clientId = scope.clientId;
+  data.clientId = clientId;
+  if (userId !== null) opts.userStatus.opened(userId, clientId);
   const gone = (): void => {
     scope.release();
-    if (userId !== null) opts.userStatus.closed(userId);
+    if (userId !== null) opts.userStatus.closed(userId, clientId);
   };
   opts.hub.open(data.channels, transport, data.mid).then(
     ({ conn }) => {
@@ -245,8 +249,8 @@ export function closeWebSocket(ws: WebSocket<WsUserData>, opts: WebSocketOptions
   data.release();
   if (data.transport !== null) data.transport.closed = true;
   if (data.conn !== null) opts.hub.close(data.conn);
-  if (data.conn !== null && data.session !== null) closeSession(data.session, { hub: opts.hub, clientRequests: opts.clientRequests, userStatus: opts.userStatus, log: opts.log });
-  else if (data.conn !== null && data.userId !== null) opts.userStatus.closed(data.userId);
+  if (data.conn !== null && data.session !== null) closeSession(data.session, { hub: opts.hub, clientRequests: data.requests, userStatus: opts.userStatus, log: opts.log });
+  else if (data.conn !== null && data.userId !== null) opts.userStatus.closed(data.userId, data.clientId);
 }
 
 /**
@@ -263,7 +267,7 @@ export function messageWebSocket(ws: WebSocket<WsUserData>, message: ArrayBuffer
     const session = data.session;
     if (session === null) return;
     const text = Buffer.from(message).toString('utf8');
-    handleJsonRpcText(text, session, transport, { hub: opts.hub, clientRequests: opts.clientRequests, userStatus: opts.userStatus, log: opts.log }).catch((err: Error) => opts.log.warn({ err: { message: err.message } }, 'json-rpc frame failed'));
+    handleJsonRpcText(text, session, transport, { hub: opts.hub, clientRequests: data.requests, userStatus: opts.userStatus, log: opts.log }).catch((err: Error) => opts.log.warn({ err: { message: err.message } }, 'json-rpc frame failed'));
     return;
   }
   // uWS reuses the message buffer after this callback returns: copy it before going async.
