@@ -7,6 +7,8 @@ import { startFrontStack, type FrontStack } from '../helpers/front-stack.js';
 import { SECRET, TrackedSocket, WsClient, channelId, longPoll } from '../helpers/clients.js';
 import { eventually, sleep } from '../helpers/ports.js';
 import { storedState } from '../helpers/redis-snapshot.js';
+import { startRedis } from '../helpers/redis.js';
+import { startApp } from '../helpers/apps.js';
 import { MODES, Portal, SdkClient, eachMode, wireCommands } from './sdk-harness.js';
 import { PortalV5, SdkV5Client } from './sdk-v5.js';
 
@@ -227,6 +229,21 @@ describe('shared mode through nginx: two portals on one installation', () => {
     for (const t of opened) t.ws.close();
   });
 
+  it('client publishing over POST /rest/ (no WebSocket): with the portal clientId it reaches the portal user; without it 4025, as another portal 4012; nothing stored on a refusal', async () => {
+    const target = { priv: channelId(), pub: channelId() };
+    const sender = { priv: channelId(), pub: channelId() };
+    const sub = await ws(A_ID, [signChannelPair(target.priv, target.pub, secret(A_ID))]);
+    const sig = signPublicChannel(target.pub, secret(A_ID)).split('.')[1] as string;
+    const batch = encodeRequestBatch({ requests: [{ incomingMessages: { messages: [{ receivers: [{ id: Buffer.from(target.pub, 'hex'), isPrivate: false, signature: Buffer.from(sig, 'hex') }], body: msg('via-rest'), expiry: 60, type: '' }] } }] });
+    const from = encodeURIComponent(signChannelPair(sender.priv, sender.pub, secret(A_ID)));
+    await refusedUnchanged('/rest/ without clientId', Errors.CLIENT_ID_REQUIRED, () => fetch(`${front}/bitrix/rest/?CHANNEL_ID=${from}`, { method: 'POST', body: batch }));
+    await refusedUnchanged('/rest/ naming another portal', Errors.PUBLIC_ID_REQUIRED, () => fetch(`${front}/bitrix/rest/?CHANNEL_ID=${from}&clientId=${B_ID}`, { method: 'POST', body: batch }));
+    const ok = await fetch(`${front}/bitrix/rest/?CHANNEL_ID=${from}&clientId=${A_ID}`, { method: 'POST', body: batch });
+    assert.equal(ok.status, 200, await ok.text());
+    const got = await sub.waitFor(1);
+    assert.equal((got[0]?.text as { command: string }).command, 'via-rest');
+  });
+
   it('per-portal limits: connections per listener (4180) and publish rate (4181); one portal at its limit leaves the other unaffected', async () => {
     const ch = channelId();
     const held: WsClient[] = [];
@@ -383,5 +400,28 @@ describe('shared mode through nginx: two portals on one installation', () => {
     const fresh = (await (await register(B_ID)).json()) as { securityKey: string };
     assert.notEqual(fresh.securityKey, key[B_ID]);
     await refusedUnchanged('old key after re-registration', Errors.WRONG_REQUEST_SIGNATURE, () => publish(B_ID, [ch], msg('old-key'), hmac(msg('old-key'), key[B_ID] as string)));
+  });
+});
+
+describe('personal mode (the default): no registration routes', () => {
+  it('/register-client/ and /systemctl/ answer 404 4182 and change nothing; clientId is ignored as before', async () => {
+    const redis = await startRedis();
+    const pub = await startApp('publisher', { REDIS_URL: redis.url });
+    try {
+      const c = redis.client();
+      for (const path of ['/register-client/', '/systemctl/', '/bitrix/register-client/']) {
+        const before = await storedState(c);
+        const res = await fetch(`${pub.url}${path}`, { method: 'POST', body: `verificationQuery=${encodeURIComponent(`BX_LICENCE=${A_ID}`)}` });
+        assert.equal(res.status, 404, path);
+        assert.equal(await res.text(), errorText(Errors.SHARED_MODE_ONLY), path);
+        assert.equal(await storedState(c), before, `${path}: Redis unchanged`);
+      }
+      // A portal in personal mode publishes as before, whatever else is in the query.
+      assert.equal((await fetch(`${pub.url}/bitrix/pub/?CHANNEL_ID=${channelId()}&clientId=${A_ID}`, { method: 'POST', body: msg('personal') })).status, 200);
+      c.disconnect();
+    } finally {
+      await pub.stop();
+      await redis.stop();
+    }
   });
 });
