@@ -100,7 +100,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     const v4For = (scope: PortalScope | null) => (scope === null ? v4Deps : { ...v4Deps, ...scope.parts(v4Deps) });
     const sharedDeps = { directory, algorithm: config.signatureAlgorithm, limiter: portalBudget };
     publish = publishHandler(sharedPortalRoute((scope) => portalPublishRoute({ guard: PORTAL_SIGNED, limits, v4: v4For(scope), maxSkewS: config.publishMaxSkewS }), { ...sharedDeps, signed: true }), host);
-    rest = publishHandler(sharedPortalRoute((scope) => restRoute({ ...v4For(scope), secret: scope?.secret ?? channelSecret, maxChannels: config.maxChannels, limiter: restLimiter, maxSkewS: config.publishMaxSkewS, origins }), { ...sharedDeps, limiter: null, signed: false }), host);
+    rest = publishHandler(sharedPortalRoute((scope) => restRoute({ ...v4For(scope), secret: scope?.secret ?? channelSecret, maxChannels: config.maxChannels, limiter: restLimiter, maxSkewS: config.publishMaxSkewS, origins, ...(scope === null ? {} : { senderScope: scope.clientId }) }), { ...sharedDeps, limiter: null, signed: false }), host);
     onlineStatus = sharedOnlineStatusHandler({ directory, algorithm: config.signatureAlgorithm, base: v4Deps, host, maxChannels: config.maxChannels });
   }
 

@@ -49,7 +49,7 @@ export function sharedPortalRoute<C>(routeFor: (scope: PortalScope | null) => Pu
     // A portal removed and added again has a new key: its route is built anew.
     if (kept !== undefined && kept.key === client.key) return kept.route;
     if (routes.size > 10_000) routes.clear();
-    const r = routeFor({ parts: (base) => scopeToClient(base, client.id), secret: { key: client.key, algorithm: deps.algorithm } });
+    const r = routeFor({ clientId: client.id, parts: (base) => scopeToClient(base, client.id), secret: { key: client.key, algorithm: deps.algorithm } });
     routes.set(client.id, { key: client.key, route: r });
     return r;
   };
@@ -81,6 +81,7 @@ export function sharedPortalRoute<C>(routeFor: (scope: PortalScope | null) => Pu
 
 /** What a route is built over for one portal: its view of the backend and its key. */
 export interface PortalScope {
+  readonly clientId: string;
   readonly parts: (base: ScopedParts) => ScopedParts;
   readonly secret: ChannelSecret;
 }
