@@ -373,7 +373,7 @@ describe('shared mode through nginx: two portals on one installation', () => {
     assert.equal(c.closeCode, 4010);
   });
 
-  it('unregistration by /systemctl/: refusals first (4026, 4032-4035), then the portal is refused everywhere within seconds while the other goes on', async () => {
+  it('unregistration by /systemctl/: refusals first (4026, 4032-4035), then the portal is refused everywhere and its connections closed within seconds while the other goes on', async () => {
     const good = JSON.stringify({ method: 'unregister', params: { clientId: B_ID, host: 'push' } });
     await refusedUnchanged('unsigned', Errors.WRONG_REQUEST_SIGNATURE, () => fetch(`${front}/systemctl/`, { method: 'POST', headers: { Authorization: `Bearer ${ADMIN}` }, body: good }));
     await refusedUnchanged('signed with a portal key', Errors.WRONG_REQUEST_SIGNATURE, () => systemctl(good, hmac(good, key[B_ID] as string)));
@@ -385,6 +385,12 @@ describe('shared mode through nginx: two portals on one installation', () => {
     const missing = (await (await systemctl(JSON.stringify({ method: 'unregister', params: { clientId: UNKNOWN } }))).json()) as unknown;
     assert.deepEqual(missing, { result: null, error: 'Client not found.' });
 
+    // Connections B holds when it is removed: closed with 4036 (the long poll answered with it).
+    const held = channelId();
+    const bWs = await ws(B_ID, [signChannel(held, secret(B_ID))]);
+    const bPoll = fetch(`${front}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(signChannel(held, secret(B_ID)))}&clientId=${B_ID}`);
+    const aWs = await ws(A_ID, [signChannel(held, secret(A_ID))]);
+    await sleep(300);
     const res = await systemctl(good);
     assert.equal(res.status, 200);
     assert.deepEqual(await res.json(), { result: { status: 'success' }, error: null });
@@ -396,6 +402,12 @@ describe('shared mode through nginx: two portals on one installation', () => {
     await refusedUnchanged('publish by the unregistered portal', Errors.CLIENT_ID_REQUIRED, () => publish(B_ID, [ch], msg('after')));
     await refusedUnchanged('subscription of the unregistered portal', Errors.WRONG_CLIENT_ID, () => fetch(`${front}/bitrix/sub/?CHANNEL_ID=${encodeURIComponent(signChannel(ch, secret(B_ID)))}&clientId=${B_ID}`));
     assert.equal((await publish(A_ID, [ch], msg('a-goes-on'))).status, 200);
+    await eventually(() => bWs.closeCode !== null, 10_000, 'B WebSocket closed');
+    assert.equal(bWs.closeCode, 4036);
+    const polled = await bPoll;
+    assert.equal(polled.status, 400);
+    assert.equal(await polled.text(), errorText(Errors.WRONG_CLIENT_ID));
+    assert.equal(aWs.closeCode, null, 'A connections stay');
     // Registering again gives a new key: the old one signs nothing any more.
     const fresh = (await (await register(B_ID)).json()) as { securityKey: string };
     assert.notEqual(fresh.securityKey, key[B_ID]);

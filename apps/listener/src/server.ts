@@ -172,6 +172,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       reporter.stop();
       redisProbe.stop();
       clearInterval(jsonRpcPing);
+      clients.stop();
       userStatus.stop();
       const spreadMs = Math.floor(config.shutdownGraceMs * DRAIN_SPREAD_SHARE);
       const deadline = Date.now() + spreadMs + 1000;

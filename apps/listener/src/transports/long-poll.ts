@@ -156,7 +156,10 @@ function subscribeLongPoll(ex: Exchange, query: ReadonlyMap<string, string>, sco
   const poll = new LongPoll(ex, opts, sub.format, sub.userId, scope.release, scope.clientId);
   if (sub.userId !== null) opts.userStatus.opened(sub.userId, scope.clientId);
   opts.hub.open(sub.channels, poll, mid).then(
-    ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? ''),
+    ({ conn, result }) => {
+      poll.bind(conn, mid ?? result.newestMid ?? '');
+      scope.onRevoke(() => poll.end(Errors.WRONG_CLIENT_ID));
+    },
     (err: Error) => {
       scope.release();
       if (sub.userId !== null) opts.userStatus.closed(sub.userId, scope.clientId);

@@ -202,6 +202,7 @@ function subscribeWebSocket(res: HttpResponse, ex: Exchange, data: WsUserData, q
       ex.finished = true;
       data.conn = conn;
       data.transport = transport;
+      scope.onRevoke(() => transport.end(Errors.WRONG_CLIENT_ID));
       upgradeLater(res, data, key, protocol, extensions, context);
     },
     (err: Error) => {
