@@ -161,7 +161,7 @@ describe('shared mode through nginx: two portals on one installation', () => {
     await sub.waitFor(1);
   });
 
-  it('online status and channel stats are per portal', async () => {
+  it('online status, channel stats and server stats are per portal', async () => {
     const ch = channelId();
     await ws(A_ID, [signChannel(ch, secret(A_ID))]);
     const online = async (id: string) => {
@@ -184,11 +184,22 @@ describe('shared mode through nginx: two portals on one installation', () => {
     assert.equal((await stats(A_ID, channelStats))?.channelStats?.channels[0]?.isOnline, true);
     assert.equal((await stats(B_ID, channelStats))?.channelStats?.channels[0]?.isOnline, false);
     const server = JSON.parse((await stats(B_ID, { requests: [{ serverStats: {} }] }))?.serverStats?.json ?? '[]') as Array<Record<string, unknown>>;
-    assert.ok(server.length >= 3, 'every process is listed');
-    for (const p of server) {
-      assert.ok(p['limits'] !== undefined, 'with its limits');
-      for (const traffic of ['websockets', 'pollings', 'channels', 'messages']) assert.equal(p[traffic], undefined, `no ${traffic}: they count every portal`);
+    // The same view over GET /server-stat/ naming the portal (signature of its client id).
+    const viaGet = await fetch(`${front}/server-stat/?clientId=${B_ID}&signature=${hmac(B_ID, key[B_ID] as string)}`);
+    assert.equal(viaGet.status, 200);
+    const listed = (await viaGet.json()) as Array<Record<string, unknown>>;
+    for (const view of [server, listed]) {
+      assert.ok(view.length >= 3, 'every process is listed');
+      for (const p of view) {
+        assert.ok(p['limits'] !== undefined, 'with its limits');
+        for (const traffic of ['websockets', 'pollings', 'channels', 'messages']) assert.equal(p[traffic], undefined, `no ${traffic}: they count every portal`);
+      }
     }
+    await refusedUnchanged('/server-stat/ naming a portal, signed with another key', Errors.WRONG_REQUEST_SIGNATURE, () => fetch(`${front}/server-stat/?clientId=${B_ID}&signature=${hmac(B_ID, key[A_ID] as string)}`));
+    await refusedUnchanged('/server-stat/ naming an unregistered portal', Errors.CLIENT_ID_REQUIRED, () => fetch(`${front}/server-stat/?clientId=${UNKNOWN}&signature=${hmac(UNKNOWN, key[A_ID] as string)}`));
+    await refusedUnchanged('/server-stat/ without a portal and without the admin token', Errors.ADMIN_CLOSED, () => fetch(`${front}/server-stat/`));
+    const operator = (await (await fetch(`${front}/server-stat/`, { headers: { Authorization: `Bearer ${ADMIN}` } })).json()) as Array<Record<string, unknown>>;
+    assert.ok(operator.some((p) => p['websockets'] !== undefined), 'the operator sees the traffic counters');
   });
 
   it('client publishing (protocol 4 over WebSocket) reaches users of the same portal only; another portal cannot address them', async () => {

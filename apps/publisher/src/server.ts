@@ -2,7 +2,7 @@ import { nanoid } from 'nanoid';
 import { Errors, OriginPolicy, type NewMessage, type PublishLimits } from '@push/protocol';
 import { ClientDirectory, instrumentStore, type Backend } from '@push/backend';
 import { PORTAL_SIGNED } from './auth/publish-guard.js';
-import { portalLimiter, sharedOnlineStatusHandler, sharedPortalRoute, type PortalScope } from './routes/shared-portal.js';
+import { portalLimiter, sharedOnlineStatusHandler, sharedPortalRoute, sharedServerStatHandler, type PortalScope } from './routes/shared-portal.js';
 import { REGISTER_PATHS, SYSTEMCTL_PATHS, listClientsHandler, registerHandler, systemctlHandler } from './routes/client-admin.js';
 import { PublishGuard } from './auth/publish-guard.js';
 import { VerifyPlacement } from './auth/verify-placement.js';
@@ -14,7 +14,7 @@ import { JSON_RPC_API_PATHS, jsonRpcApiRoute } from './json-rpc-api.js';
 import { answerError, publishHandler, type PipelineHost } from './routes/publish-pipeline.js';
 import { PUBLISH_PATHS, portalPublishRoute } from './routes/portal-publish.js';
 import { MINT_PATH, mintHandler, onlineStatusHandler } from './routes/lookups.js';
-import { AdminGate, CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { AdminGate, CORS_ANY, Exchange, parseQuery, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 export { MINT_PATH, PUBLISH_PATHS };
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
@@ -147,7 +147,10 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
     app.post(path, shared ? admin.guard(systemctlHandler(clientAdmin)) : (res) => void new Exchange(res).sendError(Errors.SHARED_MODE_ONLY));
     app.any(path, (res) => void new Exchange(res).sendError(shared ? Errors.METHOD_NOT_ALLOWED : Errors.SHARED_MODE_ONLY));
   }
-  for (const path of SERVER_STAT_PATHS) app.get(path, admin.guard(serverStat));
+  // Shared mode: a request naming a portal gets that portal's view; the operator's otherwise.
+  const operatorStat = admin.guard(serverStat);
+  const portalStat = sharedServerStatHandler({ directory, algorithm: config.signatureAlgorithm, base: v4Deps, host });
+  for (const path of SERVER_STAT_PATHS) app.get(path, shared ? (res, req) => (parseQuery(req.getQuery() ?? '').has('clientId') ? portalStat(res, req) : operatorStat(res, req)) : operatorStat);
   serveMetrics(app, metrics.registry, admin);
   const statusPage = serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind, log: log.child({ component: 'status-page' }) }, admin);
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });

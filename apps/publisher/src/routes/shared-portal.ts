@@ -129,3 +129,34 @@ export function sharedOnlineStatusHandler(d: SharedOnlineDeps): (res: HttpRespon
       .finally(() => d.host.leave());
   };
 }
+
+export interface SharedStatsDeps {
+  readonly directory: ClientDirectory;
+  readonly algorithm: SignatureAlgorithm;
+  readonly base: ScopedParts;
+  readonly host: PipelineHost;
+}
+
+/**
+ * Shared mode: `GET /server-stat/?clientId=<id>&signature=<HMAC of the client id with the portal's
+ * key>` is a portal's view of the process list (what its protocol-4 `serverStats` answers): each
+ * process with its limits, without the traffic counters that add up every portal. Without
+ * `clientId` the route stays the operator's (admin gate).
+ */
+export function sharedServerStatHandler(d: SharedStatsDeps): (res: HttpResponse, req: HttpRequest) => void {
+  return (res, req) => {
+    const query = parseQuery(req.getQuery() ?? '');
+    const ex = new Exchange(res);
+    d.host.enter();
+    (async () => {
+      const client = await portalClient(d.directory, query.get('clientId') ?? '');
+      checkRequestSignature(client.id, query.get('signature'), { key: client.key, algorithm: d.algorithm });
+      const list = await scopeToClient(d.base, client.id).stats.list();
+      ex.send(200, JSON.stringify(list), [...CORS_ANY, TEXT]);
+    })()
+      .catch((err: unknown) => {
+        if (!ex.aborted) answerError(ex, err, d.host);
+      })
+      .finally(() => d.host.leave());
+  };
+}
