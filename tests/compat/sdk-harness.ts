@@ -10,7 +10,7 @@ import { B24PullClientManager } from '@bitrix24/b24jssdk';
 import WebSocket from 'ws';
 // @ts-expect-error xhr2 ships no type declarations
 import XMLHttpRequest from 'xhr2';
-import { bytesToHex, decodeResponseBatch, signChannel, signChannelPair, signPublicChannel, signature } from '@push/protocol';
+import { bytesToHex, decodeResponseBatch, signChannel, signChannelPair, signPublicChannel, signature, type ChannelSecret } from '@push/protocol';
 import { channelId, SECRET } from '../helpers/clients.js';
 import { eventually } from '../helpers/ports.js';
 
@@ -191,6 +191,10 @@ export class Portal {
   constructor(
     readonly pubUrl: string,
     public subUrl: string,
+    /** The key the portal signs with: the installation's, or its own in shared mode. */
+    readonly secret: ChannelSecret = SECRET,
+    /** Shared mode: the portal's client id (config `server.mode = "shared"`, `clientId=` on requests). */
+    readonly clientId: string | null = null,
   ) {}
 
   channels(userId: number): UserChannels {
@@ -221,7 +225,7 @@ export class Portal {
   /** `signedPrivateId` as the portal's config carries it for this protocol version. */
   signedPrivate(userId: number, version: 3 | 4): string {
     const u = this.channels(userId);
-    return version === 3 ? signChannel(u.priv, SECRET) : signChannelPair(u.priv, u.pub, SECRET);
+    return version === 3 ? signChannel(u.priv, this.secret) : signChannelPair(u.priv, u.pub, this.secret);
   }
 
   /** PHP `Config::get(['JSON'=>true])` for one user; `breakSignature` gives a config the server refuses. */
@@ -230,14 +234,14 @@ export class Portal {
     const now = Date.now();
     const ws = this.subUrl.replace(/^http/, 'ws');
     let privateId = this.signedPrivate(userId, mode.version);
-    if (opts.breakSignature === true) privateId = `${privateId.slice(0, privateId.lastIndexOf('.'))}.${signature('not this channel', SECRET)}`;
+    if (opts.breakSignature === true) privateId = `${privateId.slice(0, privateId.lastIndexOf('.'))}.${signature('not this channel', this.secret)}`;
     const privateChannel: Record<string, unknown> = { id: privateId, start: iso(u.start), end: iso(u.start + CHANNEL_TTL_MS), type: 'private' };
-    if (mode.version === 4) privateChannel['public_id'] = signPublicChannel(u.pub, SECRET);
+    if (mode.version === 4) privateChannel['public_id'] = signPublicChannel(u.pub, this.secret);
     return {
       server: {
         version: mode.version,
         server_enabled: true,
-        mode: 'personal',
+        mode: this.clientId === null ? 'personal' : 'shared',
         config_timestamp: 0,
         long_polling: `${this.subUrl}/bitrix/sub/`,
         long_pooling_secure: `${this.subUrl}/bitrix/sub/`,
@@ -250,11 +254,12 @@ export class Portal {
       },
       api: { revision_web: 19, revision_mobile: 1 },
       channels: {
-        shared: { id: signChannel(this.shared, SECRET), start: iso(now), end: iso(now + CHANNEL_TTL_MS), type: 'shared' },
+        shared: { id: signChannel(this.shared, this.secret), start: iso(now), end: iso(now + CHANNEL_TTL_MS), type: 'shared' },
         private: privateChannel,
       },
       publicChannels: mode.version === 4 ? this.publicList([userId]) : {},
       exp: 0,
+      ...(this.clientId === null ? {} : { clientId: this.clientId }),
     };
   }
 
@@ -263,7 +268,7 @@ export class Portal {
     const out: Record<string, unknown> = {};
     for (const id of users) {
       const u = this.channels(id);
-      const sig = signature(`public:${u.pub}`, SECRET);
+      const sig = signature(`public:${u.pub}`, this.secret);
       out[String(id)] = { user_id: id, public_id: u.pub, signature: sig, start: iso(u.start), end: iso(u.start + CHANNEL_TTL_MS) };
     }
     return out;
@@ -272,7 +277,10 @@ export class Portal {
   /** The portal's text publish (`CPullChannel::SendCommand`), with the body PHP builds. */
   async publish(channels: readonly string[], moduleId: string, command: string, params: Record<string, unknown>, expiry = 86400): Promise<void> {
     const body = { module_id: moduleId, command, params, extra: { server_time: new Date().toISOString(), server_time_unix: Date.now() / 1000, server_name: 'portal.test', revision_web: 19, revision_mobile: 1 } };
-    const res = await fetch(`${this.pubUrl}/bitrix/pub/?CHANNEL_ID=${channels.join('/')}`, { method: 'POST', headers: { 'Message-Expiry': String(expiry) }, body: JSON.stringify(body) });
+    const text = JSON.stringify(body);
+    // Shared mode: the pull module adds its client id and the HMAC of the body with its key.
+    const shared = this.clientId === null ? '' : `&clientId=${this.clientId}&signature=${signature(text, this.secret)}`;
+    const res = await fetch(`${this.pubUrl}/bitrix/pub/?CHANNEL_ID=${channels.join('/')}${shared}`, { method: 'POST', headers: { 'Message-Expiry': String(expiry) }, body: text });
     if (res.status !== 200) throw new Error(`publish answered ${res.status}: ${await res.text()}`);
   }
 }

@@ -21,11 +21,15 @@ export class PortalV5 {
   constructor(
     readonly pubUrl: string,
     public subUrl: string,
+    /** The portal's signature key: the installation's, or its own in shared mode. */
+    readonly key: string = TEST_KEY,
+    /** Shared mode: the portal's client id (config `server.mode = "shared"`, `clientId=` on requests). */
+    readonly clientId: string | null = null,
   ) {}
 
   /** `Bitrix\Pull\Auth\Jwt::create([shared], userId)`. */
   token(userId: number, nowS = Math.floor(Date.now() / 1000)): string {
-    return signSubscriptionToken({ iss: 'portal-host-id', iat: nowS, exp: nowS + TOKEN_TTL_S, sub: String(userId), chan: [this.shared] }, TEST_KEY);
+    return signSubscriptionToken({ iss: 'portal-host-id', iat: nowS, exp: nowS + TOKEN_TTL_S, sub: String(userId), chan: [this.shared] }, this.key);
   }
 
   /** PHP `Config::get(['JSON'=>true])` with `pull/nginx_version` 5. */
@@ -40,7 +44,7 @@ export class PortalV5 {
       server: {
         version: 5,
         server_enabled: true,
-        mode: 'personal',
+        mode: this.clientId === null ? 'personal' : 'shared',
         config_timestamp: 0,
         long_polling: `${this.subUrl}/bitrix/sub/`,
         long_pooling_secure: `${this.subUrl}/bitrix/sub/`,
@@ -52,10 +56,11 @@ export class PortalV5 {
         publish_secure: `${this.pubUrl}/bitrix/rest/`,
       },
       api: { revision_web: 19, revision_mobile: 1 },
-      channels: { shared: { id: signChannel(this.shared, SECRET), start: iso(now), end: iso(now + 43_205_000), type: 'shared' } },
+      channels: { shared: { id: signChannel(this.shared, { ...SECRET, key: this.key }), start: iso(now), end: iso(now + 43_205_000), type: 'shared' } },
       publicChannels: {},
       jwt,
       exp: exp.exp,
+      ...(this.clientId === null ? {} : { clientId: this.clientId }),
     };
   }
 
@@ -63,8 +68,10 @@ export class PortalV5 {
   async publish(target: { users?: number[]; channels?: string[] }, moduleId: string, command: string, params: Record<string, unknown>, expiry = 86400): Promise<void> {
     const body = { module_id: moduleId, command, params, extra: { server_time: new Date().toISOString(), server_time_unix: Date.now() / 1000, server_name: 'portal.test', revision_web: 19, revision_mobile: 1 } };
     const doc = JSON.stringify([{ jsonrpc: '2.0', method: 'publish', params: { userList: target.users ?? [], channelList: target.channels ?? [], body, expiry } }]);
-    const sig = createHmac('sha1', TEST_KEY).update(doc).digest('hex');
-    const res = await fetch(`${this.pubUrl}/bitrix/api/?signature=${sig}`, { method: 'POST', headers: { 'X-HostId': 'portal-host-id' }, body: doc });
+    const sig = createHmac('sha1', this.key).update(doc).digest('hex');
+    // Shared mode: the pull module's getJsonRpcUrl() adds the portal's client id.
+    const shared = this.clientId === null ? '' : `&clientId=${this.clientId}`;
+    const res = await fetch(`${this.pubUrl}/bitrix/api/?signature=${sig}${shared}`, { method: 'POST', headers: { 'X-HostId': 'portal-host-id' }, body: doc });
     if (res.status !== 200) throw new Error(`json-rpc publish answered ${res.status}: ${await res.text()}`);
   }
 }

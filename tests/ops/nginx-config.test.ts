@@ -94,7 +94,7 @@ describe('nginx config template', () => {
     assert.equal((conf.match(/^\s+server 127\.0\.0\.1:80\d\d max_fails=0;$/gm) ?? []).length, 32, 'one upstream server per listener');
     assert.equal((conf.match(/^\s+server 127\.0\.0\.1:901\d max_fails=0;$/gm) ?? []).length, 3, 'one upstream server per publisher');
     // POST /channels (minting, used by pushctl and the PHP client) goes to the publishers behind the same allow list as /pub.
-    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|channels\|server-stat\|bitrix\/server-stat\|status\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
+    assert.match(conf, /location ~ \^\/\(pub\|bitrix\/pub\|channels\|server-stat\|bitrix\/server-stat\|status\|register-client\|bitrix\/register-client\|systemctl\|bitrix\/systemctl\)\(\/\|\$\) \{\n\s+allow 127\.0\.0\.1;\n\s+allow 10\.0\.0\.0\/8;\n\s+allow 192\.168\.0\.0\/16;\n\s+allow ::1;\n\s+deny all;/);
     // Shared-memory zones: every worker balances on the same connection counts.
     const upstream = (name: string): string => {
       const at = conf.indexOf(`upstream ${name} {`);

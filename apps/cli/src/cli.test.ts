@@ -290,3 +290,51 @@ describe('pushctl', () => {
     assert.match(broken.err, /key file .*broken.json: expected/);
   });
 });
+
+describe('pushctl client (shared mode)', () => {
+  let redis: RedisServer;
+  let pub: AppProcess;
+  const ID = 'e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5e5';
+  before(async () => {
+    redis = await startRedis();
+    pub = await startApp('publisher', { REDIS_URL: redis.url, PUSH_MODE: 'shared', PUSH_PUBLISH_TRUSTED_NETWORKS: 'none', PUSH_ADMIN_TOKEN: ADMIN_TOKEN });
+  });
+  after(async () => {
+    await pub?.stop();
+    await redis?.stop();
+  });
+
+  it('add prints the portal key (the same key when added again), list shows it without the key, remove takes it away; refusals exit 1, bad ids exit 2', async () => {
+    const admin = { PUSH_ADMIN_TOKEN: ADMIN_TOKEN };
+    const closed = await pushctl(['client', 'add', '--url', pub.url, '--id', ID]);
+    assert.equal(closed.code, EXIT.REFUSED, 'without the admin token');
+    assert.match(closed.err, /4128/);
+    const added = await pushctl(['client', 'add', '--url', pub.url, '--id', ID], '', admin);
+    assert.equal(added.code, EXIT.OK, added.err);
+    const key = /^key ([0-9a-f]{64})$/m.exec(added.out)?.[1];
+    assert.ok(key !== undefined, added.out);
+    assert.equal(await redis.client().hexists('push:clients', ID), 1);
+    const again = await pushctl(['client', 'add', '--url', pub.url, '--id', ID], '', admin);
+    assert.ok(again.out.includes(`key ${key}`), 'adding again keeps the key');
+    const listed = await pushctl(['client', 'list', '--url', pub.url], '', admin);
+    assert.equal(listed.code, EXIT.OK, listed.err);
+    assert.match(listed.out, new RegExp(`^${ID} \\d{4}-`, 'm'));
+    assert.ok(!listed.out.includes(key as string), 'list never shows keys');
+    const bad = await pushctl(['client', 'add', '--url', pub.url, '--id', 'SHORT'], '', admin);
+    assert.equal(bad.code, EXIT.USAGE);
+    const noKey = await pushctl(['client', 'remove', '--url', pub.url, '--id', ID], '', admin);
+    assert.equal(noKey.code, EXIT.USAGE, 'remove needs the installation key');
+    const wrongKey = await pushctl(['client', 'remove', '--url', pub.url, '--id', ID], '', { ...admin, PUSH_SIGNATURE_KEY: 'not-the-installation-key' });
+    assert.equal(wrongKey.code, EXIT.REFUSED);
+    assert.match(wrongKey.err, /4026: Wrong request signature\./);
+    assert.equal(await redis.client().hexists('push:clients', ID), 1, 'a refused removal removes nothing');
+    const removed = await pushctl(['client', 'remove', '--url', pub.url, '--id', ID], '', { ...admin, PUSH_SIGNATURE_KEY: TEST_KEY });
+    assert.equal(removed.code, EXIT.OK, removed.err);
+    assert.equal(await redis.client().hexists('push:clients', ID), 0);
+    const missing = await pushctl(['client', 'remove', '--url', pub.url, '--id', ID], '', { ...admin, PUSH_SIGNATURE_KEY: TEST_KEY });
+    assert.equal(missing.code, EXIT.REFUSED);
+    assert.match(missing.err, /Client not found\./);
+    const empty = await pushctl(['client', 'list', '--url', pub.url], '', admin);
+    assert.equal(empty.out, '(no clients)\n');
+  });
+});

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { KEY_ID_RE, SIGNATURE_ALGORITHMS, isChannelId, mintChannelId, signChannel, type SignatureAlgorithm } from '@push/protocol';
@@ -34,6 +34,15 @@ export const HELP = `pushctl - push server command line
       the server's PUSH_PUBLISH_TRUSTED_NETWORKS, set PUSH_ADMIN_TOKEN in the environment to the
       server's token (sent as Authorization: Bearer).
 
+  pushctl client add --url URL --id CLIENT_ID
+  pushctl client list --url URL
+  pushctl client remove --url URL --id CLIENT_ID (--signature-key-file FILE | PUSH_SIGNATURE_KEY)
+      Shared mode (PUSH_MODE=shared): register a portal and print its key (the portal's pull
+      module "shared_server_key"; registering again prints the same key), list the registered
+      portals (without keys), or remove one (signed with the installation's PUSH_SIGNATURE_KEY).
+      CLIENT_ID is the portal's public licence code, 32 characters a-z 0-9. Admin requests: from
+      outside PUSH_PUBLISH_TRUSTED_NETWORKS set PUSH_ADMIN_TOKEN in the environment.
+
 Exit codes: 0 done, 1 refused by the server, 2 usage error, 3 server unreachable or file error,
 4 unexpected failure (e.g. a reply that is not what a publisher sends: wrong URL or a proxy page).
 `;
@@ -56,6 +65,7 @@ const OPTIONS = {
   expiry: { type: 'string' },
   type: { type: 'string' },
   file: { type: 'string' },
+  id: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 } as const;
 
@@ -115,8 +125,90 @@ function report(io: Io, reply: HttpReply, onOk: (body: string) => string): numbe
   return EXIT.REFUSED;
 }
 
-async function dispatch(command: string, v: Values, io: Io): Promise<number> {
+/** An admin request (Authorization: Bearer PUSH_ADMIN_TOKEN when set); unreachable servers are exit 3. */
+async function adminRequest(io: Io, url: string, path: string, init: { method: string; body?: string; headers?: Record<string, string> }): Promise<HttpReply> {
+  const token = io.env['PUSH_ADMIN_TOKEN'] ?? '';
+  const headers = { ...(init.headers ?? {}), ...(token === '' ? {} : { Authorization: `Bearer ${token}` }) };
+  try {
+    const res = await fetch(`${url}${path}`, { method: init.method, headers, ...(init.body === undefined ? {} : { body: init.body }) });
+    return { status: res.status, body: await res.text() };
+  } catch (err) {
+    throw new UnreachableError(`cannot reach ${url}: ${(err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message}`);
+  }
+}
+
+function clientId(v: Values): string {
+  const id = need(v, 'id');
+  if (!/^[a-z0-9]{32}$/.test(id)) throw new UsageError('--id is the portal\'s public licence code: 32 characters a-z 0-9');
+  return id;
+}
+
+/** The installation's signature key and algorithm: PUSH_SIGNATURE_KEY or --signature-key-file. */
+function installationKey(v: Values, io: Io): { key: string; algo: SignatureAlgorithm } {
+  let key = io.env['PUSH_SIGNATURE_KEY'];
+  let algo: string | undefined;
+  const path = v['signature-key-file'];
+  if (path !== undefined) {
+    const read = readSignatureKeyFile(readFile(path, 'signature key file').toString('utf8'));
+    if (!read.ok) throw new UsageError(`--signature-key-file ${path} ${read.reason}`);
+    key = read.key;
+    algo = read.algo;
+  }
+  if (key === undefined || key.length < 16) throw new UsageError('this needs the installation key: PUSH_SIGNATURE_KEY or --signature-key-file');
+  algo = v.algo ?? algo ?? 'sha1';
+  if (!(SIGNATURE_ALGORITHMS as readonly string[]).includes(algo)) throw new UsageError(`--algo must be one of ${SIGNATURE_ALGORITHMS.join(', ')}`);
+  return { key, algo: algo as SignatureAlgorithm };
+}
+
+async function clientCommand(sub: string | undefined, v: Values, io: Io): Promise<number> {
+  switch (sub) {
+    case 'add': {
+      const id = clientId(v);
+      const form = `verificationQuery=${encodeURIComponent(`BX_LICENCE=${id}&BX_TYPE=CP`)}`;
+      const reply = await adminRequest(io, baseUrl(v), '/register-client/', { method: 'POST', body: form, headers: { 'Content-Type': 'application/x-www-form-urlencoded' } });
+      return report(io, reply, (body) => {
+        const key = (JSON.parse(body) as { securityKey?: unknown }).securityKey;
+        if (typeof key !== 'string') throw new Error('no securityKey');
+        return `client ${id}\nkey ${key}\n`;
+      });
+    }
+    case 'list': {
+      const reply = await adminRequest(io, baseUrl(v), '/register-client/', { method: 'GET' });
+      return report(io, reply, (body) => {
+        const clients = (JSON.parse(body) as { clients: Array<{ id: string; created: number; note: string }> }).clients;
+        if (!Array.isArray(clients)) throw new Error('no client list');
+        return clients.map((c) => `${c.id} ${new Date(c.created).toISOString()} ${c.note}\n`).join('') || '(no clients)\n';
+      });
+    }
+    case 'remove': {
+      const id = clientId(v);
+      const { key, algo } = installationKey(v, io);
+      const body = JSON.stringify({ method: 'unregister', params: { clientId: id } });
+      const sig = createHmac(algo, key).update(body).digest('hex');
+      const reply = await adminRequest(io, baseUrl(v), `/systemctl/?signature=${sig}`, { method: 'POST', body });
+      if (reply.status === 200) {
+        let answer: { error?: unknown };
+        try {
+          answer = JSON.parse(reply.body) as { error?: unknown };
+        } catch {
+          throw new UnexpectedReply(`unexpected reply: ${JSON.stringify(reply.body.slice(0, 80))}; is --url a publisher?`);
+        }
+        if (typeof answer.error === 'string') {
+          io.err(`pushctl: server refused: ${answer.error}\n`);
+          return EXIT.REFUSED;
+        }
+      }
+      return report(io, reply, () => `removed ${id}\n`);
+    }
+    default:
+      throw new UsageError('client takes add, list or remove');
+  }
+}
+
+async function dispatch(command: string, v: Values, io: Io, sub?: string): Promise<number> {
   switch (command) {
+    case 'client':
+      return clientCommand(sub, v, io);
     case 'keygen': {
       const keyId = v['key-id'] ?? `key-${new Date().toISOString().slice(0, 10)}`;
       if (!KEY_ID_RE.test(keyId)) throw new UsageError('--key-id must be 1-64 characters from A-Z a-z 0-9 _ . -');
@@ -218,12 +310,13 @@ export async function run(argv: readonly string[], io: Io): Promise<number> {
     (command === undefined ? io.err : io.out)(HELP);
     return command === undefined ? EXIT.USAGE : EXIT.OK;
   }
-  if (parsed.positionals.length > 1) {
-    io.err(`pushctl: unexpected argument ${JSON.stringify(parsed.positionals[1])}\n`);
+  const maxPositionals = command === 'client' ? 2 : 1;
+  if (parsed.positionals.length > maxPositionals) {
+    io.err(`pushctl: unexpected argument ${JSON.stringify(parsed.positionals[maxPositionals])}\n`);
     return EXIT.USAGE;
   }
   try {
-    return await dispatch(command, parsed.values, io);
+    return await dispatch(command, parsed.values, io, parsed.positionals[1]);
   } catch (err) {
     if (err instanceof UsageError) {
       io.err(`pushctl ${command}: ${err.message}\n(run "pushctl help")\n`);

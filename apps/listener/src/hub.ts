@@ -1,4 +1,4 @@
-import { Errors, PushError, channelExpireBody, channelPhase, historyGapMessage, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
+import { Errors, PushError, bareChannelKey, channelExpireBody, channelPhase, historyGapMessage, type ChannelWindows, type ErrorSpec, type StoredMessage } from '@push/protocol';
 import type { Broker, ChannelRegistry, ChannelTimes, HistoryGap, HistoryResult, Presence, Store } from '@push/backend';
 import type { Logger } from '@push/runtime';
 import { FRAME_CODECS, type FrameFormat } from './frame-codecs.js';
@@ -204,7 +204,7 @@ export class Hub {
       if (cur === undefined) this.byChannel.set(ch, conn);
       else if (cur instanceof Set) (set = cur).add(conn);
       else if (cur !== conn) this.byChannel.set(ch, (set = new Set([cur, conn])));
-      if (set !== null && ch.startsWith(PUBLIC_KEY_PREFIX) && set.size > this.opts.maxConnPerPublicChannel) {
+      if (set !== null && bareChannelKey(ch).startsWith(PUBLIC_KEY_PREFIX) && set.size > this.opts.maxConnPerPublicChannel) {
         // Sets iterate in insertion order, so the first entries are the oldest connections.
         for (const old of set) {
           if (set.size - evict.length <= this.opts.maxConnPerPublicChannel) break;

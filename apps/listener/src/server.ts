@@ -1,6 +1,7 @@
 import { nanoid } from 'nanoid';
-import { Errors, OriginPolicy, signChannel } from '@push/protocol';
-import { instrumentStore, type Backend } from '@push/backend';
+import { Errors, OriginPolicy } from '@push/protocol';
+import { ClientDirectory, instrumentStore, type Backend } from '@push/backend';
+import { SubscriberClients } from './subscriber-clients.js';
 import { AdminGate, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { LagWindow } from './lag-window.js';
 import { Hub } from './hub.js';
@@ -37,6 +38,8 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const store = instrumentStore(backend.store, metrics);
   const broker = instrumentBroker(backend.createBroker(), metrics);
   const secret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
+  // Shared mode: subscribers name their portal; its key and namespace come from the registry.
+  const clients = new SubscriberClients(secret, config.mode === 'shared' ? new ClientDirectory(backend.clients) : null, config.clientMaxConnections);
   const hub = new Hub({
     store,
     broker,
@@ -49,7 +52,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
     lifecycle: {
       registry: backend.channels,
       windows: { writeMs: config.channelWriteS * 1000, readMs: config.channelReadS * 1000 },
-      signedId: (channel) => signChannel(channel, secret),
+      signedId: (channel) => clients.signedId(channel),
     },
   });
   let draining = false;
@@ -59,7 +62,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   registerListenerGauges(metrics, { subscriptions: () => broker.health(), websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
   const origins = new OriginPolicy(config.allowedOrigins);
   const userStatus = new UserStatus({ store, presence: backend.presence, log: log.child({ component: 'user-status' }), onlineTtlMs: config.onlineTtlS * 1000, lingerMs: config.unsubscribeDelayMs });
-  const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining, origins, userStatus };
+  const lpOpts: LongPollOptions = { hub, secret, maxChannels: config.maxChannels, holdMs: config.longPollTimeoutMs, log: log.child({ component: 'long-poll' }), parked, isDraining, origins, userStatus, clients };
   const wsOpts: WebSocketOptions = {
     hub,
     secret,
@@ -79,6 +82,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       limiter: clientLimiter(config, metrics.registry),
     },
     userStatus,
+    clients,
   };
   // Protocol-5 keep-alive: the official client answers "ping" with "pong" and, once pings have
   // started, reconnects when none came for 20 s (a stuck connection).
@@ -168,6 +172,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
       reporter.stop();
       redisProbe.stop();
       clearInterval(jsonRpcPing);
+      clients.stop();
       userStatus.stop();
       const spreadMs = Math.floor(config.shutdownGraceMs * DRAIN_SPREAD_SHARE);
       const deadline = Date.now() + spreadMs + 1000;

@@ -1,7 +1,7 @@
 import { BACKEND_SENDER, REQUEST_ID_HEADER, parseV4Request, v4ToNewMessages, type SenderInfo, type TtlPolicy, type V4Limits, type V4Request, type V4Trust } from '@push/protocol';
 import { executeV4Request, type PublishIdentity, type V4Deps } from '@push/backend';
 import type { HttpRequest, HttpResponse } from '@push/runtime';
-import type { PublishGuard, RequestFacts } from './auth/publish-guard.js';
+import type { RequestGuard, RequestFacts } from './auth/publish-guard.js';
 import type { Plan } from './routes/publish-pipeline.js';
 import { portalIdentity } from './routes/identity.js';
 
@@ -43,12 +43,12 @@ export interface BinaryCapture {
   readonly requestId: string;
 }
 
-export function captureBinary(guard: PublishGuard, res: HttpResponse, req: HttpRequest): BinaryCapture {
+export function captureBinary(guard: RequestGuard, res: HttpResponse, req: HttpRequest): BinaryCapture {
   return { facts: guard.capture(res, req), requestId: req.getHeader(REQUEST_ID_HEADER) };
 }
 
 /** The portal's `POST /bitrix/pub/?binaryMode=true`: signature or trusted network, then v4Plan. */
-export async function prepareBinary(c: BinaryCapture, body: Buffer, guard: PublishGuard, maxSkewS: number, deps: V4RouteDeps): Promise<Plan> {
+export async function prepareBinary(c: BinaryCapture, body: Buffer, guard: RequestGuard, maxSkewS: number, deps: V4RouteDeps): Promise<Plan> {
   const auth = await guard.authenticate(c.facts, body);
   const req = parseV4Request(body, { trusted: true } satisfies V4Trust, deps.limits);
   return v4Plan(req, BACKEND_SENDER, () => portalIdentity(auth, c.requestId, maxSkewS), deps, { beforeRead: () => guard.admit(auth) });

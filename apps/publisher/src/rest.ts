@@ -16,6 +16,8 @@ export interface RestDeps extends V4RouteDeps {
   readonly maxSkewS: number;
   /** PUSH_ALLOWED_ORIGINS: browsers publish here too, so the subscribe paths' Origin check applies. */
   readonly origins: OriginPolicy;
+  /** Shared mode: the portal, so that its senders' rate buckets are its own. */
+  readonly senderScope?: string;
 }
 
 interface RestCapture {
@@ -44,7 +46,7 @@ export function restRoute(deps: RestDeps): PublishRoute<RestCapture> {
       const publicId = restSenderPublicId(c.channelParam, deps.secret, deps.maxChannels);
       const req = parseV4Request(body, { trusted: false, secret: deps.secret }, deps.limits);
       // Charged only for a request that is otherwise valid, right before it is carried out.
-      const charge = (): void => chargeClientRequest(deps.limiter, publicId, req);
+      const charge = (): void => chargeClientRequest(deps.limiter, deps.senderScope === undefined ? publicId : `${deps.senderScope} ${publicId}`, req);
       return v4Plan(req, { type: SenderType.CLIENT, id: publicId }, () => clientIdentity(publicId, c.requestId, deps.maxSkewS), deps, {
         admitPublish: charge,
         beforeRead: async () => charge(),

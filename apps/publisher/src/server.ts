@@ -1,6 +1,9 @@
 import { nanoid } from 'nanoid';
 import { Errors, OriginPolicy, type NewMessage, type PublishLimits } from '@push/protocol';
-import { instrumentStore, type Backend } from '@push/backend';
+import { ClientDirectory, instrumentStore, type Backend } from '@push/backend';
+import { PORTAL_SIGNED } from './auth/publish-guard.js';
+import { portalLimiter, sharedOnlineStatusHandler, sharedPortalRoute, sharedServerStatHandler, type PortalScope } from './routes/shared-portal.js';
+import { REGISTER_PATHS, SYSTEMCTL_PATHS, listClientsHandler, registerHandler, systemctlHandler } from './routes/client-admin.js';
 import { PublishGuard } from './auth/publish-guard.js';
 import { VerifyPlacement } from './auth/verify-placement.js';
 import { createPublisherMetrics, type PublisherMetrics } from './metrics.js';
@@ -11,7 +14,7 @@ import { JSON_RPC_API_PATHS, jsonRpcApiRoute } from './json-rpc-api.js';
 import { answerError, publishHandler, type PipelineHost } from './routes/publish-pipeline.js';
 import { PUBLISH_PATHS, portalPublishRoute } from './routes/portal-publish.js';
 import { MINT_PATH, mintHandler, onlineStatusHandler } from './routes/lookups.js';
-import { AdminGate, CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { AdminGate, CORS_ANY, Exchange, parseQuery, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 export { MINT_PATH, PUBLISH_PATHS };
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
@@ -77,18 +80,42 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   };
   const channelSecret = { key: config.signatureKey, algorithm: config.signatureAlgorithm };
   const lookups = { guard, backend, host, maxChannels: config.maxChannels, channelSecret, channelWriteS: config.channelWriteS, channelReadS: config.channelReadS };
-  const publish = publishHandler(portalPublishRoute({ guard, limits, v4: v4Deps, maxSkewS: config.publishMaxSkewS }), host);
-  const rest = publishHandler(restRoute({ ...v4Deps, secret: channelSecret, maxChannels: config.maxChannels, limiter: clientLimiter(config, metrics.registry), maxSkewS: config.publishMaxSkewS, origins: new OriginPolicy(config.allowedOrigins) }), host);
+  const restLimiter = clientLimiter(config, metrics.registry);
+  const origins = new OriginPolicy(config.allowedOrigins);
+  const shared = config.mode === 'shared';
+  const directory = new ClientDirectory(backend.clients);
+  // One PUSH_CLIENT_PUBLISH_RATE budget per portal in this process, whatever path it publishes on.
+  const portalBudget = portalLimiter(config.clientPublishRate);
+  const admin = new AdminGate(config);
+  let publish: ReturnType<typeof publishHandler>;
+  let rest: ReturnType<typeof publishHandler>;
+  let onlineStatus: ReturnType<typeof onlineStatusHandler>;
+  if (!shared) {
+    publish = publishHandler(portalPublishRoute({ guard, limits, v4: v4Deps, maxSkewS: config.publishMaxSkewS }), host);
+    rest = publishHandler(restRoute({ ...v4Deps, secret: channelSecret, maxChannels: config.maxChannels, limiter: restLimiter, maxSkewS: config.publishMaxSkewS, origins }), host);
+    onlineStatus = onlineStatusHandler(lookups);
+  } else {
+    // Shared mode (docs/shared-mode.md): the same routes, built per portal over its own view of
+    // the backend, behind its client id and key.
+    const v4For = (scope: PortalScope | null) => (scope === null ? v4Deps : { ...v4Deps, ...scope.parts(v4Deps) });
+    const sharedDeps = { directory, algorithm: config.signatureAlgorithm, limiter: portalBudget };
+    publish = publishHandler(sharedPortalRoute((scope) => portalPublishRoute({ guard: PORTAL_SIGNED, limits, v4: v4For(scope), maxSkewS: config.publishMaxSkewS }), { ...sharedDeps, signed: true }), host);
+    rest = publishHandler(sharedPortalRoute((scope) => restRoute({ ...v4For(scope), secret: scope?.secret ?? channelSecret, maxChannels: config.maxChannels, limiter: restLimiter, maxSkewS: config.publishMaxSkewS, origins, ...(scope === null ? {} : { senderScope: scope.clientId }) }), { ...sharedDeps, limiter: null, signed: false }), host);
+    onlineStatus = sharedOnlineStatusHandler({ directory, algorithm: config.signatureAlgorithm, base: v4Deps, host, maxChannels: config.maxChannels });
+  }
 
-  // Protocol 5: the portal publishes and asks for last-seen times in JSON-RPC (json-rpc-api.ts).
-  const jsonRpcApi = publishHandler(jsonRpcApiRoute({ presence: backend.presence, secret: channelSecret, limits }), host);
+  // Protocol 5: the portal publishes and asks for last-seen times in JSON-RPC (json-rpc-api.ts). In
+  // shared mode per portal: the route checks `signature=` with the portal's key itself (4140).
+  const jsonRpcApi = shared
+    ? publishHandler(sharedPortalRoute((scope) => jsonRpcApiRoute({ presence: scope === null ? backend.presence : scope.parts(v4Deps).presence, secret: scope?.secret ?? channelSecret, limits }), { directory, algorithm: config.signatureAlgorithm, limiter: portalBudget, signed: false }), host)
+    : publishHandler(jsonRpcApiRoute({ presence: backend.presence, secret: channelSecret, limits }), host);
 
   const app: TemplatedApp = uws.App();
   app.post(MINT_PATH, mintHandler(lookups));
   app.any(MINT_PATH, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   for (const path of PUBLISH_PATHS) {
     app.post(path, publish);
-    app.get(path, onlineStatusHandler(lookups));
+    app.get(path, onlineStatus);
     app.any(path, (res) => void new Exchange(res).sendError(Errors.METHOD_NOT_ALLOWED));
   }
   for (const path of REST_PATHS) {
@@ -108,8 +135,22 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
       (err: unknown) => answerError(ex, err, host),
     );
   };
-  const admin = new AdminGate(config);
-  for (const path of SERVER_STAT_PATHS) app.get(path, admin.guard(serverStat));
+  // Shared-mode registration (push server 2.0's routes), for the operator's trusted networks or
+  // admin token only: without the licence-server check, whoever may call it may register portals.
+  const clientAdmin = { registry: backend.clients, directory, installationSecret: channelSecret, host, log: log.child({ component: 'clients' }) };
+  for (const path of REGISTER_PATHS) {
+    app.post(path, shared ? admin.guard(registerHandler(clientAdmin)) : (res) => void new Exchange(res).sendError(Errors.SHARED_MODE_ONLY));
+    app.get(path, shared ? admin.guard(listClientsHandler(clientAdmin)) : (res) => void new Exchange(res).sendError(Errors.SHARED_MODE_ONLY));
+    app.any(path, (res) => void new Exchange(res).sendError(shared ? Errors.METHOD_NOT_ALLOWED : Errors.SHARED_MODE_ONLY));
+  }
+  for (const path of SYSTEMCTL_PATHS) {
+    app.post(path, shared ? admin.guard(systemctlHandler(clientAdmin)) : (res) => void new Exchange(res).sendError(Errors.SHARED_MODE_ONLY));
+    app.any(path, (res) => void new Exchange(res).sendError(shared ? Errors.METHOD_NOT_ALLOWED : Errors.SHARED_MODE_ONLY));
+  }
+  // Shared mode: a request naming a portal gets that portal's view; the operator's otherwise.
+  const operatorStat = admin.guard(serverStat);
+  const portalStat = sharedServerStatHandler({ directory, algorithm: config.signatureAlgorithm, base: v4Deps, host });
+  for (const path of SERVER_STAT_PATHS) app.get(path, shared ? (res, req) => (parseQuery(req.getQuery() ?? '').has('clientId') ? portalStat(res, req) : operatorStat(res, req)) : operatorStat);
   serveMetrics(app, metrics.registry, admin);
   const statusPage = serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind, log: log.child({ component: 'status-page' }) }, admin);
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });

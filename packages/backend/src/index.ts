@@ -7,3 +7,5 @@ export { runWithBackend } from './run.js';
 export { executeV4Request, type V4Deps } from './v4-requests.js';
 export { instrumentStore } from './instrumented-store.js';
 export { usersLastSeen } from './last-seen.js';
+export { scopeIdentity, scopeMessages, scopeToClient, type ScopedParts } from './client-scope.js';
+export { ClientDirectory } from './client-directory.js';

@@ -1,5 +1,5 @@
 import { BACKEND_SENDER, Errors, PushError, encodeRecordTail, decodeRecord, formatMid, ORIGIN_MID, publishFingerprint, timestampFresh, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type RegisteredClient } from './types.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { historyGap } from './history-gap.js';
 
@@ -46,6 +46,7 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
   /** User key -> last touch (ms); entries older than LAST_SEEN_KEEP_S answer null. */
   const seen = new Map<string, number>();
   const stats = new Map<string, ProcessStats>();
+  const clients = new Map<string, RegisteredClient>();
   const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
   const keepMs = channelRetentionS(readMs) * 1000;
@@ -310,6 +311,23 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       },
       async remove(id: string): Promise<void> {
         stats.delete(id);
+      },
+    },
+    clients: {
+      async add(client: RegisteredClient) {
+        const existing = clients.get(client.id);
+        if (existing !== undefined) return { added: false, client: existing };
+        clients.set(client.id, client);
+        return { added: true, client };
+      },
+      async get(id: string) {
+        return clients.get(id) ?? null;
+      },
+      async list() {
+        return [...clients.values()].sort((a, b) => a.id.localeCompare(b.id));
+      },
+      async remove(id: string) {
+        return clients.delete(id);
       },
     },
     createBroker(): Broker {

@@ -3,12 +3,13 @@ import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fano
 import type { Logger, RedisTarget } from '@push/runtime';
 import { connectRedis, toTarget } from './redis-connect.js';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
 import { SubscriberProbe } from './subscriber-probe.js';
 import { historyGap } from './history-gap.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { NotSentError, UnansweredError, createGroupCommit } from './group-commit.js';
 import { createRedisClusterBackend } from './redis-cluster-backend.js';
+import { redisClientRegistry, redisStatsRegistry } from './redis-registries.js';
 
 export interface RedisBackendOptions extends BackendOptions {
   /** REDIS_URL text or the configuration's parsed form: one Redis, a Sentinel group or a Cluster. */
@@ -494,34 +495,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         return redis.pushClaimNonce(1, `${p}n:${keyId}:${nonce}`, timestamp, maxSkewS);
       },
     },
-    stats: {
-      async report(s: ProcessStats): Promise<void> {
-        await connected();
-        await redis.hset(`${p}stats`, s.processUniqueId, JSON.stringify(s));
-      },
-      async list(): Promise<ProcessStats[]> {
-        await connected();
-        const all = await redis.hgetall(`${p}stats`);
-        const now = Date.now();
-        const live: ProcessStats[] = [];
-        const stale: string[] = [];
-        for (const [id, json] of Object.entries(all)) {
-          try {
-            const s = JSON.parse(json) as ProcessStats;
-            if (now - s.date <= opts.statsStaleMs) live.push(s);
-            else stale.push(id);
-          } catch {
-            stale.push(id);
-          }
-        }
-        if (stale.length > 0) await redis.hdel(`${p}stats`, ...stale);
-        return live;
-      },
-      async remove(id: string): Promise<void> {
-        await connected();
-        await redis.hdel(`${p}stats`, id);
-      },
-    },
+    stats: redisStatsRegistry(redis, p, connected, opts.statsStaleMs),
+    clients: redisClientRegistry(redis, p, connected),
     createBroker(): Broker {
       const b = new RedisBroker();
       brokers.add(b);

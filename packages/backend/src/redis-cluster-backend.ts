@@ -6,10 +6,11 @@ import { redisOptions, retryStrategy } from './redis-connect.js';
 import { CLAIM_NONCE_SCRIPT, CHANNEL_TIMES_SCRIPT, PRESENCE_TOUCH_SCRIPT } from './redis-scripts.js';
 import { CLUSTER_CLAIM_PUBLISH_SCRIPT, CLUSTER_EXPIRE_NOTICE_SCRIPT, CLUSTER_HISTORY_SCRIPT, CLUSTER_PART_SCRIPT, CLUSTER_RELEASE_CLAIM_SCRIPT } from './redis-cluster-scripts.js';
 import { CONFLICT_REPLY, EXPIRED_REPLY, NOT_REPLICATED, outcomeUnknown, toTimes, withTimeout, type RedisBackendOptions } from './redis-backend.js';
-import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type ProcessStats, type PublishedIds, type ResyncHandlers } from './types.js';
+import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
 import { historyGap } from './history-gap.js';
 import { SubscriberProbe } from './subscriber-probe.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
+import { redisClientRegistry, redisStatsRegistry } from './redis-registries.js';
 
 type ClusterTarget = Extract<RedisTarget, { kind: 'cluster' }>;
 
@@ -741,34 +742,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         return cmd.pushClaimNonce(1, `${p}n:${keyId}:${nonce}`, timestamp, maxSkewS);
       },
     },
-    stats: {
-      async report(s: ProcessStats): Promise<void> {
-        await connected();
-        await cmd.hset(`${p}stats`, s.processUniqueId, JSON.stringify(s));
-      },
-      async list(): Promise<ProcessStats[]> {
-        await connected();
-        const all = await cmd.hgetall(`${p}stats`);
-        const now = Date.now();
-        const live: ProcessStats[] = [];
-        const stale: string[] = [];
-        for (const [id, json] of Object.entries(all)) {
-          try {
-            const s = JSON.parse(json) as ProcessStats;
-            if (now - s.date <= opts.statsStaleMs) live.push(s);
-            else stale.push(id);
-          } catch {
-            stale.push(id);
-          }
-        }
-        if (stale.length > 0) await cmd.hdel(`${p}stats`, ...stale);
-        return live;
-      },
-      async remove(id: string): Promise<void> {
-        await connected();
-        await cmd.hdel(`${p}stats`, id);
-      },
-    },
+    stats: redisStatsRegistry(cmd, p, connected, opts.statsStaleMs),
+    clients: redisClientRegistry(cmd, p, connected),
     createBroker(): Broker {
       const b = new ClusterBroker();
       brokers.add(b);

@@ -1,4 +1,4 @@
-import type { NewMessage, SenderInfo, StoredMessage } from '@push/protocol';
+import { bareChannelKey, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { ChannelRegistry, ChannelTimes, PublishIdentity, ReplayGuard } from './lifecycle-types.js';
 
 /**
@@ -130,7 +130,7 @@ export interface Presence {
 /** How long a user's last-seen time is kept after its last connection (30 days). */
 export const LAST_SEEN_KEEP_S = 30 * 24 * 3600;
 /** Keys whose last-seen time is kept (see Presence.lastSeen). */
-export const isLastSeenKey = (channel: string): boolean => channel.startsWith('user:');
+export const isLastSeenKey = (channel: string): boolean => bareChannelKey(channel).startsWith('user:');
 
 export interface ProcessStats {
   readonly processUniqueId: string;
@@ -145,6 +145,32 @@ export interface StatsRegistry {
   remove(processUniqueId: string): Promise<void>;
 }
 
+/**
+ * A portal registered in shared mode (docs/shared-mode.md). `key` signs its channels and requests;
+ * it is a secret: never logged, shown only by `pushctl client add` and the registration answer.
+ */
+export interface RegisteredClient {
+  /** 32 characters a-z 0-9: the portal's public licence code, sent as `clientId=`. */
+  readonly id: string;
+  readonly key: string;
+  /** Unix ms of the registration. */
+  readonly created: number;
+  /** A note for the operator (the portal's host, say); never used for decisions. */
+  readonly note: string;
+}
+
+/**
+ * The registry of shared-mode portals, shared by all processes. `add` keeps an existing entry (and
+ * its key) and says so, so registering twice never changes a portal's key behind its back.
+ */
+export interface ClientRegistry {
+  add(client: RegisteredClient): Promise<{ readonly added: boolean; readonly client: RegisteredClient }>;
+  get(id: string): Promise<RegisteredClient | null>;
+  list(): Promise<RegisteredClient[]>;
+  /** True when the client existed. */
+  remove(id: string): Promise<boolean>;
+}
+
 export interface Backend {
   readonly kind: 'memory' | 'redis';
   readonly store: Store;
@@ -152,6 +178,7 @@ export interface Backend {
   readonly stats: StatsRegistry;
   readonly channels: ChannelRegistry;
   readonly replay: ReplayGuard;
+  readonly clients: ClientRegistry;
   /** A new broker (listeners create one each; it owns its subscription connection). */
   createBroker(): Broker;
   close(): Promise<void>;

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { BACKEND_SENDER, PushError, SenderType, type NewMessage, type StoredMessage } from '@push/protocol';
-import type { Backend, BackendOptions } from '../src/index.js';
+import { scopeToClient, type Backend, type BackendOptions } from '../src/index.js';
 
 export const CONFORMANCE_OPTIONS: BackendOptions = { historyLimit: 5, onlineTtlSeconds: 1, statsStaleMs: 1000 };
 
@@ -229,6 +229,46 @@ export function backendConformance(name: string, create: () => Promise<{ backend
       const a = ch();
       const [mid] = await backend.store.publish([msg([a], 1)], BACKEND_SENDER);
       assert.equal((await backend.store.history([a], null)).newestMid, mid);
+    });
+
+    it('client registry: add keeps the first entry and its key, get, list, remove', async () => {
+      const id = ch().replace(/^./, 'z');
+      const first = { id, key: 'a'.repeat(64), created: 1, note: 'portal-a' };
+      assert.deepEqual(await backend.clients.add(first), { added: true, client: first });
+      const again = await backend.clients.add({ ...first, key: 'b'.repeat(64), note: 'other' });
+      assert.equal(again.added, false);
+      assert.deepEqual(again.client, first, 'a second add never changes the key');
+      assert.deepEqual(await backend.clients.get(id), first);
+      assert.ok((await backend.clients.list()).some((c) => c.id === id && c.key === first.key));
+      assert.equal(await backend.clients.remove(id), true);
+      assert.equal(await backend.clients.remove(id), false);
+      assert.equal(await backend.clients.get(id), null);
+      assert.ok(!(await backend.clients.list()).some((c) => c.id === id));
+    });
+
+    it('a client scope isolates channels, presence and request ids from other clients and from personal keys', async () => {
+      const a = scopeToClient(backend, 'a'.repeat(32));
+      const b = scopeToClient(backend, 'b'.repeat(32));
+      const c = ch();
+      const [mid] = await a.store.publish([msg([c], 1)], BACKEND_SENDER);
+      assert.deepEqual((await a.store.history([c], null)).newestMid, mid);
+      assert.equal((await b.store.history([c], null)).newestMid, null, 'another client does not see it');
+      assert.equal((await backend.store.history([c], null)).newestMid, null, 'nor does personal mode');
+      await a.presence.touch([c]);
+      assert.deepEqual(await a.presence.online([c]), [true]);
+      assert.deepEqual(await b.presence.online([c]), [false]);
+      assert.deepEqual(await backend.presence.online([c]), [false]);
+      // The same X-Push-Request-Id in two portals is two requests.
+      const rid = `rid-${c}`;
+      const idA = await a.store.publish([msg([c], 2)], BACKEND_SENDER, { scope: 'b', requestId: rid, windowS: 10 });
+      const idB = await b.store.publish([msg([c], 2)], BACKEND_SENDER, { scope: 'b', requestId: rid, windowS: 10 });
+      assert.notDeepEqual(idA, idB);
+      assert.equal(idB.replayed, undefined);
+      // Stats: the process list without its traffic counters.
+      await backend.stats.report({ processUniqueId: 'scoped', date: Date.now(), type: 'listener', websockets: 7, channels: 9, limits: { maxPayload: 1 } });
+      const seen = (await a.stats.list()).find((s) => s.processUniqueId === 'scoped');
+      assert.deepEqual({ ...seen, date: 0 }, { processUniqueId: 'scoped', date: 0, type: 'listener', limits: { maxPayload: 1 } });
+      await backend.stats.remove('scoped');
     });
 
     describe('publish identity (exactly-once)', () => {

@@ -29,6 +29,16 @@ export const Errors = {
   PRIVATE_CHANNEL_NOT_ALLOWED: { code: 4020, status: 400, reason: 'Private channel is not allowed.' },
   INVALID_CHANNEL_SIGNATURE: { code: 4021, status: 400, reason: 'Channel has an invalid signature.' },
   TOO_MANY_CONNECTIONS: { code: 4029, status: 429, reason: 'Too many connections' },
+  // 4022-4036: shared (multi-portal) mode, with push server 2.0's numbers and texts (docs/shared-mode.md).
+  EMPTY_REQUEST: { code: 4022, status: 400, reason: 'Empty request.' },
+  VERIFICATION_QUERY_REQUIRED: { code: 4024, status: 400, reason: 'A verification query is required.' },
+  CLIENT_ID_REQUIRED: { code: 4025, status: 400, reason: 'Client Id is required.' },
+  WRONG_REQUEST_SIGNATURE: { code: 4026, status: 400, reason: 'Wrong request signature.' },
+  BAD_JSON_REQUEST: { code: 4032, status: 400, reason: 'Bad JSON request.' },
+  NO_METHOD: { code: 4033, status: 400, reason: "JSON object doesn't have 'method' property." },
+  NO_PARAMS: { code: 4034, status: 400, reason: "JSON object doesn't have 'params' property." },
+  UNKNOWN_COMMAND: { code: 4035, status: 400, reason: 'Unknown command.' },
+  WRONG_CLIENT_ID: { code: 4036, status: 400, reason: 'Wrong Client Id.' },
   EMPTY_BODY: { code: 4100, status: 400, reason: 'Empty post requests are not allowed.' },
   BODY_TOO_LARGE: { code: 4101, status: 413, reason: 'Request body is larger than the configured limit (PUSH_MAX_BODY_BYTES).' },
   INVALID_JSON: { code: 4102, status: 400, reason: 'Message body is not valid JSON.' },
@@ -66,6 +76,11 @@ export const Errors = {
   // 4140-4159: protocol 5 (docs/protocol-v5.md).
   PORTAL_RPC_SIGNATURE: { code: 4140, status: 401, reason: 'Portal JSON-RPC request needs signature=<hex HMAC of the body with the signature key> (the pull module adds it).' },
   PORTAL_RPC_INVALID: { code: 4141, status: 400, reason: 'Portal JSON-RPC request must be {"jsonrpc":"2.0","method":"publish" or "getUsersLastSeen","params":{...}} or an array of them.' },
+  // 4180-4189: shared mode, this server's own (per-client limits, registration).
+  CLIENT_CONNECTION_LIMIT: { code: 4180, status: 429, reason: 'This portal has as many connections on this listener as PUSH_CLIENT_MAX_CONNECTIONS allows.' },
+  CLIENT_PUBLISH_LIMIT: { code: 4181, status: 429, reason: 'This portal publishes more messages per second than PUSH_CLIENT_PUBLISH_RATE allows; retry later.' },
+  SHARED_MODE_ONLY: { code: 4182, status: 404, reason: 'Client registration exists in shared mode only (PUSH_MODE=shared).' },
+  INVALID_CLIENT: { code: 4183, status: 400, reason: 'Client ids are 32 characters from a-z 0-9 (the portal sends its public licence code).' },
   // 4170-4179: Redis topologies and durability (docs/operations.md, "Redis topologies").
   NOT_REPLICATED: { code: 4170, status: 504, reason: 'Stored on the Redis master; no replica confirmed it in time (replicated durability). Resend with the same identity.' },
 } as const satisfies Record<string, ErrorSpec>;

@@ -33,6 +33,22 @@ describe('history gap notice', () => {
       },
       `${A}; after=${AFTER}; up-to=17000000000000000000000020; cause=limit, ${P}; after=${AFTER}; up-to=17000000000000000000000030; cause=expired; public`,
     ],
+    [
+      'shared mode: a portal\'s namespaced keys are named by their bare ids',
+      [
+        { channel: `${'c'.repeat(32)}/${A}`, upTo: '17000000000000000000000020', cause: 'limit' },
+        { channel: `${'c'.repeat(32)}/pub:${P}`, upTo: '17000000000000000000000030', cause: 'expired' },
+      ],
+      {
+        after: AFTER,
+        up_to: '17000000000000000000000030',
+        channels: [
+          { id: A, up_to: '17000000000000000000000020', cause: 'limit' },
+          { id: P, public: true, up_to: '17000000000000000000000030', cause: 'expired' },
+        ],
+      },
+      `${A}; after=${AFTER}; up-to=17000000000000000000000020; cause=limit, ${P}; after=${AFTER}; up-to=17000000000000000000000030; cause=expired; public`,
+    ],
   ];
   for (const [what, gaps, params, header] of cases) {
     it(what, () => {

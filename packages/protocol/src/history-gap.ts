@@ -1,4 +1,5 @@
 import { BACKEND_SENDER, type StoredMessage } from './record.js';
+import { bareChannelKey } from './shared-mode.js';
 
 /**
  * The loss signal: a client resumed with a cursor (`mid`) older than what some of its channels
@@ -25,7 +26,9 @@ const PUBLIC_PREFIX = 'pub:';
 
 /** One channel as named on the wire: its 32-hex id, flagged when it is a public (protocol 4) channel. */
 function wireChannel(g: ChannelGapNotice): { id: string; public: boolean } {
-  return g.channel.startsWith(PUBLIC_PREFIX) ? { id: g.channel.slice(PUBLIC_PREFIX.length), public: true } : { id: g.channel, public: false };
+  // A portal's key in shared mode carries its namespace; the client knows the bare id only.
+  const c = bareChannelKey(g.channel);
+  return c.startsWith(PUBLIC_PREFIX) ? { id: c.slice(PUBLIC_PREFIX.length), public: true } : { id: c, public: false };
 }
 
 /** The newest mid any of the gaps reaches: the notice's own mid. */

@@ -13,3 +13,4 @@ export * from './history-gap.js';
 export * from './origins.js';
 export * from './publish-identity.js';
 export * from './v5/index.js';
+export * from './shared-mode.js';

@@ -107,6 +107,20 @@ describe('config', () => {
     for (const [env, re] of bad) assert.throws(() => loadConfig({ ...KEY, ...env }, { port: 1 }), re);
   });
 
+  it('shared mode: personal by default; PUSH_MODE=shared with its per-portal limits; nonsense is refused', () => {
+    const d = loadConfig(KEY, { port: 1 });
+    assert.deepEqual([d.mode, d.clientMaxConnections, d.clientPublishRate], ['personal', 100000, 2000]);
+    const s = loadConfig({ ...KEY, PUSH_MODE: 'shared', PUSH_CLIENT_MAX_CONNECTIONS: '0', PUSH_CLIENT_PUBLISH_RATE: '10' }, { port: 1 });
+    assert.deepEqual([s.mode, s.clientMaxConnections, s.clientPublishRate], ['shared', 0, 10]);
+    const bad: Array<[Record<string, string>, RegExp]> = [
+      [{ PUSH_MODE: 'cloud' }, /PUSH_MODE: personal or shared, got "cloud"/],
+      [{ PUSH_MODE: 'Shared' }, /PUSH_MODE: personal or shared/],
+      [{ PUSH_CLIENT_MAX_CONNECTIONS: '-1' }, /PUSH_CLIENT_MAX_CONNECTIONS: expected a whole number/],
+      [{ PUSH_CLIENT_PUBLISH_RATE: 'x' }, /PUSH_CLIENT_PUBLISH_RATE: expected a whole number/],
+    ];
+    for (const [env, re] of bad) assert.throws(() => loadConfig({ ...KEY, ...env }, { port: 1 }), re);
+  });
+
   it('configuration errors never repeat a secret', () => {
     const secret = 'Pa55w0rd-Redis-Secret';
     const hmac = 'h'.repeat(20) + 'TopSecretHmacMaterial';

@@ -36,6 +36,15 @@ export interface Config {
   readonly clientRate: number;
   /** Token bucket size of that limit: the most receivers a client may reach in one burst. */
   readonly clientBurst: number;
+  /**
+   * 'personal': one portal, keyed by PUSH_SIGNATURE_KEY (the default). 'shared': many portals, each
+   * registered with its own client id and key, isolated from each other (docs/shared-mode.md).
+   */
+  readonly mode: 'personal' | 'shared';
+  /** Shared mode: connections one portal may hold on one listener; 0 = unlimited. */
+  readonly clientMaxConnections: number;
+  /** Shared mode: messages per second one portal may publish through one publisher (burst: 2 s worth); 0 = unlimited. */
+  readonly clientPublishRate: number;
   readonly ttl: TtlPolicy;
   readonly historyLimit: number;
   readonly longPollTimeoutMs: number;
@@ -113,6 +122,9 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_MAX_CONN_PER_CHANNEL', def: '100' },
   { name: 'PUSH_CLIENT_RATE', def: '50' },
   { name: 'PUSH_CLIENT_BURST', def: '500' },
+  { name: 'PUSH_MODE', def: 'personal' },
+  { name: 'PUSH_CLIENT_MAX_CONNECTIONS', def: '100000' },
+  { name: 'PUSH_CLIENT_PUBLISH_RATE', def: '2000' },
   { name: 'PUSH_TTL_TABLE', def: DEFAULT_TTL_TABLE },
   { name: 'PUSH_HISTORY_LIMIT', def: '100' },
   { name: 'PUSH_LONGPOLL_TIMEOUT_S', def: '40' },
@@ -270,6 +282,8 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
   };
   const testUwsAbi = get('PUSH_TEST_UWS_ABI') ?? '';
   if (!/^[0-9]{0,4}$/.test(testUwsAbi)) problems.push(`PUSH_TEST_UWS_ABI: a Node ABI number (tests only), got ${JSON.stringify(testUwsAbi.slice(0, 20))}`);
+  const mode = get('PUSH_MODE') ?? '';
+  if (mode !== 'personal' && mode !== 'shared') problems.push(`PUSH_MODE: personal or shared, got ${JSON.stringify(mode.slice(0, 20))}`);
   const channelWriteS = int('PUSH_CHANNEL_WRITE_S', 1, 365 * 86400);
   const channelReadS = int('PUSH_CHANNEL_READ_S', 1, 365 * 86400);
   if (channelReadS < channelWriteS) problems.push('PUSH_CHANNEL_READ_S: must be at least PUSH_CHANNEL_WRITE_S (a channel stays readable after it stops being writable)');
@@ -294,6 +308,9 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     maxConnPerChannel: int('PUSH_MAX_CONN_PER_CHANNEL', 1, 100000),
     clientRate: int('PUSH_CLIENT_RATE', 0, 1_000_000),
     clientBurst: int('PUSH_CLIENT_BURST', 1, 1_000_000),
+    mode: mode === 'shared' ? 'shared' : 'personal',
+    clientMaxConnections: int('PUSH_CLIENT_MAX_CONNECTIONS', 0, 10_000_000),
+    clientPublishRate: int('PUSH_CLIENT_PUBLISH_RATE', 0, 10_000_000),
     ttl: ttl ?? parseTtlTable(DEFAULT_TTL_TABLE),
     historyLimit: int('PUSH_HISTORY_LIMIT', 1, 10000),
     longPollTimeoutMs: int('PUSH_LONGPOLL_TIMEOUT_S', 1, 3600) * 1000,

@@ -43,6 +43,11 @@ export interface ClientRequestContext extends V4Deps {
   readonly limits: V4Limits;
   /** PUSH_CLIENT_RATE per sender public id in this process; null = unlimited. */
   readonly limiter: KeyedRateLimiter | null;
+  /**
+   * Shared mode: the portal, so that its senders have buckets of their own (user 17 of one portal
+   * must not spend user 17's budget of another).
+   */
+  readonly senderScope?: string;
 }
 
 /**
@@ -65,7 +70,7 @@ export async function clientRequest(bytes: Uint8Array, publicId: string | null, 
  * CLIENT, shared by protocol-4 binary frames and protocol-5 `publish` calls.
  */
 export function runClientRequest(req: V4Request, sender: string, ctx: ClientRequestContext): Promise<Uint8Array | null> {
-  chargeClientRequest(ctx.limiter, sender, req);
+  chargeClientRequest(ctx.limiter, ctx.senderScope === undefined ? sender : `${ctx.senderScope} ${sender}`, req);
   return executeV4Request(req, { type: SenderType.CLIENT, id: sender }, ctx);
 }
 

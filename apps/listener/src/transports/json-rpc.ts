@@ -1,4 +1,6 @@
 import {
+  bareChannelKey,
+  clientChannelKey,
   Errors,
   PING_FRAME,
   PushError,
@@ -36,6 +38,8 @@ export interface JsonRpcSession {
   readonly channels: readonly string[];
   readonly publicId: string | null;
   readonly userId: string | null;
+  /** Shared mode: the connection's portal; its status keys live in the portal's namespace. */
+  readonly clientId: string | null;
   /** Watched users -> the hub connection on their status key (null while it opens). */
   readonly watching: Map<number, Connection | null>;
   closed: boolean;
@@ -54,8 +58,8 @@ export interface ReplySink {
   end(spec: ErrorSpec): void;
 }
 
-export function newSession(channels: readonly string[], publicId: string | null, userId: string | null): JsonRpcSession {
-  return { channels, publicId, userId, watching: new Map(), closed: false };
+export function newSession(channels: readonly string[], publicId: string | null, userId: string | null, clientId: string | null = null): JsonRpcSession {
+  return { channels, publicId, userId, clientId, watching: new Map(), closed: false };
 }
 
 /** A status subscription's hub transport: its frames go out on the subscriber's socket. */
@@ -73,14 +77,16 @@ class StatusTransport implements Transport {
 
 /** Client-visible channel ids: plain ids and public ids as they are, a user as `user:<id>`. */
 function listChannels(session: JsonRpcSession): string[] {
-  return session.channels.map((c) => (c.startsWith('pub:') ? c.slice('pub:'.length) : c));
+  // In shared mode the keys are in the portal's namespace; the client knows its own names only.
+  return session.channels.map(bareChannelKey).map((c) => (c.startsWith('pub:') ? c.slice('pub:'.length) : c));
 }
 
 async function watch(userId: number, session: JsonRpcSession, sink: ReplySink, ctx: JsonRpcContext): Promise<void> {
   if (session.watching.has(userId)) return;
   session.watching.set(userId, null);
   try {
-    const { conn } = await ctx.hub.open([statusChannelKey(userId)], new StatusTransport(sink), null);
+    const key = session.clientId === null ? statusChannelKey(userId) : clientChannelKey(session.clientId, statusChannelKey(userId));
+    const { conn } = await ctx.hub.open([key], new StatusTransport(sink), null);
     // Unsubscribed or gone while it opened: let go at once.
     if (session.closed || !session.watching.has(userId)) ctx.hub.close(conn);
     else session.watching.set(userId, conn);
@@ -100,7 +106,7 @@ function unwatch(userId: number, session: JsonRpcSession, ctx: JsonRpcContext): 
 export function closeSession(session: JsonRpcSession, ctx: JsonRpcContext): void {
   session.closed = true;
   for (const userId of [...session.watching.keys()]) unwatch(userId, session, ctx);
-  if (session.userId !== null) ctx.userStatus.closed(session.userId);
+  if (session.userId !== null) ctx.userStatus.closed(session.userId, session.clientId);
 }
 
 async function execute(call: V5Call, session: JsonRpcSession, sink: ReplySink, ctx: JsonRpcContext): Promise<unknown> {

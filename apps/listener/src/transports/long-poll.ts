@@ -4,7 +4,8 @@ import { CORS_ANY, Exchange, parseQuery, refuseForeignOrigin, type Headers, type
 import type { Connection, FrameFormat, Hub, Transport } from '../hub.js';
 import { FRAME_CODECS } from '../frame-codecs.js';
 import type { UserStatus } from '../user-status.js';
-import { parseSubscription, type Subscription } from './subscription.js';
+import { parseClientSubscription, type Subscription } from './subscription.js';
+import type { SubscriberClients, SubscriberScope } from '../subscriber-clients.js';
 
 /** The client only trusts Last-Message-Id on a 304 when Expires is exactly this (reference 5.1). */
 export const LONG_POLL_EXPIRES = 'Thu, 01 Jan 1973 11:11:01 GMT';
@@ -33,6 +34,8 @@ export interface LongPollOptions {
   readonly origins: OriginPolicy;
   /** Protocol-5 users going online and offline (each poll of a token subscription counts). */
   readonly userStatus: UserStatus;
+  /** Personal or shared mode: whose subscription a request is (subscriber-clients.ts). */
+  readonly clients: SubscriberClients;
 }
 
 /**
@@ -52,6 +55,10 @@ export class LongPoll implements Transport {
     private readonly opts: LongPollOptions,
     readonly format: FrameFormat,
     private readonly userId: string | null = null,
+    /** Gives back the portal's connection slot (shared mode) when the poll ends. */
+    private readonly release: () => void = () => {},
+    /** Shared mode: the poll's portal (its users are that portal's users). */
+    private readonly clientId: string | null = null,
   ) {
     ex.onAbort(() => this.finish());
   }
@@ -98,13 +105,14 @@ export class LongPoll implements Transport {
   }
 
   private finish(): void {
+    this.release();
     if (this.timer !== null) clearTimeout(this.timer);
     this.timer = null;
     this.opts.parked.delete(this);
     if (this.conn !== null) {
       this.opts.hub.close(this.conn);
       this.conn = null;
-      if (this.userId !== null) this.opts.userStatus.closed(this.userId);
+      if (this.userId !== null) this.opts.userStatus.closed(this.userId, this.clientId);
     }
   }
 }
@@ -118,23 +126,49 @@ export function handleLongPoll(res: HttpResponse, req: HttpRequest, opts: LongPo
     return;
   }
   if (refuseForeignOrigin(ex, opts.origins, req.getHeader('origin'), [EXPOSE_LAST_MESSAGE_ID])) return;
+  const scope = opts.clients.admit(query);
+  if (!(scope instanceof Promise)) {
+    subscribeLongPoll(ex, query, scope, opts);
+    return;
+  }
+  scope.then(
+    (s) => {
+      if (ex.isOpen) subscribeLongPoll(ex, query, s, opts);
+      else s.release();
+    },
+    (err: unknown) => {
+      if (err instanceof PushError) ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);
+      else {
+        opts.log.warn({ err: { message: (err as Error).message } }, 'long poll: client registry unavailable');
+        ex.sendError(Errors.HISTORY_UNAVAILABLE, [EXPOSE_LAST_MESSAGE_ID, ['Retry-After', '2']]);
+      }
+    },
+  );
+}
+
+function subscribeLongPoll(ex: Exchange, query: ReadonlyMap<string, string>, scope: SubscriberScope, opts: LongPollOptions): void {
   let sub: Subscription;
   try {
-    sub = parseSubscription(query, opts);
+    sub = parseClientSubscription(query, { secret: scope.secret, maxChannels: opts.maxChannels }, scope.clientId);
   } catch (err) {
+    scope.release();
     if (err instanceof PushError) ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);
     else throw err;
     return;
   }
   const mid = parseMid(query.get('mid'));
-  const poll = new LongPoll(ex, opts, sub.format, sub.userId);
-  if (sub.userId !== null) opts.userStatus.opened(sub.userId);
+  const poll = new LongPoll(ex, opts, sub.format, sub.userId, scope.release, scope.clientId);
+  if (sub.userId !== null) opts.userStatus.opened(sub.userId, scope.clientId);
   opts.hub.open(sub.channels, poll, mid).then(
     // Without a mid and with nothing stored, the store's newest issued id: an empty cursor would make
     // the next poll start from "now" and miss what was published between the two polls.
-    ({ conn, result }) => poll.bind(conn, mid ?? result.newestMid ?? result.floorMid ?? ''),
+    ({ conn, result }) => {
+      poll.bind(conn, mid ?? result.newestMid ?? result.floorMid ?? '');
+      scope.onRevoke(() => poll.end(Errors.WRONG_CLIENT_ID));
+    },
     (err: Error) => {
-      if (sub.userId !== null) opts.userStatus.closed(sub.userId);
+      scope.release();
+      if (sub.userId !== null) opts.userStatus.closed(sub.userId, scope.clientId);
       // A PushError is a verdict on the request (e.g. a channel past its read window: 4010).
       if (err instanceof PushError) {
         ex.sendError(err, [EXPOSE_LAST_MESSAGE_ID]);

@@ -1,7 +1,7 @@
 import { it } from 'node:test';
 import assert from 'node:assert/strict';
 import { PushError, publicChannelKey, signChannel, signChannelPair, signSubscriptionToken } from '@push/protocol';
-import { parseSubscription } from './subscription.js';
+import { parseClientSubscription, parseSubscription } from './subscription.js';
 
 const secret = { key: 'k', algorithm: 'sha1' as const };
 const opts = { secret, maxChannels: 5 };
@@ -33,4 +33,24 @@ it('refusals are 4010: a bad token, a bad channel list, nothing at all', () => {
     ['nothing', q({})],
   ];
   for (const [name, query] of bad) assert.throws(() => parseSubscription(query, opts, NOW), (e: unknown) => e instanceof PushError && e.spec.code === 4010, name);
+});
+
+it('shared mode: a portal subscription is checked with the portal key and its keys are put in its namespace; names it sends stay bare', () => {
+  const C = 'e'.repeat(32);
+  const portal = { key: 'portal-key', algorithm: 'sha1' as const };
+  const popts = { secret: portal, maxChannels: 5 };
+  const ns = (k: string): string => `${C}/${k}`;
+  const table: Array<[string, Map<string, string>, unknown]> = [
+    ['v4 pair', q({ CHANNEL_ID: `${signChannelPair(P, Q, portal)}/${signChannel(S, portal)}`, binaryMode: 'true' }), { channels: [ns(P), ns(publicChannelKey(Q)), ns(S)], format: 'protobuf', publicId: Q, userId: null }],
+    ['v5 token', q({ token: signSubscriptionToken({ iss: 'h', exp: NOW / 1000 + 60, sub: '7', chan: [S] }, portal.key), jsonRpc: 'true' }), { channels: [ns(S), ns('user:7')], format: 'jsonrpc', publicId: null, userId: '7' }],
+  ];
+  for (const [name, query, expected] of table) assert.deepEqual(parseClientSubscription(query, popts, C, NOW), expected, name);
+  // Personal mode (no client): exactly parseSubscription.
+  const personal = q({ CHANNEL_ID: signChannel(S, secret) });
+  assert.deepEqual(parseClientSubscription(personal, opts, null, NOW), parseSubscription(personal, opts, NOW));
+  // Signed with the installation key or another portal's key: 4010.
+  for (const other of [secret, { key: 'other-portal', algorithm: 'sha1' as const }]) {
+    assert.throws(() => parseClientSubscription(q({ CHANNEL_ID: signChannel(S, other) }), popts, C, NOW), (e: unknown) => e instanceof PushError && e.spec.code === 4010);
+    assert.throws(() => parseClientSubscription(q({ token: signSubscriptionToken({ iss: 'h', exp: NOW / 1000 + 60, sub: '7' }, other.key) }), popts, C, NOW), (e: unknown) => e instanceof PushError && e.spec.code === 4010);
+  }
 });

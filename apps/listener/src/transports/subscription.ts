@@ -1,4 +1,4 @@
-import { parseSubscriberChannels, userChannelKey, verifySubscriptionToken, type ChannelSecret } from '@push/protocol';
+import { clientChannelKey, parseSubscriberChannels, userChannelKey, verifySubscriptionToken, type ChannelSecret } from '@push/protocol';
 import { frameFormat, senderPublicId, subscriptionKeys } from './binary.js';
 import type { FrameFormat } from '../frame-codecs.js';
 
@@ -20,6 +20,18 @@ export interface Subscription {
 export interface SubscriptionOptions {
   readonly secret: ChannelSecret;
   readonly maxChannels: number;
+}
+
+/**
+ * Shared mode: the subscription's portal (its key is `opts.secret`, which also checks a protocol-5
+ * token). Its channel keys, user key included, are put in the portal's namespace, so its
+ * connections hear only its own channels; the public id and user id (its sender identity) stay
+ * the portal's own names.
+ */
+export function parseClientSubscription(query: ReadonlyMap<string, string>, opts: SubscriptionOptions, clientId: string | null, nowMs = Date.now()): Subscription {
+  if (clientId === null) return parseSubscription(query, opts, nowMs);
+  const sub = parseSubscription(query, opts, nowMs);
+  return { ...sub, channels: sub.channels.map((c) => clientChannelKey(clientId, c)) };
 }
 
 /**

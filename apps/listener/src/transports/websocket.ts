@@ -5,7 +5,9 @@ import { FRAME_CODECS } from '../frame-codecs.js';
 import type { UserStatus } from '../user-status.js';
 import { clientRequest, frameFormat, type ClientRequestContext } from './binary.js';
 import { closeSession, handleJsonRpcText, newSession, type JsonRpcSession } from './json-rpc.js';
-import { parseSubscription } from './subscription.js';
+import { parseClientSubscription } from './subscription.js';
+import type { SubscriberClients, SubscriberScope } from '../subscriber-clients.js';
+import { scopeToClient } from '@push/backend';
 
 export interface WsUserData {
   channels: string[] | null;
@@ -20,6 +22,12 @@ export interface WsUserData {
   mid: string | null;
   conn: Connection | null;
   transport: WsTransport | null;
+  /** Client publishing for this connection: its portal's view of the backend in shared mode. */
+  requests: ClientRequestContext;
+  /** Gives back the portal's connection slot (shared mode); a no-op in personal mode. */
+  release: () => void;
+  /** Shared mode: the connection's portal (null in personal mode). */
+  clientId: string | null;
 }
 
 export interface WebSocketOptions {
@@ -37,6 +45,8 @@ export interface WebSocketOptions {
   readonly clientRequests: ClientRequestContext;
   /** Protocol-5 users going online and offline. */
   readonly userStatus: UserStatus;
+  /** Personal or shared mode: whose subscription a request is (subscriber-clients.ts). */
+  readonly clients: SubscriberClients;
 }
 
 /**
@@ -120,29 +130,66 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
   // which must come as a close code for clients to reload their config, a foreign page has no
   // config to reload.)
   if (refuseForeignOrigin(new Exchange(res), opts.origins, origin)) return;
-  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, userId: null, session: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null };
+  const data: WsUserData = { channels: null, format: frameFormat(query), publicId: null, userId: null, session: null, rejection: null, mid: parseMid(query.get('mid')), conn: null, transport: null, requests: opts.clientRequests, release: () => {}, clientId: null };
+  const scope = opts.clients.admit(query);
+  if (!(scope instanceof Promise)) {
+    subscribeWebSocket(res, new Exchange(res), data, query, scope, key, protocol, extensions, context, opts);
+    return;
+  }
+  // Shared mode: the portal is looked up first (the registry may have to be asked).
+  const ex = new Exchange(res);
+  scope.then(
+    (s) => {
+      if (ex.isOpen) subscribeWebSocket(res, ex, data, query, s, key, protocol, extensions, context, opts);
+      else s.release();
+    },
+    (err: unknown) => {
+      if (!ex.isOpen) return;
+      if (!(err instanceof PushError)) {
+        opts.log.warn({ err: { message: (err as Error).message } }, 'websocket: client registry unavailable');
+        ex.sendError(Errors.HISTORY_UNAVAILABLE, [['Retry-After', '2']]);
+        return;
+      }
+      // Upgraded, then closed with the code, as push server 2.0 closes a wrong client id (4036).
+      ex.finished = true;
+      data.rejection = err;
+      upgradeLater(res, data, key, protocol, extensions, context);
+    },
+  );
+}
+
+function subscribeWebSocket(res: HttpResponse, ex: Exchange, data: WsUserData, query: ReadonlyMap<string, string>, scope: SubscriberScope, key: string, protocol: string, extensions: string, context: unknown, opts: WebSocketOptions): void {
   try {
-    const sub = parseSubscription(query, opts);
+    const sub = parseClientSubscription(query, { secret: scope.secret, maxChannels: opts.maxChannels }, scope.clientId);
     data.channels = sub.channels;
     data.publicId = sub.publicId;
     data.userId = sub.userId;
-    if (sub.format === 'jsonrpc') data.session = newSession(sub.channels, sub.publicId, sub.userId);
+    if (sub.format === 'jsonrpc') data.session = newSession(sub.channels, sub.publicId, sub.userId, scope.clientId);
   } catch (err) {
     if (!(err instanceof PushError)) throw err;
     data.rejection = err;
   }
   if (data.channels === null) {
+    scope.release();
+    ex.finished = true;
     res.upgrade(data, key, protocol, extensions, context as never);
     return;
   }
-  const ex = new Exchange(res);
+  data.release = scope.release;
+  if (scope.clientId !== null) {
+    const parts = scopeToClient(opts.clientRequests, scope.clientId);
+    data.requests = { ...opts.clientRequests, ...parts, secret: scope.secret, senderScope: scope.clientId };
+  }
   const transport = new WsTransport(opts, data.format);
   // Judged before the hub marks the user online (see UserStatus); undone on every path that
   // ends without an open socket, the socket's close undoes it otherwise.
   const userId = data.userId;
-  if (userId !== null) opts.userStatus.opened(userId);
+  const clientId = scope.clientId;
+  data.clientId = clientId;
+  if (userId !== null) opts.userStatus.opened(userId, clientId);
   const gone = (): void => {
-    if (userId !== null) opts.userStatus.closed(userId);
+    scope.release();
+    if (userId !== null) opts.userStatus.closed(userId, clientId);
   };
   opts.hub.open(data.channels, transport, data.mid).then(
     ({ conn }) => {
@@ -155,6 +202,7 @@ export function upgradeWebSocket(res: HttpResponse, req: HttpRequest, context: u
       ex.finished = true;
       data.conn = conn;
       data.transport = transport;
+      scope.onRevoke(() => transport.end(Errors.WRONG_CLIENT_ID));
       upgradeLater(res, data, key, protocol, extensions, context);
     },
     (err: Error) => {
@@ -199,10 +247,11 @@ export function openWebSocket(ws: WebSocket<WsUserData>, opts: WebSocketOptions)
 export function closeWebSocket(ws: WebSocket<WsUserData>, opts: WebSocketOptions): void {
   const data = ws.getUserData();
   opts.sockets.delete(ws);
+  data.release();
   if (data.transport !== null) data.transport.closed = true;
   if (data.conn !== null) opts.hub.close(data.conn);
-  if (data.conn !== null && data.session !== null) closeSession(data.session, { hub: opts.hub, clientRequests: opts.clientRequests, userStatus: opts.userStatus, log: opts.log });
-  else if (data.conn !== null && data.userId !== null) opts.userStatus.closed(data.userId);
+  if (data.conn !== null && data.session !== null) closeSession(data.session, { hub: opts.hub, clientRequests: data.requests, userStatus: opts.userStatus, log: opts.log });
+  else if (data.conn !== null && data.userId !== null) opts.userStatus.closed(data.userId, data.clientId);
 }
 
 /**
@@ -219,12 +268,12 @@ export function messageWebSocket(ws: WebSocket<WsUserData>, message: ArrayBuffer
     const session = data.session;
     if (session === null) return;
     const text = Buffer.from(message).toString('utf8');
-    handleJsonRpcText(text, session, transport, { hub: opts.hub, clientRequests: opts.clientRequests, userStatus: opts.userStatus, log: opts.log }).catch((err: Error) => opts.log.warn({ err: { message: err.message } }, 'json-rpc frame failed'));
+    handleJsonRpcText(text, session, transport, { hub: opts.hub, clientRequests: data.requests, userStatus: opts.userStatus, log: opts.log }).catch((err: Error) => opts.log.warn({ err: { message: err.message } }, 'json-rpc frame failed'));
     return;
   }
   // uWS reuses the message buffer after this callback returns: copy it before going async.
   const bytes = Buffer.from(new Uint8Array(message));
-  clientRequest(bytes, data.publicId, opts.clientRequests).then(
+  clientRequest(bytes, data.publicId, data.requests).then(
     (response) => {
       if (response !== null && !transport.closed) ws.cork(() => ws.send(response, true));
     },

@@ -1,7 +1,7 @@
 import { Errors, PushError, mintChannelId, parsePublisherChannels, signChannel, type ChannelSecret } from '@push/protocol';
 import type { Backend } from '@push/backend';
 import { CORS_ANY, Exchange, parseQuery, readBody, type HttpRequest, type HttpResponse } from '@push/runtime';
-import type { PublishGuard } from '../auth/publish-guard.js';
+import type { RequestGuard } from '../auth/publish-guard.js';
 import { answerError, type PipelineHost } from './publish-pipeline.js';
 
 /**
@@ -10,7 +10,7 @@ import { answerError, type PipelineHost } from './publish-pipeline.js';
  * are checked completely first; their one write before acting is a signed request's nonce claim.
  */
 export interface LookupDeps {
-  readonly guard: PublishGuard;
+  readonly guard: RequestGuard;
   readonly backend: Backend;
   readonly host: PipelineHost;
   readonly maxChannels: number;

@@ -1,6 +1,6 @@
 import { BACKEND_SENDER, REQUEST_ID_HEADER, parseBatchPublish, parseSinglePublish, type NewMessage, type PublishLimits } from '@push/protocol';
 import { parseQuery, type HttpRequest, type HttpResponse } from '@push/runtime';
-import type { PublishGuard, RequestFacts } from '../auth/publish-guard.js';
+import type { RequestGuard, RequestFacts } from '../auth/publish-guard.js';
 import { captureBinary, prepareBinary, type BinaryCapture, type V4RouteDeps } from '../binary-publish.js';
 import { portalIdentity } from './identity.js';
 import type { Plan, PublishRoute } from './publish-pipeline.js';
@@ -22,7 +22,7 @@ type PortalCapture =
     };
 
 export interface PortalPublishDeps {
-  readonly guard: PublishGuard;
+  readonly guard: RequestGuard;
   readonly limits: PublishLimits;
   readonly v4: V4RouteDeps;
   readonly maxSkewS: number;
