@@ -191,6 +191,13 @@ describe('several hosts: two listeners and a publisher behind nginx, a Sentinel 
       assert.ok(browser.droppedMs >= NGINX_READ_TIMEOUT_MS - 15_000, `the browser-like socket was closed by nginx's read timeout, not before (${browser.droppedMs} ms)`);
       // nginx says why in its error log.
       assert.match(inst.nginxErrors(), /upstream timed out/, 'nginx logs the timed-out upstream');
+      // The cut listener can no longer report to Redis: /server-stat/ (and /status) through nginx
+      // stop listing it once its last report is older than two intervals + 10 s (the stream above
+      // lasted longer than that).
+      const cutId = /"processUniqueId":"([^"]+)"/.exec((inst.listeners[browserOn] as { output(): string }).output())?.[1];
+      assert.ok(cutId !== undefined, 'the listener logged its process id');
+      const listed = async (): Promise<string[]> => ((await (await fetch(`${inst.front}/server-stat/`)).json()) as Array<{ processUniqueId: string }>).map((p) => p.processUniqueId);
+      await eventually(async () => !(await listed()).includes(cutId), 20_000, 'the cut listener gone from /server-stat/');
     } finally {
       await (cut as Host | null)?.link(true);
     }
