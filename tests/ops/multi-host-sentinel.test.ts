@@ -2,8 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { LISTENER_PORT, startInstallation, type Installation } from '../helpers/hosts.js';
-import { channelId } from '../helpers/clients.js';
-import { eventually } from '../helpers/ports.js';
+import { WsClient, channelId, signed } from '../helpers/clients.js';
+import { eventually, sleep } from '../helpers/ports.js';
 import { LongPollClient, ResumingClient, percentile, publishStreamAcrossFault, type ClientOutcome, type StreamClient, type StreamOutcome } from '../helpers/publish-stream.js';
 
 /**
@@ -56,6 +56,39 @@ describe('several hosts: two listeners and a publisher behind nginx, a Sentinel 
     return per.reduce((a, b) => ({ ws: a.ws + b.ws, lp: a.lp + b.lp }), { ws: 0, lp: 0 });
   };
 
+  /**
+   * Each fault starts from a healthy installation: nginx sends subscribers to every listener again
+   * (after a fault it may still hold one disabled for fail_timeout). Probe WebSockets through nginx
+   * until each listener has taken one.
+   */
+  const everyListenerInRotation = async (): Promise<void> => {
+    await eventually(async () => {
+      const base = await settledCounts();
+      const probes = await Promise.all(inst.listenerHosts.map(() => WsClient.connect(inst.front, [signed(channelId())]).catch(() => null)));
+      try {
+        const now = await Promise.all(inst.listenerHosts.map(connectionsOn));
+        return now.every((n, i) => n.ws > (base[i] as { ws: number }).ws);
+      } finally {
+        for (const p of probes) p?.close();
+      }
+    }, 60_000, 'nginx sending subscribers to every listener');
+  };
+  /**
+   * Per-listener counts once they stopped moving (closes of earlier clients take a moment to reach
+   * the listeners through nginx), so that a new connection shows as an increase.
+   */
+  const settledCounts = async (): Promise<Array<{ ws: number; lp: number }>> => {
+    let last = JSON.stringify(await Promise.all(inst.listenerHosts.map(connectionsOn)));
+    const settled = await eventually(async () => {
+      await sleep(300);
+      const now = await Promise.all(inst.listenerHosts.map(connectionsOn));
+      const same = JSON.stringify(now) === last;
+      last = JSON.stringify(now);
+      return same ? now : null;
+    }, 30_000, 'listener connection counts settled');
+    return settled as Array<{ ws: number; lp: number }>;
+  };
+
   interface Run {
     readonly r: StreamOutcome;
     /** The listener host the browser-like WebSocket (no ping watch) was sent to by nginx. */
@@ -68,8 +101,9 @@ describe('several hosts: two listeners and a publisher behind nginx, a Sentinel 
    * is held by a listener, then streams publishes through nginx across `fault`.
    */
   const streamAcross = async (what: string, fault: (browserOn: number) => Promise<void>, opts: { deliveryTimeoutMs?: number } = {}): Promise<Run> => {
+    await everyListenerInRotation();
     const chans = [channelId(), channelId(), channelId()];
-    const base = await Promise.all(inst.listenerHosts.map(connectionsOn));
+    const base = await settledCounts();
     const browser = new ResumingClient(inst.front, chans);
     const clients: StreamClient[] = [browser];
     for (let i = 0; i < PINGING_WS; i++) clients.push(new ResumingClient(inst.front, chans, { silenceMs: SILENCE_MS }));
