@@ -29,12 +29,12 @@ const LP_ABORT_MS = (HOLD_S + 20) * 1000;
 /** nginx's proxy_read_timeout for these settings (render-nginx.mjs: max(hold, ws idle) + 30 s). */
 const NGINX_READ_TIMEOUT_MS = (Math.max(HOLD_S, WS_IDLE_S) + 30) * 1000;
 const PINGING_WS = 4;
+const LONG_POLLS = 4;
 /**
  * The nginx config as shipped (remote upstreams: max_fails=3 fail_timeout=10s), unless
  * PUSH_TEST_NGINX_FAIL_TIMEOUT_S names another fail_timeout: docs/reliability.md compares the two.
  */
 const NGINX_ARGS = process.env['PUSH_TEST_NGINX_FAIL_TIMEOUT_S'] === undefined ? [] : ['--fail-timeout-s', process.env['PUSH_TEST_NGINX_FAIL_TIMEOUT_S']];
-const LONG_POLLS = 4;
 
 describe('several hosts: two listeners and a publisher behind nginx, a Sentinel group, clients on another host', { skip: reason ?? false }, () => {
   let inst: Installation;
