@@ -87,7 +87,6 @@ export function faultRunner(inst: Installation): FaultRunner {
     return settled as Array<{ ws: number; lp: number }>;
   };
 
-
   /**
    * Opens the clients through nginx (a browser-like WebSocket that cannot see pings, WebSockets
    * that drop a socket silent for SILENCE_MS, long polls with the SDK's abort), waits until every one
