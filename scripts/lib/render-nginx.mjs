@@ -5,7 +5,7 @@
 // Options: --front-bind ADDR (127.0.0.1) --front-port N (8080) --pub-allow "CIDR ..." (empty = all)
 //          --sub-conn-per-ip N (200) --max-body BYTES (1048576) --hold-s N (40) --ws-idle-s N (120)
 //          --workers N|auto (auto) --nofile N (65536) --user "USER [GROUP]" (only used as root)
-//          --access-log on|off (off) --max-fails N|auto (auto) --fail-timeout-s N (10) --template FILE
+//          --access-log on|off (off) --max-fails N|auto (auto) --fail-timeout-s N (2) --template FILE
 //          --njs-module FILE (/usr/lib/nginx/modules/ngx_http_js_module.so, Debian's libnginx-mod-http-js)
 // Exits 2 with a message on a bad option, so the calling script can say what is wrong.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,7 +26,7 @@ const opts = {
   user: '',
   'access-log': 'off',
   'max-fails': 'auto',
-  'fail-timeout-s': '10',
+  'fail-timeout-s': '2',
   'njs-module': '/usr/lib/nginx/modules/ngx_http_js_module.so',
 };
 const args = process.argv.slice(2);
@@ -69,7 +69,12 @@ const failTimeoutS = int('fail-timeout-s', 1, 3600);
 // idle for fail_timeout (and, with one process left, answer 502 "no live upstreams" meanwhile). So
 // loopback servers never count failures. A remote host that is down or unreachable costs a
 // proxy_connect_timeout per attempt, and least_conn would keep choosing it (it has the fewest
-// connections): after max_fails failures nginx leaves it alone for fail_timeout.
+// connections): after max_fails failures nginx leaves it alone for fail_timeout. Short (2 s), because
+// a listener's 503 counts as a failure too (subscriber requests are retried on 503, for listeners
+// that drain): while Redis fails over every listener answers 503, and a long fail_timeout then kept
+// every listener disabled, and every subscriber on 502, for up to 10 s after they were ready again
+// (the multi-host suite, docs/reliability.md "Several hosts"). An unreachable host costs one 2 s
+// connect timeout per fail_timeout.
 const isLoopback = (hp) => /^(127\.[0-9.]+|localhost|\[::1\]):/.test(hp);
 const serverLine = (hp) => {
   const maxFails = opts['max-fails'] === 'auto' ? (isLoopback(hp) ? 0 : 3) : Number(opts['max-fails']);

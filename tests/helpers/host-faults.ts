@@ -25,7 +25,7 @@ const PINGING_WS = 4;
 const LONG_POLLS = 4;
 /**
  * The installation's options: the nginx config as shipped (remote upstreams: max_fails=3
- * fail_timeout=10s), unless PUSH_TEST_NGINX_FAIL_TIMEOUT_S names another fail_timeout
+ * fail_timeout=2s), unless PUSH_TEST_NGINX_FAIL_TIMEOUT_S names another fail_timeout
  * (docs/reliability.md compares the two).
  */
 export const SUITE_OPTIONS = {

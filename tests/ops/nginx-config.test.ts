@@ -159,8 +159,8 @@ describe('nginx config template', () => {
     assert.match(conf, /^\s+server 127\.0\.0\.1:9010 max_fails=0;$/m);
     assert.match(conf, /^\s+server \[::1\]:8010 max_fails=0;$/m);
     assert.match(conf, /^\s+server localhost:8011 max_fails=0;$/m);
-    assert.match(conf, /^\s+server 10\.0\.0\.5:9010 max_fails=3 fail_timeout=10s;$/m);
-    assert.match(conf, /^\s+server 10\.0\.0\.6:8010 max_fails=3 fail_timeout=10s;$/m);
+    assert.match(conf, /^\s+server 10\.0\.0\.5:9010 max_fails=3 fail_timeout=2s;$/m);
+    assert.match(conf, /^\s+server 10\.0\.0\.6:8010 max_fails=3 fail_timeout=2s;$/m);
     const fixed = await render('fails-fixed', ['--publishers', '127.0.0.1:9010', '--listeners', '10.0.0.6:8010', '--max-fails', '1', '--fail-timeout-s', '30']);
     assert.equal(fixed.r.code, 0, fixed.r.stderr);
     const conf2 = readFileSync(fixed.out, 'utf8');
