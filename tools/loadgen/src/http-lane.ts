@@ -24,8 +24,8 @@ export class HttpLane {
   ) {}
 
   /** `head` is everything up to and including the blank line; `body` follows it. */
-  static build(host: string, port: number, method: string, path: string, headers: Record<string, string>, body: string): Buffer {
-    const payload = Buffer.from(body, 'utf8');
+  static build(host: string, port: number, method: string, path: string, headers: Readonly<Record<string, string>>, body: string | Buffer): Buffer {
+    const payload = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
     let head = `${method} ${path} HTTP/1.1\r\nHost: ${host}:${port}\r\nContent-Length: ${payload.length}\r\n`;
     for (const [k, v] of Object.entries(headers)) head += `${k}: ${v}\r\n`;
     return Buffer.concat([Buffer.from(`${head}\r\n`, 'latin1'), payload]);

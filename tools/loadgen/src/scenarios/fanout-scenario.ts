@@ -1,6 +1,10 @@
 import { sourceAddress, runPrefix, type ClientKind, type ConnSpec } from '../channels.js';
+import { formatCpuPerDelivery } from '../cost.js';
 import { publishStep, RampRun, type FanoutRun, type RampResult, type StepResult } from '../fanout.js';
 import { fmt, type Parsed, type ScenarioReport, pushExtras } from '../options.js';
+import { publishingLabel, type PublishAuth, type PublishShape } from '../publish-shape.js';
+
+export { lanesFor, parsePublishAuth, PUBLISH_OPTIONS } from '../publish-shape.js';
 import { takeTurns } from '../ramp-plan.js';
 import { withTarget, type Session } from '../session.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
@@ -26,6 +30,11 @@ export interface FanoutShape {
   /** Share of this server's WebSocket clients that ask for protobuf frames (binaryMode=true). */
   readonly binaryShare: number;
   readonly lanes: { push: number; nchan: number };
+  /** How this server's driver publishes (publish-shape.ts); nchan always gets one message per request. */
+  readonly publishShape: PublishShape;
+  /** Signed (ed25519, hmac-sha256) or unsigned from a trusted address, as nchan is always driven. */
+  readonly publishAuth: PublishAuth;
+  /** Messages per request of the batch shape. */
   readonly batch: number;
   /** This server's lanes start at most one request per tick (PublishPlan.tickMs); nchan's cannot batch. */
   readonly tickMs: number;
@@ -71,6 +80,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     readonly start: () => Promise<Target>;
     readonly kindOf: (i: number) => ClientKind;
     readonly lanes: number;
+    readonly shape: PublishShape;
     readonly batch: number;
     readonly tickMs: number;
   }
@@ -87,16 +97,17 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
   const contenders: Contender[] = [
     {
       name: 'push',
-      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...pushExtras(o) }),
+      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: shape.publishAuth, ...pushExtras(o) }),
       kindOf: (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
       lanes: shape.lanes.push,
+      shape: shape.publishShape,
       batch: shape.batch,
       tickMs: shape.tickMs,
     },
   ];
   if (compare) {
     if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
-    contenders.push({ name: 'nchan', start: () => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), kindOf: () => 'nchan-ws', lanes: shape.lanes.nchan, batch: 1, tickMs: 0 });
+    contenders.push({ name: 'nchan', start: () => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), kindOf: () => 'nchan-ws', lanes: shape.lanes.nchan, shape: 'text', batch: 1, tickMs: 0 });
   }
   // Every log line of a side-by-side run says whose it is.
   const logFor = (c: Contender) => (compare ? (line: string) => log(`  ${c.name.padEnd(5)} ${line.trimStart()}`) : log);
@@ -105,11 +116,12 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     const say = logFor(c);
     const conns = specs(c.kindOf, s.target.subscribeTarget().urls.length);
     log(`${s.target.describe}`);
+    say(`  ${c.lanes} publishing lanes, one request in flight each`);
     say(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
     const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
     say(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
     const timeline = new Timeline();
-    const run: FanoutRun = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes: c.lanes, batch: c.batch, tickMs: c.tickMs, bodyBytes, expiry: 3600, presign: 0 } };
+    const run: FanoutRun = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes: c.lanes, shape: c.shape, batch: c.batch, tickMs: c.tickMs, bodyBytes, expiry: 3600, presign: 0 } };
     // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
     // first-time channel records in Redis, and socket buffers growing would otherwise be
     // charged to the first step.
@@ -131,7 +143,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
       if (r.best !== null) {
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
         half = await publishStep(e.run, rate, seconds, { label: `half: ${rate} msg/s` });
-        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms (from the send: p50 ${half.sendLatencyMs.p50} / p99 ${half.sendLatencyMs.p99}; client loop stalls p99 ${half.clientLoopDelayMs.p99} / max ${half.clientLoopDelayMs.max}), speed ${half.speedIndex}`);
+        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, server CPU ${formatCpuPerDelivery(half.serverCpuPerDelivery)} per delivery, publish p50 ${half.acceptMs.p50} / p99 ${half.acceptMs.p99} ms, end-to-end p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms (from the send: p50 ${half.sendLatencyMs.p50} / p99 ${half.sendLatencyMs.p99}; client loop stalls p99 ${half.clientLoopDelayMs.p99} / max ${half.clientLoopDelayMs.max}), speed ${half.speedIndex}`);
       }
       results.push({ describe: e.describe, connections: e.opened, ramp: r, half, timeline: e.timeline.points });
     }
@@ -144,6 +156,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     if (c === undefined) return race(entered);
     return withTarget(c.start, o.num('workers'), async (s) => within(i + 1, [...entered, await enter(c, s)]));
   };
+  log(publishingLabel(shape.publishShape, shape.publishAuth, shape.batch));
   const [push, nchan = null] = (await within(0, [])) as [TargetResult, TargetResult?];
   return report(shape, push, nchan);
 }
@@ -180,22 +193,25 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
   const nbest = nchan === null ? null : Math.max(0, ...nchan.ramp.steps.filter((x) => x.lost === 0).map((x) => x.deliveriesPerSec));
   const ratio = nbest === null || nbest === 0 ? null : Math.round((best / nbest) * 100) / 100;
   const summary = [
-    `${shape.scenario}: sustained ${fmt(best)} deliveries/s${shape.targets.deliveriesPerSec === null ? '' : ` (target ${fmt(shape.targets.deliveriesPerSec)}: ${best >= shape.targets.deliveriesPerSec ? 'met' : 'NOT met'})`}`,
+    publishingLabel(shape.publishShape, shape.publishAuth, shape.batch),
+    `${shape.scenario}: sustained ${fmt(best)} deliveries/s${shape.targets.deliveriesPerSec === null ? '' : ` (target ${fmt(shape.targets.deliveriesPerSec)}: ${best >= shape.targets.deliveriesPerSec ? 'met' : 'NOT met'})`}, server CPU ${formatCpuPerDelivery(push.ramp.best?.serverCpuPerDelivery ?? null)} per delivery at that step`,
   ];
   if (push.half !== null) {
     const p99 = push.half.latencyMs.p99;
-    summary.push(`  at half that rate: p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}`);
-    summary.push(`    from the due time; from the moment the request was sent: p50 ${push.half.sendLatencyMs.p50} ms, p99 ${push.half.sendLatencyMs.p99} ms`);
+    summary.push(`  at half that rate: end-to-end p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}; publish (request sent to answer) p50 ${push.half.acceptMs.p50} ms, p99 ${push.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(push.half.serverCpuPerDelivery)} per delivery`);
+    summary.push(`    end-to-end from the due time; from the moment the request was sent: p50 ${push.half.sendLatencyMs.p50} ms, p99 ${push.half.sendLatencyMs.p99} ms`);
   }
   if (end !== undefined) summary.push(`  lost ${end.lost}, duplicates ${end.duplicates}, out of order ${end.reordered}`);
   const bestUsage = push.ramp.best?.usage;
   if (bestUsage !== undefined) summary.push(`  CPU at the best step (cores): ${Object.entries(bestUsage).map(([k, u]) => `${k} ${u.cpu}`).join(', ')}`);
   if (nchan !== null) {
-    summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half its sustained rate (${nchan.half.sendLatencyMs.p99} ms from the send)`}; lost ${lastStep(nchan)?.lost ?? 0}`);
+    const nBestStep = nchan.ramp.steps.filter((x) => x.lost === 0).reduce<StepResult | null>((a, b) => (a === null || b.deliveriesPerSec > a.deliveriesPerSec ? b : a), null);
+    summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s, server CPU ${formatCpuPerDelivery(nBestStep?.serverCpuPerDelivery ?? null)} per delivery at that step; lost ${lastStep(nchan)?.lost ?? 0}`);
+    if (nchan.half !== null) summary.push(`  at half its sustained rate: end-to-end p50 ${nchan.half.latencyMs.p50} ms, p99 ${nchan.half.latencyMs.p99} ms (${nchan.half.sendLatencyMs.p99} ms from the send); publish p50 ${nchan.half.acceptMs.p50} ms, p99 ${nchan.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(nchan.half.serverCpuPerDelivery)} per delivery`);
     summary.push(`ratio push/nchan (ours sustained / nchan's best delivered): ${ratio ?? 'n/a'}`);
     summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}, nchan ${speedRange(nchan)}; the two took turns step by step`);
   }
   const charts = [{ name: 'push', title: `${shape.scenario} (this server)\n${push.describe}`, points: push.timeline }];
   if (nchan !== null) charts.push({ name: 'nchan', title: `${shape.scenario} (nchan)\n${nchan.describe}`, points: nchan.timeline });
-  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, push, nchan, ratio }, charts };
+  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, publishing: publishingLabel(shape.publishShape, shape.publishAuth, shape.batch), push, nchan, ratio }, charts };
 }
