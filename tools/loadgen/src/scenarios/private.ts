@@ -12,8 +12,10 @@ import { parseShape } from '../publish-shape.js';
  * at half that rate, nothing lost.
  */
 export const privateScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { channels: '5000', fanout: '10', 'binary-share': '0.5', ...PUBLISH_OPTIONS, lanes: 'auto', 'nchan-lanes': '32', batch: '200', 'tick-ms': '0', 'start-rate': '2000', factor: '1.4', 'max-steps': '12', refine: '2', 'max-rate': '1000000' });
+  const o = parse(argv, { channels: '5000', fanout: '10', 'binary-share': '0.5', ...PUBLISH_OPTIONS, lanes: 'auto', 'nchan-lanes': 'auto', batch: '200', 'tick-ms': '0', 'start-rate': '2000', factor: '1.4', 'max-steps': '12', refine: '2', 'max-rate': '1000000' });
   const shape = parseShape(o.str('shape'));
+  // Lanes own disjoint slices of at least `fanout` channels each.
+  const maxLanes = Math.floor(o.num('channels') / o.num('fanout'));
   return runFanout(
     {
       scenario: 'private',
@@ -23,7 +25,7 @@ export const privateScenario: Scenario = async (argv, log) => {
       devices: (c) => (c % 2 === 0 ? 2 : 1),
       fanout: o.num('fanout'),
       binaryShare: o.num('binary-share'),
-      lanes: { push: lanesFor(o.str('lanes'), shape, Math.floor(o.num('channels') / o.num('fanout'))), nchan: o.num('nchan-lanes') },
+      lanes: { push: lanesFor(o.str('lanes'), shape, maxLanes), nchan: lanesFor(o.str('nchan-lanes'), 'text', maxLanes) },
       publishShape: shape,
       publishAuth: parsePublishAuth(o.str('publish-auth')),
       batch: o.num('batch'),
