@@ -7,6 +7,7 @@ import { publishingLabel, type PublishAuth, type PublishShape } from '../publish
 export { lanesFor, parsePublishAuth, PUBLISH_OPTIONS } from '../publish-shape.js';
 import { takeTurns } from '../ramp-plan.js';
 import { withTarget, type Session } from '../session.js';
+import { BitrixTarget, bitrixEntry } from '../targets/bitrix.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
 import type { Target } from '../targets/types.js';
@@ -76,7 +77,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
 
   /** A system under test: how to start it, what its clients speak, how its driver publishes. */
   interface Contender {
-    readonly name: 'push' | 'nchan';
+    readonly name: 'push' | 'nchan' | 'bitrix';
     readonly start: () => Promise<Target>;
     readonly kindOf: (i: number) => ClientKind;
     readonly lanes: number;
@@ -93,7 +94,10 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     readonly ramp: RampRun;
     readonly log: (s: string) => void;
   }
-  const compare = shape.compareNchan && !o.flag('no-nchan');
+  const withNchan = shape.compareNchan && !o.flag('no-nchan');
+  const bitrixDir = o.str('bitrix-dir');
+  const withBitrix = shape.compareNchan && bitrixDir !== '';
+  const compare = withNchan || withBitrix;
   const contenders: Contender[] = [
     {
       name: 'push',
@@ -105,12 +109,21 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
       tickMs: shape.tickMs,
     },
   ];
-  if (compare) {
+  if (withNchan) {
     if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
     contenders.push({ name: 'nchan', start: () => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), kindOf: () => 'nchan-ws', lanes: shape.lanes.nchan, shape: 'text', batch: 1, tickMs: 0 });
   }
+  if (withBitrix) {
+    // Checked before anything starts, so a wrong path costs nothing.
+    bitrixEntry(bitrixDir);
+    // Its only forms are the text publish and text frames (1.0 has no protocol 4): its clients are
+    // all text WebSockets, and it gets the text shape whatever this server's shape is.
+    contenders.push({ name: 'bitrix', start: () => BitrixTarget.start({ dir: bitrixDir, subscribers: listeners, publishers: o.num('publishers'), prefix }), kindOf: () => 'ws-text', lanes: shape.lanes.nchan, shape: 'text', batch: 1, tickMs: 0 });
+  } else if (shape.compareNchan) {
+    log('Bitrix push server 1.0: skipped (pass --bitrix-dir <path> to a local copy to run it side by side; the bench never downloads or installs it)');
+  }
   // Every log line of a side-by-side run says whose it is.
-  const logFor = (c: Contender) => (compare ? (line: string) => log(`  ${c.name.padEnd(5)} ${line.trimStart()}`) : log);
+  const logFor = (c: Contender) => (compare ? (line: string) => log(`  ${c.name.padEnd(6)} ${line.trimStart()}`) : log);
 
   const enter = async (c: Contender, s: Session): Promise<Entrant> => {
     const say = logFor(c);
@@ -157,8 +170,9 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     return withTarget(c.start, o.num('workers'), async (s) => within(i + 1, [...entered, await enter(c, s)]));
   };
   log(publishingLabel(shape.publishShape, shape.publishAuth, shape.batch));
-  const [push, nchan = null] = (await within(0, [])) as [TargetResult, TargetResult?];
-  return report(shape, push, nchan);
+  const results = await within(0, []);
+  const of = (name: Contender['name']): TargetResult | null => results[contenders.findIndex((c) => c.name === name)] ?? null;
+  return report(shape, of('push') as TargetResult, of('nchan'), of('bitrix'));
 }
 
 /** "lowest-highest" speed index over a target's steps (the half-rate step included). */
@@ -171,7 +185,7 @@ function lastStep(t: TargetResult): StepResult | undefined {
   return t.half ?? t.ramp.steps[t.ramp.steps.length - 1];
 }
 
-function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | null): ScenarioReport {
+function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | null, bitrix: TargetResult | null): ScenarioReport {
   const failures: string[] = [];
   const end = lastStep(push);
   if (push.connections.failed > 0) failures.push(`${push.connections.failed} subscriber connections failed to open: ${push.connections.firstError}`);
@@ -187,11 +201,16 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
   if (push.ramp.best === null) failures.push('no step kept up, not even the first');
 
   const best = push.ramp.best?.deliveriesPerSec ?? 0;
-  // The comparison is conservative: ours is the best step that kept up; nchan's is the best
+  // The comparison is conservative: ours is the best step that kept up; a peer's is the best
   // delivery rate of any of its steps that lost nothing, even one where its publish endpoint
   // could not accept the offered rate (nchan answers a publish only after its fan-out).
-  const nbest = nchan === null ? null : Math.max(0, ...nchan.ramp.steps.filter((x) => x.lost === 0).map((x) => x.deliveriesPerSec));
-  const ratio = nbest === null || nbest === 0 ? null : Math.round((best / nbest) * 100) / 100;
+  const peerBest = (t: TargetResult | null): number | null => (t === null ? null : Math.max(0, ...t.ramp.steps.filter((x) => x.lost === 0).map((x) => x.deliveriesPerSec)));
+  const ratioTo = (t: TargetResult | null): number | null => {
+    const b = peerBest(t);
+    return b === null || b === 0 ? null : Math.round((best / b) * 100) / 100;
+  };
+  const ratio = ratioTo(nchan);
+  const bitrixRatio = ratioTo(bitrix);
   const summary = [
     publishingLabel(shape.publishShape, shape.publishAuth, shape.batch),
     `${shape.scenario}: sustained ${fmt(best)} deliveries/s${shape.targets.deliveriesPerSec === null ? '' : ` (target ${fmt(shape.targets.deliveriesPerSec)}: ${best >= shape.targets.deliveriesPerSec ? 'met' : 'NOT met'})`}, server CPU ${formatCpuPerDelivery(push.ramp.best?.serverCpuPerDelivery ?? null)} per delivery at that step`,
@@ -204,14 +223,18 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
   if (end !== undefined) summary.push(`  lost ${end.lost}, duplicates ${end.duplicates}, out of order ${end.reordered}`);
   const bestUsage = push.ramp.best?.usage;
   if (bestUsage !== undefined) summary.push(`  CPU at the best step (cores): ${Object.entries(bestUsage).map(([k, u]) => `${k} ${u.cpu}`).join(', ')}`);
-  if (nchan !== null) {
-    const nBestStep = nchan.ramp.steps.filter((x) => x.lost === 0).reduce<StepResult | null>((a, b) => (a === null || b.deliveriesPerSec > a.deliveriesPerSec ? b : a), null);
-    summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s, server CPU ${formatCpuPerDelivery(nBestStep?.serverCpuPerDelivery ?? null)} per delivery at that step; lost ${lastStep(nchan)?.lost ?? 0}`);
-    if (nchan.half !== null) summary.push(`  at half its sustained rate: end-to-end p50 ${nchan.half.latencyMs.p50} ms, p99 ${nchan.half.latencyMs.p99} ms (${nchan.half.sendLatencyMs.p99} ms from the send); publish p50 ${nchan.half.acceptMs.p50} ms, p99 ${nchan.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(nchan.half.serverCpuPerDelivery)} per delivery`);
-    summary.push(`ratio push/nchan (ours sustained / nchan's best delivered): ${ratio ?? 'n/a'}`);
-    summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}, nchan ${speedRange(nchan)}; the two took turns step by step`);
+  const peers: Array<[string, TargetResult, number | null]> = [];
+  if (nchan !== null) peers.push(['nchan', nchan, ratio]);
+  if (bitrix !== null) peers.push(['Bitrix push server 1.0', bitrix, bitrixRatio]);
+  for (const [label, t, r] of peers) {
+    const bestStep = t.ramp.steps.filter((x) => x.lost === 0).reduce<StepResult | null>((a, b) => (a === null || b.deliveriesPerSec > a.deliveriesPerSec ? b : a), null);
+    summary.push(`${label}: sustained ${fmt(t.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(peerBest(t) ?? 0)}/s, server CPU ${formatCpuPerDelivery(bestStep?.serverCpuPerDelivery ?? null)} per delivery at that step; lost ${lastStep(t)?.lost ?? 0}`);
+    if (t.half !== null) summary.push(`  at half its sustained rate: end-to-end p50 ${t.half.latencyMs.p50} ms, p99 ${t.half.latencyMs.p99} ms (${t.half.sendLatencyMs.p99} ms from the send); publish p50 ${t.half.acceptMs.p50} ms, p99 ${t.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(t.half.serverCpuPerDelivery)} per delivery`);
+    summary.push(`ratio push/${label} (ours sustained / its best delivered): ${r ?? 'n/a'}`);
   }
+  if (peers.length > 0) summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}${peers.map(([label, t]) => `, ${label} ${speedRange(t)}`).join('')}; the systems took turns step by step`);
   const charts = [{ name: 'push', title: `${shape.scenario} (this server)\n${push.describe}`, points: push.timeline }];
   if (nchan !== null) charts.push({ name: 'nchan', title: `${shape.scenario} (nchan)\n${nchan.describe}`, points: nchan.timeline });
-  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, publishing: publishingLabel(shape.publishShape, shape.publishAuth, shape.batch), push, nchan, ratio }, charts };
+  if (bitrix !== null) charts.push({ name: 'bitrix', title: `${shape.scenario} (Bitrix push server 1.0)\n${bitrix.describe}`, points: bitrix.timeline });
+  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, publishing: publishingLabel(shape.publishShape, shape.publishAuth, shape.batch), push, nchan, bitrix, ratio, bitrixRatio }, charts };
 }
