@@ -3,6 +3,7 @@ import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { sleep } from '../processes.js';
 import { readKernel, readProc } from '../resources.js';
 import { withTarget } from '../session.js';
+import { BitrixTarget, bitrixEntry } from '../targets/bitrix.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
 import type { Target } from '../targets/types.js';
@@ -139,6 +140,14 @@ export const idleScenario: Scenario = async (argv, log) => {
     if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
     nchan = await measure(() => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), 'nchan-ws');
   }
+  let bitrix: IdleResult | null = null;
+  const bitrixDir = o.str('bitrix-dir');
+  if (bitrixDir !== '') {
+    bitrixEntry(bitrixDir);
+    bitrix = await measure(() => BitrixTarget.start({ dir: bitrixDir, subscribers: listeners, publishers: 1, prefix }), 'ws-text');
+  } else {
+    log('Bitrix push server 1.0: skipped (pass --bitrix-dir <path> to a local copy to measure it too)');
+  }
   const failures: string[] = [];
   if (push.failed > 0) failures.push(`${push.failed} WebSockets failed to open`);
   if (push.stillOpen < push.connections) failures.push(`${push.connections - push.stillOpen} WebSockets closed while idle`);
@@ -155,5 +164,10 @@ export const idleScenario: Scenario = async (argv, log) => {
     ratio = push.serverAnonBytesPerConn > 0 ? Math.round((nchan.serverAnonBytesPerConn / push.serverAnonBytesPerConn) * 100) / 100 : null;
     summary.push(`nchan: nginx worker RssAnon ${fmt(nchan.serverAnonBytesPerConn)} B per connection settled (${fmt(nchan.serverAnonBytesPerConnOpen)} right after opening; VmRSS ${fmt(nchan.serverRssBytesPerConn)} B), Redis ${fmt(nchan.redisRssBytesPerConn)} B; ratio nchan/push anonymous memory: ${ratio ?? 'n/a'}`);
   }
-  return { scenario: 'idle', ok: failures.length === 0, failures, summary, results: { push, nchan, ratio } };
+  let bitrixRatio: number | null = null;
+  if (bitrix !== null) {
+    bitrixRatio = push.serverAnonBytesPerConn > 0 ? Math.round((bitrix.serverAnonBytesPerConn / push.serverAnonBytesPerConn) * 100) / 100 : null;
+    summary.push(`Bitrix push server 1.0: subscriber process RssAnon ${fmt(bitrix.serverAnonBytesPerConn)} B per connection settled (${fmt(bitrix.serverAnonBytesPerConnOpen)} right after opening; VmRSS ${fmt(bitrix.serverRssBytesPerConn)} B), Redis ${fmt(bitrix.redisRssBytesPerConn)} B; ratio Bitrix/push anonymous memory: ${bitrixRatio ?? 'n/a'}`);
+  }
+  return { scenario: 'idle', ok: failures.length === 0, failures, summary, results: { push, nchan, bitrix, ratio, bitrixRatio } };
 };
