@@ -5,6 +5,7 @@ import { fmt, type Parsed, type ScenarioReport, pushExtras } from '../options.js
 import { publishingLabel, type PublishAuth, type PublishShape } from '../publish-shape.js';
 
 export { lanesFor, parsePublishAuth, PUBLISH_OPTIONS } from '../publish-shape.js';
+import type { RedisInstance } from '../processes.js';
 import { takeTurns } from '../ramp-plan.js';
 import { withTarget, type Session } from '../session.js';
 import { BitrixTarget, bitrixEntry } from '../targets/bitrix.js';
@@ -46,6 +47,8 @@ export interface FanoutShape {
   /** Steps that narrow the bracket between the best kept-up rate and the lowest failed one (ramp-plan.ts). */
   readonly refine: number;
   readonly targets: { deliveriesPerSec: number | null; p99Ms: number | null };
+  /** The Redis this server uses (default: one private redis-server; `cluster` gives a Cluster). */
+  readonly redis?: () => Promise<RedisInstance>;
 }
 
 interface TargetResult {
@@ -101,7 +104,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
   const contenders: Contender[] = [
     {
       name: 'push',
-      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: shape.publishAuth, ...pushExtras(o) }),
+      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: shape.publishAuth, ...pushExtras(o), ...(shape.redis === undefined ? {} : { redis: shape.redis }) }),
       kindOf: (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
       lanes: shape.lanes.push,
       shape: shape.publishShape,

@@ -18,6 +18,8 @@ export interface PushOptions {
   readonly auth: 'ed25519' | 'hmac-sha256' | 'trusted';
   /** Extra environment for every server process (e.g. PUSH_HISTORY_LIMIT). */
   readonly env?: Record<string, string>;
+  /** Starts the Redis the server uses (default: one private redis-server); a Cluster reports CPU per shard. */
+  readonly redis?: () => Promise<RedisInstance>;
   /** Write a V8 CPU profile of every server process into this directory (node --cpu-prof), for flame graphs. */
   readonly profileDir?: string;
 }
@@ -41,7 +43,7 @@ export class PushTarget implements Target {
   ) {}
 
   static async start(opts: PushOptions): Promise<PushTarget> {
-    const redis = await startRedis();
+    const redis = await (opts.redis ?? startRedis)();
     const signatureKey = randomBytes(32).toString('hex');
     let ring: string;
     let auth: PublishTarget['auth'];
@@ -105,7 +107,7 @@ export class PushTarget implements Target {
   }
 
   pids(): Record<string, number[]> {
-    return { listeners: this.listeners.map((s) => s.pid), publishers: this.publishers.map((s) => s.pid), redis: [this.redis.service.pid] };
+    return { listeners: this.listeners.map((s) => s.pid), publishers: this.publishers.map((s) => s.pid), ...redisGroups(this.redis) };
   }
 
   subscriberPids(): number[] {
@@ -135,4 +137,10 @@ export class PushTarget implements Target {
     await Promise.all([...this.listeners, ...this.publishers].map((s) => s.stop('SIGTERM')));
     await this.redis.stop();
   }
+}
+
+/** One group `redis`, or one group per Cluster master (`redis-1`, `redis-2`, ...), so CPU per delivery counts each once. */
+export function redisGroups(redis: RedisInstance): Record<string, number[]> {
+  if (redis.shards === undefined) return { redis: [redis.service.pid] };
+  return Object.fromEntries(redis.shards.map((pid, i) => [`redis-${i + 1}`, [pid]]));
 }
