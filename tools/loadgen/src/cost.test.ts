@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import { cpuPerDelivery, formatCpuPerDelivery, parseProcStatus } from './cost.js';
 
 describe('server CPU per delivery', () => {
-  const cases: Array<{ name: string; usage: Record<string, { cpu: number }>; seconds: number; delivered: number; want: ReturnType<typeof cpuPerDelivery> }> = [
+  const cases: Array<{ name: string; usage: Record<string, { cpu: number; processes?: number }>; seconds: number; delivered: number; want: ReturnType<typeof cpuPerDelivery> }> = [
     {
       name: 'sums every server group and leaves the load generator out',
       usage: { listeners: { cpu: 0.8 }, publishers: { cpu: 0.4 }, redis: { cpu: 0.3 }, loadgen: { cpu: 0.9 } },
@@ -18,6 +18,13 @@ describe('server CPU per delivery', () => {
       seconds: 5,
       delivered: 100_000,
       want: { totalUs: 70, byGroupUs: { nginx: 60, redis: 10 } },
+    },
+    {
+      name: 'a group with no processes is left out',
+      usage: { listeners: { cpu: 0, processes: 0 }, publishers: { cpu: 0.5, processes: 1 }, redis: { cpu: 0.5, processes: 1 } },
+      seconds: 2,
+      delivered: 20_000,
+      want: { totalUs: 100, byGroupUs: { publishers: 50, redis: 50 } },
     },
     { name: 'nothing delivered: no cost per delivery', usage: { listeners: { cpu: 0.1 } }, seconds: 5, delivered: 0, want: null },
     { name: 'an empty window', usage: { listeners: { cpu: 0.1 } }, seconds: 0, delivered: 10, want: null },

@@ -4,7 +4,7 @@
  */
 
 /** Per process group: CPU seconds per wall-clock second over a window (1.0 = one core busy). */
-export type CpuByGroup = Readonly<Record<string, { readonly cpu: number }>>;
+export type CpuByGroup = Readonly<Record<string, { readonly cpu: number; readonly processes?: number }>>;
 
 /** Groups that are not the system under test: the load generator's own processes. */
 export const NOT_SERVER: readonly string[] = ['loadgen'];
@@ -26,7 +26,8 @@ export function cpuPerDelivery(usage: CpuByGroup, seconds: number, delivered: nu
   const byGroupUs: Record<string, number> = {};
   let total = 0;
   for (const [group, u] of Object.entries(usage)) {
-    if (NOT_SERVER.includes(group)) continue;
+    // A group without processes (ingest starts no listeners) is left out rather than shown as 0.
+    if (NOT_SERVER.includes(group) || u.processes === 0) continue;
     const us = (u.cpu * seconds * 1e6) / delivered;
     byGroupUs[group] = round2(us);
     total += us;
