@@ -17,7 +17,8 @@ export type ClientKind = 'ws-text' | 'ws-binary' | 'lp-text' | 'lp-binary' | 'nc
 
 /** What a worker needs to reach the system under test. */
 export interface SubscribeTarget {
-  readonly kind: 'push' | 'nchan';
+  /** 'bitrix': the Bitrix push server 1.0, whose clients are this server's text WebSockets. */
+  readonly kind: 'push' | 'nchan' | 'bitrix';
   /** Base URLs of the subscriber endpoints (one per listener process, or nginx), e.g. http://127.0.0.1:8010 */
   readonly urls: readonly string[];
   readonly prefix: string;

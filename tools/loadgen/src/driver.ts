@@ -5,6 +5,7 @@ import { channelName } from './channels.js';
 import { Histogram } from './histogram.js';
 import { HttpLane } from './http-lane.js';
 import { serve } from './ipc.js';
+import { messagesPerRequest, shapeRequest, type PublishKind, type PublishShape } from './publish-shape.js';
 
 /**
  * The publish driver (its own process): the portal side of a benchmark. Lanes publish in
@@ -15,11 +16,11 @@ import { serve } from './ipc.js';
  */
 
 export interface PublishTarget {
-  readonly kind: 'push' | 'nchan';
-  /** Base URLs of the publishers (push) or of nginx (nchan); lanes are spread over them. */
+  readonly kind: PublishKind;
+  /** Base URLs of the publishers (push), of nginx (nchan) or of the publisher process (bitrix); lanes are spread over them. */
   readonly urls: readonly string[];
   readonly prefix: string;
-  /** Push only: how requests are signed (docs/security.md). */
+  /** Push only: how requests are signed (docs/security.md); null = unsigned, from a trusted address. */
   readonly auth: { readonly keyId: string; readonly algorithm: 'ed25519' | 'hmac-sha256'; readonly secret: string } | null;
 }
 
@@ -28,7 +29,9 @@ export interface PublishPlan {
   /** Channels per message (picked at random within the lane's slice). */
   readonly fanout: number;
   readonly lanes: number;
-  /** Messages per request; 1 = the single-message form (`POST /pub?CHANNEL_ID=`), more = `POST /pub/batch`. */
+  /** The request shape (publish-shape.ts); the single-message shapes ignore `batch`. */
+  readonly shape: PublishShape;
+  /** Messages per request of the batch shape (`POST /pub/batch`). */
   readonly batch: number;
   /**
    * With a rate: a lane starts at most one request per this many ms, carrying everything that fell
@@ -73,7 +76,7 @@ function laneFor(index: number): HttpLane {
   return l;
 }
 
-function sign(method: string, path: string, body: string): Record<string, string> {
+function sign(method: string, path: string, body: Buffer): Record<string, string> {
   const auth = target.auth;
   if (auth === null || signKey === null) return {};
   const ts = Math.floor(Date.now() / 1000);
@@ -83,23 +86,12 @@ function sign(method: string, path: string, body: string): Record<string, string
   return authHeaders(auth.keyId, ts, nonce, sig);
 }
 
-/** Builds one request carrying `messages` (each with its channel list), in the target's own form. */
-function build(lane: HttpLane, messages: ReadonlyArray<{ channels: number[]; body: string }>, expiry: number): Prepared {
+/** Builds one request carrying `messages` (each with its channel list), in the target's form and the plan's shape. */
+function build(lane: HttpLane, messages: ReadonlyArray<{ channels: number[]; body: string }>, plan: PublishPlan): Prepared {
   const name = (c: number): string => channelName(target.prefix, c);
-  const http = (path: string, headers: Record<string, string>, body: string, count: number): Prepared => ({ bytes: HttpLane.build(lane.host, lane.port, 'POST', path, headers, body), messages: count });
-  if (target.kind === 'nchan') {
-    // nchan has no batch form: one message per request, its channels comma separated (split delimiter).
-    if (messages.length !== 1) throw new Error('nchan publishes one message per request: run its lanes with batch 1');
-    const m = messages[0] as { channels: number[]; body: string };
-    return http(`/pub/${m.channels.map(name).join(',')}`, {}, m.body, 1);
-  }
-  if (messages.length === 1) {
-    const m = messages[0] as { channels: number[]; body: string };
-    const path = `/pub/?CHANNEL_ID=${m.channels.map(name).join('/')}`;
-    return http(path, { 'Message-Expiry': String(expiry), ...sign('POST', path, m.body) }, m.body, 1);
-  }
-  const body = JSON.stringify({ messages: messages.map((m) => ({ channels: m.channels.map(name), body: m.body, expiry })) });
-  return http('/pub/batch', sign('POST', '/pub/batch', body), body, messages.length);
+  const r = shapeRequest(target.kind, plan.shape, messages.map((m) => ({ channels: m.channels.map(name), body: m.body })), plan.expiry);
+  const headers = { ...r.headers, ...sign(r.method, r.path, r.body) };
+  return { bytes: HttpLane.build(lane.host, lane.port, r.method, r.path, headers, r.body), messages: r.messages };
 }
 
 /** `count` distinct channels of the slice, at random. */
@@ -131,7 +123,7 @@ function maker(plan: PublishPlan) {
       const targets = chans.map((c) => [c, ++seqs[c]!] as const);
       msgs.push({ channels: chans, body: benchBody(dueUs(k), builtUs, targets, plan.bodyBytes) });
     }
-    return build(laneFor(li), msgs, plan.expiry);
+    return build(laneFor(li), msgs, plan);
   };
 }
 
@@ -139,11 +131,12 @@ function maker(plan: PublishPlan) {
 function presign(plan: PublishPlan): void {
   const slices = slicesOf(plan);
   const make = maker(plan);
+  const perRequest = messagesPerRequest(plan.shape, plan.batch);
   const ready: Prepared[][] = slices.map(() => []);
   const stamp = nowUs();
   for (let i = 0; i < plan.presign; i++) {
     const lane = i % plan.lanes;
-    (ready[lane] as Prepared[]).push(make(lane, slices[lane] as number[], plan.batch, () => stamp));
+    (ready[lane] as Prepared[]).push(make(lane, slices[lane] as number[], perRequest, () => stamp));
   }
   presigned = ready;
 }
@@ -151,6 +144,7 @@ function presign(plan: PublishPlan): void {
 async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
   const slices = slicesOf(plan);
   const make = maker(plan);
+  const perRequest = messagesPerRequest(plan.shape, plan.batch);
 
   // Ingest: requests signed ahead by `presign` (before the clock and the CPU sampling start).
   const ready: Prepared[][] = presigned ?? slices.map(() => []);
@@ -192,7 +186,7 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
           await new Promise((r) => setTimeout(r, Math.max(1, (nextUs - now) / 1000)));
           continue;
         }
-        const n = Math.min(due, plan.batch);
+        const n = Math.min(due, perRequest);
         const first = made;
         maxBehindMs = Math.max(maxBehindMs, (now - (startUs + (first / laneRate) * 1e6)) / 1000);
         p = make(li, slice, n, (k) => Math.round(startUs + ((first + k) / laneRate) * 1e6));
@@ -202,7 +196,7 @@ async function run(plan: PublishPlan): Promise<Record<string, unknown>> {
         readyAt[li] = (readyAt[li] as number) + 1;
         if (pre !== undefined) presignedUsed++;
         const stamp = nowUs();
-        p = pre ?? make(li, slice, plan.batch, () => stamp);
+        p = pre ?? make(li, slice, perRequest, () => stamp);
       }
       made += p.messages;
       madeInRun += p.messages;

@@ -2,6 +2,7 @@ import type { PublishPlan } from './driver.js';
 import type { Fleet } from './fleet.js';
 import type { Remote } from './ipc.js';
 import { sleep } from './processes.js';
+import { cpuPerDelivery, type CpuPerDelivery } from './cost.js';
 import { Histogram } from './histogram.js';
 import type { GroupUsage, ResourceMonitor } from './resources.js';
 import { round1 } from './resources.js';
@@ -52,6 +53,7 @@ export interface StepResult {
    * (p99 and max, ms). Every delivery that arrives during a stall waits for it.
    */
   clientLoopDelayMs: { p99: number; max: number };
+  /** Publish latency: from the moment a publish request was written to its answer (ms). */
   acceptMs: { p50: number; p99: number };
   maxBehindMs: number;
   /** Cumulative over the run so far (a loss in an earlier step stays visible). */
@@ -68,6 +70,8 @@ export interface StepResult {
   usageSeconds: number;
   /** Server CPU seconds (every group but the load generator) per 100,000 deliveries: efficiency, comparable across machines by ratio. */
   serverCpuPer100k: number;
+  /** The same as microseconds of server CPU per delivery, in total and per process group (null: nothing delivered). */
+  serverCpuPerDelivery: CpuPerDelivery | null;
   /**
    * The machine's speed index (session.ts) measured just before the step, while the system under
    * test was idle: steps measured on a slowed-down machine show it here.
@@ -168,6 +172,7 @@ export async function publishStep(run: FanoutRun, rate: number, seconds: number,
     usage,
     usageSeconds: win.seconds,
     serverCpuPer100k: delivered === 0 ? 0 : Math.round((serverCpuSeconds(usage, win.seconds) * 100_000 * 1000) / delivered) / 1000,
+    serverCpuPerDelivery: cpuPerDelivery(usage, win.seconds, delivered),
     speedIndex: speed,
   };
 }
@@ -213,7 +218,7 @@ export class RampRun {
     if (rate === null) return false;
     const s = await publishStep(this.run, Math.round(rate), this.o.seconds);
     this.steps.push(s);
-    this.o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, p99 ${s.latencyMs.p99} ms, drain ${s.drainMs} ms, speed ${s.speedIndex}${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
+    this.o.log(`  ${Math.round(rate)} msg/s offered: ${s.deliveriesPerSec.toLocaleString('en-US')} deliveries/s, server CPU ${s.serverCpuPerDelivery?.totalUs ?? 'n/a'} us per delivery, e2e p99 ${s.latencyMs.p99} ms, publish p99 ${s.acceptMs.p99} ms, drain ${s.drainMs} ms, speed ${s.speedIndex}${s.keptUp ? '' : ' -> did not keep up'}${s.aborted ? ' (cut short)' : ''}`);
     return true;
   }
 

@@ -4,6 +4,7 @@ import { timelinePng } from './chart.js';
 import type { Scenario } from './options.js';
 import { ROOT } from './processes.js';
 import { broadcastScenario } from './scenarios/broadcast.js';
+import { clusterScenario } from './scenarios/cluster.js';
 import { idleScenario } from './scenarios/idle.js';
 import { ingestScenario } from './scenarios/ingest.js';
 import { longpollScenario } from './scenarios/longpoll.js';
@@ -26,6 +27,7 @@ const scenarios: Record<string, Scenario> = {
   longpoll: longpollScenario,
   storm: stormScenario,
   smoke: smokeScenario,
+  cluster: clusterScenario,
 };
 
 const [name, ...args] = process.argv.slice(2);

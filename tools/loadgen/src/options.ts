@@ -28,6 +28,11 @@ const COMMON: Spec = {
   seconds: { type: 'string', default: '5' },
   'body-bytes': { type: 'string', default: '200' },
   'no-nchan': { type: 'boolean', default: false },
+  /**
+   * A local copy of the Bitrix push server 1.0 (its server.js directory, or a checkout with
+   * opt/push-server): run it beside nchan where a scenario compares. Never downloaded or installed.
+   */
+  'bitrix-dir': { type: 'string', default: '' },
   /** Skip the PNG charts of delivery rate and latency over time (the JSON keeps the points). */
   'no-charts': { type: 'boolean', default: false },
   /** Directory for V8 CPU profiles of the server processes ('' = none); see docs/benchmarks.md. */

@@ -119,6 +119,8 @@ export interface RedisInstance {
   readonly url: string;
   /** The niceness it runs at (0 = like everything else; see setRedisBoost). */
   readonly nice: number;
+  /** A Redis Cluster: the pid of each master, in order (the report shows CPU per shard); absent for one Redis. */
+  readonly shards?: readonly number[];
   stop(): Promise<void>;
 }
 
@@ -134,10 +136,14 @@ let redisBoost = 10;
 export function setRedisBoost(n: number): void {
   redisBoost = n;
 }
+export function getRedisBoost(): number {
+  return redisBoost;
+}
 
 /** "redis-server" plus its niceness when raised, for a target's description line. */
 export function redisLabel(redis: RedisInstance): string {
-  return redis.nice === 0 ? 'redis-server' : `redis-server (nice ${redis.nice})`;
+  const what = redis.shards === undefined ? 'redis-server' : `a Redis Cluster of ${redis.shards.length} master${redis.shards.length === 1 ? '' : 's'} (no replicas)`;
+  return redis.nice === 0 ? what : `${what} (nice ${redis.nice})`;
 }
 
 export async function startRedis(): Promise<RedisInstance> {

@@ -1,17 +1,17 @@
 import { readFileSync } from 'node:fs';
+import { parseProcStatus } from './cost.js';
 
 /** Clock ticks per second of /proc/<pid>/stat times (USER_HZ, 100 on Linux). */
 const HZ = 100;
 
-/** CPU time (ticks) and resident memory (KiB) of one process, or null when it is gone. */
-export function readProc(pid: number): { ticks: number; rssKb: number } | null {
+/** CPU time (ticks), resident memory and resident anonymous memory (KiB) of one process, or null when it is gone. */
+export function readProc(pid: number): { ticks: number; rssKb: number; rssAnonKb: number } | null {
   try {
     // Fields after the ")" closing the command name: utime and stime are the 12th and 13th.
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+) kB/.exec(status);
-    return { ticks: Number(f[11]) + Number(f[12]), rssKb: m === null ? 0 : Number(m[1]) };
+    const mem = parseProcStatus(readFileSync(`/proc/${pid}/status`, 'utf8'));
+    return { ticks: Number(f[11]) + Number(f[12]), rssKb: mem.vmRssKb, rssAnonKb: mem.rssAnonKb };
   } catch {
     return null;
   }

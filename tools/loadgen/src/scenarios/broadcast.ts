@@ -1,13 +1,15 @@
 import { parse, type Scenario } from '../options.js';
-import { runFanout } from './fanout-scenario.js';
+import { parsePublishAuth, PUBLISH_OPTIONS, runFanout } from './fanout-scenario.js';
+import { parseShape } from '../publish-shape.js';
 
 /**
  * `broadcast`: one shared channel with 10,000 subscribers (presence lists, portal-wide events).
- * One publishing lane keeps the channel's order. Target: 1,000,000 deliveries/s with coalesced
+ * One publishing lane keeps the channel's order. One message per request (`--shape text|binary`),
+ * unsigned from a trusted address as nchan's; `--shape batch` sends up to `--batch` per request. Target: 1,000,000 deliveries/s with coalesced
  * frames, nothing lost.
  */
 export const broadcastScenario: Scenario = async (argv, log) => {
-  const o = parse(argv, { subscribers: '10000', 'binary-share': '0', batch: '50', 'tick-ms': '0', 'start-rate': '20', factor: '1.25', 'max-steps': '16', refine: '2', 'max-rate': '100000' });
+  const o = parse(argv, { ...PUBLISH_OPTIONS, subscribers: '10000', 'binary-share': '0', batch: '50', 'tick-ms': '0', 'start-rate': '20', factor: '1.25', 'max-steps': '16', refine: '2', 'max-rate': '100000' });
   return runFanout(
     {
       scenario: 'broadcast',
@@ -18,6 +20,8 @@ export const broadcastScenario: Scenario = async (argv, log) => {
       fanout: 1,
       binaryShare: o.num('binary-share'),
       lanes: { push: 1, nchan: 1 },
+      publishShape: parseShape(o.str('shape')),
+      publishAuth: parsePublishAuth(o.str('publish-auth')),
       batch: o.num('batch'),
       tickMs: o.num('tick-ms'),
       startRate: o.num('start-rate'),

@@ -1,8 +1,14 @@
 import { sourceAddress, runPrefix, type ClientKind, type ConnSpec } from '../channels.js';
+import { formatCpuPerDelivery } from '../cost.js';
 import { publishStep, RampRun, type FanoutRun, type RampResult, type StepResult } from '../fanout.js';
 import { fmt, type Parsed, type ScenarioReport, pushExtras } from '../options.js';
+import { publishingLabel, type PublishAuth, type PublishShape } from '../publish-shape.js';
+
+export { lanesFor, parsePublishAuth, PUBLISH_OPTIONS } from '../publish-shape.js';
+import type { RedisInstance } from '../processes.js';
 import { takeTurns } from '../ramp-plan.js';
 import { withTarget, type Session } from '../session.js';
+import { BitrixTarget, bitrixEntry } from '../targets/bitrix.js';
 import { NchanTarget, nchanAvailable } from '../targets/nchan.js';
 import { PushTarget } from '../targets/push.js';
 import type { Target } from '../targets/types.js';
@@ -26,6 +32,11 @@ export interface FanoutShape {
   /** Share of this server's WebSocket clients that ask for protobuf frames (binaryMode=true). */
   readonly binaryShare: number;
   readonly lanes: { push: number; nchan: number };
+  /** How this server's driver publishes (publish-shape.ts); nchan always gets one message per request. */
+  readonly publishShape: PublishShape;
+  /** Signed (ed25519, hmac-sha256) or unsigned from a trusted address, as nchan is always driven. */
+  readonly publishAuth: PublishAuth;
+  /** Messages per request of the batch shape. */
   readonly batch: number;
   /** This server's lanes start at most one request per tick (PublishPlan.tickMs); nchan's cannot batch. */
   readonly tickMs: number;
@@ -36,6 +47,8 @@ export interface FanoutShape {
   /** Steps that narrow the bracket between the best kept-up rate and the lowest failed one (ramp-plan.ts). */
   readonly refine: number;
   readonly targets: { deliveriesPerSec: number | null; p99Ms: number | null };
+  /** The Redis this server uses (default: one private redis-server; `cluster` gives a Cluster). */
+  readonly redis?: () => Promise<RedisInstance>;
 }
 
 interface TargetResult {
@@ -67,10 +80,11 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
 
   /** A system under test: how to start it, what its clients speak, how its driver publishes. */
   interface Contender {
-    readonly name: 'push' | 'nchan';
+    readonly name: 'push' | 'nchan' | 'bitrix';
     readonly start: () => Promise<Target>;
     readonly kindOf: (i: number) => ClientKind;
     readonly lanes: number;
+    readonly shape: PublishShape;
     readonly batch: number;
     readonly tickMs: number;
   }
@@ -83,33 +97,47 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     readonly ramp: RampRun;
     readonly log: (s: string) => void;
   }
-  const compare = shape.compareNchan && !o.flag('no-nchan');
+  const withNchan = shape.compareNchan && !o.flag('no-nchan');
+  const bitrixDir = o.str('bitrix-dir');
+  const withBitrix = shape.compareNchan && bitrixDir !== '';
+  const compare = withNchan || withBitrix;
   const contenders: Contender[] = [
     {
       name: 'push',
-      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: 'ed25519', ...pushExtras(o) }),
+      start: () => PushTarget.start({ listeners, publishers: o.num('publishers'), prefix, auth: shape.publishAuth, ...pushExtras(o), ...(shape.redis === undefined ? {} : { redis: shape.redis }) }),
       kindOf: (i) => (shape.transport === 'lp' ? (binaryAt(i) ? 'lp-binary' : 'lp-text') : binaryAt(i) ? 'ws-binary' : 'ws-text'),
       lanes: shape.lanes.push,
+      shape: shape.publishShape,
       batch: shape.batch,
       tickMs: shape.tickMs,
     },
   ];
-  if (compare) {
+  if (withNchan) {
     if (!nchanAvailable()) throw new Error('nchan is not installed (Debian libnginx-mod-nchan); npm run bench installs it, or pass --no-nchan');
-    contenders.push({ name: 'nchan', start: () => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), kindOf: () => 'nchan-ws', lanes: shape.lanes.nchan, batch: 1, tickMs: 0 });
+    contenders.push({ name: 'nchan', start: () => NchanTarget.start({ workers: listeners, prefix, bufferLength: 100, messageTimeoutS: 3600 }), kindOf: () => 'nchan-ws', lanes: shape.lanes.nchan, shape: 'text', batch: 1, tickMs: 0 });
+  }
+  if (withBitrix) {
+    // Checked before anything starts, so a wrong path costs nothing.
+    bitrixEntry(bitrixDir);
+    // Its only forms are the text publish and text frames (1.0 has no protocol 4): its clients are
+    // all text WebSockets, and it gets the text shape whatever this server's shape is.
+    contenders.push({ name: 'bitrix', start: () => BitrixTarget.start({ dir: bitrixDir, subscribers: listeners, publishers: o.num('publishers'), prefix }), kindOf: () => 'ws-text', lanes: shape.lanes.nchan, shape: 'text', batch: 1, tickMs: 0 });
+  } else if (shape.compareNchan) {
+    log('Bitrix push server 1.0: skipped (pass --bitrix-dir <path> to a local copy to run it side by side; the bench never downloads or installs it)');
   }
   // Every log line of a side-by-side run says whose it is.
-  const logFor = (c: Contender) => (compare ? (line: string) => log(`  ${c.name.padEnd(5)} ${line.trimStart()}`) : log);
+  const logFor = (c: Contender) => (compare ? (line: string) => log(`  ${c.name.padEnd(6)} ${line.trimStart()}`) : log);
 
   const enter = async (c: Contender, s: Session): Promise<Entrant> => {
     const say = logFor(c);
     const conns = specs(c.kindOf, s.target.subscribeTarget().urls.length);
     log(`${s.target.describe}`);
+    say(`  ${c.lanes} publishing lanes, one request in flight each`);
     say(`  opening ${fmt(conns.length)} subscribers on ${fmt(shape.channels)} channels ...`);
     const opened = await s.fleet.open(s.target.subscribeTarget(), conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
     say(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
     const timeline = new Timeline();
-    const run: FanoutRun = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes: c.lanes, batch: c.batch, tickMs: c.tickMs, bodyBytes, expiry: 3600, presign: 0 } };
+    const run: FanoutRun = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels: shape.channels, fanout: shape.fanout, lanes: c.lanes, shape: c.shape, batch: c.batch, tickMs: c.tickMs, bodyBytes, expiry: 3600, presign: 0 } };
     // Warm-up (not reported, but its deliveries are checked like the rest): JIT compilation,
     // first-time channel records in Redis, and socket buffers growing would otherwise be
     // charged to the first step.
@@ -131,7 +159,7 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
       if (r.best !== null) {
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
         half = await publishStep(e.run, rate, seconds, { label: `half: ${rate} msg/s` });
-        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, latency p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms (from the send: p50 ${half.sendLatencyMs.p50} / p99 ${half.sendLatencyMs.p99}; client loop stalls p99 ${half.clientLoopDelayMs.p99} / max ${half.clientLoopDelayMs.max}), speed ${half.speedIndex}`);
+        e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, server CPU ${formatCpuPerDelivery(half.serverCpuPerDelivery)} per delivery, publish p50 ${half.acceptMs.p50} / p99 ${half.acceptMs.p99} ms, end-to-end p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms (from the send: p50 ${half.sendLatencyMs.p50} / p99 ${half.sendLatencyMs.p99}; client loop stalls p99 ${half.clientLoopDelayMs.p99} / max ${half.clientLoopDelayMs.max}), speed ${half.speedIndex}`);
       }
       results.push({ describe: e.describe, connections: e.opened, ramp: r, half, timeline: e.timeline.points });
     }
@@ -144,8 +172,10 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     if (c === undefined) return race(entered);
     return withTarget(c.start, o.num('workers'), async (s) => within(i + 1, [...entered, await enter(c, s)]));
   };
-  const [push, nchan = null] = (await within(0, [])) as [TargetResult, TargetResult?];
-  return report(shape, push, nchan);
+  log(publishingLabel(shape.publishShape, shape.publishAuth, shape.batch));
+  const results = await within(0, []);
+  const of = (name: Contender['name']): TargetResult | null => results[contenders.findIndex((c) => c.name === name)] ?? null;
+  return report(shape, of('push') as TargetResult, of('nchan'), of('bitrix'));
 }
 
 /** "lowest-highest" speed index over a target's steps (the half-rate step included). */
@@ -158,7 +188,7 @@ function lastStep(t: TargetResult): StepResult | undefined {
   return t.half ?? t.ramp.steps[t.ramp.steps.length - 1];
 }
 
-function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | null): ScenarioReport {
+function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | null, bitrix: TargetResult | null): ScenarioReport {
   const failures: string[] = [];
   const end = lastStep(push);
   if (push.connections.failed > 0) failures.push(`${push.connections.failed} subscriber connections failed to open: ${push.connections.firstError}`);
@@ -174,28 +204,40 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
   if (push.ramp.best === null) failures.push('no step kept up, not even the first');
 
   const best = push.ramp.best?.deliveriesPerSec ?? 0;
-  // The comparison is conservative: ours is the best step that kept up; nchan's is the best
+  // The comparison is conservative: ours is the best step that kept up; a peer's is the best
   // delivery rate of any of its steps that lost nothing, even one where its publish endpoint
   // could not accept the offered rate (nchan answers a publish only after its fan-out).
-  const nbest = nchan === null ? null : Math.max(0, ...nchan.ramp.steps.filter((x) => x.lost === 0).map((x) => x.deliveriesPerSec));
-  const ratio = nbest === null || nbest === 0 ? null : Math.round((best / nbest) * 100) / 100;
+  const peerBest = (t: TargetResult | null): number | null => (t === null ? null : Math.max(0, ...t.ramp.steps.filter((x) => x.lost === 0).map((x) => x.deliveriesPerSec)));
+  const ratioTo = (t: TargetResult | null): number | null => {
+    const b = peerBest(t);
+    return b === null || b === 0 ? null : Math.round((best / b) * 100) / 100;
+  };
+  const ratio = ratioTo(nchan);
+  const bitrixRatio = ratioTo(bitrix);
   const summary = [
-    `${shape.scenario}: sustained ${fmt(best)} deliveries/s${shape.targets.deliveriesPerSec === null ? '' : ` (target ${fmt(shape.targets.deliveriesPerSec)}: ${best >= shape.targets.deliveriesPerSec ? 'met' : 'NOT met'})`}`,
+    publishingLabel(shape.publishShape, shape.publishAuth, shape.batch),
+    `${shape.scenario}: sustained ${fmt(best)} deliveries/s${shape.targets.deliveriesPerSec === null ? '' : ` (target ${fmt(shape.targets.deliveriesPerSec)}: ${best >= shape.targets.deliveriesPerSec ? 'met' : 'NOT met'})`}, server CPU ${formatCpuPerDelivery(push.ramp.best?.serverCpuPerDelivery ?? null)} per delivery at that step`,
   ];
   if (push.half !== null) {
     const p99 = push.half.latencyMs.p99;
-    summary.push(`  at half that rate: p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}`);
-    summary.push(`    from the due time; from the moment the request was sent: p50 ${push.half.sendLatencyMs.p50} ms, p99 ${push.half.sendLatencyMs.p99} ms`);
+    summary.push(`  at half that rate: end-to-end p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}; publish (request sent to answer) p50 ${push.half.acceptMs.p50} ms, p99 ${push.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(push.half.serverCpuPerDelivery)} per delivery`);
+    summary.push(`    end-to-end from the due time; from the moment the request was sent: p50 ${push.half.sendLatencyMs.p50} ms, p99 ${push.half.sendLatencyMs.p99} ms`);
   }
   if (end !== undefined) summary.push(`  lost ${end.lost}, duplicates ${end.duplicates}, out of order ${end.reordered}`);
   const bestUsage = push.ramp.best?.usage;
   if (bestUsage !== undefined) summary.push(`  CPU at the best step (cores): ${Object.entries(bestUsage).map(([k, u]) => `${k} ${u.cpu}`).join(', ')}`);
-  if (nchan !== null) {
-    summary.push(`nchan: sustained ${fmt(nchan.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(nbest ?? 0)}/s${nchan.half === null ? '' : `, p99 ${nchan.half.latencyMs.p99} ms at half its sustained rate (${nchan.half.sendLatencyMs.p99} ms from the send)`}; lost ${lastStep(nchan)?.lost ?? 0}`);
-    summary.push(`ratio push/nchan (ours sustained / nchan's best delivered): ${ratio ?? 'n/a'}`);
-    summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}, nchan ${speedRange(nchan)}; the two took turns step by step`);
+  const peers: Array<[string, TargetResult, number | null]> = [];
+  if (nchan !== null) peers.push(['nchan', nchan, ratio]);
+  if (bitrix !== null) peers.push(['Bitrix push server 1.0', bitrix, bitrixRatio]);
+  for (const [label, t, r] of peers) {
+    const bestStep = t.ramp.steps.filter((x) => x.lost === 0).reduce<StepResult | null>((a, b) => (a === null || b.deliveriesPerSec > a.deliveriesPerSec ? b : a), null);
+    summary.push(`${label}: sustained ${fmt(t.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(peerBest(t) ?? 0)}/s, server CPU ${formatCpuPerDelivery(bestStep?.serverCpuPerDelivery ?? null)} per delivery at that step; lost ${lastStep(t)?.lost ?? 0}`);
+    if (t.half !== null) summary.push(`  at half its sustained rate: end-to-end p50 ${t.half.latencyMs.p50} ms, p99 ${t.half.latencyMs.p99} ms (${t.half.sendLatencyMs.p99} ms from the send); publish p50 ${t.half.acceptMs.p50} ms, p99 ${t.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(t.half.serverCpuPerDelivery)} per delivery`);
+    summary.push(`ratio push/${label} (ours sustained / its best delivered): ${r ?? 'n/a'}`);
   }
+  if (peers.length > 0) summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}${peers.map(([label, t]) => `, ${label} ${speedRange(t)}`).join('')}; the systems took turns step by step`);
   const charts = [{ name: 'push', title: `${shape.scenario} (this server)\n${push.describe}`, points: push.timeline }];
   if (nchan !== null) charts.push({ name: 'nchan', title: `${shape.scenario} (nchan)\n${nchan.describe}`, points: nchan.timeline });
-  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, push, nchan, ratio }, charts };
+  if (bitrix !== null) charts.push({ name: 'bitrix', title: `${shape.scenario} (Bitrix push server 1.0)\n${bitrix.describe}`, points: bitrix.timeline });
+  return { scenario: shape.scenario, ok: failures.length === 0, failures, summary, results: { shape, publishing: publishingLabel(shape.publishShape, shape.publishAuth, shape.batch), push, nchan, bitrix, ratio, bitrixRatio }, charts };
 }

@@ -1,4 +1,5 @@
 import { Redis } from 'ioredis';
+import { cpuPerDelivery, formatCpuPerDelivery, type CpuPerDelivery } from '../cost.js';
 import { Histogram } from '../histogram.js';
 import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { runPrefix } from '../channels.js';
@@ -20,6 +21,8 @@ interface IngestResult {
   /** Ids the store assigned during the phase: must equal the accepted messages. */
   stored: number;
   acceptMs: ReturnType<Histogram['summaryMs']>;
+  /** Server CPU (publisher and Redis) per stored message, microseconds: ingest has no deliveries. */
+  serverCpuPerMessage: CpuPerDelivery | null;
   publisherCpu: number;
   redisCpu: number;
   loadgenCpu: number;
@@ -50,12 +53,13 @@ export const ingestScenario: Scenario = async (argv, log) => {
     const phase = async (mode: 'single' | 'batch', lanes: number): Promise<IngestResult> => {
       const batch = mode === 'single' ? 1 : o.num('batch-size');
       // Enough pre-signed single requests for 15,000/s; batches are signed as they go (one per 100 messages).
-      const plan: PublishPlan = { channels: o.num('channels'), fanout: 1, lanes, batch, rate: 0, seconds, bodyBytes: o.num('body-bytes'), expiry: 60, presign: mode === 'single' ? Math.ceil(seconds * 15_000) : 0 };
+      const plan: PublishPlan = { channels: o.num('channels'), fanout: 1, lanes, shape: mode === 'single' ? 'text' : 'batch', batch, rate: 0, seconds, bodyBytes: o.num('body-bytes'), expiry: 60, presign: mode === 'single' ? Math.ceil(seconds * 15_000) : 0 };
       if (plan.presign > 0) await s.driver.call('presign', { plan });
       const c0 = await counter();
       s.monitor.window();
       const r = await s.driver.call<Record<string, unknown>>('run', { plan });
-      const usage = s.monitor.window().groups;
+      const win = s.monitor.window();
+      const usage = win.groups;
       const stored = (await counter()) - c0;
       const accept = new Histogram();
       accept.add(r['accept'] as Parameters<Histogram['add']>[0]);
@@ -72,12 +76,13 @@ export const ingestScenario: Scenario = async (argv, log) => {
         messagesPerSec: Math.round((r['messages'] as number) / sec),
         stored,
         acceptMs: accept.summaryMs(),
+        serverCpuPerMessage: cpuPerDelivery(usage, win.seconds, stored),
         publisherCpu: usage['publishers']?.cpu ?? 0,
         redisCpu: usage['redis']?.cpu ?? 0,
         loadgenCpu: usage['loadgen']?.cpu ?? 0,
       };
       if (r['presignRanOut'] === true) log('  note: the pre-signed requests ran out; the rest were signed during the run');
-      log(`  ${mode}, ${lanes} connections: ${fmt(res.requestsPerSec)} requests/s, ${fmt(res.messagesPerSec)} messages/s, p50 ${res.acceptMs.p50} ms, p99 ${res.acceptMs.p99} ms; publisher CPU ${res.publisherCpu}, Redis ${res.redisCpu}, generator ${res.loadgenCpu}`);
+      log(`  ${mode}, ${lanes} connections: ${fmt(res.requestsPerSec)} requests/s, ${fmt(res.messagesPerSec)} messages/s, p50 ${res.acceptMs.p50} ms, p99 ${res.acceptMs.p99} ms (publish latency); server CPU ${formatCpuPerDelivery(res.serverCpuPerMessage)} per message; publisher CPU ${res.publisherCpu}, Redis ${res.redisCpu}, generator ${res.loadgenCpu}`);
       return res;
     };
     try {
@@ -100,9 +105,9 @@ export const ingestScenario: Scenario = async (argv, log) => {
   }
   const summary = [
     `ingest, one publisher process, ${algo} signatures:`,
-    `  single-message requests: ${fmt(single.requestsPerSec)}/s at ${single.connections} connections (target 5,000: ${single.requestsPerSec >= 5000 && prompt.length > 0 ? 'met' : 'NOT met'}), p99 ${single.acceptMs.p99} ms${prompt.length > 0 ? '' : ` (no step kept p99 within ${maxP99} ms)`}, publisher CPU ${single.publisherCpu} cores`,
+    `  single-message requests: ${fmt(single.requestsPerSec)}/s at ${single.connections} connections (target 5,000: ${single.requestsPerSec >= 5000 && prompt.length > 0 ? 'met' : 'NOT met'}), p99 ${single.acceptMs.p99} ms${prompt.length > 0 ? '' : ` (no step kept p99 within ${maxP99} ms)`}, publisher CPU ${single.publisherCpu} cores, server CPU ${formatCpuPerDelivery(single.serverCpuPerMessage)} per stored message (ingest has no deliveries)`,
     `    by connections: ${steps.map((r) => `${r.connections}: ${fmt(r.requestsPerSec)}/s p99 ${r.acceptMs.p99} ms`).join('; ')}`,
-    `  batched: ${fmt(batch.messagesPerSec)} messages/s in ${fmt(batch.requestsPerSec)} requests/s (target 20,000: ${batch.messagesPerSec >= 20000 ? 'met' : 'NOT met'}), publisher CPU ${batch.publisherCpu} cores`,
+    `  batched: ${fmt(batch.messagesPerSec)} messages/s in ${fmt(batch.requestsPerSec)} requests/s (target 20,000: ${batch.messagesPerSec >= 20000 ? 'met' : 'NOT met'}), publisher CPU ${batch.publisherCpu} cores, server CPU ${formatCpuPerDelivery(batch.serverCpuPerMessage)} per stored message, publish p50 ${batch.acceptMs.p50} ms / p99 ${batch.acceptMs.p99} ms`,
   ];
   return { scenario: 'ingest', ok: failures.length === 0, failures, summary, results: { algo, maxP99Ms: maxP99, single, singleSteps: steps, batch } };
 };

@@ -20,7 +20,7 @@ export const smokeScenario: Scenario = async (argv, log) => {
   const o = parse(argv, { 'min-efficiency-ratio': '0.5' });
   const common = ['--listeners', String(o.num('listeners')), '--workers', String(o.num('workers')), ...(o.flag('no-nchan') ? ['--no-nchan'] : [])];
   const parts: Array<[string, Scenario, string[]]> = [
-    ['private', privateScenario, ['--channels', '1000', '--start-rate', '800', '--factor', '1.5', '--max-steps', '1', '--refine', '0', '--seconds', '3', '--nchan-lanes', '16']],
+    ['private', privateScenario, ['--channels', '1000', '--start-rate', '800', '--factor', '1.5', '--max-steps', '1', '--refine', '0', '--seconds', '3', '--lanes', '16', '--nchan-lanes', '16']],
     ['broadcast', broadcastScenario, ['--subscribers', '1000', '--start-rate', '50', '--factor', '2', '--max-steps', '2', '--refine', '0', '--seconds', '2']],
     ['idle', idleScenario, ['--connections', '2000', '--settle-seconds', '2']],
     ['longpoll', longpollScenario, ['--clients', '500', '--start-rate', '200', '--max-steps', '1', '--refine', '0', '--seconds', '2']],

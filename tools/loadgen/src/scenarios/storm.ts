@@ -1,6 +1,7 @@
 import { runPrefix, sourceAddress, type ConnSpec } from '../channels.js';
 import { publishStep } from '../fanout.js';
 import { Timeline } from '../timeline.js';
+import { formatCpuPerDelivery } from '../cost.js';
 import { fmt, parse, type Scenario, pushExtras } from '../options.js';
 import { sleep } from '../processes.js';
 import { withTarget } from '../session.js';
@@ -54,7 +55,7 @@ export const stormScenario: Scenario = async (argv, log) => {
       storm = { downMs, recoveredMs, reconnects: (await s.fleet.progress()).reconnects - before };
     };
     const timeline = new Timeline(250);
-    const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels, fanout: 1, lanes: o.num('lanes'), batch: o.num('batch'), bodyBytes: o.num('body-bytes'), expiry: 3600, presign: 0 } };
+    const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, timeline, plan: { channels, fanout: 1, lanes: o.num('lanes'), shape: 'batch' as const, batch: o.num('batch'), bodyBytes: o.num('body-bytes'), expiry: 3600, presign: 0 } };
     const step = await publishStep(run, o.num('rate'), seconds, { abortLagS: Infinity, maxDrainS: 60, during, label: `${o.num('rate')} msg/s, listeners restarted at ${o.num('restart-at')} s` });
     log(`  listeners back after ${storm.downMs.join(', ')} ms; every client reconnected after ${storm.recoveredMs} ms (${fmt(storm.reconnects)} reconnects)`);
     const failures: string[] = [];
@@ -68,7 +69,8 @@ export const stormScenario: Scenario = async (argv, log) => {
     if (step.publishErrors > 0) failures.push(`${step.publishErrors} publish requests failed: ${step.firstPublishError}`);
     const summary = [
       `storm: ${fmt(clients)} clients, all ${urls} listeners restarted at once under ${fmt(o.num('rate'))} msg/s: every client back after ${storm.recoveredMs} ms`,
-      `  ${fmt(step.delivered)} deliveries, lost ${step.lost}, duplicates ${step.duplicates}, out of order ${step.reordered}; latency p50 ${step.latencyMs.p50} ms, p99 ${step.latencyMs.p99} ms, max ${step.latencyMs.max} ms`,
+      `  ${fmt(step.delivered)} deliveries, lost ${step.lost}, duplicates ${step.duplicates}, out of order ${step.reordered}; end-to-end latency p50 ${step.latencyMs.p50} ms, p99 ${step.latencyMs.p99} ms, max ${step.latencyMs.max} ms`,
+      `  publish (request sent to answer) p50 ${step.acceptMs.p50} ms, p99 ${step.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(step.serverCpuPerDelivery)} per delivery (batch shape: up to ${o.num('batch')} messages per signed POST /pub/batch)`,
     ];
     return { scenario: 'storm', ok: failures.length === 0, failures, summary, results: { clients, channels, opened, storm, step }, charts: [{ name: 'push', title: `storm\n${t.describe}`, points: timeline.points }] };
   });

@@ -9,10 +9,17 @@ export interface PushOptions {
   readonly listeners: number;
   readonly publishers: number;
   readonly prefix: string;
-  /** How the driver signs publishes; unsigned publishing is off (no trusted networks). */
-  readonly auth: 'ed25519' | 'hmac-sha256';
+  /**
+   * How the driver publishes: signed with an Ed25519 or HMAC key (unsigned publishing off, no
+   * trusted networks), or 'trusted': unsigned from the loopback address, which the publishers list
+   * in PUSH_PUBLISH_TRUSTED_NETWORKS, as an unmodified portal on the same host publishes (and as
+   * nchan and the Bitrix push server are always driven: neither checks a signature).
+   */
+  readonly auth: 'ed25519' | 'hmac-sha256' | 'trusted';
   /** Extra environment for every server process (e.g. PUSH_HISTORY_LIMIT). */
   readonly env?: Record<string, string>;
+  /** Starts the Redis the server uses (default: one private redis-server); a Cluster reports CPU per shard. */
+  readonly redis?: () => Promise<RedisInstance>;
   /** Write a V8 CPU profile of every server process into this directory (node --cpu-prof), for flame graphs. */
   readonly profileDir?: string;
 }
@@ -36,7 +43,7 @@ export class PushTarget implements Target {
   ) {}
 
   static async start(opts: PushOptions): Promise<PushTarget> {
-    const redis = await startRedis();
+    const redis = await (opts.redis ?? startRedis)();
     const signatureKey = randomBytes(32).toString('hex');
     let ring: string;
     let auth: PublishTarget['auth'];
@@ -44,6 +51,10 @@ export class PushTarget implements Target {
       const kp = nacl.sign.keyPair();
       ring = `bench:ed25519:${Buffer.from(kp.publicKey).toString('base64')}`;
       auth = { keyId: 'bench', algorithm: 'ed25519', secret: Buffer.from(kp.secretKey).toString('base64') };
+    } else if (opts.auth === 'trusted') {
+      // A key stays configured (the publishers refuse to start with neither), but the driver does not sign.
+      ring = `bench:hmac-sha256:${randomBytes(32).toString('base64url')}`;
+      auth = null;
     } else {
       const secret = randomBytes(32).toString('base64url');
       ring = `bench:hmac-sha256:${secret}`;
@@ -53,7 +64,7 @@ export class PushTarget implements Target {
       REDIS_URL: redis.url,
       PUSH_SIGNATURE_KEY: signatureKey,
       PUSH_PUBLISH_KEYS: ring,
-      PUSH_PUBLISH_TRUSTED_NETWORKS: '',
+      PUSH_PUBLISH_TRUSTED_NETWORKS: opts.auth === 'trusted' ? '127.0.0.1/32' : '',
       PUSH_LOG_LEVEL: 'warn',
       ...opts.env,
     };
@@ -71,7 +82,8 @@ export class PushTarget implements Target {
   }
 
   get describe(): string {
-    return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, ${redisLabel(this.redis)}, clients straight to the listeners`;
+    const publishing = this.opts.auth === 'trusted' ? 'unsigned publishes from a trusted address' : `publishes signed with ${this.opts.auth}`;
+    return `push server: ${this.opts.listeners} listener and ${this.opts.publishers} publisher processes, ${redisLabel(this.redis)}, clients straight to the listeners, ${publishing}`;
   }
 
   private get nodeArgs(): string[] {
@@ -95,7 +107,7 @@ export class PushTarget implements Target {
   }
 
   pids(): Record<string, number[]> {
-    return { listeners: this.listeners.map((s) => s.pid), publishers: this.publishers.map((s) => s.pid), redis: [this.redis.service.pid] };
+    return { listeners: this.listeners.map((s) => s.pid), publishers: this.publishers.map((s) => s.pid), ...redisGroups(this.redis) };
   }
 
   subscriberPids(): number[] {
@@ -125,4 +137,10 @@ export class PushTarget implements Target {
     await Promise.all([...this.listeners, ...this.publishers].map((s) => s.stop('SIGTERM')));
     await this.redis.stop();
   }
+}
+
+/** One group `redis`, or one group per Cluster master (`redis-1`, `redis-2`, ...), so CPU per delivery counts each once. */
+export function redisGroups(redis: RedisInstance): Record<string, number[]> {
+  if (redis.shards === undefined) return { redis: [redis.service.pid] };
+  return Object.fromEntries(redis.shards.map((pid, i) => [`redis-${i + 1}`, [pid]]));
 }

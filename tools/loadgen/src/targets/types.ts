@@ -3,7 +3,7 @@ import type { PublishTarget } from '../driver.js';
 
 /** A system under test, started by the harness on free ports and stopped after the run. */
 export interface Target {
-  readonly name: 'push' | 'nchan';
+  readonly name: 'push' | 'nchan' | 'bitrix';
   /** One-line description for the report (process counts, versions). */
   readonly describe: string;
   subscribeTarget(): SubscribeTarget;
