@@ -11,7 +11,7 @@ import { JSON_RPC_API_PATHS, jsonRpcApiRoute } from './json-rpc-api.js';
 import { answerError, publishHandler, type PipelineHost } from './routes/publish-pipeline.js';
 import { PUBLISH_PATHS, portalPublishRoute } from './routes/portal-publish.js';
 import { MINT_PATH, mintHandler, onlineStatusHandler } from './routes/lookups.js';
-import { AdminGate, CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { AdminGate, CORS_ANY, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, registerRedisStalls, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 export { MINT_PATH, PUBLISH_PATHS };
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
@@ -110,6 +110,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   };
   const admin = new AdminGate(config);
   for (const path of SERVER_STAT_PATHS) app.get(path, admin.guard(serverStat));
+  registerRedisStalls(metrics.registry, () => backend.connectionStalls());
   serveMetrics(app, metrics.registry, admin);
   const statusPage = serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind, log: log.child({ component: 'status-page' }) }, admin);
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });

@@ -138,6 +138,8 @@ export interface Backend {
   readonly replay: ReplayGuard;
   /** A new broker (listeners create one each; it owns its subscription connection). */
   createBroker(): Broker;
+  /** Silent stalls found and torn down since start, by Redis connection name (none in memory). */
+  connectionStalls(): Readonly<Record<string, number>>;
   close(): Promise<void>;
 }
 
