@@ -281,6 +281,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   /** Resolves once ids may be assigned on the current connection; fails fast while disconnected. */
   const idsReady = async (): Promise<void> => {
     await pubConnected();
+    // Closing or reconnecting (a torn-down connection's close arrives a tick later): nothing can be sent on it.
+    if (pubConn.status !== 'ready' || pubConn.stream.destroyed) throw new Error(`the Redis publish connection (push-pub) is not connected (${pubConn.status})`);
     if (gapEpoch !== epoch) await takeGap();
   };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
