@@ -97,17 +97,31 @@ export class ChaosStack {
    * A listener started by hand on listener `index`'s port (that one must be stopped first) with
    * the stack's settings but its own REDIS_URL: the silent-stall fault puts a proxy there.
    */
-  async startListenerVia(index: number, redisUrl: string): Promise<ChildProcess> {
+  async startListenerVia(index: number, redisUrl: string): Promise<{ proc: ChildProcess; logLines: () => Array<Record<string, unknown>> }> {
     const port = this.listenerPorts[index] as number;
     const appEnv = Object.fromEntries(Object.entries(this.env).filter(([k]) => !/^PUSH_(RUN_DIR|LISTENERS|PUBLISHERS|FRONT_PORT|PUBLISHER_PORT|LISTENER_PORT|REDIS_PORT|SKIP_SETUP|PUB_ALLOW|PUBLISH_TRUSTED_NETWORKS)$|^REDIS_URL$/.test(k)));
     // Trusting this host as npm start does lets the harness read the replacement's /metrics (an admin page).
     const proc = spawn(process.execPath, [join(ROOT, 'apps/listener/dist/main.js')], {
       cwd: ROOT,
       env: { PATH: process.env['PATH'] ?? '', ...appEnv, PUSH_PORT: String(port), PUSH_HOST: '127.0.0.1', REDIS_URL: redisUrl, PUSH_TRUSTED_PROXIES: '127.0.0.1/32,::1/128', PUSH_PUBLISH_TRUSTED_NETWORKS: '127.0.0.1/32,::1/128' },
-      stdio: 'ignore',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    // Its log (pino JSON lines, warn and above): the stall lines carry the listener's own time of detection.
+    const lines: Array<Record<string, unknown>> = [];
+    let rest = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      const parts = (rest + d.toString('utf8')).split('\n');
+      rest = parts.pop() ?? '';
+      for (const l of parts) {
+        try {
+          lines.push(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          // not a log line
+        }
+      }
     });
     await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 20_000, `listener on ${port} via ${redisUrl}`);
-    return proc;
+    return { proc, logLines: () => lines };
   }
 
   async stop(): Promise<void> {

@@ -198,9 +198,9 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
    * Probes `conn` whenever it is ready. `verified`: a suspected connection is checked first (the
    * command and publish connections, where Redis may hold a command); a subscriber connection runs
    * no command Redis could hold, so its suspicion is its stall. On a stall: one log line naming the
-   * connection, the count, and `tearDown`.
+   * connection (and its `context`: a subscriber's channel count), the count, and `tearDown`.
    */
-  const watch = (conn: Redis, role: ConnectionRole, verified: boolean, tearDown: () => void): ConnectionProbe => {
+  const watch = (conn: Redis, role: ConnectionRole, verified: boolean, tearDown: () => void, context: () => Record<string, unknown> = () => ({})): ConnectionProbe => {
     let clientId: string | null = null;
     const probe = new ConnectionProbe(
       { ping: () => conn.ping() },
@@ -209,7 +209,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         ...(verified ? { verify: () => check(clientId) } : {}),
         onStall: (silentMs) => {
           stallCounts[role]++;
-          log.warn({ connection: role, silentMs }, role === 'push-sub' ? 'subscriber connection stalled (open but silent); reconnecting' : 'redis connection stalled (open but silent); reconnecting');
+          log.warn({ connection: role, silentMs, ...context() }, role === 'push-sub' ? 'subscriber connection stalled (open but silent); reconnecting' : 'redis connection stalled (open but silent); reconnecting');
           tearDown();
         },
       },
@@ -340,7 +340,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       this.sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis subscriber connection error'));
       // Silent stalls (open but carrying nothing) are found by the probe; errors and closes by
       // ioredis. Registered first: its 'ready' handler runs before the resubscription below.
-      this.probe = watch(this.sub, 'push-sub', false, () => this.stalled());
+      this.probe = watch(this.sub, 'push-sub', false, () => this.stalled(), () => ({ channels: this.active.size }));
       let markReady: () => void = () => {};
       this.firstReady = new Promise((resolve) => (markReady = resolve));
       this.sub.on('close', () => this.markDown());
