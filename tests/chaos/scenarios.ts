@@ -102,9 +102,10 @@ function silentStall(name: string, title: string, match: string): Scenario {
       proxy.resume();
       const readyz = [...ready].map(([s, n]) => `${s === 0 ? 'no answer' : s} x${n}`).join(', ');
       // The listener's own account: a line per connection it found stalled, stamped by its clock (the same machine's).
-      const found = logLines().filter((l) => /stalled \(open but silent\)/.test(String(l['msg'])) && Number(l['time']) >= t0);
-      const logged = found.map((l) => `${String(l['connection'])} after ${Number(l['time']) - t0} ms`);
-      const firstLogged = found.length === 0 ? null : Math.min(...found.map((l) => Number(l['time']) - t0));
+      const at = (l: Record<string, unknown>): number => Date.parse(String(l['time'])); // ISO time, ms precision
+      const found = logLines().filter((l) => /stalled \(open but silent\)/.test(String(l['msg'])) && at(l) >= t0);
+      const logged = found.map((l) => `${String(l['connection'])} after ${at(l) - t0} ms`);
+      const firstLogged = found.length === 0 ? null : Math.min(...found.map((l) => at(l) - t0));
       const reports = [firstLogged, first503, firstCounted].filter((v): v is number => v !== null);
       const hung = ready.get(0) ?? 0;
       return {
