@@ -65,7 +65,9 @@ function silentStall(name: string, title: string, match: string): Scenario {
     // 100 ms poll can miss it. 250 ms of scheduling tolerance on a loaded machine.
     maxServerDetectMs: 2250,
     async prepare(ctx) {
-      await ctx.stack.signal('listener-1', 'SIGTERM');
+      // Its supervisor stopped too: a listener-1 started again would share the port (SO_REUSEPORT)
+      // and answer part of the pinned clients and of the /readyz and /metrics polls below.
+      await ctx.stack.stopSupervised('listener-1');
       const proxy = await StallProxy.listen(ctx.stack.redisPort);
       ctx.state['proxy'] = proxy;
       const started = await ctx.stack.startListenerVia(0, proxy.url);
@@ -195,15 +197,10 @@ export const SCENARIOS: readonly Scenario[] = [
 
 /**
  * Scenarios left out of CI (`ci-<group>.test.ts`); `npm run chaos` runs every scenario.
- * `silent-stall` (the subscriber connection alone): the listener reported it after 1.9-2.0 s in the
- * liveness tests and in two chaos runs, but after 4.06 s in one fresh-clone CI run (the counter
- * went up one budget late; not yet understood, docs/reliability.md), so it stays out of CI until
- * that is explained rather than pass or fail by chance.
- * `silent-stall-all` (every connection of the listener frozen, the command connection included)
- * still fails: only subscriber connections are probed, and a silent command connection is neither
- * detected nor replaced, so `/readyz` hangs instead of answering 503 (docs/reliability.md). The
- * 15 s pause passes but adds half a minute to a CI run that already covers 2.5, 5 and 8 s.
+ * `redis-pause-15s` passes (docs/reliability.md) and is left out for its length only: it adds about
+ * 40 s (its own stack, then 15 s of pause under the stream) to a CI run that already covers the
+ * 2.5, 5 and 8 s pauses through the same path; the publish wait (20 s) is longer than all four.
  */
-export const NOT_YET_IN_CI: readonly string[] = ['redis-pause-15s', 'silent-stall', 'silent-stall-all'];
+export const NOT_YET_IN_CI: readonly string[] = ['redis-pause-15s'];
 
 export const CI_SCENARIOS: readonly Scenario[] = SCENARIOS.filter((s) => !NOT_YET_IN_CI.includes(s.name));
