@@ -111,6 +111,8 @@ function silentStall(name: string, title: string, match: string): Scenario {
       const reports = [firstLogged, first503, firstCounted].filter((v): v is number => v !== null);
       const hung = ready.get(0) ?? 0;
       return {
+        // The stall begins at the freeze, after the counter was read: detection counts from there.
+        injectedAt: t0,
         // A /readyz that does not answer is no report, and a balancer's probe would wait on it.
         problems: hung > 0 ? [`/readyz of listener-1 did not answer within ${READYZ_WAIT_MS} ms ${hung} times during the stall`] : [],
         ...healed([
