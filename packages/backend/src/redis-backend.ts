@@ -365,14 +365,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       this.up = true;
       this.downSince = null;
     }
+    private readonly probe: ConnectionProbe;
+    private stalls = 0;
     /**
      * The connection is open but has carried nothing for the stall budget: drop it and reconnect.
      * ioredis then reconnects, and the usual path (lost, resubscribe, restored, refill from
      * history) brings every channel back with nothing lost. One log line per stall, not per channel.
      */
-    private readonly probe: ConnectionProbe;
-    private stalls = 0;
-    /** Found stalled (logged by the probe's owner): down until resubscribed, then refilled. */
     private stalled(): void {
       this.stalls++;
       this.markDown();
