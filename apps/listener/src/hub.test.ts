@@ -9,6 +9,14 @@ const log = pino({ level: 'silent' });
 const A = 'a'.repeat(32);
 const B = 'b'.repeat(32);
 const tick = () => new Promise((r) => setImmediate(r));
+/** Waits until `check` holds (generous: the machine may be loaded), then returns; fails after `ms`. */
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 class Recorder implements Transport {
   readonly kind = 'ws' as const;
@@ -308,7 +316,7 @@ describe('Hub', () => {
       throw new Error('redis down');
     };
     broker.restored();
-    await new Promise((r) => setTimeout(r, 60));
+    await until(() => t.ended.length > 0, 'the connection closed');
     assert.equal(reads, 3, 'the first read and one per wait');
     assert.deepEqual(t.ended, [4109]);
     assert.deepEqual(hub.countByTransport(), { ws: 0, lp: 0 });
@@ -337,7 +345,8 @@ describe('Hub', () => {
     // Live while the refill waits for its read: buffered, sent after what was missed.
     await new Promise((r) => setTimeout(r, 5));
     const [live] = await publish(m([A], 3));
-    await new Promise((r) => setTimeout(r, 150));
+    await until(() => t.mids.length >= 4, 'the refill and the live message sent');
+    await new Promise((r) => setTimeout(r, 50)); // nothing more (a duplicate) follows
     assert.equal(reads, 3);
     assert.deepEqual(t.ended, [], 'not closed');
     assert.deepEqual(t.mids, [before, ...missed, live], 'every message once, in order');
