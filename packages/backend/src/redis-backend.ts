@@ -156,6 +156,9 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const stallMs = opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS;
   const stallCounts: Record<ConnectionRole, number> = { 'push-cmd': 0, 'push-pub': 0, 'push-sub': 0 };
   const probes = new Set<ConnectionProbe>();
+  /** Set by close() (of the backend, or of a broker for its connection): a connection that ends then stays ended. */
+  let closed = false;
+  const retired = new WeakSet<Redis>();
   /**
    * Is Redis holding a command of connection `id`? Asked over a new, short-lived connection, so
    * that a write held by CLIENT PAUSE or a WAIT (the command and publish connections run both) is
@@ -215,6 +218,17 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       },
     );
     probes.add(probe);
+    // ioredis gives a connection up ('end') when a reconnect it is in the middle of is interrupted:
+    // with Sentinel, the failover detector's disconnect on +switch-master makes the connector's
+    // pending connect fail ("Connection is closed."), which a torn-down connection, reconnecting
+    // towards a master cut off the network, is likely to be in. Nothing else would bring it back.
+    conn.on('end', () => {
+      if (closed || retired.has(conn)) return;
+      log.warn({ connection: role }, 'redis connection given up by the client library; connecting again');
+      setTimeout(() => {
+        if (!closed && !retired.has(conn) && conn.status === 'end') conn.connect().catch(() => {});
+      }, 500).unref();
+    });
     conn.on('ready', () => {
       clientId = null;
       // Any byte read counts as life: replies, messages, PING answers.
@@ -461,6 +475,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       brokers.delete(this);
       this.probe.stop();
       probes.delete(this.probe);
+      retired.add(this.sub);
       this.sub.disconnect(false);
     }
   }
@@ -616,6 +631,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       return { ...stallCounts };
     },
     async close(): Promise<void> {
+      closed = true;
       for (const b of [...brokers]) await b.close();
       for (const probe of probes) probe.stop();
       redis.disconnect(false);
