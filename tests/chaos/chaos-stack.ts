@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -80,6 +80,19 @@ export class ChaosStack {
     await eventually(() => !alive(pid), timeoutMs, `${name} (pid ${pid}) to exit after ${sig}`);
   }
 
+  /**
+   * Stops an app for good (`npm start` runs each under a supervisor that would start it again):
+   * SIGTERM to its supervisor, which passes it on and exits without a restart, as `npm stop`
+   * does. `start.sh` brings it back under a new supervisor.
+   */
+  async stopSupervised(name: `listener-${number}` | `publisher-${number}`, timeoutMs = 30_000): Promise<void> {
+    const app = this.pid(name);
+    const supFile = join(this.runDir, 'supervise', `${name}.pid`);
+    const sup = existsSync(supFile) ? Number(readFileSync(supFile, 'utf8').trim()) : NaN;
+    process.kill(Number.isInteger(sup) && alive(sup) ? sup : app, 'SIGTERM');
+    await eventually(() => !alive(app) && !(Number.isInteger(sup) && alive(sup)), timeoutMs, `${name} (pid ${app}) and its supervisor to exit`);
+  }
+
   /** A command connection to the stack's Redis (for CLIENT KILL, CLIENT PAUSE). */
   redis(): Redis {
     if (this.redisClient === null) {
@@ -94,20 +107,36 @@ export class ChaosStack {
   }
 
   /**
-   * A listener started by hand on listener `index`'s port (that one must be stopped first) with
+   * A listener started by hand on listener `index`'s port (that one must be stopped first, with
+   * `stopSupervised`: the port is opened with SO_REUSEPORT, so a listener its supervisor brought
+   * back would share it and take part of the requests meant for this one) with
    * the stack's settings but its own REDIS_URL: the silent-stall fault puts a proxy there.
    */
-  async startListenerVia(index: number, redisUrl: string): Promise<ChildProcess> {
+  async startListenerVia(index: number, redisUrl: string): Promise<{ proc: ChildProcess; logLines: () => Array<Record<string, unknown>> }> {
     const port = this.listenerPorts[index] as number;
     const appEnv = Object.fromEntries(Object.entries(this.env).filter(([k]) => !/^PUSH_(RUN_DIR|LISTENERS|PUBLISHERS|FRONT_PORT|PUBLISHER_PORT|LISTENER_PORT|REDIS_PORT|SKIP_SETUP|PUB_ALLOW|PUBLISH_TRUSTED_NETWORKS)$|^REDIS_URL$/.test(k)));
     // Trusting this host as npm start does lets the harness read the replacement's /metrics (an admin page).
     const proc = spawn(process.execPath, [join(ROOT, 'apps/listener/dist/main.js')], {
       cwd: ROOT,
       env: { PATH: process.env['PATH'] ?? '', ...appEnv, PUSH_PORT: String(port), PUSH_HOST: '127.0.0.1', REDIS_URL: redisUrl, PUSH_TRUSTED_PROXIES: '127.0.0.1/32,::1/128', PUSH_PUBLISH_TRUSTED_NETWORKS: '127.0.0.1/32,::1/128' },
-      stdio: 'ignore',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    // Its log (pino JSON lines, warn and above): the stall lines carry the listener's own time of detection.
+    const lines: Array<Record<string, unknown>> = [];
+    let rest = '';
+    proc.stdout?.on('data', (d: Buffer) => {
+      const parts = (rest + d.toString('utf8')).split('\n');
+      rest = parts.pop() ?? '';
+      for (const l of parts) {
+        try {
+          lines.push(JSON.parse(l) as Record<string, unknown>);
+        } catch {
+          // not a log line
+        }
+      }
     });
     await eventually(async () => (await fetch(`http://127.0.0.1:${port}/readyz`).catch(() => null))?.status === 200, 20_000, `listener on ${port} via ${redisUrl}`);
-    return proc;
+    return { proc, logLines: () => lines };
   }
 
   async stop(): Promise<void> {

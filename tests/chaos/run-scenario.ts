@@ -41,6 +41,8 @@ export interface FaultOutcome {
   readonly serverDetectMs?: number | null;
   /** Facts worth a line in the report (close codes seen, readiness answers, script output). */
   readonly notes: readonly string[];
+  /** Promises of the faulted process the scenario found broken (each fails the scenario). */
+  readonly problems?: readonly string[];
 }
 
 /**
@@ -200,6 +202,7 @@ export async function runScenario(stack: ChaosStack, sc: Scenario, timing: Timin
   if (verdict.unackedDelivered > 0) failures.push(`${verdict.unackedDelivered} messages answered "not stored" (503 or 4xx) but delivered (a wrong answer)`);
   if (verdict.acked === 0) failures.push('nothing was acknowledged: the stream did not run');
   if (verdict.detectMs === null) failures.push('some client got no message sent after the fault');
+  for (const p of outcome?.problems ?? []) failures.push(p);
   if (sc.maxServerDetectMs !== undefined && injectError === null) {
     const d = outcome?.serverDetectMs ?? null;
     if (d === null) failures.push('the faulted process never reported the fault (no 503 from its /readyz, no stall counted)');

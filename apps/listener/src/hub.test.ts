@@ -9,6 +9,14 @@ const log = pino({ level: 'silent' });
 const A = 'a'.repeat(32);
 const B = 'b'.repeat(32);
 const tick = () => new Promise((r) => setImmediate(r));
+/** Waits until `check` holds (generous: the machine may be loaded), then returns; fails after `ms`. */
+async function until(check: () => boolean, what: string, ms = 10_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out: ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
 
 class Recorder implements Transport {
   readonly kind = 'ws' as const;
@@ -339,21 +347,55 @@ describe('Hub', () => {
     assert.deepEqual(t.mids, [...first, ...second]);
   });
 
-  it('a refill whose history read fails closes its connections with 4109 so clients resume by mid', async () => {
+  it('a refill whose history read fails (every attempt) closes its connections with 4109 so clients resume by mid', async () => {
+    hub.stop();
+    hub = new Hub({ store: backend.store, broker, presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000, maxConnPerPublicChannel: 100, refillRetryMs: [5, 5] });
     const t = new Recorder();
     await hub.open([A], t, null);
     broker.down = true;
     await publish(m([A], 1));
     broker.lost();
     broker.down = false;
+    let reads = 0;
     backend.store.history = async () => {
+      reads++;
       throw new Error('redis down');
     };
     broker.restored();
-    await new Promise((r) => setTimeout(r, 20));
+    await until(() => t.ended.length > 0, 'the connection closed');
+    assert.equal(reads, 3, 'the first read and one per wait');
     assert.deepEqual(t.ended, [4109]);
     assert.deepEqual(hub.countByTransport(), { ws: 0, lp: 0 });
     assert.deepEqual(t.mids, []);
+  });
+
+  it('a refill whose history read fails while the command connection is not back yet is tried again: nothing closed, lost or doubled', async () => {
+    hub.stop();
+    hub = new Hub({ store: backend.store, broker, presence: backend.presence, log, unsubscribeDelayMs: 20, onlineTtlMs: 130_000, maxConnPerPublicChannel: 100, refillRetryMs: [10, 20, 40, 80] });
+    const t = new Recorder();
+    await hub.open([A], t, null);
+    const [before] = await publish(m([A], 0));
+    await tick();
+    broker.down = true;
+    const missed = await publish(m([A], 1), m([A], 2));
+    broker.lost();
+    broker.down = false;
+    const read = backend.store.history.bind(backend.store);
+    let reads = 0;
+    backend.store.history = async (channels, after) => {
+      reads++;
+      if (reads <= 2) throw new Error('redis command connection not connected yet');
+      return read(channels, after);
+    };
+    broker.restored();
+    // Live while the refill waits for its read: buffered, sent after what was missed.
+    await new Promise((r) => setTimeout(r, 5));
+    const [live] = await publish(m([A], 3));
+    await until(() => t.mids.length >= 4, 'the refill and the live message sent');
+    await new Promise((r) => setTimeout(r, 50)); // nothing more (a duplicate) follows
+    assert.equal(reads, 3);
+    assert.deepEqual(t.ended, [], 'not closed');
+    assert.deepEqual(t.mids, [before, ...missed, live], 'every message once, in order');
   });
 
   it('a resume older than the kept history gets one pull/history_gap notice where the gap ends, then what is kept; counted', async () => {

@@ -83,7 +83,16 @@ export interface HubOptions {
    * always flush in the next event-loop turn. See `flush()`.
    */
   readonly coalesceMaxMs?: number;
+  /**
+   * Waits between attempts of a refill's history read (default REFILL_RETRY_MS). The subscriber
+   * connection can be back before the command connection the read goes over (a Sentinel failover
+   * or a stall reconnects them apart): the held connections wait for it rather than being closed.
+   */
+  readonly refillRetryMs?: readonly number[];
 }
+
+/** About 6 s in all, doubling: longer than a command connection takes to find a new master. */
+export const REFILL_RETRY_MS: readonly number[] = [100, 200, 400, 800, 1600, 3200];
 
 export interface HubLifecycle {
   readonly registry: ChannelRegistry;
@@ -140,6 +149,8 @@ export class Hub {
    * in `early` until the broker has resubscribed everything and their history is read (refillAll).
    */
   private readonly refilling = new Set<Connection>();
+  /** Set by stop(): a refill read that fails is not tried again. */
+  private stopped = false;
   /** Between the broker's `lost` and `restored`. */
   private restoring = false;
   /** Registered connections by transport, counted as they come and go (stats run every few seconds). */
@@ -539,7 +550,7 @@ export class Hub {
         const oldest = conns.reduce<string>((min, c) => ((c.cursor ?? ZERO_MID) < min ? (c.cursor ?? ZERO_MID) : min), first.cursor ?? ZERO_MID);
         let history: HistoryResult;
         try {
-          history = await this.opts.store.history(first.channels, oldest);
+          history = await this.readForRefill(first.channels, oldest, conns);
         } catch (err) {
           // Without the read these connections would silently miss the outage's messages; closed,
           // their clients come back with their mid and get them from history then.
@@ -559,6 +570,26 @@ export class Hub {
         }
       }),
     );
+  }
+
+  /**
+   * The refill's history read, tried again with growing waits while it fails (the command
+   * connection may not be back yet) and while any of `conns` still waits for it; the held
+   * connections keep buffering live messages meanwhile, so nothing is lost or doubled either way.
+   */
+  private async readForRefill(channels: readonly string[], after: string, conns: readonly Connection[]): Promise<HistoryResult> {
+    const waits = this.opts.refillRetryMs ?? REFILL_RETRY_MS;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.opts.store.history(channels, after);
+      } catch (err) {
+        const wait = waits[attempt];
+        const waiting = conns.some((c) => c.state === 'held' && !this.refilling.has(c));
+        if (wait === undefined || !waiting || this.stopped) throw err;
+        if (attempt === 0) this.log.info({ err: { message: (err as Error).message }, connections: conns.length }, 'refill history read failed; trying again while the connections wait');
+        await new Promise((r) => setTimeout(r, wait).unref());
+      }
+    }
   }
 
   private async lifecycleTimes(channels: readonly string[], fromHistory: ChannelTimes | undefined): Promise<ChannelTimes | null> {
@@ -659,6 +690,7 @@ export class Hub {
   }
 
   stop(): void {
+    this.stopped = true;
     clearInterval(this.presenceTimer);
     for (const t of this.expiryTimers.values()) clearTimeout(t);
     this.expiryTimers.clear();

@@ -2,7 +2,7 @@ import { nanoid } from 'nanoid';
 import { Errors, OriginPolicy } from '@push/protocol';
 import { ClientDirectory, instrumentStore, type Backend } from '@push/backend';
 import { SubscriberClients } from './subscriber-clients.js';
-import { AdminGate, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
+import { AdminGate, Exchange, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, registerRedisStalls, serveMetrics, startRedisProbe, type Config, type Logger, type TemplatedApp, type Uws, type WebSocket } from '@push/runtime';
 import { LagWindow } from './lag-window.js';
 import { Hub } from './hub.js';
 import { createListenerMetrics, instrumentBroker, registerListenerGauges, type ListenerMetrics } from './metrics.js';
@@ -59,6 +59,7 @@ export async function startListener(uws: Uws, config: Config, backend: Backend, 
   const isDraining = (): boolean => draining;
   const parked = new Set<LongPoll>();
   const sockets = new Set<WebSocket<WsUserData>>();
+  registerRedisStalls(metrics.registry, () => backend.connectionStalls());
   registerListenerGauges(metrics, { subscriptions: () => broker.health(), websockets: () => sockets.size, longPolls: () => parked.size, channels: () => hub.channelCount, counters: hub.counters });
   const origins = new OriginPolicy(config.allowedOrigins);
   const userStatus = new UserStatus({ store, presence: backend.presence, log: log.child({ component: 'user-status' }), onlineTtlMs: config.onlineTtlS * 1000, lingerMs: config.unsubscribeDelayMs });

@@ -14,7 +14,7 @@ import { JSON_RPC_API_PATHS, jsonRpcApiRoute } from './json-rpc-api.js';
 import { answerError, publishHandler, type PipelineHost } from './routes/publish-pipeline.js';
 import { PUBLISH_PATHS, portalPublishRoute } from './routes/portal-publish.js';
 import { MINT_PATH, mintHandler, onlineStatusHandler } from './routes/lookups.js';
-import { AdminGate, CORS_ANY, Exchange, parseQuery, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
+import { AdminGate, CORS_ANY, Exchange, parseQuery, RateMeter, bitrixStatFields, clientLimiter, every, listen, registerCommonRoutes, registerRedisStalls, serveMetrics, startRedisProbe, type Config, type HttpResponse, type Logger, type TemplatedApp, type Uws } from '@push/runtime';
 
 export { MINT_PATH, PUBLISH_PATHS };
 const TEXT = ['Content-Type', 'text/plain; charset=utf-8'] as const;
@@ -151,6 +151,7 @@ export async function startPublisher(uws: Uws, config: Config, backend: Backend,
   const operatorStat = admin.guard(serverStat);
   const portalStat = sharedServerStatHandler({ directory, algorithm: config.signatureAlgorithm, base: v4Deps, host });
   for (const path of SERVER_STAT_PATHS) app.get(path, shared ? (res, req) => (parseQuery(req.getQuery() ?? '').has('clientId') ? portalStat(res, req) : operatorStat(res, req)) : operatorStat);
+  registerRedisStalls(metrics.registry, () => backend.connectionStalls());
   serveMetrics(app, metrics.registry, admin);
   const statusPage = serveStatusPage(app, { stats: backend.stats, ping: () => store.ping(), backend: backend.kind, log: log.child({ component: 'status-page' }) }, admin);
   registerCommonRoutes(app, { isDraining: () => draining, ping: () => store.ping() });

@@ -335,6 +335,9 @@ export function createMemoryBackend(opts: BackendOptions, now: () => number = Da
       brokers.add(b);
       return b;
     },
+    connectionStalls(): Readonly<Record<string, number>> {
+      return {};
+    },
     async close(): Promise<void> {
       brokers.clear();
     },

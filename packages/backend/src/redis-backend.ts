@@ -2,9 +2,10 @@ import type { Redis } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, publishFingerprint, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger, RedisTarget } from '@push/runtime';
 import { connectRedis, toTarget } from './redis-connect.js';
+import type { RedisOptions } from 'ioredis';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
-import { SubscriberProbe } from './subscriber-probe.js';
+import { ConnectionProbe, probeTimings, type Verdict } from './connection-probe.js';
 import { historyGap } from './history-gap.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { NotSentError, UnansweredError, createGroupCommit } from './group-commit.js';
@@ -85,6 +86,9 @@ interface PublishCall {
   readonly fanout: number;
 }
 
+/** The connections of a process, by the name each gives itself (CLIENT SETNAME); logs and metrics use it. */
+type ConnectionRole = 'push-cmd' | 'push-pub' | 'push-sub';
+
 type ScriptRedis = Redis & {
   pushPublish(numKeys: number, ...args: Array<string | number>): Promise<PublishOutcome[]>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
@@ -152,6 +156,106 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const publishTimeout = opts.publishTimeoutMs ?? 20_000;
   const pubConn = connectRedis(target, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false }) as ScriptRedis;
   pubConn.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis publish connection error'));
+  // Every connection is probed for silent stalls (connection-probe.ts); a stalled one is torn
+  // down at once and reconnects, so nothing waits on a path that carries nothing.
+  const stallMs = opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS;
+  const stallCounts: Record<ConnectionRole, number> = { 'push-cmd': 0, 'push-pub': 0, 'push-sub': 0 };
+  const probes = new Set<ConnectionProbe>();
+  /** Set by close() (of the backend, or of a broker for its connection): a connection that ends then stays ended. */
+  let closed = false;
+  const retired = new WeakSet<Redis>();
+  /**
+   * Is Redis holding a command of connection `id`? Asked over a new, short-lived connection, so
+   * that a write held by CLIENT PAUSE or a WAIT (the command and publish connections run both) is
+   * not taken for a dead path. `stalled`: Redis answers and holds nothing of it (flag b), or does
+   * not know it, or cannot be reached on a new connection either; `held`: it holds a command of
+   * it, or accepts the new connection but answers nobody (Redis itself stalls, not this path).
+   */
+  const verifyMs = probeTimings(stallMs).verifyMs;
+  const check = async (id: string | null): Promise<Verdict> => {
+    const extra: RedisOptions = { lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: verifyMs, commandTimeout: verifyMs };
+    const c = connectRedis(target, extra);
+    c.on('error', () => {});
+    let reached = false;
+    c.once('connect', () => (reached = true));
+    const ask = (async (): Promise<Verdict> => {
+      await c.connect();
+      if (id === null) {
+        await c.ping(); // the id is not known yet: Redis answers a new connection and not that one
+        return 'stalled';
+      }
+      const line = String(await c.call('CLIENT', 'LIST', 'ID', id));
+      if (!line.includes(`id=${id} `)) return 'stalled';
+      return (/\bflags=(\S*)/.exec(line)?.[1] ?? '').includes('b') ? 'held' : 'stalled';
+    })();
+    let timedOut = false;
+    try {
+      return await withTimeout(ask, verifyMs, 'stall check timed out').catch((err: Error) => {
+        timedOut = err.message === 'stall check timed out' || /timed out/i.test(err.message);
+        throw err;
+      });
+    } catch {
+      // A refusal (an ACL without CLIENT LIST) cannot tell held from stalled: reconnecting is the
+      // safe side (what was on the connection is answered "unknown", never "not stored").
+      return reached && timedOut ? 'held' : 'stalled';
+    } finally {
+      c.disconnect();
+    }
+  };
+  /**
+   * Probes `conn` whenever it is ready. `verified`: a suspected connection is checked first (the
+   * command and publish connections, where Redis may hold a command); a subscriber connection runs
+   * no command Redis could hold, so its suspicion is its stall. On a stall: one log line naming the
+   * connection (and its `context`: a subscriber's channel count), the count, and `tearDown`.
+   */
+  const watch = (conn: Redis, role: ConnectionRole, verified: boolean, tearDown: () => void, context: () => Record<string, unknown> = () => ({})): ConnectionProbe => {
+    let clientId: string | null = null;
+    const probe = new ConnectionProbe(
+      { ping: () => conn.ping() },
+      {
+        stallMs,
+        ...(verified ? { verify: () => check(clientId) } : {}),
+        onStall: (silentMs) => {
+          stallCounts[role]++;
+          log.warn({ connection: role, silentMs, ...context() }, role === 'push-sub' ? 'subscriber connection stalled (open but silent); reconnecting' : 'redis connection stalled (open but silent); reconnecting');
+          tearDown();
+        },
+      },
+    );
+    probes.add(probe);
+    // ioredis gives a connection up ('end') when a reconnect it is in the middle of is interrupted:
+    // with Sentinel, the failover detector's disconnect on +switch-master makes the connector's
+    // pending connect fail ("Connection is closed."), which a torn-down connection, reconnecting
+    // towards a master cut off the network, is likely to be in. Nothing else would bring it back.
+    conn.on('end', () => {
+      if (closed || retired.has(conn)) return;
+      log.warn({ connection: role }, 'redis connection given up by the client library; connecting again');
+      setTimeout(() => {
+        if (!closed && !retired.has(conn) && conn.status === 'end') conn.connect().catch(() => {});
+      }, 500).unref();
+    });
+    conn.on('ready', () => {
+      clientId = null;
+      // Any byte read counts as life: replies, messages, PING answers.
+      conn.stream.on('data', () => probe.data());
+      // Sent before anything else on a fresh connection (a subscriber is not subscribed yet).
+      if (verified) conn.client('ID').then((id) => (clientId = String(id)), () => {});
+      probe.start();
+    });
+    conn.on('close', () => probe.stop());
+    return probe;
+  };
+  /**
+   * Drops a stalled connection now (not ioredis' disconnect, which half-closes and waits 2 s for a
+   * peer that will not answer). Commands on it fail at once instead of waiting for their timeout:
+   * they were written, so their outcome is unknown (a publish answers 504 4134, never 503).
+   */
+  const tearDown = (conn: Redis, role: ConnectionRole): void => {
+    (conn as unknown as { flushQueue(err: Error): void }).flushQueue(new Error(`the Redis ${role} connection stalled (open but silent) with this command on it`));
+    conn.stream.destroy();
+  };
+  watch(redis, 'push-cmd', true, () => tearDown(redis, 'push-cmd'));
+  watch(pubConn, 'push-pub', true, () => tearDown(pubConn, 'push-pub'));
   pubConn.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });
   pubConn.defineCommand('pushExpireNotice', { lua: EXPIRE_NOTICE_SCRIPT });
   pubConn.defineCommand('pushIdGap', { lua: ID_GAP_SCRIPT });
@@ -196,6 +300,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   /** Resolves once ids may be assigned on the current connection; fails fast while disconnected. */
   const idsReady = async (): Promise<void> => {
     await pubConnected();
+    // Closing or reconnecting (a torn-down connection's close arrives a tick later): nothing can be sent on it.
+    if (pubConn.status !== 'ready' || pubConn.stream.destroyed) throw new Error(`the Redis publish connection (push-pub) is not connected (${pubConn.status})`);
     if (gapEpoch !== epoch) await takeGap();
   };
   redis.defineCommand('pushHistory', { lua: HISTORY_SCRIPT });
@@ -246,23 +352,18 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     private up = false;
     /** When the subscription went down (for the recovery log line); null while up. */
     private downSince: number | null = Date.now();
-    private stalls = 0;
-    private readonly probe: SubscriberProbe;
     constructor() {
       // Our own resubscription on reconnect (instead of ioredis' autoResubscribe) lets us know when
       // it has completed, and only then ask the listener to refill from history.
       this.sub = connectRedis(target, { autoResubscribe: false, connectionName: 'push-sub', commandTimeout });
       this.sub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis subscriber connection error'));
-      // Silent stalls (open but carrying nothing) are found by the probe; errors and closes by ioredis.
-      this.probe = new SubscriberProbe({ ping: () => this.sub.ping() }, { stallMs: opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS, onStall: (silentMs) => this.stalled(silentMs) });
+      // Silent stalls (open but carrying nothing) are found by the probe; errors and closes by
+      // ioredis. Registered first: its 'ready' handler runs before the resubscription below.
+      this.probe = watch(this.sub, 'push-sub', false, () => this.stalled(), () => ({ channels: this.active.size }));
       let markReady: () => void = () => {};
       this.firstReady = new Promise((resolve) => (markReady = resolve));
-      this.sub.on('close', () => {
-        this.probe.stop();
-        this.markDown();
-      });
+      this.sub.on('close', () => this.markDown());
       this.sub.on('ready', () => {
-        this.probe.start();
         if (!this.connectedOnce) {
           this.connectedOnce = true;
           this.markUp();
@@ -283,21 +384,22 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       this.up = true;
       this.downSince = null;
     }
+    private readonly probe: ConnectionProbe;
+    private stalls = 0;
     /**
      * The connection is open but has carried nothing for the stall budget: drop it and reconnect.
      * ioredis then reconnects, and the usual path (lost, resubscribe, restored, refill from
      * history) brings every channel back with nothing lost. One log line per stall, not per channel.
      */
-    private stalled(silentMs: number): void {
+    private stalled(): void {
       this.stalls++;
       this.markDown();
-      log.warn({ connection: 'push-sub', silentMs, channels: this.active.size }, 'subscriber connection stalled (open but silent); reconnecting');
-      this.sub.disconnect(true);
+      // Not flushed: a SUBSCRIBE on it is sent again after the reconnect (autoResendUnfulfilledCommands).
+      this.sub.stream.destroy();
     }
     private lastMid = '';
     private lastMsg: StoredMessage | null = null;
     private onMessage(topic: Buffer, payload: Buffer): void {
-      this.probe.data();
       const t = topic.toString('latin1');
       if (!t.startsWith(this.topicPrefix)) return;
       const channel = t.slice(this.topicPrefix.length, -1);
@@ -377,6 +479,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     async close(): Promise<void> {
       brokers.delete(this);
       this.probe.stop();
+      probes.delete(this.probe);
+      retired.add(this.sub);
       this.sub.disconnect(false);
     }
   }
@@ -429,11 +533,12 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
         return { messages, gaps, newestMid: newest === '' ? null : newest, floorMid: floor === '' ? null : floor, channelTimes: toTimes(out.slice(1, 2 + n)) };
       },
       async ping(): Promise<void> {
-        await connected();
-        await redis.ping();
         // Ready means a publish can be carried out too: the publish connection reconnects on its
         // own schedule, and ids may be assigned on it only once it has taken its id safety gap.
-        await idsReady();
+        // Bounded by the stall budget, so a silent connection makes /readyz answer 503 naming it
+        // within that time rather than hang until its probe has replaced it.
+        const within = (p: Promise<unknown>, what: string): Promise<unknown> => withTimeout(p, stallMs, `the ${what} did not answer within ${stallMs} ms`);
+        await Promise.all([within(connected().then(() => redis.ping()), 'Redis command connection (push-cmd)'), within(idsReady(), 'Redis publish connection (push-pub)')]);
       },
     },
     presence: {
@@ -502,8 +607,13 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       brokers.add(b);
       return b;
     },
+    connectionStalls(): Readonly<Record<string, number>> {
+      return { ...stallCounts };
+    },
     async close(): Promise<void> {
+      closed = true;
       for (const b of [...brokers]) await b.close();
+      for (const probe of probes) probe.stop();
       redis.disconnect(false);
       pubConn.disconnect(false);
     },

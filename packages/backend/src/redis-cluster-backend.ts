@@ -8,7 +8,7 @@ import { CLUSTER_CLAIM_PUBLISH_SCRIPT, CLUSTER_EXPIRE_NOTICE_SCRIPT, CLUSTER_HIS
 import { CONFLICT_REPLY, EXPIRED_REPLY, NOT_REPLICATED, outcomeUnknown, toTimes, withTimeout, type RedisBackendOptions } from './redis-backend.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
 import { historyGap } from './history-gap.js';
-import { SubscriberProbe } from './subscriber-probe.js';
+import { ConnectionProbe } from './connection-probe.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { redisClientRegistry, redisStatsRegistry } from './redis-registries.js';
 
@@ -160,7 +160,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     readonly sub: Redis;
     readonly time: Redis;
     readonly channels: Set<string>;
-    readonly probe: SubscriberProbe;
+    readonly probe: ConnectionProbe;
     /** Settles once both connections are up (callers of node() wait for it). */
     ready: Promise<void>;
     /** Every id at or below it that this node will publish has been received ('' = none yet). */
@@ -232,7 +232,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         probing: false,
         alive: true,
         ready: Promise.resolve(),
-        probe: new SubscriberProbe({ ping: () => this.ping(n) }, { stallMs: this.stallMs, onStall: (silentMs) => this.stalled(n, silentMs) }),
+        probe: new ConnectionProbe({ ping: () => this.ping(n) }, { stallMs: this.stallMs, onStall: (silentMs: number) => this.stalled(n, silentMs) }),
       };
       this.nodes.set(key, n);
       sub.on('smessageBuffer', (topic: Buffer, payload: Buffer) => this.onMessage(n, topic, payload));
@@ -744,6 +744,14 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     },
     stats: redisStatsRegistry(cmd, p, connected, opts.statsStaleMs),
     clients: redisClientRegistry(cmd, p, connected),
+    // Only the per-master subscription connections are probed here; the command and publish
+    // connections belong to the client library's Cluster object (a silent one of those shows as
+    // commands timing out, not as a counted stall).
+    connectionStalls(): Readonly<Record<string, number>> {
+      let sub = 0;
+      for (const b of brokers) sub += b.health().stalls;
+      return { 'push-sub': sub };
+    },
     createBroker(): Broker {
       const b = new ClusterBroker();
       brokers.add(b);

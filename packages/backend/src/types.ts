@@ -181,6 +181,8 @@ export interface Backend {
   readonly clients: ClientRegistry;
   /** A new broker (listeners create one each; it owns its subscription connection). */
   createBroker(): Broker;
+  /** Silent stalls found and torn down since start, by Redis connection name (none in memory). */
+  connectionStalls(): Readonly<Record<string, number>>;
   close(): Promise<void>;
 }
 

@@ -1,4 +1,4 @@
-import { Errors, type ErrorSpec } from '@push/protocol';
+import { Errors, PushError, type ErrorSpec } from '@push/protocol';
 import { CORS_ANY, Exchange } from './http.js';
 import type { TemplatedApp, Uws, us_listen_socket } from './uws.js';
 
@@ -34,7 +34,8 @@ export function registerCommonRoutes(app: TemplatedApp, checks: HealthChecks): v
         if (why === null) ex.send(200, 'ready\n', CORS_ANY);
         else ex.sendError(why);
       },
-      () => ex.sendError(Errors.STORE_UNAVAILABLE),
+      // The reason names what did not answer (which connection, within which bound).
+      (err: unknown) => ex.sendError(new PushError(Errors.STORE_UNAVAILABLE, err instanceof Error ? err.message : undefined)),
     );
   });
   app.any('/*', (res) => void new Exchange(res).sendError(Errors.NOT_FOUND));

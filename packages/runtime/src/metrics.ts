@@ -80,6 +80,24 @@ export function mirroredCounter(registry: Registry, name: string, help: string, 
   });
 }
 
+/**
+ * `push_redis_stalls_total{connection}`: Redis connections of this process found open but silent
+ * (no answer to a PING for PUSH_PUBSUB_STALL_MS) and torn down to reconnect, by connection name
+ * (push-cmd, push-pub, push-sub), read from the backend at scrape time.
+ */
+export function registerRedisStalls(registry: Registry, read: () => Readonly<Record<string, number>>): Counter<'connection'> {
+  return new Counter({
+    name: 'push_redis_stalls_total',
+    help: 'Redis connections found open but silent (PING unanswered for PUSH_PUBSUB_STALL_MS) and reconnected, by connection.',
+    labelNames: ['connection'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [connection, n] of Object.entries(read())) this.inc({ connection }, n);
+    },
+  });
+}
+
 /** `GET /metrics` in the Prometheus text format, behind the admin gate (docs/operations.md, scraping). */
 export function serveMetrics(app: TemplatedApp, registry: Registry, gate: AdminGate): void {
   app.get('/metrics', gate.guard((res) => {
