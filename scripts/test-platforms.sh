@@ -27,7 +27,9 @@ skip() { say "SKIP: $*" >&2; exit 77; }
 declare -A NODE_VERSION=([22]=22.23.5 [24]=24.22.3)
 NPM_VERSION=10.9.9
 SUITE=trixie
-ROOT_PACKAGES=redis-server,nginx
+# nginx's JavaScript module: the stack's nginx config loads it (nginx/header-guard.js); a test that
+# starts a stack must not depend on another test's scripts/setup.sh having installed it first.
+ROOT_PACKAGES=redis-server,nginx,libnginx-mod-http-js
 CACHE="$REPO/.cache/platforms"
 ROOTFS="$CACHE/$SUITE"
 DEFAULT_FILES="packages/runtime/src/uws.test.ts tests/integration/subscribe.test.ts tests/integration/long-urls.test.ts \
