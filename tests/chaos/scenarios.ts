@@ -153,8 +153,11 @@ export const SCENARIOS: readonly Scenario[] = [
     name: 'slow-consumer',
     title: 'slow consumer: one WebSocket stops reading, then reads again',
     ciGroup: 'redis',
-    // Bytes for it to fall behind on: about 2 MB/s to every client.
-    stream: { padBytes: 8000 },
+    // Bytes for it to fall behind on: about 6 MB/s to every client. The kernel buffers of its one
+    // loopback connection (the client's receive and the listener's send buffer, autotuned up to
+    // about 10 MB here) fill before the listener holds anything itself, and 2 MB/s over the 8 s of
+    // the CI timing did not always get past them (a quiet fresh-clone run saw no close).
+    stream: { padBytes: 24000 },
     slowConsumer: true,
     measureFromHealed: true,
     async inject(ctx) {

@@ -75,7 +75,9 @@ describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
     const a = (x as { channel: string }).channel;
     const b = (y as { channel: string; master: RedisNode }).channel;
     const yPort = (y as { master: RedisNode }).master.port;
-    const rid = { scope: 'b', requestId: `partial-${a}`, windowS: 60 };
+    // The request's identity is claimed first, on the node of its own key's slot: the hash tag puts
+    // it beside channel a (not on the master made to refuse writes, or the claim itself is refused).
+    const rid = { scope: 'b', requestId: `partial-{${a}}`, windowS: 60 };
     await nodeCall(yPort, 'CONFIG', 'SET', 'maxmemory', '1');
     let err: unknown = null;
     try {
