@@ -319,12 +319,12 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       try {
         for (let attempt = 0; !this.closed && this.orphans.size > 0; attempt++) {
           if (attempt > 0) await new Promise((r) => setTimeout(r, retryStrategy(attempt)));
-          const todo = [...this.orphans].filter((c) => this.active.has(c));
+          const unplaced = [...this.orphans].filter((c) => this.active.has(c));
           this.orphans.clear();
           try {
-            await this.place(todo, true);
+            await this.place(unplaced, true);
           } catch (err) {
-            for (const c of todo) if (this.active.has(c) && !this.where.has(c)) this.orphans.add(c);
+            for (const c of unplaced) if (this.active.has(c) && !this.where.has(c)) this.orphans.add(c);
             log.warn({ err: { message: (err as Error).message }, channels: this.orphans.size }, 'redis cluster resubscribe failed; retrying');
           }
         }
