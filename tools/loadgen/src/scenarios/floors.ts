@@ -1,0 +1,402 @@
+import { randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { Redis } from 'ioredis';
+import { BACKEND_SENDER, encodeRecordTail } from '@push/protocol';
+import { benchBody } from '../bench-body.js';
+import { channelName, runPrefix, sourceAddress, type ConnSpec, type SubscribeTarget } from '../channels.js';
+import { cpuPerDelivery, formatCpuPerDelivery, type CpuPerDelivery } from '../cost.js';
+import type { PublishPlan, PublishTarget } from '../driver.js';
+import { Fleet } from '../fleet.js';
+import {
+  deliveriesBetween,
+  deliveriesPerMessage,
+  floorTable,
+  formatCommandStats,
+  MINIMAL_NO_EXPIRE_SCRIPT,
+  MINIMAL_SCRIPT,
+  parseCommandStats,
+  parseInfoCpu,
+  publishScriptArgs,
+  usPerUnit,
+  type CommandStat,
+  type FloorRow,
+} from '../floors.js';
+import { Histogram } from '../histogram.js';
+import { forkRemote, type Remote } from '../ipc.js';
+import { fmt, parse, type Scenario } from '../options.js';
+import { ROOT, redisLabel, sleep, startRedis, type RedisInstance } from '../processes.js';
+import { ResourceMonitor, type GroupUsage } from '../resources.js';
+
+/**
+ * `floors`: the measured floor of each hop of a single-message publish on this machine, with no
+ * code of this server in the path except the publish script (Redis part a). Same CPU accounting as
+ * the other scenarios (process CPU from /proc, per unit of work; the load generator never counted):
+ *
+ * 1. listener: CPU per WebSocket delivery of a bare uWebSockets.js server (floor-server.ts) holding
+ *    the `private` scenario's sockets (opened by the same client workers), sending a prebuilt text
+ *    frame per delivery at fixed rates;
+ * 2. Redis: CPU per channel append of (a) this server's publish script, with lists below the history
+ *    cap and at it, (b) the minimal store-then-announce script, (c) (b) without the list lifetime;
+ *    one message to `fanout` of `channels` channels per call, two calls in flight, two subscriber
+ *    connections holding every channel's topic;
+ * 3. publisher: CPU per request of a bare uWebSockets.js HTTP server answering the text publish
+ *    after reading its body, driven by the `private` scenario's lanes; then the same with one
+ *    EVALSHA of a trivial script per request (ioredis), which separates HTTP from the Redis client.
+ */
+
+const PREFIX = 'push:';
+
+interface ListenerStep {
+  offeredDeliveriesPerSec: number;
+  messagesPerSec: number;
+  seconds: number;
+  sends: number;
+  backpressured: number;
+  dropped: number;
+  delivered: number;
+  deliveriesPerSec: number;
+  lost: number;
+  duplicates: number;
+  reordered: number;
+  malformed: number;
+  latencyMs: ReturnType<Histogram['summaryMs']>;
+  usage: Record<string, GroupUsage>;
+  usageSeconds: number;
+  cpuPerDelivery: CpuPerDelivery | null;
+}
+
+interface RedisVariant {
+  name: string;
+  label: string;
+  calls: number;
+  appends: number;
+  seconds: number;
+  /** Redis CPU per append from /proc (the accounting of every scenario) and from INFO cpu (Redis's own). */
+  usPerAppend: number | null;
+  usPerAppendInfo: number | null;
+  usPerCall: number | null;
+  commands: CommandStat[];
+  commandsPerAppend: string;
+  published: number;
+}
+
+interface PublisherStep {
+  variant: 'http' | 'http+redis';
+  offeredRate: number;
+  requests: number;
+  requestsPerSec: number;
+  errors: number;
+  firstError: string;
+  acceptMs: ReturnType<Histogram['summaryMs']>;
+  usage: Record<string, GroupUsage>;
+  usageSeconds: number;
+  publisherUsPerRequest: number | null;
+  redisUsPerRequest: number | null;
+}
+
+export const floorsScenario: Scenario = async (argv, log) => {
+  const o = parse(argv, {
+    channels: '5000',
+    fanout: '10',
+    'ws-rates': '40000,20000',
+    'pub-rates': 'auto',
+    lanes: '32',
+    'redis-calls': '20000',
+    'redis-in-flight': '2',
+    'history-cap': '100',
+    parts: 'listener,redis,publisher',
+  });
+  const channels = o.num('channels');
+  const fanout = o.num('fanout');
+  const seconds = o.num('seconds');
+  const bodyBytes = o.num('body-bytes');
+  const parts = new Set(o.str('parts').split(','));
+  for (const p of parts) if (!['listener', 'redis', 'publisher'].includes(p)) throw new Error(`--parts takes listener, redis and publisher separated by commas (got "${p}")`);
+  if (!Number.isInteger(fanout) || fanout < 1 || fanout > channels) throw new Error(`--fanout must be a whole number from 1 to --channels (got ${fanout})`);
+  const devices = Array.from({ length: channels }, (_, c) => (c % 2 === 0 ? 2 : 1));
+  const perMessage = deliveriesPerMessage(devices, fanout);
+  const wsRates = o.nums('ws-rates');
+  const pubRates = o.str('pub-rates') === 'auto' ? wsRates.map((r) => Math.round(r / perMessage)) : o.nums('pub-rates');
+  const prefix = runPrefix();
+  const names = Array.from({ length: channels }, (_, c) => channelName(prefix, c));
+
+  // Process groups, refilled as each part starts and stops its processes.
+  const pids = { listeners: [] as number[], publishers: [] as number[], redis: [] as number[], loadgen: [process.pid] };
+  const monitor = new ResourceMonitor(() => ({ listeners: [...pids.listeners], publishers: [...pids.publishers], redis: [...pids.redis], loadgen: [...pids.loadgen] }));
+  const failures: string[] = [];
+  const rows: FloorRow[] = [];
+  const results: Record<string, unknown> = { channels, fanout, deliveriesPerMessage: perMessage, bodyBytes };
+
+  // ---- 1. listener floor --------------------------------------------------------------------
+  const listenerFloor = async (): Promise<ListenerStep[]> => {
+    const listeners = o.num('listeners');
+    const servers = Array.from({ length: listeners }, (_, i) => forkRemote('floor-server', `floor-ws-${i + 1}`));
+    const fleet = Fleet.start(o.num('workers'));
+    pids.listeners = servers.map((s) => s.pid);
+    pids.loadgen = [process.pid, ...fleet.pids()];
+    const steps: ListenerStep[] = [];
+    try {
+      const ports = await Promise.all(servers.map((s) => s.call<{ port: number }>('listenWs', { channels })));
+      const target: SubscribeTarget = { kind: 'push', urls: ports.map((p) => `http://127.0.0.1:${p.port}`), prefix, signatureKey: 'floors' };
+      const conns: ConnSpec[] = [];
+      for (let c = 0; c < channels; c++) for (let d = 0; d < (devices[c] as number); d++) conns.push({ chan: c, kind: 'ws-text', url: conns.length % target.urls.length, local: sourceAddress(conns.length) });
+      log(`listener floor: ${listeners} bare uWebSockets.js processes (runtime loader), ${fmt(conns.length)} text WebSockets on ${fmt(channels)} channels, ${fanout} channels per message (${perMessage} deliveries), one ws.send of a prebuilt ${bodyBytes + 130}-byte frame per delivery`);
+      const opened = await fleet.open(target, conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
+      log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
+      if (opened.failed > 0) failures.push(`listener floor: ${opened.failed} WebSockets failed to open: ${opened.firstError}`);
+      let seqs: number[] = new Array<number>(channels).fill(0);
+      const step = async (deliveriesPerSec: number, secs: number): Promise<ListenerStep> => {
+        const rate = deliveriesPerSec / perMessage;
+        const seed = randomInt(2 ** 31);
+        await fleet.resetLatency();
+        monitor.window();
+        const before = (await fleet.progress()).received;
+        const outs = await Promise.all(servers.map((s) => s.call<{ sends: number; backpressured: number; dropped: number; seqs: number[] }>('runWs', { rate, seconds: secs, fanout, seed, bodyBytes })));
+        const after = (outs[0] as { seqs: number[] }).seqs;
+        if (outs.some((x) => x.seqs.length !== after.length || x.seqs.some((v, i) => v !== after[i]))) failures.push('listener floor: the server processes drew different channels from the same seed');
+        const owed = deliveriesBetween(seqs, after, devices);
+        seqs = after;
+        // Drain: until every owed delivery arrived, or nothing arrived for 2 s.
+        let received = before;
+        let lastChange = performance.now();
+        while (received - before < owed && performance.now() - lastChange < 2000) {
+          await sleep(100);
+          const now = (await fleet.progress()).received;
+          if (now !== received) lastChange = performance.now();
+          received = now;
+        }
+        const win = monitor.window();
+        const c = await fleet.collect(seqs);
+        const delivered = received - before;
+        return {
+          offeredDeliveriesPerSec: deliveriesPerSec,
+          messagesPerSec: Math.round(rate),
+          seconds: secs,
+          sends: outs.reduce((s, x) => s + x.sends, 0),
+          backpressured: outs.reduce((s, x) => s + x.backpressured, 0),
+          dropped: outs.reduce((s, x) => s + x.dropped, 0),
+          delivered,
+          deliveriesPerSec: Math.round(delivered / secs),
+          lost: c.lost,
+          duplicates: c.duplicates,
+          reordered: c.reordered,
+          malformed: c.malformed,
+          latencyMs: c.latency.summaryMs(),
+          usage: win.groups,
+          usageSeconds: win.seconds,
+          cpuPerDelivery: cpuPerDelivery(win.groups, win.seconds, delivered),
+        };
+      };
+      const warm = await step(Math.max(...wsRates) / 2, 2);
+      log(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
+      for (const r of wsRates) {
+        const s = await step(r, seconds);
+        steps.push(s);
+        log(`  ${fmt(r)} deliveries/s offered (${fmt(s.messagesPerSec)} msg/s): ${fmt(s.deliveriesPerSec)} delivered/s, server CPU ${formatCpuPerDelivery(s.cpuPerDelivery)} per delivery, listeners ${s.usage['listeners']?.cpu ?? 0} cores, load generator ${s.usage['loadgen']?.cpu ?? 0}; e2e p50 ${s.latencyMs.p50} / p99 ${s.latencyMs.p99} ms; lost ${s.lost}, duplicates ${s.duplicates}, out of order ${s.reordered}, backpressured sends ${s.backpressured}`);
+        if (s.lost + s.duplicates + s.reordered + s.malformed > 0) failures.push(`listener floor at ${r}/s: lost ${s.lost}, duplicates ${s.duplicates}, out of order ${s.reordered}, unreadable ${s.malformed}`);
+        if (s.dropped > 0) failures.push(`listener floor at ${r}/s: uWebSockets.js dropped ${s.dropped} sends`);
+      }
+    } finally {
+      await fleet.stop();
+      await Promise.all(servers.map((s) => s.call('close').catch(() => undefined)));
+      await Promise.all(servers.map((s) => s.stop()));
+      pids.listeners = [];
+      pids.loadgen = [process.pid];
+    }
+    return steps;
+  };
+
+  // ---- 2. Redis floor -----------------------------------------------------------------------
+  const redisFloor = async (): Promise<RedisVariant[]> => {
+    const redis = await startRedis();
+    pids.redis = [redis.service.pid];
+    const r = new Redis(redis.url);
+    const subs = [new Redis(redis.url), new Redis(redis.url)];
+    const variants: RedisVariant[] = [];
+    try {
+      const mod = (await import(pathToFileURL(join(ROOT, 'packages', 'backend', 'dist', 'redis-scripts.js')).href)) as { PUBLISH_SCRIPT?: unknown };
+      if (typeof mod.PUBLISH_SCRIPT !== 'string') throw new Error('packages/backend dist has no PUBLISH_SCRIPT: build first (npm run build)');
+      const ours = await r.script('LOAD', mod.PUBLISH_SCRIPT) as string;
+      const minimal = await r.script('LOAD', MINIMAL_SCRIPT) as string;
+      const noExpire = await r.script('LOAD', MINIMAL_NO_EXPIRE_SCRIPT) as string;
+      let published = 0;
+      for (const s of subs) s.on('messageBuffer', () => published++);
+      const topics = names.map((n) => `${PREFIX}c:{${n}}`);
+      for (let i = 0; i < topics.length; i += 500) {
+        const chunk = topics.slice(i, i + 500);
+        await (subs[0] as Redis).subscribe(...chunk.filter((_, k) => k % 2 === 0));
+        await (subs[1] as Redis).subscribe(...chunk.filter((_, k) => k % 2 === 1));
+      }
+      log(`Redis floor: ${redisLabel(redis)}, one message (${bodyBytes}-byte body) to ${fanout} of ${fmt(channels)} channels per call, ${o.num('redis-in-flight')} calls in flight, two subscriber connections holding all ${fmt(channels)} topics`);
+      const tail = encodeRecordTail(3600, 'message', BACKEND_SENDER, benchBody(Date.now() * 1000, Date.now() * 1000, Array.from({ length: fanout }, (_, i) => [i, 1] as const), bodyBytes));
+      const cap = o.num('history-cap');
+      const random = (): string[] => {
+        const out = new Set<number>();
+        while (out.size < fanout) out.add(randomInt(channels));
+        return [...out].map((c) => names[c] as string);
+      };
+      const oursCall = (chans: readonly string[]): Promise<unknown> =>
+        r.call('EVALSHA', ours, ...publishScriptArgs(PREFIX, { cap, writeWindowMs: 43_200_000, retentionS: 172_800, ttlS: 3600, tail, channels: chans })).then((out) => {
+          const first = (out as unknown[][])[0];
+          if (first?.[0] !== 'ok') throw new Error(`the publish script answered ${JSON.stringify(out).slice(0, 200)}: its argument layout changed (floors.ts publishScriptArgs)`);
+        });
+      const startS = Math.floor(Date.now() / 1000);
+      const minimalCall = (sha: string) => (chans: readonly string[]): Promise<unknown> => {
+        const keys: string[] = [];
+        for (const c of chans) keys.push(`${PREFIX}h:{${c}}`, `${PREFIX}c:{${c}}`);
+        return r.evalsha(sha, keys.length, ...keys, `${PREFIX}id:counter`, startS, `${PREFIX}m:`, 3600, tail);
+      };
+      /** `calls` calls of `call`, `inFlight` at a time, channels from `pick`. */
+      const drive = async (calls: number, inFlight: number, call: (chans: readonly string[]) => Promise<unknown>, pick: (i: number) => string[]): Promise<void> => {
+        let next = 0;
+        const lane = async (): Promise<void> => {
+          while (next < calls) await call(pick(next++));
+        };
+        await Promise.all(Array.from({ length: inFlight }, lane));
+      };
+      const measure = async (name: string, label: string, call: (chans: readonly string[]) => Promise<unknown>, fresh: boolean): Promise<RedisVariant> => {
+        if (fresh) await r.flushdb();
+        const calls = o.num('redis-calls');
+        const appends = calls * fanout;
+        await r.config('RESETSTAT');
+        const published0 = published;
+        const info0 = parseInfoCpu(await r.info('cpu'));
+        monitor.window();
+        const t0 = performance.now();
+        await drive(calls, o.num('redis-in-flight'), call, random);
+        // Every announcement reached a subscriber connection (Redis wrote it) before the window closes.
+        const deadline = performance.now() + 5000;
+        while (published - published0 < appends && performance.now() < deadline) await sleep(20);
+        const win = monitor.window();
+        const secs = (performance.now() - t0) / 1000;
+        const info1 = parseInfoCpu(await r.info('cpu'));
+        const commands = parseCommandStats(await r.info('commandstats')).filter((c) => c.command !== 'info' && c.command !== 'config');
+        const cpu = win.groups['redis']?.cpu ?? 0;
+        const v: RedisVariant = {
+          name,
+          label,
+          calls,
+          appends,
+          seconds: Math.round(secs * 100) / 100,
+          usPerAppend: usPerUnit(cpu, win.seconds, appends),
+          usPerAppendInfo: usPerUnit(info1 - info0, 1, appends),
+          usPerCall: usPerUnit(cpu, win.seconds, calls),
+          commands,
+          commandsPerAppend: '',
+          published: published - published0,
+        };
+        v.commandsPerAppend = formatCommandStats(commands, appends, v.usPerAppend);
+        if (v.published !== appends) failures.push(`Redis floor ${name}: ${appends} announcements published, ${v.published} received by the subscribers`);
+        log(`  ${label}: ${v.usPerAppend ?? 'n/a'} us Redis CPU per append (INFO cpu ${v.usPerAppendInfo ?? 'n/a'}), ${v.usPerCall ?? 'n/a'} us per call, ${fmt(calls / secs)} calls/s`);
+        log(`    per append (commandstats, wall-clock time inside Redis): ${v.commandsPerAppend}`);
+        return v;
+      };
+      variants.push(await measure('ours', 'a. publish script, lists below the cap', oursCall, true));
+      // Steady state of a long-running server: every list at the history cap, so each append also
+      // trims the list, releases the record it pushed out and writes the gap mark. Filled round-robin
+      // (not measured) with the script itself, many calls in flight.
+      const fillCalls = Math.ceil((channels * cap) / fanout);
+      log(`  filling every list to the cap of ${cap} (${fmt(fillCalls)} calls, not measured) ...`);
+      await drive(fillCalls, 32, oursCall, (i) => Array.from({ length: fanout }, (_, k) => names[(i * fanout + k) % channels] as string));
+      variants.push(await measure('ours-at-cap', 'a. publish script, lists at the cap', oursCall, false));
+      variants.push(await measure('minimal', 'b. minimal store-then-announce', minimalCall(minimal), true));
+      variants.push(await measure('minimal-no-expire', 'c. (b) without EXPIRE', minimalCall(noExpire), true));
+    } finally {
+      for (const s of subs) s.disconnect();
+      r.disconnect();
+      await redis.stop();
+      pids.redis = [];
+    }
+    return variants;
+  };
+
+  // ---- 3. publisher floor -------------------------------------------------------------------
+  const publisherFloor = async (): Promise<PublisherStep[]> => {
+    const steps: PublisherStep[] = [];
+    let redis: RedisInstance | null = null;
+    try {
+      for (const variant of ['http', 'http+redis'] as const) {
+        if (variant === 'http+redis') {
+          redis = await startRedis();
+          pids.redis = [redis.service.pid];
+        }
+        const server = forkRemote('floor-server', `floor-http-${variant}`);
+        const driver: Remote = forkRemote('driver', 'driver');
+        pids.publishers = [server.pid];
+        pids.loadgen = [process.pid, driver.pid];
+        try {
+          const { port } = await server.call<{ port: number }>('listenHttp', redis === null ? {} : { redisUrl: redis.url });
+          const target: PublishTarget = { kind: 'push', urls: [`http://127.0.0.1:${port}`], prefix, auth: null };
+          await driver.call('setup', { target });
+          const lanes = o.num('lanes');
+          log(`publisher floor (${variant}): one bare uWebSockets.js HTTP process (runtime loader) answering POST /bitrix/pub/?CHANNEL_ID=... 200 after reading the body${variant === 'http' ? '' : `, after one EVALSHA of a trivial script per request (ioredis, ${redisLabel(redis as RedisInstance)})`}; ${lanes} lanes of the text shape, one request in flight each`);
+          const plan = (rate: number, secs: number): PublishPlan => ({ channels, fanout, lanes, shape: 'text', batch: 1, rate, seconds: secs, bodyBytes, expiry: 3600, presign: 0 });
+          await driver.call('run', { plan: plan(Math.max(...pubRates) / 2, 2) });
+          for (const rate of pubRates) {
+            monitor.window();
+            const out = await driver.call<Record<string, unknown>>('run', { plan: plan(rate, seconds) });
+            const win = monitor.window();
+            const accept = new Histogram();
+            accept.add(out['accept'] as Parameters<Histogram['add']>[0]);
+            const requests = out['requests'] as number;
+            const s: PublisherStep = {
+              variant,
+              offeredRate: rate,
+              requests,
+              requestsPerSec: Math.round(requests / (out['seconds'] as number)),
+              errors: out['errors'] as number,
+              firstError: out['firstError'] as string,
+              acceptMs: accept.summaryMs(),
+              usage: win.groups,
+              usageSeconds: win.seconds,
+              publisherUsPerRequest: usPerUnit(win.groups['publishers']?.cpu ?? 0, win.seconds, requests),
+              redisUsPerRequest: variant === 'http' ? null : usPerUnit(win.groups['redis']?.cpu ?? 0, win.seconds, requests),
+            };
+            steps.push(s);
+            log(`  ${fmt(rate)} requests/s offered: ${fmt(s.requestsPerSec)}/s answered, publisher CPU ${s.publisherUsPerRequest ?? 'n/a'} us per request${s.redisUsPerRequest === null ? '' : `, Redis ${s.redisUsPerRequest} us per request`}, publish p50 ${s.acceptMs.p50} / p99 ${s.acceptMs.p99} ms, load generator ${win.groups['loadgen']?.cpu ?? 0} cores`);
+            if (s.errors > 0) failures.push(`publisher floor (${variant}) at ${rate}/s: ${s.errors} requests failed: ${s.firstError}`);
+          }
+        } finally {
+          await server.call('close').catch(() => undefined);
+          await server.stop();
+          await driver.stop();
+          pids.publishers = [];
+          pids.loadgen = [process.pid];
+        }
+      }
+    } finally {
+      await redis?.stop();
+      pids.redis = [];
+    }
+    return steps;
+  };
+
+  try {
+    if (parts.has('redis')) {
+      const v = await redisFloor();
+      results['redis'] = v;
+      for (const x of v) rows.push({ hop: 'Redis', measure: x.label, us: x.usPerAppend, unit: 'channel append', note: `${x.usPerCall ?? 'n/a'} us per call of ${fanout} appends` });
+    }
+    if (parts.has('publisher')) {
+      const s = await publisherFloor();
+      results['publisher'] = s;
+      for (const x of s) {
+        rows.push({ hop: 'publisher', measure: x.variant === 'http' ? 'bare HTTP, body read, fixed answer' : 'bare HTTP + one EVALSHA (publisher side)', us: x.publisherUsPerRequest, unit: 'request', note: `${fmt(x.requestsPerSec)} req/s` });
+        if (x.redisUsPerRequest !== null) rows.push({ hop: 'Redis', measure: 'one trivial EVALSHA (Redis side)', us: x.redisUsPerRequest, unit: 'request', note: `${fmt(x.requestsPerSec)} req/s` });
+      }
+    }
+    if (parts.has('listener')) {
+      const s = await listenerFloor();
+      results['listener'] = s;
+      for (const x of s) rows.push({ hop: 'listener', measure: 'bare uWS, one ws.send per delivery', us: x.cpuPerDelivery?.byGroupUs['listeners'] ?? null, unit: 'delivery', note: `${fmt(x.deliveriesPerSec)} deliveries/s` });
+    }
+  } finally {
+    monitor.stop();
+  }
+  const summary = [
+    `floors: ${fmt(channels)} channels, ${fanout} per message (${perMessage} deliveries), ${bodyBytes}-byte bodies; CPU of the server processes from /proc, the load generator not counted; client and server share the machine, so every figure includes the kernel's loopback path on both ends`,
+    ...floorTable(rows),
+  ];
+  return { scenario: 'floors', ok: failures.length === 0, failures, summary, results: { ...results, table: rows } };
+};
