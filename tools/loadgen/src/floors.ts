@@ -184,7 +184,8 @@ export function commandBreakdown(stats: readonly CommandStat[], units: number): 
       commands.push({ command: c.command, calls: per(c.calls), us: per(c.usec) });
     }
   }
-  return { scriptUs: per(script), commands, insideUs: per(inside), luaUs: per(script - inside) };
+  // The parts are rounded first, so that the line adds up as printed.
+  return { scriptUs: per(script), commands, insideUs: per(inside), luaUs: Math.round((per(script) - per(inside)) * 100) / 100 };
 }
 
 /** "script 7.82 us = commands 3.02 (rpush 1.00 x = 1.04, ...) + Lua and call 4.80; outside commands 2.31": per unit. */
