@@ -20,6 +20,7 @@ import {
   seededRandom,
   usPerUnit,
   writeDigits,
+  type FloorRow,
 } from './floors.js';
 
 describe('writeDigits', () => {
@@ -249,20 +250,35 @@ describe('commandBreakdown and its line', () => {
 });
 
 describe('floorTable', () => {
-  it('aligns the columns, numbers to the right, n/a for what was not measured', () => {
-    assert.deepEqual(
-      floorTable([
-        { hop: 'listener', measure: 'bare uWS', us: 9.5, unit: 'delivery', note: '40,000/s' },
-        { hop: 'Redis', measure: 'a. publish script', us: null, unit: 'append', note: '' },
-        { hop: 'publisher', measure: 'bare HTTP', us: 123.456, unit: 'request', note: '2,667 req/s' },
-      ]),
-      [
+  const cases: Array<{ name: string; rows: FloorRow[]; want: string[] }> = [
+    {
+      name: 'aligns the columns, numbers to the right, n/a for what was not measured, no ours column without our figures',
+      rows: [
+        { hop: 'listener', measure: 'bare uWS', us: 9.5, unit: 'delivery', ours: null, note: '40,000/s' },
+        { hop: 'Redis', measure: 'a. publish script', us: null, unit: 'append', ours: null, note: '' },
+        { hop: 'publisher', measure: 'bare HTTP', us: 123.456, unit: 'request', ours: null, note: '2,667 req/s' },
+      ],
+      want: [
         'hop        floor                  us  per       at',
         '---------  -----------------  ------  --------  -----------',
         'listener   bare uWS             9.50  delivery  40,000/s',
         'Redis      a. publish script     n/a  append',
         'publisher  bare HTTP          123.46  request   2,667 req/s',
       ],
-    );
-  });
+    },
+    {
+      name: 'our figure beside the floor where there is one',
+      rows: [
+        { hop: 'listener', measure: 'bare uWS', us: 9.5, unit: 'delivery', ours: 14.25, note: '40,000/s' },
+        { hop: 'Redis', measure: 'b. minimal', us: 7, unit: 'append', ours: null, note: '' },
+      ],
+      want: [
+        'hop       floor         us  ours us  per       at',
+        '--------  ----------  ----  -------  --------  --------',
+        'listener  bare uWS    9.50    14.25  delivery  40,000/s',
+        'Redis     b. minimal  7.00      n/a  append',
+      ],
+    },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(floorTable(c.rows), c.want));
 });

@@ -203,17 +203,22 @@ export interface FloorRow {
   /** Microseconds per unit (null: not measured, e.g. nothing done). */
   readonly us: number | null;
   readonly unit: string;
+  /** This server's figure for the same hop in the same run, per the same unit (null: not measured). */
+  readonly ours: number | null;
   readonly note: string;
 }
 
-/** The summary table: one row per floor, columns aligned. */
+/** The summary table: one row per floor, columns aligned; the "ours" column only when some row has our figure. */
 export function floorTable(rows: readonly FloorRow[]): string[] {
-  const cells = rows.map((r) => [r.hop, r.measure, r.us === null ? 'n/a' : r.us.toFixed(2), r.unit, r.note]);
-  const head = ['hop', 'floor', 'us', 'per', 'at'];
+  const withOurs = rows.some((r) => r.ours !== null);
+  const num = (x: number | null): string => (x === null ? 'n/a' : x.toFixed(2));
+  const cells = rows.map((r) => [r.hop, r.measure, num(r.us), ...(withOurs ? [num(r.ours)] : []), r.unit, r.note]);
+  const head = ['hop', 'floor', 'us', ...(withOurs ? ['ours us'] : []), 'per', 'at'];
+  const numeric = withOurs ? [2, 3] : [2];
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((c) => (c[i] as string).length)));
   const line = (c: readonly string[]): string =>
     c
-      .map((x, i) => (i === 2 ? x.padStart(widths[i] as number) : x.padEnd(widths[i] as number)))
+      .map((x, i) => (numeric.includes(i) ? x.padStart(widths[i] as number) : x.padEnd(widths[i] as number)))
       .join('  ')
       .trimEnd();
   return [line(head), line(widths.map((w) => '-'.repeat(w))), ...cells.map(line)];

@@ -24,9 +24,12 @@ import {
 } from '../floors.js';
 import { Histogram } from '../histogram.js';
 import { forkRemote, type Remote } from '../ipc.js';
-import { fmt, parse, type Scenario } from '../options.js';
+import { fmt, parse, pushExtras, type Scenario } from '../options.js';
 import { ROOT, redisLabel, sleep, startRedis, type RedisInstance } from '../processes.js';
 import { ResourceMonitor, type GroupUsage } from '../resources.js';
+import { publishStep, type StepResult } from '../fanout.js';
+import { withTarget } from '../session.js';
+import { PushTarget } from '../targets/push.js';
 
 /**
  * `floors`: the measured floor of each hop of a single-message publish on this machine, with no
@@ -42,7 +45,9 @@ import { ResourceMonitor, type GroupUsage } from '../resources.js';
  *    connections holding every channel's topic;
  * 3. publisher: CPU per request of a bare uWebSockets.js HTTP server answering the text publish
  *    after reading its body, driven by the `private` scenario's lanes; then the same with one
- *    EVALSHA of a trivial script per request (ioredis), which separates HTTP from the Redis client.
+ *    EVALSHA of a trivial script per request (ioredis), which separates HTTP from the Redis client;
+ * 4. ours (`--parts ...,ours`, on by default): this server in the same shape (the same text
+ *    clients, lanes and rates), so each floor has our figure beside it from the same sitting.
  */
 
 const PREFIX = 'push:';
@@ -81,6 +86,16 @@ interface RedisVariant {
   published: number;
 }
 
+interface OursStep {
+  offeredDeliveriesPerSec: number;
+  step: StepResult;
+  /** Per process group, per its own unit: listeners per delivery, publisher per request, Redis per channel append and per request. */
+  listenerUsPerDelivery: number | null;
+  publisherUsPerRequest: number | null;
+  redisUsPerAppend: number | null;
+  redisUsPerRequest: number | null;
+}
+
 interface PublisherStep {
   variant: 'http' | 'http+redis';
   offeredRate: number;
@@ -105,14 +120,14 @@ export const floorsScenario: Scenario = async (argv, log) => {
     'redis-calls': '20000',
     'redis-in-flight': '2',
     'history-cap': '100',
-    parts: 'listener,redis,publisher',
+    parts: 'listener,redis,publisher,ours',
   });
   const channels = o.num('channels');
   const fanout = o.num('fanout');
   const seconds = o.num('seconds');
   const bodyBytes = o.num('body-bytes');
   const parts = new Set(o.str('parts').split(','));
-  for (const p of parts) if (!['listener', 'redis', 'publisher'].includes(p)) throw new Error(`--parts takes listener, redis and publisher separated by commas (got "${p}")`);
+  for (const p of parts) if (!['listener', 'redis', 'publisher', 'ours'].includes(p)) throw new Error(`--parts takes listener, redis, publisher and ours separated by commas (got "${p}")`);
   if (!Number.isInteger(fanout) || fanout < 1 || fanout > channels) throw new Error(`--fanout must be a whole number from 1 to --channels (got ${fanout})`);
   const devices = Array.from({ length: channels }, (_, c) => (c % 2 === 0 ? 2 : 1));
   const perMessage = deliveriesPerMessage(devices, fanout);
@@ -372,31 +387,70 @@ export const floorsScenario: Scenario = async (argv, log) => {
     return steps;
   };
 
-  try {
-    if (parts.has('redis')) {
-      const v = await redisFloor();
-      results['redis'] = v;
-      for (const x of v) rows.push({ hop: 'Redis', measure: x.label, us: x.usPerAppend, unit: 'channel append', note: `${x.usPerCall ?? 'n/a'} us per call of ${fanout} appends` });
-    }
-    if (parts.has('publisher')) {
-      const s = await publisherFloor();
-      results['publisher'] = s;
-      for (const x of s) {
-        rows.push({ hop: 'publisher', measure: x.variant === 'http' ? 'bare HTTP, body read, fixed answer' : 'bare HTTP + one EVALSHA (publisher side)', us: x.publisherUsPerRequest, unit: 'request', note: `${fmt(x.requestsPerSec)} req/s` });
-        if (x.redisUsPerRequest !== null) rows.push({ hop: 'Redis', measure: 'one trivial EVALSHA (Redis side)', us: x.redisUsPerRequest, unit: 'request', note: `${fmt(x.requestsPerSec)} req/s` });
+
+  // ---- 4. ours, same shape, same sitting -----------------------------------------------------
+  const oursSteps = async (): Promise<OursStep[]> => {
+    const oursPrefix = runPrefix();
+    return withTarget(() => PushTarget.start({ listeners: o.num('listeners'), publishers: o.num('publishers'), prefix: oursPrefix, auth: 'trusted', ...pushExtras(o) }), o.num('workers'), async (s) => {
+      const target = s.target.subscribeTarget();
+      const conns: ConnSpec[] = [];
+      for (let c = 0; c < channels; c++) for (let d = 0; d < (devices[c] as number); d++) conns.push({ chan: c, kind: 'ws-text', url: conns.length % target.urls.length, local: sourceAddress(conns.length) });
+      log(`ours: ${s.target.describe}; the same ${fmt(conns.length)} text WebSockets, ${o.num('lanes')} lanes of the text shape, unsigned from a trusted address`);
+      const opened = await s.fleet.open(target, conns, { reconnect: false, reconnectJitterMs: 0, concurrency: 50 });
+      log(`  ${fmt(opened.opened)} open, ${opened.failed} failed in ${opened.ms} ms`);
+      if (opened.failed > 0) failures.push(`ours: ${opened.failed} WebSockets failed to open: ${opened.firstError}`);
+      const run = { fleet: s.fleet, driver: s.driver, monitor: s.monitor, devices, plan: { channels, fanout, lanes: o.num('lanes'), shape: 'text' as const, batch: 1, tickMs: 0, bodyBytes, expiry: 3600, presign: 0 } };
+      const warm = await publishStep(run, Math.max(...wsRates) / 2 / perMessage, 2, { label: 'warm-up' });
+      log(`  warm-up: ${fmt(warm.deliveriesPerSec)} deliveries/s`);
+      const out: OursStep[] = [];
+      for (const r of wsRates) {
+        const step = await publishStep(run, r / perMessage, seconds);
+        const by = step.serverCpuPerDelivery?.byGroupUs ?? {};
+        const scale = (us: number | undefined, units: number): number | null => (us === undefined || !(units > 0) ? null : Math.round(((us * step.delivered) / units) * 100) / 100);
+        const x: OursStep = {
+          offeredDeliveriesPerSec: r,
+          step,
+          listenerUsPerDelivery: by['listeners'] ?? null,
+          publisherUsPerRequest: scale(by['publishers'], step.requests),
+          redisUsPerAppend: scale(by['redis'], step.published * fanout),
+          redisUsPerRequest: scale(by['redis'], step.requests),
+        };
+        out.push(x);
+        log(`  ${fmt(r)} deliveries/s offered: ${fmt(step.deliveriesPerSec)} delivered/s${step.keptUp ? '' : ' (did not keep up)'}, server CPU ${formatCpuPerDelivery(step.serverCpuPerDelivery)} per delivery; per own unit: listeners ${x.listenerUsPerDelivery ?? 'n/a'} us per delivery, publisher ${x.publisherUsPerRequest ?? 'n/a'} us per request, Redis ${x.redisUsPerAppend ?? 'n/a'} us per append (${x.redisUsPerRequest ?? 'n/a'} per request); publish p99 ${step.acceptMs.p99} ms; lost ${step.lost}`);
+        if (step.lost + step.duplicates + step.reordered > 0) failures.push(`ours at ${r}/s: lost ${step.lost}, duplicates ${step.duplicates}, out of order ${step.reordered}`);
       }
-    }
-    if (parts.has('listener')) {
-      const s = await listenerFloor();
-      results['listener'] = s;
-      for (const x of s) rows.push({ hop: 'listener', measure: 'bare uWS, one ws.send per delivery', us: x.cpuPerDelivery?.byGroupUs['listeners'] ?? null, unit: 'delivery', note: `${fmt(x.deliveriesPerSec)} deliveries/s` });
-    }
+      return out;
+    });
+  };
+
+  let redisV: RedisVariant[] = [];
+  let pubSteps: PublisherStep[] = [];
+  let wsSteps: ListenerStep[] = [];
+  let ours: OursStep[] = [];
+  try {
+    if (parts.has('redis')) results['redis'] = redisV = await redisFloor();
+    if (parts.has('publisher')) results['publisher'] = pubSteps = await publisherFloor();
+    if (parts.has('listener')) results['listener'] = wsSteps = await listenerFloor();
   } finally {
     monitor.stop();
   }
+  // Ours runs last, with its own processes and sampler (the floors' processes are all stopped).
+  if (parts.has('ours')) results['ours'] = ours = await oursSteps();
+  // Our figure beside each floor: at the same offered rate, or (Redis scripts) at the highest.
+  const oursAt = (deliveriesPerSec: number): OursStep | undefined => ours.find((x) => x.offeredDeliveriesPerSec === deliveriesPerSec);
+  const oursTop = ours.find((x) => x.offeredDeliveriesPerSec === Math.max(...wsRates));
+  for (const x of redisV) rows.push({ hop: 'Redis', measure: x.label, us: x.usPerAppend, unit: 'channel append', ours: x.name === 'ours' ? (oursTop?.redisUsPerAppend ?? null) : null, note: `${x.usPerCall ?? 'n/a'} us per call of ${fanout} appends` });
+  for (const x of pubSteps) {
+    // With --pub-rates auto, publisher step i has the message rate of listener step i.
+    const match = o.str('pub-rates') === 'auto' ? oursAt(wsRates[pubRates.indexOf(x.offeredRate)] ?? -1) : undefined;
+    rows.push({ hop: 'publisher', measure: x.variant === 'http' ? 'bare HTTP, body read, fixed answer' : 'bare HTTP + one EVALSHA (publisher side)', us: x.publisherUsPerRequest, unit: 'request', ours: match?.publisherUsPerRequest ?? null, note: `${fmt(x.requestsPerSec)} req/s` });
+    if (x.redisUsPerRequest !== null) rows.push({ hop: 'Redis', measure: 'one trivial EVALSHA (Redis side)', us: x.redisUsPerRequest, unit: 'request', ours: match?.redisUsPerRequest ?? null, note: `${fmt(x.requestsPerSec)} req/s` });
+  }
+  for (const x of wsSteps) rows.push({ hop: 'listener', measure: 'bare uWS, one ws.send per delivery', us: x.cpuPerDelivery?.byGroupUs['listeners'] ?? null, unit: 'delivery', ours: oursAt(x.offeredDeliveriesPerSec)?.listenerUsPerDelivery ?? null, note: `${fmt(x.deliveriesPerSec)} deliveries/s` });
   const summary = [
     `floors: ${fmt(channels)} channels, ${fanout} per message (${perMessage} deliveries), ${bodyBytes}-byte bodies; CPU of the server processes from /proc, the load generator not counted; client and server share the machine, so every figure includes the kernel's loopback path on both ends`,
     ...floorTable(rows),
   ];
+  if (ours.length > 0) summary.push(`"ours": this server in the same shape in this run (text clients, ${o.num('lanes')} lanes, one message per request), each process group per its own unit at the same offered rate (Redis per append: at ${fmt(Math.max(...wsRates))} deliveries/s, its lists below the cap)`);
   return { scenario: 'floors', ok: failures.length === 0, failures, summary, results: { ...results, table: rows } };
 };
