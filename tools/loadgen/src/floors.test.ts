@@ -171,11 +171,19 @@ describe('usPerUnit', () => {
 });
 
 describe('publishScriptArgs: the layout PUBLISH_SCRIPT documents', () => {
-  it('one unsigned request of one message', () => {
-    assert.deepEqual(publishScriptArgs('push:', { cap: 100, writeWindowMs: 5000, retentionS: 60, ttlS: 3600, tail: 'T', channels: ['a', 'b'] }), [
-      2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 1, '', '', '', '', '', 1, 3600, 'T', 2, 'a', 'b',
-    ]);
-  });
+  const cases = [
+    {
+      name: 'one unsigned request of one message',
+      requests: [['a', 'b']],
+      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 1, '', '', '', '', '', 1, 3600, 'T', 2, 'a', 'b'],
+    },
+    {
+      name: 'two requests in one call (group commit)',
+      requests: [['a'], ['b', 'c']],
+      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 2, '', '', '', '', '', 1, 3600, 'T', 1, 'a', '', '', '', '', '', 1, 3600, 'T', 2, 'b', 'c'],
+    },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(publishScriptArgs('push:', { cap: 100, writeWindowMs: 5000, retentionS: 60, ttlS: 3600, tail: 'T', requests: c.requests }), c.want));
 });
 
 describe('the minimal scripts', () => {

@@ -100,14 +100,17 @@ export function usPerUnit(cpu: number, seconds: number, units: number): number |
 }
 
 /**
- * Arguments of PUBLISH_SCRIPT (packages/backend redis-scripts.ts) for one unsigned request of one
- * message, as the publisher sends it: KEYS start and counter, then prefix, history cap, write
- * window (ms), creation-record retention (s), one request (no identity, no signature claim), one
+ * Arguments of PUBLISH_SCRIPT (packages/backend redis-scripts.ts) for unsigned requests of one
+ * message each, as the publisher sends them: KEYS start and counter, then prefix, history cap,
+ * write window (ms), creation-record retention (s), the number of requests (the publisher's group
+ * commit puts several in one call), and per request no identity and no signature claim, one
  * message with its TTL, record tail and channels. Kept beside the script's documented layout; a
  * layout change makes the script refuse or answer otherwise, which the scenario checks per call.
  */
-export function publishScriptArgs(prefix: string, o: { cap: number; writeWindowMs: number; retentionS: number; ttlS: number; tail: string; channels: readonly string[] }): Array<string | number> {
-  return [2, `${prefix}id:start`, `${prefix}id:counter`, prefix, o.cap, o.writeWindowMs, o.retentionS, 1, '', '', '', '', '', 1, o.ttlS, o.tail, o.channels.length, ...o.channels];
+export function publishScriptArgs(prefix: string, o: { cap: number; writeWindowMs: number; retentionS: number; ttlS: number; tail: string; requests: ReadonlyArray<readonly string[]> }): Array<string | number> {
+  const args: Array<string | number> = [2, `${prefix}id:start`, `${prefix}id:counter`, prefix, o.cap, o.writeWindowMs, o.retentionS, o.requests.length];
+  for (const channels of o.requests) args.push('', '', '', '', '', 1, o.ttlS, o.tail, channels.length, ...channels);
+  return args;
 }
 
 /**

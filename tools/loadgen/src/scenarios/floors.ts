@@ -68,7 +68,10 @@ interface ListenerStep {
   latencyMs: ReturnType<Histogram['summaryMs']>;
   usage: Record<string, GroupUsage>;
   usageSeconds: number;
+  /** From /proc clock ticks, as every scenario samples. */
   cpuPerDelivery: CpuPerDelivery | null;
+  /** The same counters read at microsecond resolution (the servers' process.cpuUsage). */
+  listenerUsPerDelivery: number | null;
 }
 
 interface RedisVariant {
@@ -106,19 +109,25 @@ interface PublisherStep {
   acceptMs: ReturnType<Histogram['summaryMs']>;
   usage: Record<string, GroupUsage>;
   usageSeconds: number;
+  /** Process CPU per request at microsecond resolution (the server's process.cpuUsage, Redis's INFO cpu). */
   publisherUsPerRequest: number | null;
   redisUsPerRequest: number | null;
+  /** The same from /proc clock ticks, as every scenario samples (coarse: a step holds tens of ticks). */
+  publisherUsPerRequestTicks: number | null;
+  redisUsPerRequestTicks: number | null;
 }
 
 export const floorsScenario: Scenario = async (argv, log) => {
   const o = parse(argv, {
     channels: '5000',
     fanout: '10',
-    'ws-rates': '40000,20000',
+    'ws-rates': '30000,15000',
     'pub-rates': 'auto',
     lanes: '32',
     'redis-calls': '20000',
     'redis-in-flight': '2',
+    /** Requests per publish script call (the publisher's group commit joins concurrent requests); 1 = one message per call. */
+    'redis-group': '1',
     'history-cap': '100',
     parts: 'listener,redis,publisher,ours',
   });
@@ -143,6 +152,9 @@ export const floorsScenario: Scenario = async (argv, log) => {
   const rows: FloorRow[] = [];
   const results: Record<string, unknown> = { channels, fanout, deliveriesPerMessage: perMessage, bodyBytes };
 
+  /** CPU time (us) the floor servers have used so far, at microsecond resolution. */
+  const cpuOf = async (procs: readonly Remote[]): Promise<number> => (await Promise.all(procs.map((p) => p.call<{ us: number }>('cpu')))).reduce((a, b) => a + b.us, 0);
+
   // ---- 1. listener floor --------------------------------------------------------------------
   const listenerFloor = async (): Promise<ListenerStep[]> => {
     const listeners = o.num('listeners');
@@ -165,6 +177,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
         const rate = deliveriesPerSec / perMessage;
         const seed = randomInt(2 ** 31);
         await fleet.resetLatency();
+        const cpu0 = await cpuOf(servers);
         monitor.window();
         const before = (await fleet.progress()).received;
         const outs = await Promise.all(servers.map((s) => s.call<{ sends: number; backpressured: number; dropped: number; seqs: number[] }>('runWs', { rate, seconds: secs, fanout, seed, bodyBytes })));
@@ -182,6 +195,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
           received = now;
         }
         const win = monitor.window();
+        const cpu1 = await cpuOf(servers);
         const c = await fleet.collect(seqs);
         const delivered = received - before;
         return {
@@ -201,6 +215,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
           usage: win.groups,
           usageSeconds: win.seconds,
           cpuPerDelivery: cpuPerDelivery(win.groups, win.seconds, delivered),
+          listenerUsPerDelivery: usPerUnit(cpu1 - cpu0, 1e-6, delivered),
         };
       };
       const warm = await step(Math.max(...wsRates) / 2, 2);
@@ -208,7 +223,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
       for (const r of wsRates) {
         const s = await step(r, seconds);
         steps.push(s);
-        log(`  ${fmt(r)} deliveries/s offered (${fmt(s.messagesPerSec)} msg/s): ${fmt(s.deliveriesPerSec)} delivered/s, server CPU ${formatCpuPerDelivery(s.cpuPerDelivery)} per delivery, listeners ${s.usage['listeners']?.cpu ?? 0} cores, load generator ${s.usage['loadgen']?.cpu ?? 0}; e2e p50 ${s.latencyMs.p50} / p99 ${s.latencyMs.p99} ms; lost ${s.lost}, duplicates ${s.duplicates}, out of order ${s.reordered}, backpressured sends ${s.backpressured}`);
+        log(`  ${fmt(r)} deliveries/s offered (${fmt(s.messagesPerSec)} msg/s): ${fmt(s.deliveriesPerSec)} delivered/s, listener CPU ${s.listenerUsPerDelivery ?? 'n/a'} us per delivery (/proc ticks: ${formatCpuPerDelivery(s.cpuPerDelivery)}), listeners ${s.usage['listeners']?.cpu ?? 0} cores, load generator ${s.usage['loadgen']?.cpu ?? 0}; e2e p50 ${s.latencyMs.p50} / p99 ${s.latencyMs.p99} ms; lost ${s.lost}, duplicates ${s.duplicates}, out of order ${s.reordered}, backpressured sends ${s.backpressured}`);
         if (s.lost + s.duplicates + s.reordered + s.malformed > 0) failures.push(`listener floor at ${r}/s: lost ${s.lost}, duplicates ${s.duplicates}, out of order ${s.reordered}, unreadable ${s.malformed}`);
         if (s.dropped > 0) failures.push(`listener floor at ${r}/s: uWebSockets.js dropped ${s.dropped} sends`);
       }
@@ -251,11 +266,17 @@ export const floorsScenario: Scenario = async (argv, log) => {
         while (out.size < fanout) out.add(randomInt(channels));
         return [...out].map((c) => names[c] as string);
       };
-      const oursCall = (chans: readonly string[]): Promise<unknown> =>
-        r.call('EVALSHA', ours, ...publishScriptArgs(PREFIX, { cap, writeWindowMs: 43_200_000, retentionS: 172_800, ttlS: 3600, tail, channels: chans })).then((out) => {
-          const first = (out as unknown[][])[0];
-          if (first?.[0] !== 'ok') throw new Error(`the publish script answered ${JSON.stringify(out).slice(0, 200)}: its argument layout changed (floors.ts publishScriptArgs)`);
+      const group = o.num('redis-group');
+      if (!Number.isInteger(group) || group < 1) throw new Error(`--redis-group must be a whole number of at least 1 (got ${group})`);
+      // One request per `fanout` channels handed over: a call of `group` requests gets group x fanout channels.
+      const oursCall = (chans: readonly string[]): Promise<unknown> => {
+        const requests: string[][] = [];
+        for (let i = 0; i < chans.length; i += fanout) requests.push(chans.slice(i, i + fanout));
+        return r.call('EVALSHA', ours, ...publishScriptArgs(PREFIX, { cap, writeWindowMs: 43_200_000, retentionS: 172_800, ttlS: 3600, tail, requests })).then((out) => {
+          const outcomes = out as unknown[][];
+          if (outcomes.length !== requests.length || outcomes.some((x) => x[0] !== 'ok')) throw new Error(`the publish script answered ${JSON.stringify(out).slice(0, 200)}: its argument layout changed (floors.ts publishScriptArgs)`);
         });
+      };
       const startS = Math.floor(Date.now() / 1000);
       const minimalCall = (sha: string) => (chans: readonly string[]): Promise<unknown> => {
         const keys: string[] = [];
@@ -270,16 +291,17 @@ export const floorsScenario: Scenario = async (argv, log) => {
         };
         await Promise.all(Array.from({ length: inFlight }, lane));
       };
-      const measure = async (name: string, label: string, call: (chans: readonly string[]) => Promise<unknown>, fresh: boolean): Promise<RedisVariant> => {
+      const measure = async (name: string, label: string, call: (chans: readonly string[]) => Promise<unknown>, fresh: boolean, requestsPerCall = 1): Promise<RedisVariant> => {
         if (fresh) await r.flushdb();
-        const calls = o.num('redis-calls');
-        const appends = calls * fanout;
+        const calls = Math.ceil(o.num('redis-calls') / requestsPerCall);
+        const appends = calls * fanout * requestsPerCall;
+        const pick = (): string[] => Array.from({ length: requestsPerCall }, random).flat();
         await r.config('RESETSTAT');
         const published0 = published;
         const info0 = parseInfoCpu(await r.info('cpu'));
         monitor.window();
         const t0 = performance.now();
-        await drive(calls, o.num('redis-in-flight'), call, random);
+        await drive(calls, o.num('redis-in-flight'), call, pick);
         // Every announcement reached a subscriber connection (Redis wrote it) before the window closes.
         const deadline = performance.now() + 5000;
         while (published - published0 < appends && performance.now() < deadline) await sleep(20);
@@ -296,25 +318,27 @@ export const floorsScenario: Scenario = async (argv, log) => {
           seconds: Math.round(secs * 100) / 100,
           usPerAppend: usPerUnit(cpu, win.seconds, appends),
           usPerAppendInfo: usPerUnit(info1 - info0, 1, appends),
-          usPerCall: usPerUnit(cpu, win.seconds, calls),
+          usPerCall: usPerUnit(info1 - info0, 1, calls),
           commands,
           commandsPerAppend: '',
           published: published - published0,
         };
-        v.commandsPerAppend = formatCommandStats(commands, appends, v.usPerAppend);
+        v.commandsPerAppend = formatCommandStats(commands, appends, v.usPerAppendInfo);
         if (v.published !== appends) failures.push(`Redis floor ${name}: ${appends} announcements published, ${v.published} received by the subscribers`);
-        log(`  ${label}: ${v.usPerAppend ?? 'n/a'} us Redis CPU per append (INFO cpu ${v.usPerAppendInfo ?? 'n/a'}), ${v.usPerCall ?? 'n/a'} us per call, ${fmt(calls / secs)} calls/s`);
+        log(`  ${label}: ${v.usPerAppendInfo ?? 'n/a'} us Redis CPU per append (/proc ticks ${v.usPerAppend ?? 'n/a'}), ${v.usPerCall ?? 'n/a'} us per call of ${fmt(appends / calls)} appends, ${fmt(calls / secs)} calls/s`);
         log(`    per append (commandstats, wall-clock time inside Redis): ${v.commandsPerAppend}`);
         return v;
       };
-      variants.push(await measure('ours', 'a. publish script, lists below the cap', oursCall, true));
+      const grouped = group === 1 ? '' : `, ${group} requests per call`;
+      variants.push(await measure('ours', `a. publish script, lists below the cap${grouped}`, oursCall, true, group));
       // Steady state of a long-running server: every list at the history cap, so each append also
       // trims the list, releases the record it pushed out and writes the gap mark. Filled round-robin
       // (not measured) with the script itself, many calls in flight.
       const fillCalls = Math.ceil((channels * cap) / fanout);
       log(`  filling every list to the cap of ${cap} (${fmt(fillCalls)} calls, not measured) ...`);
       await drive(fillCalls, 32, oursCall, (i) => Array.from({ length: fanout }, (_, k) => names[(i * fanout + k) % channels] as string));
-      variants.push(await measure('ours-at-cap', 'a. publish script, lists at the cap', oursCall, false));
+      if (group > 1) log(`  the publish script gets ${group} requests per call (--redis-group), the minimal scripts one`);
+      variants.push(await measure('ours-at-cap', `a. publish script, lists at the cap${grouped}`, oursCall, false, group));
       variants.push(await measure('minimal', 'b. minimal store-then-announce', minimalCall(minimal), true));
       variants.push(await measure('minimal-no-expire', 'c. (b) without EXPIRE', minimalCall(noExpire), true));
     } finally {
@@ -337,6 +361,8 @@ export const floorsScenario: Scenario = async (argv, log) => {
           pids.redis = [redis.service.pid];
         }
         const server = forkRemote('floor-server', `floor-http-${variant}`);
+        // Redis's own CPU counters (INFO cpu), read before and after each step on a connection of its own.
+        const probe = redis === null ? null : new Redis(redis.url);
         const driver: Remote = forkRemote('driver', 'driver');
         pids.publishers = [server.pid];
         pids.loadgen = [process.pid, driver.pid];
@@ -349,9 +375,13 @@ export const floorsScenario: Scenario = async (argv, log) => {
           const plan = (rate: number, secs: number): PublishPlan => ({ channels, fanout, lanes, shape: 'text', batch: 1, rate, seconds: secs, bodyBytes, expiry: 3600, presign: 0 });
           await driver.call('run', { plan: plan(Math.max(...pubRates) / 2, 2) });
           for (const rate of pubRates) {
+            const cpu0 = await cpuOf([server]);
+            const redisCpu0 = probe === null ? 0 : parseInfoCpu(await probe.info('cpu'));
             monitor.window();
             const out = await driver.call<Record<string, unknown>>('run', { plan: plan(rate, seconds) });
             const win = monitor.window();
+            const cpu1 = await cpuOf([server]);
+            const redisCpu1 = probe === null ? 0 : parseInfoCpu(await probe.info('cpu'));
             const accept = new Histogram();
             accept.add(out['accept'] as Parameters<Histogram['add']>[0]);
             const requests = out['requests'] as number;
@@ -365,14 +395,17 @@ export const floorsScenario: Scenario = async (argv, log) => {
               acceptMs: accept.summaryMs(),
               usage: win.groups,
               usageSeconds: win.seconds,
-              publisherUsPerRequest: usPerUnit(win.groups['publishers']?.cpu ?? 0, win.seconds, requests),
-              redisUsPerRequest: variant === 'http' ? null : usPerUnit(win.groups['redis']?.cpu ?? 0, win.seconds, requests),
+              publisherUsPerRequest: usPerUnit(cpu1 - cpu0, 1e-6, requests),
+              redisUsPerRequest: probe === null ? null : usPerUnit(redisCpu1 - redisCpu0, 1, requests),
+              publisherUsPerRequestTicks: usPerUnit(win.groups['publishers']?.cpu ?? 0, win.seconds, requests),
+              redisUsPerRequestTicks: probe === null ? null : usPerUnit(win.groups['redis']?.cpu ?? 0, win.seconds, requests),
             };
             steps.push(s);
-            log(`  ${fmt(rate)} requests/s offered: ${fmt(s.requestsPerSec)}/s answered, publisher CPU ${s.publisherUsPerRequest ?? 'n/a'} us per request${s.redisUsPerRequest === null ? '' : `, Redis ${s.redisUsPerRequest} us per request`}, publish p50 ${s.acceptMs.p50} / p99 ${s.acceptMs.p99} ms, load generator ${win.groups['loadgen']?.cpu ?? 0} cores`);
+            log(`  ${fmt(rate)} requests/s offered: ${fmt(s.requestsPerSec)}/s answered, publisher CPU ${s.publisherUsPerRequest ?? 'n/a'} us per request (/proc ticks ${s.publisherUsPerRequestTicks ?? 'n/a'})${s.redisUsPerRequest === null ? '' : `, Redis ${s.redisUsPerRequest} us per request (/proc ticks ${s.redisUsPerRequestTicks ?? 'n/a'})`}, publish p50 ${s.acceptMs.p50} / p99 ${s.acceptMs.p99} ms, load generator ${win.groups['loadgen']?.cpu ?? 0} cores`);
             if (s.errors > 0) failures.push(`publisher floor (${variant}) at ${rate}/s: ${s.errors} requests failed: ${s.firstError}`);
           }
         } finally {
+          probe?.disconnect();
           await server.call('close').catch(() => undefined);
           await server.stop();
           await driver.stop();
@@ -439,16 +472,16 @@ export const floorsScenario: Scenario = async (argv, log) => {
   // Our figure beside each floor: at the same offered rate, or (Redis scripts) at the highest.
   const oursAt = (deliveriesPerSec: number): OursStep | undefined => ours.find((x) => x.offeredDeliveriesPerSec === deliveriesPerSec);
   const oursTop = ours.find((x) => x.offeredDeliveriesPerSec === Math.max(...wsRates));
-  for (const x of redisV) rows.push({ hop: 'Redis', measure: x.label, us: x.usPerAppend, unit: 'channel append', ours: x.name === 'ours' ? (oursTop?.redisUsPerAppend ?? null) : null, note: `${x.usPerCall ?? 'n/a'} us per call of ${fanout} appends` });
+  for (const x of redisV) rows.push({ hop: 'Redis', measure: x.label, us: x.usPerAppendInfo, unit: 'channel append', ours: x.name === 'ours' ? (oursTop?.redisUsPerAppend ?? null) : null, note: `${x.usPerCall ?? 'n/a'} us per call of ${fmt(x.appends / x.calls)} appends` });
   for (const x of pubSteps) {
     // With --pub-rates auto, publisher step i has the message rate of listener step i.
     const match = o.str('pub-rates') === 'auto' ? oursAt(wsRates[pubRates.indexOf(x.offeredRate)] ?? -1) : undefined;
     rows.push({ hop: 'publisher', measure: x.variant === 'http' ? 'bare HTTP, body read, fixed answer' : 'bare HTTP + one EVALSHA (publisher side)', us: x.publisherUsPerRequest, unit: 'request', ours: match?.publisherUsPerRequest ?? null, note: `${fmt(x.requestsPerSec)} req/s` });
     if (x.redisUsPerRequest !== null) rows.push({ hop: 'Redis', measure: 'one trivial EVALSHA (Redis side)', us: x.redisUsPerRequest, unit: 'request', ours: match?.redisUsPerRequest ?? null, note: `${fmt(x.requestsPerSec)} req/s` });
   }
-  for (const x of wsSteps) rows.push({ hop: 'listener', measure: 'bare uWS, one ws.send per delivery', us: x.cpuPerDelivery?.byGroupUs['listeners'] ?? null, unit: 'delivery', ours: oursAt(x.offeredDeliveriesPerSec)?.listenerUsPerDelivery ?? null, note: `${fmt(x.deliveriesPerSec)} deliveries/s` });
+  for (const x of wsSteps) rows.push({ hop: 'listener', measure: 'bare uWS, one ws.send per delivery', us: x.listenerUsPerDelivery, unit: 'delivery', ours: oursAt(x.offeredDeliveriesPerSec)?.listenerUsPerDelivery ?? null, note: `${fmt(x.deliveriesPerSec)} deliveries/s` });
   const summary = [
-    `floors: ${fmt(channels)} channels, ${fanout} per message (${perMessage} deliveries), ${bodyBytes}-byte bodies; CPU of the server processes from /proc, the load generator not counted; client and server share the machine, so every figure includes the kernel's loopback path on both ends`,
+    `floors: ${fmt(channels)} channels, ${fanout} per message (${perMessage} deliveries), ${bodyBytes}-byte bodies; process CPU (user + system) per unit, the load generator not counted: floors read at microsecond resolution (the floor servers' getrusage, Redis's INFO cpu: the counters /proc gives in 10 ms ticks, which the log and the report show beside them), ours from /proc ticks as every scenario; client and server share the machine, so every figure includes the kernel's loopback path on both ends`,
     ...floorTable(rows),
   ];
   if (ours.length > 0) summary.push(`"ours": this server in the same shape in this run (text clients, ${o.num('lanes')} lanes, one message per request), each process group per its own unit at the same offered rate (Redis per append: at ${fmt(Math.max(...wsRates))} deliveries/s, its lists below the cap)`);
