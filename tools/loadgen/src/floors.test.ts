@@ -13,6 +13,7 @@ import {
   messagesDue,
   MINIMAL_NO_EXPIRE_SCRIPT,
   MINIMAL_SCRIPT,
+  medianBy,
   parseCommandStats,
   parseInfoCpu,
   pickDistinct,
@@ -158,6 +159,21 @@ describe('deliveries per message and between sequence snapshots', () => {
     { name: 'nothing sent', before: [1, 1], after: [1, 1], devices: [2, 2], want: 0 },
   ];
   for (const c of between) it(c.name, () => assert.equal(deliveriesBetween(c.before, c.after, c.devices), c.want));
+});
+
+describe('medianBy', () => {
+  const cases = [
+    { name: 'odd count: the middle one', xs: [9, 1, 5], want: 5 },
+    { name: 'even count: the lower middle one', xs: [4, 1, 3, 2], want: 2 },
+    { name: 'one', xs: [7], want: 7 },
+    { name: 'none', xs: [], want: undefined },
+  ];
+  for (const c of cases) it(c.name, () => assert.equal(medianBy(c.xs.map((v) => ({ v })), (x) => x.v)?.v, c.want));
+  it('does not reorder what it is given', () => {
+    const xs = [3, 1, 2];
+    medianBy(xs, (x) => x);
+    assert.deepEqual(xs, [3, 1, 2]);
+  });
 });
 
 describe('usPerUnit', () => {

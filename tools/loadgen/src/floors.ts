@@ -93,6 +93,12 @@ export function deliveriesBetween(before: readonly number[], after: readonly num
   return n;
 }
 
+/** The median item by `key` (the lower middle one of an even count); undefined for none. */
+export function medianBy<T>(items: readonly T[], key: (x: T) => number): T | undefined {
+  const sorted = [...items].sort((a, b) => key(a) - key(b));
+  return sorted[Math.floor((sorted.length - 1) / 2)];
+}
+
 /** Microseconds of CPU per unit of work: `cpu` cores busy over `seconds`, for `units` (null without units). */
 export function usPerUnit(cpu: number, seconds: number, units: number): number | null {
   if (!(units > 0) || !(seconds > 0)) return null;

@@ -15,6 +15,7 @@ import {
   formatCommandStats,
   MINIMAL_NO_EXPIRE_SCRIPT,
   MINIMAL_SCRIPT,
+  medianBy,
   parseCommandStats,
   parseInfoCpu,
   publishScriptArgs,
@@ -87,6 +88,8 @@ interface RedisVariant {
   commands: CommandStat[];
   commandsPerAppend: string;
   published: number;
+  /** Redis CPU per append (INFO cpu) of every round, in order; the figures above are the median round's. */
+  rounds: Array<number | null>;
 }
 
 interface OursStep {
@@ -128,6 +131,8 @@ export const floorsScenario: Scenario = async (argv, log) => {
     'redis-in-flight': '2',
     /** Requests per publish script call (the publisher's group commit joins concurrent requests); 1 = one message per call. */
     'redis-group': '1',
+    /** Rounds in which the Redis variants take turns; each variant's figure is its median round. */
+    'redis-rounds': '3',
     'history-cap': '100',
     parts: 'listener,redis,publisher,ours',
   });
@@ -291,8 +296,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
         };
         await Promise.all(Array.from({ length: inFlight }, lane));
       };
-      const measure = async (name: string, label: string, call: (chans: readonly string[]) => Promise<unknown>, fresh: boolean, requestsPerCall = 1): Promise<RedisVariant> => {
-        if (fresh) await r.flushdb();
+      const measure = async (name: string, label: string, call: (chans: readonly string[]) => Promise<unknown>, requestsPerCall: number): Promise<RedisVariant> => {
         const calls = Math.ceil(o.num('redis-calls') / requestsPerCall);
         const appends = calls * fanout * requestsPerCall;
         const pick = (): string[] => Array.from({ length: requestsPerCall }, random).flat();
@@ -322,25 +326,49 @@ export const floorsScenario: Scenario = async (argv, log) => {
           commands,
           commandsPerAppend: '',
           published: published - published0,
+          rounds: [],
         };
         v.commandsPerAppend = formatCommandStats(commands, appends, v.usPerAppendInfo);
         if (v.published !== appends) failures.push(`Redis floor ${name}: ${appends} announcements published, ${v.published} received by the subscribers`);
-        log(`  ${label}: ${v.usPerAppendInfo ?? 'n/a'} us Redis CPU per append (/proc ticks ${v.usPerAppend ?? 'n/a'}), ${v.usPerCall ?? 'n/a'} us per call of ${fmt(appends / calls)} appends, ${fmt(calls / secs)} calls/s`);
-        log(`    per append (commandstats, wall-clock time inside Redis): ${v.commandsPerAppend}`);
+        log(`    ${label}: ${v.usPerAppendInfo ?? 'n/a'} us Redis CPU per append (/proc ticks ${v.usPerAppend ?? 'n/a'}), ${v.usPerCall ?? 'n/a'} us per call of ${fmt(appends / calls)} appends, ${fmt(calls / secs)} calls/s`);
+        log(`      per append (commandstats, wall-clock time inside Redis): ${v.commandsPerAppend}`);
         return v;
       };
       const grouped = group === 1 ? '' : `, ${group} requests per call`;
-      variants.push(await measure('ours', `a. publish script, lists below the cap${grouped}`, oursCall, true, group));
+      if (group > 1) log(`  the publish script gets ${group} requests per call (--redis-group), the minimal scripts one`);
       // Steady state of a long-running server: every list at the history cap, so each append also
       // trims the list, releases the record it pushed out and writes the gap mark. Filled round-robin
       // (not measured) with the script itself, many calls in flight.
       const fillCalls = Math.ceil((channels * cap) / fanout);
-      log(`  filling every list to the cap of ${cap} (${fmt(fillCalls)} calls, not measured) ...`);
-      await drive(fillCalls, 32, oursCall, (i) => Array.from({ length: fanout }, (_, k) => names[(i * fanout + k) % channels] as string));
-      if (group > 1) log(`  the publish script gets ${group} requests per call (--redis-group), the minimal scripts one`);
-      variants.push(await measure('ours-at-cap', `a. publish script, lists at the cap${grouped}`, oursCall, false, group));
-      variants.push(await measure('minimal', 'b. minimal store-then-announce', minimalCall(minimal), true));
-      variants.push(await measure('minimal-no-expire', 'c. (b) without EXPIRE', minimalCall(noExpire), true));
+      const fill = async (): Promise<void> => {
+        await r.flushdb();
+        log(`    filling every list to the cap of ${cap} (${fmt(fillCalls)} calls, not measured) ...`);
+        await drive(fillCalls, 32, oursCall, (i) => Array.from({ length: fanout }, (_, k) => names[(i * fanout + k) % channels] as string));
+      };
+      const plan: Array<{ name: string; label: string; call: (chans: readonly string[]) => Promise<unknown>; prepare: () => Promise<unknown>; group: number }> = [
+        { name: 'ours', label: `a. publish script, lists below the cap${grouped}`, call: oursCall, prepare: () => r.flushdb(), group },
+        { name: 'minimal', label: 'b. minimal store-then-announce', call: minimalCall(minimal), prepare: () => r.flushdb(), group: 1 },
+        { name: 'minimal-no-expire', label: 'c. (b) without EXPIRE', call: minimalCall(noExpire), prepare: () => r.flushdb(), group: 1 },
+        { name: 'ours-at-cap', label: `a. publish script, lists at the cap${grouped}`, call: oursCall, prepare: fill, group },
+      ];
+      // The variants take turns, round after round (this machine's speed drifts within minutes);
+      // each variant's figure is its median round.
+      const rounds = o.num('redis-rounds');
+      if (!Number.isInteger(rounds) || rounds < 1) throw new Error(`--redis-rounds must be a whole number of at least 1 (got ${rounds})`);
+      const runs = new Map<string, RedisVariant[]>(plan.map((p) => [p.name, []]));
+      for (let round = 1; round <= rounds; round++) {
+        log(`  round ${round} of ${rounds}:`);
+        for (const p of plan) {
+          await p.prepare();
+          runs.get(p.name)?.push(await measure(p.name, p.label, p.call, p.group));
+        }
+      }
+      const order = ['ours', 'ours-at-cap', 'minimal', 'minimal-no-expire'];
+      for (const name of order) {
+        const all = runs.get(name) ?? [];
+        const mid = medianBy(all, (v) => v.usPerAppendInfo ?? Infinity);
+        if (mid !== undefined) variants.push({ ...mid, rounds: all.map((v) => v.usPerAppendInfo) });
+      }
     } finally {
       for (const s of subs) s.disconnect();
       r.disconnect();
@@ -472,7 +500,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
   // Our figure beside each floor: at the same offered rate, or (Redis scripts) at the highest.
   const oursAt = (deliveriesPerSec: number): OursStep | undefined => ours.find((x) => x.offeredDeliveriesPerSec === deliveriesPerSec);
   const oursTop = ours.find((x) => x.offeredDeliveriesPerSec === Math.max(...wsRates));
-  for (const x of redisV) rows.push({ hop: 'Redis', measure: x.label, us: x.usPerAppendInfo, unit: 'channel append', ours: x.name === 'ours' ? (oursTop?.redisUsPerAppend ?? null) : null, note: `${x.usPerCall ?? 'n/a'} us per call of ${fmt(x.appends / x.calls)} appends` });
+  for (const x of redisV) rows.push({ hop: 'Redis', measure: x.rounds.length > 1 ? `${x.label} (median of ${x.rounds.length})` : x.label, us: x.usPerAppendInfo, unit: 'channel append', ours: x.name === 'ours' ? (oursTop?.redisUsPerAppend ?? null) : null, note: `${x.usPerCall ?? 'n/a'} us per call of ${fmt(x.appends / x.calls)} appends` });
   for (const x of pubSteps) {
     // With --pub-rates auto, publisher step i has the message rate of listener step i.
     const match = o.str('pub-rates') === 'auto' ? oursAt(wsRates[pubRates.indexOf(x.offeredRate)] ?? -1) : undefined;
