@@ -142,6 +142,7 @@ export const floorsScenario: Scenario = async (argv, log) => {
   const bodyBytes = o.num('body-bytes');
   const parts = new Set(o.str('parts').split(','));
   for (const p of parts) if (!['listener', 'redis', 'publisher', 'ours'].includes(p)) throw new Error(`--parts takes listener, redis, publisher and ours separated by commas (got "${p}")`);
+  if (!Number.isInteger(o.num('listeners')) || o.num('listeners') < 1) throw new Error(`--listeners must be a whole number of at least 1 (got ${o.num('listeners')})`);
   if (!Number.isInteger(fanout) || fanout < 1 || fanout > channels) throw new Error(`--fanout must be a whole number from 1 to --channels (got ${fanout})`);
   const devices = Array.from({ length: channels }, (_, c) => (c % 2 === 0 ? 2 : 1));
   const perMessage = deliveriesPerMessage(devices, fanout);
