@@ -6,6 +6,7 @@ import {
   commandBreakdown,
   deliveriesBetween,
   deliveriesPerMessage,
+  floorPerDelivery,
   floorTable,
   formatCommandStats,
   frameTemplate,
@@ -174,6 +175,24 @@ describe('medianBy', () => {
     medianBy(xs, (x) => x);
     assert.deepEqual(xs, [3, 1, 2]);
   });
+});
+
+describe('floorPerDelivery', () => {
+  const cases = [
+    {
+      name: 'the private shape: one request and 10 appends per 15 deliveries',
+      f: { listenerUs: 10, publisherUsPerRequest: 45, redisUsPerAppend: 7.5, fanout: 10, deliveriesPerMessage: 15 },
+      want: { totalUs: 18, listenerUs: 10, publisherUs: 3, redisUs: 5 },
+    },
+    {
+      name: 'one device per channel',
+      f: { listenerUs: 12, publisherUsPerRequest: 40, redisUsPerAppend: 8, fanout: 10, deliveriesPerMessage: 10 },
+      want: { totalUs: 24, listenerUs: 12, publisherUs: 4, redisUs: 8 },
+    },
+    { name: 'a part not measured', f: { listenerUs: 10, publisherUsPerRequest: null, redisUsPerAppend: 7.5, fanout: 10, deliveriesPerMessage: 15 }, want: null },
+    { name: 'no deliveries per message', f: { listenerUs: 10, publisherUsPerRequest: 45, redisUsPerAppend: 7.5, fanout: 10, deliveriesPerMessage: 0 }, want: null },
+  ];
+  for (const c of cases) it(c.name, () => assert.deepEqual(floorPerDelivery(c.f), c.want));
 });
 
 describe('usPerUnit', () => {

@@ -143,6 +143,18 @@ return mid
 /** MINIMAL_SCRIPT without the list lifetime: what the EXPIRE costs. */
 export const MINIMAL_NO_EXPIRE_SCRIPT = MINIMAL_SCRIPT.replace("  if len == 1 then redis.call('EXPIRE', KEYS[k], ttl) else redis.call('EXPIRE', KEYS[k], ttl, 'GT') end\n", '');
 
+/**
+ * The floors added up per delivery: a message costs a publish request and `fanout` channel appends
+ * and makes `deliveriesPerMessage` deliveries, each one listener write. Null when a part is missing.
+ */
+export function floorPerDelivery(f: { listenerUs: number | null; publisherUsPerRequest: number | null; redisUsPerAppend: number | null; fanout: number; deliveriesPerMessage: number }): { totalUs: number; listenerUs: number; publisherUs: number; redisUs: number } | null {
+  if (f.listenerUs === null || f.publisherUsPerRequest === null || f.redisUsPerAppend === null || !(f.deliveriesPerMessage > 0)) return null;
+  const r2 = (x: number): number => Math.round(x * 100) / 100;
+  const publisherUs = f.publisherUsPerRequest / f.deliveriesPerMessage;
+  const redisUs = (f.redisUsPerAppend * f.fanout) / f.deliveriesPerMessage;
+  return { totalUs: r2(f.listenerUs + publisherUs + redisUs), listenerUs: r2(f.listenerUs), publisherUs: r2(publisherUs), redisUs: r2(redisUs) };
+}
+
 /** One line of INFO commandstats. */
 export interface CommandStat {
   readonly command: string;

@@ -11,6 +11,7 @@ import { Fleet } from '../fleet.js';
 import {
   deliveriesBetween,
   deliveriesPerMessage,
+  floorPerDelivery,
   floorTable,
   formatCommandStats,
   MINIMAL_NO_EXPIRE_SCRIPT,
@@ -513,6 +514,20 @@ export const floorsScenario: Scenario = async (argv, log) => {
     `floors: ${fmt(channels)} channels, ${fanout} per message (${perMessage} deliveries), ${bodyBytes}-byte bodies; process CPU (user + system) per unit, the load generator not counted: floors read at microsecond resolution (the floor servers' getrusage, Redis's INFO cpu: the counters /proc gives in 10 ms ticks, which the log and the report show beside them), ours from /proc ticks as every scenario; client and server share the machine, so every figure includes the kernel's loopback path on both ends`,
     ...floorTable(rows),
   ];
+  // The floors added up per delivery at the first rate: what any server that stores each message
+  // in Redis and writes each delivery on its own spends at least, beside ours in the same run.
+  const topWs = wsSteps[0];
+  const topPub = pubSteps.find((x) => x.variant === 'http+redis' && x.offeredRate === pubRates[0]);
+  const minimalRedis = redisV.find((x) => x.name === 'minimal');
+  const sum = floorPerDelivery({ listenerUs: topWs?.listenerUsPerDelivery ?? null, publisherUsPerRequest: topPub?.publisherUsPerRequest ?? null, redisUsPerAppend: minimalRedis?.usPerAppendInfo ?? null, fanout, deliveriesPerMessage: perMessage });
+  const oursFirst = ours.find((x) => x.offeredDeliveriesPerSec === wsRates[0]);
+  results['floorPerDelivery'] = sum;
+  if (sum !== null) {
+    summary.push(
+      `sum of the floors per delivery at ${fmt(wsRates[0] ?? 0)} deliveries/s: ${sum.totalUs} us = listener ${sum.listenerUs} + publisher with one Redis call ${sum.publisherUs} (per request / ${perMessage}) + Redis, minimal script ${sum.redisUs} (per append x ${fanout} / ${perMessage})` +
+        (oursFirst?.step.serverCpuPerDelivery ? `; ours in this run ${formatCpuPerDelivery(oursFirst.step.serverCpuPerDelivery)}` : ''),
+    );
+  }
   if (ours.length > 0) summary.push(`"ours": this server in the same shape in this run (text clients, ${o.num('lanes')} lanes, one message per request), each process group per its own unit at the same offered rate (Redis per append: at ${fmt(Math.max(...wsRates))} deliveries/s, its lists below the cap)`);
   return { scenario: 'floors', ok: failures.length === 0, failures, summary, results: { ...results, table: rows } };
 };
