@@ -314,7 +314,9 @@ export const floorsScenario: Scenario = async (argv, log) => {
         const win = monitor.window();
         const secs = (performance.now() - t0) / 1000;
         const info1 = parseInfoCpu(await r.info('cpu'));
-        const commands = parseCommandStats(await r.info('commandstats')).filter((c) => c.command !== 'info' && c.command !== 'config');
+        const commands = parseCommandStats(await r.info('commandstats'))
+          // The harness's own INFO and CONFIG RESETSTAT (Redis 7 names it config|resetstat) are not the work.
+          .filter((c) => !/^(info|config)(\||$)/.test(c.command));
         const cpu = win.groups['redis']?.cpu ?? 0;
         const v: RedisVariant = {
           name,
@@ -533,6 +535,10 @@ export const floorsScenario: Scenario = async (argv, log) => {
       `sum of the floors per delivery at ${fmt(wsRates[0] ?? 0)} deliveries/s: ${sum.totalUs} us = listener ${sum.listenerUs} + publisher with one Redis call ${sum.publisherUs} (per request / ${perMessage}) + Redis, minimal script ${sum.redisUs} (per append x ${fanout} / ${perMessage})` +
         (oursFirst?.step.serverCpuPerDelivery ? `; ours in this run ${formatCpuPerDelivery(oursFirst.step.serverCpuPerDelivery)}` : ''),
     );
+  }
+  if (redisV.length > 0) {
+    summary.push('Redis per channel append, INFO commandstats of the median round (wall-clock us inside Redis):');
+    for (const x of redisV) summary.push(`  ${x.label}: ${x.commandsPerAppend}`);
   }
   if (ours.length > 0) summary.push(`"ours": this server in the same shape in this run (text clients, ${o.num('lanes')} lanes, one message per request), each process group per its own unit at the same offered rate (Redis per append: at ${fmt(Math.max(...wsRates))} deliveries/s, its lists below the cap)`);
   return { scenario: 'floors', ok: failures.length === 0, failures, summary, results: { ...results, table: rows } };
