@@ -64,8 +64,8 @@ export function profileChildren(dir: string): void {
   childExecArgv = ['--cpu-prof', '--cpu-prof-dir', dir];
 }
 
-/** Forks one of this package's entry points (worker.js, driver.js) as a child with IPC. */
-export function forkRemote(entry: 'worker' | 'driver', name: string): Remote {
+/** Forks one of this package's entry points (worker.js, driver.js, floor-server.js) as a child with IPC. */
+export function forkRemote(entry: 'worker' | 'driver' | 'floor-server', name: string): Remote {
   const file = fileURLToPath(new URL(`./${entry}.js`, import.meta.url));
   return new Remote(name, fork(file, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'advanced', execArgv: childExecArgv }));
 }

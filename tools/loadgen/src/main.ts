@@ -5,6 +5,7 @@ import type { Scenario } from './options.js';
 import { ROOT } from './processes.js';
 import { broadcastScenario } from './scenarios/broadcast.js';
 import { clusterScenario } from './scenarios/cluster.js';
+import { floorsScenario } from './scenarios/floors.js';
 import { idleScenario } from './scenarios/idle.js';
 import { ingestScenario } from './scenarios/ingest.js';
 import { longpollScenario } from './scenarios/longpoll.js';
@@ -28,6 +29,7 @@ const scenarios: Record<string, Scenario> = {
   storm: stormScenario,
   smoke: smokeScenario,
   cluster: clusterScenario,
+  floors: floorsScenario,
 };
 
 const [name, ...args] = process.argv.slice(2);
