@@ -66,7 +66,12 @@ end
  * KEYS: [startKey, counterKey]
  * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, requestCount, then per request:
  *       identityKey ('' = none), fingerprint, windowS, claimTimestamp and maxSkewS (both '' unless
- *       signed), messageCount, then per message: ttl, recordTail, channelCount, channels...
+ *       signed), messageCount, knownCount, then knownCount pairs (channel, its creation ms as read
+ *       from "ch:{ch}" earlier), then per message: ttl, recordTail, channelCount, channels...
+ * Known creation times: a channel's creation time never changes once written (SET NX), so the
+ * caller may pass what an earlier call returned and the script checks the write window against it
+ * without reading "ch:{ch}" (that read and its Lua glue were about a quarter of the script's cost,
+ * docs/benchmarks.md). The caller drops a remembered time before "ch:{ch}" itself expires.
  * Several publish requests in one call (group commit, see group-commit.ts), carried out one after
  * the other, each all or nothing on its own. Returns one table per request: { 'ok', mid, ... },
  * { 'dup', firstMid, count } (the identity was already carried out with the same fingerprint: its
@@ -76,7 +81,9 @@ end
  * time) or "PUSH_CHANNEL_EXPIRED <ids>" (a channel past its write window). A refused request writes
  * nothing and leaves its identity unused. The outcome record is written with the messages, in the
  * same atomic step, so "stored" and "remembered as stored" cannot disagree; a second request with
- * the same identity later in the same call sees it like any later request. Ids, storage and
+ * the same identity later in the same call sees it like any later request. An 'ok' table lists
+ * its mids, then pairs (channel, creation ms) for each channel it had to look up or create, for
+ * the caller to remember. Ids, storage and
  * PUBLISH happen in one atomic step, so every subscriber receives messages in id order, which is
  * what lets listeners de-duplicate by cursor. Channels seen for the first time get their creation
  * time recorded; each channel is looked up once per request, however many messages name it.
@@ -103,6 +110,7 @@ local nowMs = string.format('%d', nowNum)
 local function check(i)
   local idKey = ARGV[i]
   local n = tonumber(ARGV[i + 5])
+  local known = tonumber(ARGV[i + 6])
   local reason = nil
   local dup = nil
   if idKey ~= '' then
@@ -118,8 +126,16 @@ local function check(i)
   end
   local expired = {}
   local fresh = {}
+  local learned = {}
   local seenCh = {}
-  local j = i + 6
+  local j = i + 7
+  for kc = 1, known do
+    local ch = ARGV[j]
+    seenCh[ch] = true
+    if nowNum - tonumber(ARGV[j + 1]) >= writeMs then expired[#expired + 1] = ch end
+    j = j + 2
+  end
+  local first = j
   for m = 1, n do
     local nch = tonumber(ARGV[j + 2])
     if not reason and not dup then
@@ -130,20 +146,21 @@ local function check(i)
           seenCh[ch] = true
           local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
           if not created then fresh[#fresh + 1] = ch
-          elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+          elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch
+          else learned[#learned + 1] = ch; learned[#learned + 1] = created end
         end
       end
     end
     j = j + 3 + nch
   end
   if not reason and not dup and #expired > 0 then reason = 'PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ') end
-  return reason, dup, fresh, j
+  return reason, dup, fresh, learned, first, j
 end
 
 local results = {}
 local i = 6
 for r = 1, nreq do
-  local reason, dup, fresh, nextI = check(i)
+  local reason, dup, fresh, learned, first, nextI = check(i)
   if reason then
     results[r] = { 'err', reason }
   elseif dup then
@@ -153,7 +170,7 @@ for r = 1, nreq do
     for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
     local out = { 'ok' }
     local n = tonumber(ARGV[i + 5])
-    local k = i + 6
+    local k = first
     for m = 1, n do
       local ttl = tonumber(ARGV[k])
       local tail = ARGV[k + 1]
@@ -172,6 +189,8 @@ for r = 1, nreq do
       end
       out[m + 1] = mid
     end
+    for c = 1, #fresh do out[#out + 1] = fresh[c]; out[#out + 1] = nowMs end
+    for c = 1, #learned do out[#out + 1] = learned[c] end
     local idKey = ARGV[i]
     if idKey ~= '' then
       redis.call('SET', idKey, ARGV[i + 1] .. ' ' .. (out[2] or '-') .. ' ' .. n, 'EX', tonumber(ARGV[i + 2]))

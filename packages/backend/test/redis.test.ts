@@ -81,6 +81,36 @@ describe('Redis backend specifics', () => {
     assert.ok(ttl > 0 && ttl <= 30, `index TTL ${ttl}`);
   });
 
+  it('reads each channel creation time once per process: later publishes check the write window against what it remembers', async () => {
+    const a = ch();
+    const b = ch();
+    const c = redis.client();
+    const gets = async (): Promise<number> => Number(/cmdstat_get:calls=(\d+)/.exec(await c.info('commandstats'))?.[1] ?? 0);
+    await backend.store.publish([m([a, b])], BACKEND_SENDER);
+    const created = Number(await c.get(`push:ch:{${a}}`));
+    assert.ok(created > 0, 'creation recorded');
+    const before = await gets();
+    await backend.store.publish([m([a, b]), m([b])], BACKEND_SENDER);
+    await backend.store.publish([m([b, a])], BACKEND_SENDER);
+    // The script still GETs the id start key once per call; no creation time is read.
+    assert.equal((await gets()) - before, 2, 'two calls, one GET each (id:start), none for ch:{...}');
+    // A new channel in the same request is looked up (and created) as before.
+    const fresh = ch();
+    const b0 = await gets();
+    await backend.store.publish([m([a, fresh])], BACKEND_SENDER);
+    assert.equal((await gets()) - b0, 2, 'id:start and the unknown channel');
+    assert.equal(await c.get(`push:ch:{${a}}`), String(created), 'the remembered time is the stored one, unchanged');
+    // A second process knows nothing yet and reads Redis: same outcome.
+    const other = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: redis.url, keyPrefix: 'push:', log });
+    try {
+      const b1 = await gets();
+      await other.store.publish([m([a, b])], BACKEND_SENDER);
+      assert.equal((await gets()) - b1, 3);
+    } finally {
+      await other.close();
+    }
+  });
+
   it('ids keep increasing across a Redis restart (start time and counter persist)', async () => {
     const a = ch();
     const [before] = await backend.store.publish([{ channels: [a], body: '{}', type: 't', ttl: 60 }], BACKEND_SENDER);
