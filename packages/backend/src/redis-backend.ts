@@ -96,7 +96,7 @@ type ConnectionRole = 'push-cmd' | 'push-pub' | 'push-sub';
 
 type ScriptRedis = Redis & {
   pushPublish(numKeys: number, ...args: Array<string | number>): Promise<PublishOutcome[]>;
-  pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
+  pushHistory(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
   pushPresenceTouch(numKeys: number, ...args: Array<string | number>): Promise<number>;
   pushExpireNotice(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
@@ -554,7 +554,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
         await connected();
         const keys = channels.map((c) => `${p}h:{${c}}`);
-        const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
+        const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '', opts.historyLimit);
         const n = channels.length;
         const messages: StoredMessage[] = [];
         const first = 3 + 3 * n;

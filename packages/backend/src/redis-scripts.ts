@@ -51,10 +51,15 @@ end
 -- the cap leave from the old end and release their records. The newest entry pushed out is kept
 -- as the channel's gap mark ("g:{ch}", as long as the list), so HISTORY_SCRIPT can tell a reader
 -- whose cursor is older that it missed messages.
+-- Trimmed in batches: the list may run up to a tenth over the cap (TRIM_SLACK) before the excess
+-- leaves in one LPOP with one gap mark. Readers see only the newest cap entries and take the
+-- newest entry beyond them as a gap mark too (HISTORY_SCRIPT), so what a client gets is exactly
+-- what an exact cap gives; trimming on every append at the cap (LPOP, TTL, SET of the mark) more
+-- than doubled the script's cost per append on a full channel (docs/benchmarks.md, floors).
 local function append(prefix, listKey, mid, ttl, cap)
   local len = redis.call('RPUSH', listKey, mid)
   if len == 1 then redis.call('EXPIRE', listKey, ttl) else redis.call('EXPIRE', listKey, ttl, 'GT') end
-  if len > cap then
+  if len > cap + math.floor(cap / 10) then
     local out = redis.call('LPOP', listKey, len - cap)
     release(prefix, out)
     redis.call('SET', prefix .. 'g:' .. string.sub(listKey, #prefix + 3), out[#out], 'EX', redis.call('TTL', listKey))
@@ -204,7 +209,7 @@ return results
 
 /**
  * KEYS: history list keys of the channels
- * ARGV: prefix, after ('' = none)
+ * ARGV: prefix, after ('' = none), historyCap (a list may hold up to a tenth more, see append)
  * Returns { newestAliveMid or '', nowMs, created or '' per key, gap mark or '' per key, newest
  * expired mid or '' per key, floor, record, record, ... } with records oldest first, each mid once.
  * floor: without a newest alive mid, the newest mid issued on any channel (26 zeros if none yet), the
@@ -217,12 +222,18 @@ return results
 export const HISTORY_SCRIPT = `
 local prefix = ARGV[1]
 local after = ARGV[2]
+local cap = tonumber(ARGV[3])
 local newest = ''
 local seen = {}
 local wanted = {}
 local holders = {}
+-- The newest entry beyond the cap of each key not yet trimmed away: a gap mark like "g:{ch}".
+local beyond = {}
 for k = 1, #KEYS do
-  local ids = redis.call('LRANGE', KEYS[k], 0, -1)
+  local ids = redis.call('LRANGE', KEYS[k], -cap - 1, -1)
+  if #ids > cap then
+    beyond[k] = table.remove(ids, 1)
+  end
   for j = #ids, 1, -1 do
     local mid = ids[j]
     if mid > newest and redis.call('EXISTS', prefix .. 'm:' .. mid) == 1 then
@@ -254,7 +265,10 @@ for k = 1, n do
   local tag = string.sub(KEYS[k], #prefix + 3)
   out[2 + k] = redis.call('GET', prefix .. 'ch:' .. tag) or ''
   local mark = ''
-  if after ~= '' then mark = redis.call('GET', prefix .. 'g:' .. tag) or '' end
+  if after ~= '' then
+    mark = redis.call('GET', prefix .. 'g:' .. tag) or ''
+    if beyond[k] and beyond[k] > mark then mark = beyond[k] end
+  end
   if mark ~= '' and mark <= after then mark = '' end
   out[2 + n + k] = mark
   out[2 + 2 * n + k] = ''
