@@ -3,6 +3,7 @@ import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fano
 import type { Logger, RedisTarget } from '@push/runtime';
 import { connectRedis, toTarget } from './redis-connect.js';
 import type { RedisOptions } from 'ioredis';
+import { createCreationCache } from './creation-cache.js';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
 import { ConnectionProbe, probeTimings, type Verdict } from './connection-probe.js';
@@ -63,6 +64,10 @@ export const ID_SAFETY_GAP = 1_000_000;
  * of one each per request.
  */
 const PUBLISH_IN_FLIGHT = 2;
+/** Channel creation times a publisher remembers (creation-cache.ts): about 100 bytes each. */
+const CREATION_CACHE_MAX = 200_000;
+/** Forget a creation time this long before its key expires in Redis (clock skew allowance). */
+const CREATION_CACHE_MARGIN_MS = 3600_000;
 /** Caps the requests in one call, so one call (and the Redis pause it causes) stays short. */
 const MAX_GROUP_REQUESTS = 256;
 const DEFAULT_GROUP_FANOUT_BYTES = 16 * 1024 * 1024;
@@ -91,7 +96,7 @@ type ConnectionRole = 'push-cmd' | 'push-pub' | 'push-sub';
 
 type ScriptRedis = Redis & {
   pushPublish(numKeys: number, ...args: Array<string | number>): Promise<PublishOutcome[]>;
-  pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
+  pushHistory(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
   pushPresenceTouch(numKeys: number, ...args: Array<string | number>): Promise<number>;
   pushExpireNotice(numKeys: number, ...args: Array<string | number>): Promise<string[]>;
@@ -312,6 +317,31 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
+  const creations = createCreationCache({ max: CREATION_CACHE_MAX, retentionMs: keepS * 1000, marginMs: CREATION_CACHE_MARGIN_MS });
+  /**
+   * Appends the publish script's "known creation times" to one request's arguments: each plain
+   * channel (derived keys such as "pub:<id>" have no lifecycle) whose creation time this process
+   * remembers, once.
+   */
+  const knownCreations = (messages: readonly NewMessage[], args: Array<string | number>): void => {
+    const at = args.length;
+    args.push(0);
+    const now = Date.now();
+    let seen: Set<string> | null = null;
+    for (const m of messages)
+      for (const ch of m.channels) {
+        if (ch.includes(':')) continue;
+        const created = creations.get(ch, now);
+        if (created === undefined) continue;
+        if (messages.length > 1 || m.channels.length > 1) {
+          seen ??= new Set();
+          if (seen.has(ch)) continue;
+          seen.add(ch);
+        }
+        args.push(ch, created);
+      }
+    args[at] = (args.length - at - 1) / 2;
+  };
   const startKey = `${p}id:start`;
   const replicaTimeout = opts.replicaTimeoutMs ?? 1000;
   const wanted = opts.replicas ?? 1;
@@ -496,6 +526,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
             : 'nonce' in identity
               ? [`${p}n:${identity.keyId}:${identity.nonce}`, publishFingerprint(messages, sender), nonceWindowS(identity.maxSkewS), identity.timestamp, identity.maxSkewS, messages.length]
               : [`${p}q:${identity.scope}:${identity.requestId}`, publishFingerprint(messages, sender), identity.windowS, '', '', messages.length];
+        knownCreations(messages, args);
         for (const m of messages) args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body), m.channels.length, ...m.channels);
         let out: PublishOutcome;
         try {
@@ -506,7 +537,11 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
           if (outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
           throw err;
         }
-        if (out[0] === 'ok') return out.slice(1);
+        if (out[0] === 'ok') {
+          const mids = out.slice(1, 1 + messages.length);
+          for (let i = 1 + messages.length; i + 1 < out.length; i += 2) creations.set(out[i] as string, Number(out[i + 1]));
+          return mids;
+        }
         if (out[0] === 'dup') return Object.assign(consecutiveMids(out[1], Number(out[2])), { replayed: true as const });
         const reason = out[1];
         if (reason === STALE_REPLY) throw new PushError(Errors.AUTH_STALE);
@@ -519,7 +554,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
       async history(channels: readonly string[], after: string | null): Promise<HistoryResult> {
         await connected();
         const keys = channels.map((c) => `${p}h:{${c}}`);
-        const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '');
+        const out = await redis.pushHistory(keys.length, ...keys, p, after ?? '', opts.historyLimit);
         const n = channels.length;
         const messages: StoredMessage[] = [];
         const first = 3 + 3 * n;

@@ -51,10 +51,15 @@ end
 -- the cap leave from the old end and release their records. The newest entry pushed out is kept
 -- as the channel's gap mark ("g:{ch}", as long as the list), so HISTORY_SCRIPT can tell a reader
 -- whose cursor is older that it missed messages.
+-- Trimmed in batches: the list may run up to a tenth over the cap (TRIM_SLACK) before the excess
+-- leaves in one LPOP with one gap mark. Readers see only the newest cap entries and take the
+-- newest entry beyond them as a gap mark too (HISTORY_SCRIPT), so what a client gets is exactly
+-- what an exact cap gives; trimming on every append at the cap (LPOP, TTL, SET of the mark) more
+-- than doubled the script's cost per append on a full channel (docs/benchmarks.md, floors).
 local function append(prefix, listKey, mid, ttl, cap)
   local len = redis.call('RPUSH', listKey, mid)
   if len == 1 then redis.call('EXPIRE', listKey, ttl) else redis.call('EXPIRE', listKey, ttl, 'GT') end
-  if len > cap then
+  if len > cap + math.floor(cap / 10) then
     local out = redis.call('LPOP', listKey, len - cap)
     release(prefix, out)
     redis.call('SET', prefix .. 'g:' .. string.sub(listKey, #prefix + 3), out[#out], 'EX', redis.call('TTL', listKey))
@@ -66,7 +71,12 @@ end
  * KEYS: [startKey, counterKey]
  * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, requestCount, then per request:
  *       identityKey ('' = none), fingerprint, windowS, claimTimestamp and maxSkewS (both '' unless
- *       signed), messageCount, then per message: ttl, recordTail, channelCount, channels...
+ *       signed), messageCount, knownCount, then knownCount pairs (channel, its creation ms as read
+ *       from "ch:{ch}" earlier), then per message: ttl, recordTail, channelCount, channels...
+ * Known creation times: a channel's creation time never changes once written (SET NX), so the
+ * caller may pass what an earlier call returned and the script checks the write window against it
+ * without reading "ch:{ch}" (that read and its Lua glue were about a quarter of the script's cost,
+ * docs/benchmarks.md). The caller drops a remembered time before "ch:{ch}" itself expires.
  * Several publish requests in one call (group commit, see group-commit.ts), carried out one after
  * the other, each all or nothing on its own. Returns one table per request: { 'ok', mid, ... },
  * { 'dup', firstMid, count } (the identity was already carried out with the same fingerprint: its
@@ -76,7 +86,9 @@ end
  * time) or "PUSH_CHANNEL_EXPIRED <ids>" (a channel past its write window). A refused request writes
  * nothing and leaves its identity unused. The outcome record is written with the messages, in the
  * same atomic step, so "stored" and "remembered as stored" cannot disagree; a second request with
- * the same identity later in the same call sees it like any later request. Ids, storage and
+ * the same identity later in the same call sees it like any later request. An 'ok' table lists
+ * its mids, then pairs (channel, creation ms) for each channel it had to look up or create, for
+ * the caller to remember. Ids, storage and
  * PUBLISH happen in one atomic step, so every subscriber receives messages in id order, which is
  * what lets listeners de-duplicate by cursor. Channels seen for the first time get their creation
  * time recorded; each channel is looked up once per request, however many messages name it.
@@ -103,6 +115,7 @@ local nowMs = string.format('%d', nowNum)
 local function check(i)
   local idKey = ARGV[i]
   local n = tonumber(ARGV[i + 5])
+  local known = tonumber(ARGV[i + 6])
   local reason = nil
   local dup = nil
   if idKey ~= '' then
@@ -118,8 +131,16 @@ local function check(i)
   end
   local expired = {}
   local fresh = {}
+  local learned = {}
   local seenCh = {}
-  local j = i + 6
+  local j = i + 7
+  for kc = 1, known do
+    local ch = ARGV[j]
+    seenCh[ch] = true
+    if nowNum - tonumber(ARGV[j + 1]) >= writeMs then expired[#expired + 1] = ch end
+    j = j + 2
+  end
+  local first = j
   for m = 1, n do
     local nch = tonumber(ARGV[j + 2])
     if not reason and not dup then
@@ -130,20 +151,21 @@ local function check(i)
           seenCh[ch] = true
           local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
           if not created then fresh[#fresh + 1] = ch
-          elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+          elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch
+          else learned[#learned + 1] = ch; learned[#learned + 1] = created end
         end
       end
     end
     j = j + 3 + nch
   end
   if not reason and not dup and #expired > 0 then reason = 'PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ') end
-  return reason, dup, fresh, j
+  return reason, dup, fresh, learned, first, j
 end
 
 local results = {}
 local i = 6
 for r = 1, nreq do
-  local reason, dup, fresh, nextI = check(i)
+  local reason, dup, fresh, learned, first, nextI = check(i)
   if reason then
     results[r] = { 'err', reason }
   elseif dup then
@@ -153,7 +175,7 @@ for r = 1, nreq do
     for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
     local out = { 'ok' }
     local n = tonumber(ARGV[i + 5])
-    local k = i + 6
+    local k = first
     for m = 1, n do
       local ttl = tonumber(ARGV[k])
       local tail = ARGV[k + 1]
@@ -172,6 +194,8 @@ for r = 1, nreq do
       end
       out[m + 1] = mid
     end
+    for c = 1, #fresh do out[#out + 1] = fresh[c]; out[#out + 1] = nowMs end
+    for c = 1, #learned do out[#out + 1] = learned[c] end
     local idKey = ARGV[i]
     if idKey ~= '' then
       redis.call('SET', idKey, ARGV[i + 1] .. ' ' .. (out[2] or '-') .. ' ' .. n, 'EX', tonumber(ARGV[i + 2]))
@@ -185,7 +209,7 @@ return results
 
 /**
  * KEYS: history list keys of the channels
- * ARGV: prefix, after ('' = none)
+ * ARGV: prefix, after ('' = none), historyCap (a list may hold up to a tenth more, see append)
  * Returns { newestAliveMid or '', nowMs, created or '' per key, gap mark or '' per key, newest
  * expired mid or '' per key, floor, record, record, ... } with records oldest first, each mid once.
  * floor: without a newest alive mid, the newest mid issued on any channel (26 zeros if none yet), the
@@ -198,12 +222,18 @@ return results
 export const HISTORY_SCRIPT = `
 local prefix = ARGV[1]
 local after = ARGV[2]
+local cap = tonumber(ARGV[3])
 local newest = ''
 local seen = {}
 local wanted = {}
 local holders = {}
+-- The newest entry beyond the cap of each key not yet trimmed away: a gap mark like "g:{ch}".
+local beyond = {}
 for k = 1, #KEYS do
-  local ids = redis.call('LRANGE', KEYS[k], 0, -1)
+  local ids = redis.call('LRANGE', KEYS[k], -cap - 1, -1)
+  if #ids > cap then
+    beyond[k] = table.remove(ids, 1)
+  end
   for j = #ids, 1, -1 do
     local mid = ids[j]
     if mid > newest and redis.call('EXISTS', prefix .. 'm:' .. mid) == 1 then
@@ -235,7 +265,10 @@ for k = 1, n do
   local tag = string.sub(KEYS[k], #prefix + 3)
   out[2 + k] = redis.call('GET', prefix .. 'ch:' .. tag) or ''
   local mark = ''
-  if after ~= '' then mark = redis.call('GET', prefix .. 'g:' .. tag) or '' end
+  if after ~= '' then
+    mark = redis.call('GET', prefix .. 'g:' .. tag) or ''
+    if beyond[k] and beyond[k] > mark then mark = beyond[k] end
+  end
   if mark ~= '' and mark <= after then mark = '' end
   out[2 + n + k] = mark
   out[2 + 2 * n + k] = ''

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import type { Redis } from 'ioredis';
 import { BACKEND_SENDER, PushError, type NewMessage } from '@push/protocol';
-import { ID_SAFETY_GAP, createRedisBackend, type Backend } from '../src/index.js';
+import { ID_SAFETY_GAP, createMemoryBackend, createRedisBackend, type Backend } from '../src/index.js';
 import { startRedis, type RedisServer } from '../../../tests/helpers/redis.js';
 import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
 
@@ -79,6 +79,88 @@ describe('Redis backend specifics', () => {
     assert.deepEqual(await c.lrange(`push:h:{${b}}`, 0, -1), [mid]);
     const ttl = await c.ttl(`push:h:{${a}}`);
     assert.ok(ttl > 0 && ttl <= 30, `index TTL ${ttl}`);
+  });
+
+  it('a list trimmed in batches reads exactly like an exact cap: same history and gaps as the memory backend', async () => {
+    // Cap 20: the list may hold 22 before the excess leaves in one LPOP (a tenth of slack).
+    const opts = { ...CONFORMANCE_OPTIONS, historyLimit: 20 };
+    const viaRedis = createRedisBackend({ ...opts, url: redis.url, keyPrefix: 'trim:', log });
+    const viaMemory = createMemoryBackend(opts);
+    const c = redis.client();
+    try {
+      const a = ch();
+      const other = ch();
+      // One mid older than everything on a, from another channel: a cursor from before a's history.
+      const [old] = await viaRedis.store.publish([m([other])], BACKEND_SENDER);
+      const [oldM] = await viaMemory.store.publish([m([other])], BACKEND_SENDER);
+      const r: string[] = [];
+      const mm: string[] = [];
+      const publish = async (n: number): Promise<void> => {
+        for (let i = 0; i < n; i++) {
+          r.push(...(await viaRedis.store.publish([m([a])], BACKEND_SENDER)));
+          mm.push(...(await viaMemory.store.publish([m([a])], BACKEND_SENDER)));
+        }
+      };
+      // Compares what a reader after the k-th mid (-1: the older cursor, null: none) is given.
+      const same = async (label: string, cursors: Array<number | null>): Promise<void> => {
+        for (const k of cursors) {
+          const hr = await viaRedis.store.history([a], k === null ? null : k < 0 ? (old as string) : (r[k] as string));
+          const hm = await viaMemory.store.history([a], k === null ? null : k < 0 ? (oldM as string) : (mm[k] as string));
+          const index = (ids: readonly string[], mids: readonly string[]) => ids.map((x) => mids.indexOf(x));
+          assert.deepEqual(index(hr.messages.map((x) => x.mid), r), index(hm.messages.map((x) => x.mid), mm), `${label}, cursor ${k}: messages`);
+          assert.deepEqual(
+            (hr.gaps ?? []).map((g) => [g.cause, r.indexOf(g.upTo)]),
+            (hm.gaps ?? []).map((g) => [g.cause, mm.indexOf(g.upTo)]),
+            `${label}, cursor ${k}: gaps`,
+          );
+        }
+      };
+      await publish(21);
+      assert.equal(await c.llen(`trim:h:{${a}}`), 21, 'over the cap, within the slack: not trimmed yet');
+      await same('21 published', [null, -1, 0, 1, 5, 20]);
+      await publish(2);
+      assert.equal(await c.llen(`trim:h:{${a}}`), 20, 'past the slack: trimmed back to the cap in one go');
+      assert.equal(await c.get(`trim:g:{${a}}`), r[2], 'one gap mark, the newest entry that left');
+      await same('23 published', [null, -1, 0, 1, 2, 3, 22]);
+      await publish(1);
+      await same('24 published', [null, -1, 1, 2, 3, 4, 23]);
+      const h = await viaRedis.store.history([a], r[2] as string);
+      assert.deepEqual(h.gaps, [{ channel: a, upTo: r[3], cause: 'limit' }], 'the entry beyond the cap, not yet trimmed, is a gap mark');
+      assert.deepEqual(h.messages.map((x) => x.mid), r.slice(4));
+    } finally {
+      await viaRedis.close();
+      await viaMemory.close();
+    }
+  });
+
+  it('reads each channel creation time once per process: later publishes check the write window against what it remembers', async () => {
+    const a = ch();
+    const b = ch();
+    const c = redis.client();
+    const gets = async (): Promise<number> => Number(/cmdstat_get:calls=(\d+)/.exec(await c.info('commandstats'))?.[1] ?? 0);
+    await backend.store.publish([m([a, b])], BACKEND_SENDER);
+    const created = Number(await c.get(`push:ch:{${a}}`));
+    assert.ok(created > 0, 'creation recorded');
+    const before = await gets();
+    await backend.store.publish([m([a, b]), m([b])], BACKEND_SENDER);
+    await backend.store.publish([m([b, a])], BACKEND_SENDER);
+    // The script still GETs the id start key once per call; no creation time is read.
+    assert.equal((await gets()) - before, 2, 'two calls, one GET each (id:start), none for ch:{...}');
+    // A new channel in the same request is looked up (and created) as before.
+    const fresh = ch();
+    const b0 = await gets();
+    await backend.store.publish([m([a, fresh])], BACKEND_SENDER);
+    assert.equal((await gets()) - b0, 2, 'id:start and the unknown channel');
+    assert.equal(await c.get(`push:ch:{${a}}`), String(created), 'the remembered time is the stored one, unchanged');
+    // A second process knows nothing yet and reads Redis: same outcome.
+    const other = createRedisBackend({ ...CONFORMANCE_OPTIONS, url: redis.url, keyPrefix: 'push:', log });
+    try {
+      const b1 = await gets();
+      await other.store.publish([m([a, b])], BACKEND_SENDER);
+      assert.equal((await gets()) - b1, 3);
+    } finally {
+      await other.close();
+    }
   });
 
   it('ids keep increasing across a Redis restart (start time and counter persist)', async () => {

@@ -39,8 +39,17 @@ export function normalizeAddress(address: string): { address: string; family: 'i
 }
 
 /** A set of networks to test addresses against; empty matches nothing. */
+const MEMO_MAX = 4096;
+
 export class NetworkSet {
   private readonly list = new BlockList();
+  /**
+   * Answers by address. BlockList.check builds a SocketAddress per call, a few microseconds that
+   * showed in the publisher's profile on every request (docs/benchmarks.md); the addresses a
+   * process is asked about are few (the portal's servers, the proxy), so they are remembered,
+   * and the memory is cleared whole when it grows past MEMO_MAX (never unbounded).
+   */
+  private readonly memo = new Map<string, boolean>();
   readonly size: number;
   constructor(specs: readonly NetworkSpec[]) {
     for (const s of specs) this.list.addSubnet(s.address, s.prefix, s.family);
@@ -48,7 +57,13 @@ export class NetworkSet {
   }
   has(address: string): boolean {
     if (this.size === 0) return false;
-    const n = normalizeAddress(address);
-    return n !== null && this.list.check(n.address, n.family);
+    let hit = this.memo.get(address);
+    if (hit === undefined) {
+      const n = normalizeAddress(address);
+      hit = n !== null && this.list.check(n.address, n.family);
+      if (this.memo.size >= MEMO_MAX) this.memo.clear();
+      this.memo.set(address, hit);
+    }
+    return hit;
   }
 }

@@ -231,6 +231,15 @@ describe('networks', () => {
     ['', false],
   ];
   for (const [addr, want] of table) it(`${JSON.stringify(addr)} -> ${want}`, () => assert.equal(set.has(addr), want));
+  it('asked again, the same answers (they are remembered)', () => {
+    for (const [addr, want] of table) assert.equal(set.has(addr), want, addr);
+  });
+  it('remembers a bounded number of addresses and stays right past the bound', () => {
+    const s = new NetworkSet(parseNetworks('10.0.0.0/16'));
+    for (let round = 0; round < 2; round++)
+      for (let i = 0; i < 10_000; i++) assert.equal(s.has(`10.${i % 2 === 0 ? 0 : 1}.${(i >> 8) & 255}.${i & 255}`), i % 2 === 0);
+    assert.ok((s as unknown as { memo: Map<string, boolean> }).memo.size <= 4096);
+  });
   it('an empty set matches nothing', () => assert.equal(new NetworkSet([]).has('127.0.0.1'), false));
   it('rejects bad entries, naming them', () => assert.throws(() => parseNetworks('10.0.0.0/33, foo'), /"10.0.0.0\/33", "foo"/));
   it('normalizeAddress', () => assert.deepEqual(normalizeAddress('::FFFF:1.2.3.4'), { address: '1.2.3.4', family: 'ipv4' }));

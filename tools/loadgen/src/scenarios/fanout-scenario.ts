@@ -56,6 +56,8 @@ interface TargetResult {
   connections: { opened: number; failed: number; ms: number; firstError: string };
   ramp: RampResult;
   half: StepResult | null;
+  /** A step at 80 % of the best sustained rate: the latency targets hold "below 80 % of saturation". */
+  at80: StepResult | null;
   timeline: readonly TimelinePoint[];
 }
 
@@ -156,12 +158,16 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
     for (const e of entrants) {
       const r = e.ramp.result();
       let half: StepResult | null = null;
+      let at80: StepResult | null = null;
       if (r.best !== null) {
+        const rate80 = Math.max(1, Math.round(r.best.publishRate * 0.8));
+        at80 = await publishStep(e.run, rate80, seconds, { label: `80 %: ${rate80} msg/s` });
+        e.log(`  80 % rate (${fmt(rate80)} msg/s): ${fmt(at80.deliveriesPerSec)} deliveries/s, server CPU ${formatCpuPerDelivery(at80.serverCpuPerDelivery)} per delivery, publish p50 ${at80.acceptMs.p50} / p99 ${at80.acceptMs.p99} ms, end-to-end p50 ${at80.latencyMs.p50} / p99 ${at80.latencyMs.p99} ms (from the send: p99 ${at80.sendLatencyMs.p99}), speed ${at80.speedIndex}`);
         const rate = Math.max(1, Math.round(r.best.publishRate / 2));
         half = await publishStep(e.run, rate, seconds, { label: `half: ${rate} msg/s` });
         e.log(`  half rate (${fmt(rate)} msg/s): ${fmt(half.deliveriesPerSec)} deliveries/s, server CPU ${formatCpuPerDelivery(half.serverCpuPerDelivery)} per delivery, publish p50 ${half.acceptMs.p50} / p99 ${half.acceptMs.p99} ms, end-to-end p50 ${half.latencyMs.p50} / p99 ${half.latencyMs.p99} / p99.9 ${half.latencyMs.p999} ms (from the send: p50 ${half.sendLatencyMs.p50} / p99 ${half.sendLatencyMs.p99}; client loop stalls p99 ${half.clientLoopDelayMs.p99} / max ${half.clientLoopDelayMs.max}), speed ${half.speedIndex}`);
       }
-      results.push({ describe: e.describe, connections: e.opened, ramp: r, half, timeline: e.timeline.points });
+      results.push({ describe: e.describe, connections: e.opened, ramp: r, half, at80, timeline: e.timeline.points });
     }
     return results;
   };
@@ -176,6 +182,12 @@ export async function runFanout(shape: FanoutShape, o: Parsed, log: (s: string) 
   const results = await within(0, []);
   const of = (name: Contender['name']): TargetResult | null => results[contenders.findIndex((c) => c.name === name)] ?? null;
   return report(shape, of('push') as TargetResult, of('nchan'), of('bitrix'));
+}
+
+/** The latency targets of the single-message work: publish p99 < 50 ms and end-to-end p99 < 100 ms below 80 % of saturation. */
+function at80Line(x: StepResult): string {
+  const ok = (v: number, limit: number): string => (v < limit ? 'met' : 'NOT met');
+  return `at 80 % of that rate: end-to-end p99 ${x.latencyMs.p99} ms (< 100: ${ok(x.latencyMs.p99, 100)}), publish p99 ${x.acceptMs.p99} ms (< 50: ${ok(x.acceptMs.p99, 50)}); server CPU ${formatCpuPerDelivery(x.serverCpuPerDelivery)} per delivery`;
 }
 
 /** "lowest-highest" speed index over a target's steps (the half-rate step included). */
@@ -223,6 +235,7 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
     summary.push(`  at half that rate: end-to-end p50 ${push.half.latencyMs.p50} ms, p99 ${p99} ms, p99.9 ${push.half.latencyMs.p999} ms${shape.targets.p99Ms === null ? '' : ` (target p99 < ${shape.targets.p99Ms} ms: ${p99 < shape.targets.p99Ms ? 'met' : 'NOT met'})`}; publish (request sent to answer) p50 ${push.half.acceptMs.p50} ms, p99 ${push.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(push.half.serverCpuPerDelivery)} per delivery`);
     summary.push(`    end-to-end from the due time; from the moment the request was sent: p50 ${push.half.sendLatencyMs.p50} ms, p99 ${push.half.sendLatencyMs.p99} ms`);
   }
+  if (push.at80 !== null) summary.push(`  ${at80Line(push.at80)}`);
   if (end !== undefined) summary.push(`  lost ${end.lost}, duplicates ${end.duplicates}, out of order ${end.reordered}`);
   const bestUsage = push.ramp.best?.usage;
   if (bestUsage !== undefined) summary.push(`  CPU at the best step (cores): ${Object.entries(bestUsage).map(([k, u]) => `${k} ${u.cpu}`).join(', ')}`);
@@ -233,6 +246,7 @@ function report(shape: FanoutShape, push: TargetResult, nchan: TargetResult | nu
     const bestStep = t.ramp.steps.filter((x) => x.lost === 0).reduce<StepResult | null>((a, b) => (a === null || b.deliveriesPerSec > a.deliveriesPerSec ? b : a), null);
     summary.push(`${label}: sustained ${fmt(t.ramp.best?.deliveriesPerSec ?? 0)} deliveries/s, best delivered ${fmt(peerBest(t) ?? 0)}/s, server CPU ${formatCpuPerDelivery(bestStep?.serverCpuPerDelivery ?? null)} per delivery at that step; lost ${lastStep(t)?.lost ?? 0}`);
     if (t.half !== null) summary.push(`  at half its sustained rate: end-to-end p50 ${t.half.latencyMs.p50} ms, p99 ${t.half.latencyMs.p99} ms (${t.half.sendLatencyMs.p99} ms from the send); publish p50 ${t.half.acceptMs.p50} ms, p99 ${t.half.acceptMs.p99} ms; server CPU ${formatCpuPerDelivery(t.half.serverCpuPerDelivery)} per delivery`);
+    if (t.at80 !== null) summary.push(`  ${at80Line(t.at80)}`);
     summary.push(`ratio push/${label} (ours sustained / its best delivered): ${r ?? 'n/a'}`);
   }
   if (peers.length > 0) summary.push(`machine speed index before the steps (higher = faster): push ${speedRange(push)}${peers.map(([label, t]) => `, ${label} ${speedRange(t)}`).join('')}; the systems took turns step by step`);
