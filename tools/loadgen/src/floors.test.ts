@@ -210,15 +210,23 @@ describe('publishScriptArgs: the layout PUBLISH_SCRIPT documents', () => {
     {
       name: 'one unsigned request of one message',
       requests: [['a', 'b']],
-      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 1, '', '', '', '', '', 1, 3600, 'T', 2, 'a', 'b'],
+      known: null,
+      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 1, '', '', '', '', '', 1, 0, 3600, 'T', 2, 'a', 'b'],
     },
     {
       name: 'two requests in one call (group commit)',
       requests: [['a'], ['b', 'c']],
-      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 2, '', '', '', '', '', 1, 3600, 'T', 1, 'a', '', '', '', '', '', 1, 3600, 'T', 2, 'b', 'c'],
+      known: null,
+      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 2, '', '', '', '', '', 1, 0, 3600, 'T', 1, 'a', '', '', '', '', '', 1, 0, 3600, 'T', 2, 'b', 'c'],
+    },
+    {
+      name: 'creation times known, a channel named twice listed once',
+      requests: [['a', 'b', 'a']],
+      known: 7,
+      want: [2, 'push:id:start', 'push:id:counter', 'push:', 100, 5000, 60, 1, '', '', '', '', '', 1, 2, 'a', 7, 'b', 7, 3600, 'T', 3, 'a', 'b', 'a'],
     },
   ];
-  for (const c of cases) it(c.name, () => assert.deepEqual(publishScriptArgs('push:', { cap: 100, writeWindowMs: 5000, retentionS: 60, ttlS: 3600, tail: 'T', requests: c.requests }), c.want));
+  for (const c of cases) it(c.name, () => assert.deepEqual(publishScriptArgs('push:', { cap: 100, writeWindowMs: 5000, retentionS: 60, ttlS: 3600, tail: 'T', knownCreatedMs: c.known, requests: c.requests }), c.want));
 });
 
 describe('the minimal scripts', () => {

@@ -109,13 +109,20 @@ export function usPerUnit(cpu: number, seconds: number, units: number): number |
  * Arguments of PUBLISH_SCRIPT (packages/backend redis-scripts.ts) for unsigned requests of one
  * message each, as the publisher sends them: KEYS start and counter, then prefix, history cap,
  * write window (ms), creation-record retention (s), the number of requests (the publisher's group
- * commit puts several in one call), and per request no identity and no signature claim, one
+ * commit puts several in one call), and per request no identity and no signature claim, the
+ * channel creation times the publisher remembers (`knownCreatedMs`: every channel of the request
+ * known, created then, as on a warmed-up publisher; null: none known, the script reads them), one
  * message with its TTL, record tail and channels. Kept beside the script's documented layout; a
  * layout change makes the script refuse or answer otherwise, which the scenario checks per call.
  */
-export function publishScriptArgs(prefix: string, o: { cap: number; writeWindowMs: number; retentionS: number; ttlS: number; tail: string; requests: ReadonlyArray<readonly string[]> }): Array<string | number> {
+export function publishScriptArgs(prefix: string, o: { cap: number; writeWindowMs: number; retentionS: number; ttlS: number; tail: string; knownCreatedMs: number | null; requests: ReadonlyArray<readonly string[]> }): Array<string | number> {
   const args: Array<string | number> = [2, `${prefix}id:start`, `${prefix}id:counter`, prefix, o.cap, o.writeWindowMs, o.retentionS, o.requests.length];
-  for (const channels of o.requests) args.push('', '', '', '', '', 1, o.ttlS, o.tail, channels.length, ...channels);
+  for (const channels of o.requests) {
+    const known = o.knownCreatedMs === null ? [] : [...new Set(channels)];
+    args.push('', '', '', '', '', 1, known.length);
+    for (const ch of known) args.push(ch, o.knownCreatedMs as number);
+    args.push(o.ttlS, o.tail, channels.length, ...channels);
+  }
   return args;
 }
 

@@ -276,10 +276,12 @@ export const floorsScenario: Scenario = async (argv, log) => {
       const group = o.num('redis-group');
       if (!Number.isInteger(group) || group < 1) throw new Error(`--redis-group must be a whole number of at least 1 (got ${group})`);
       // One request per `fanout` channels handed over: a call of `group` requests gets group x fanout channels.
+      // A warmed-up publisher hands the script every channel's creation time (it remembers them).
+      const knownCreatedMs = Number((await r.time())[0]) * 1000;
       const oursCall = (chans: readonly string[]): Promise<unknown> => {
         const requests: string[][] = [];
         for (let i = 0; i < chans.length; i += fanout) requests.push(chans.slice(i, i + fanout));
-        return r.call('EVALSHA', ours, ...publishScriptArgs(PREFIX, { cap, writeWindowMs: 43_200_000, retentionS: 172_800, ttlS: 3600, tail, requests })).then((out) => {
+        return r.call('EVALSHA', ours, ...publishScriptArgs(PREFIX, { cap, writeWindowMs: 43_200_000, retentionS: 172_800, ttlS: 3600, tail, knownCreatedMs, requests })).then((out) => {
           const outcomes = out as unknown[][];
           if (outcomes.length !== requests.length || outcomes.some((x) => x[0] !== 'ok')) throw new Error(`the publish script answered ${JSON.stringify(out).slice(0, 200)}: its argument layout changed (floors.ts publishScriptArgs)`);
         });
