@@ -30,6 +30,11 @@ SHIM=libisoc23-compat.so
 glibc="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')" || true
 [ -n "$glibc" ] || exit 0
 if [ "${UWS_COMPAT_FORCE:-0}" != 1 ] && [ "$(printf '%s\n2.38\n' "$glibc" | sort -V | head -1)" = 2.38 ]; then exit 0; fi
+if [ "$(printf '%s\n2.36\n' "$glibc" | sort -V | head -1)" != 2.36 ]; then
+  # The binding needs arc4random (2.36) too; the processes say so when they start.
+  say "glibc $glibc is older than 2.36, which uWebSockets.js 20.57 needs even in a copy: no copy made" >&2
+  exit 0
+fi
 
 SRC="$(node -p 'require("path").dirname(require.resolve("@btc-vision/uwebsockets.js"))')/$NAME"
 [ -f "$SRC" ] || die "$SRC is missing (npm ci)"
@@ -61,12 +66,12 @@ done
 if [ "$(printf '%s\n2.38\n' "$glibc" | sort -V | head -1)" != 2.38 ] && [ "$(node -p process.versions.modules)" = "$ABI" ]; then
   node -e 'if (typeof require(process.argv[1]).App !== "function") process.exit(1)' "$TMP/$NAME" || die "the copy does not load in Node $(node -v)"
 fi
+# Each file replaced by a rename, library first: a process starting meanwhile finds either copy
+# whole, and one that loaded the previous copy keeps its mapped files.
+mkdir -p "$OUT"
+chmod 0644 "$TMP/$NAME" "$TMP/$SHIM"
+mv -f "$TMP/$SHIM" "$OUT/$SHIM"
+mv -f "$TMP/$NAME" "$OUT/$NAME"
 echo "$stamp" >"$TMP/.stamp"
-chmod 0755 "$TMP"
-# Swap the directory whole: a process that loaded the previous copy keeps its mapped files.
-rm -rf "$OUT.old"
-if [ -d "$OUT" ]; then mv "$OUT" "$OUT.old"; fi
-mv "$TMP" "$OUT"
-rm -rf "$OUT.old"
-trap - EXIT
+mv -f "$TMP/.stamp" "$OUT/.stamp"
 say "made $OUT/$NAME and $OUT/$SHIM"

@@ -104,9 +104,10 @@ function platformHint(failures: readonly string[]): string {
   if (!failures.some((f) => /GLIBC_2\.\d+' not found/.test(f))) return '';
   const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header;
   const glibc = header?.glibcVersionRuntime ?? 'unknown';
-  return (
-    `. The uWebSockets.js 20.57 bindings need glibc 2.38 or later (Debian 13, Ubuntu 24.04); this system has glibc ${glibc}. ` +
-    'Here only Node 20 runs, on the copy of its binding that scripts/setup.sh makes (scripts/uws-compat.sh); ' +
-    'for Node 22 or 24 move to a newer system'
-  );
+  const [major = 0, minor = 0] = glibc.split('.').map(Number);
+  const what =
+    major === 2 && minor < 36
+      ? 'Node 20 runs on glibc 2.36 and 2.37 (Debian 12) through a copy of its binding; older systems are not supported'
+      : 'Here only Node 20 runs, on the copy of its binding that scripts/setup.sh makes (scripts/uws-compat.sh); for Node 22 or 24 move to a newer system';
+  return `. The uWebSockets.js 20.57 bindings need glibc 2.38 or later (Debian 13, Ubuntu 24.04); this system has glibc ${glibc}. ${what}`;
 }
