@@ -3,8 +3,9 @@
 #   PUSH_PACKAGE_OUT  directory for the .deb (./build)
 #   PUSH_SKIP_SETUP   1 = do not run scripts/setup.sh (install + build) first
 # Contents: the built publisher, listener and pushctl with the workspace packages they import and
-# the production dependencies from node_modules (uWebSockets.js reduced to its linux x64 binding
-# for Node 20), under /usr/lib/push-server; /usr/bin/pushctl; systemd units; nginx config for the
+# the production dependencies from node_modules (uWebSockets.js 20.57.0 reduced to its linux x64
+# binding for Node 20, plus the copy of it for glibc before 2.38 that scripts/uws-compat.sh makes,
+# so one package serves Debian 12 and 13), under /usr/lib/push-server; /usr/bin/pushctl; systemd units; nginx config for the
 # package's own nginx instance (/etc/push-server/nginx.conf); the settings template (the postinst
 # makes /etc/push-server/push-server.env with a key of its own); logrotate rules; docs.
 set -euo pipefail
@@ -16,8 +17,11 @@ die() { printf 'push package: %s\n' "$*" >&2; exit 1; }
 command -v dpkg-deb >/dev/null || die "dpkg-deb is not installed (Debian package dpkg)"
 [ "$(dpkg --print-architecture)" = amd64 ] || die "builds amd64 packages only (the bundled uWebSockets.js binding is linux x64)"
 if [ "${PUSH_SKIP_SETUP:-0}" != 1 ]; then bash scripts/setup.sh || die "setup failed (install/build)"; fi
+# The copy for glibc before 2.38, made here whatever this machine's glibc (setup makes it only
+# where it is needed); a no-op when setup made it already.
+UWS_COMPAT_FORCE=1 bash scripts/uws-compat.sh || die "could not make the uWebSockets.js binding copy for glibc before 2.38"
 VERSION="$(node -p 'require("./package.json").version')"
-NODE_ABI=115 # Node 20: the only Linux ABI the uWebSockets.js build in use ships for the Node versions it supports here
+NODE_ABI=115 # Node 20: the package depends on it (below); its copy for older glibc is made for this ABI only
 OUT="${PUSH_PACKAGE_OUT:-$ROOT/build}"
 mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
@@ -33,6 +37,9 @@ for w in packages/protocol packages/runtime packages/backend apps/publisher apps
   cp -r "$w/dist" "$LIB/$w/dist"
   find "$LIB/$w/dist" \( -name '*.tsbuildinfo' -o -name '*.test.*' -o -name '*.d.ts' -o -name '*.d.ts.map' -o -name '*.js.map' \) -delete
 done
+# Beside runtime's dist/, where its loader looks (packages/runtime/src/uws.ts).
+mkdir -p "$LIB/packages/runtime/uws-compat"
+install -m 0644 "packages/runtime/uws-compat/uws_linux_x64_${NODE_ABI}.node" packages/runtime/uws-compat/libisoc23-compat.so "$LIB/packages/runtime/uws-compat/"
 mkdir -p "$LIB/apps/cli/bin"
 cp apps/cli/bin/pushctl.js "$LIB/apps/cli/bin/"
 node -e '
@@ -57,11 +64,10 @@ while IFS= read -r dep; do
   tar -C "$dep" --exclude=./node_modules -cf - . | tar -C "$LIB/$dep" -xf -
 done <"$STAGE/deps.txt"
 rm "$STAGE/deps.txt"
-# Native bindings for other platforms and Node versions would only be dead weight (about 90 MB).
-find "$LIB/node_modules/uWebSockets.js" -name 'uws_*.node' ! -name "uws_linux_x64_${NODE_ABI}.node" -delete
-# The package targets Node 20 (Depends below); the uWebSockets.js 20.57 build that serves Node 22/24
-# on newer systems (docs/operations.md, "Supported platforms") would add about 110 MB it never loads.
-rm -rf "$LIB/node_modules/@btc-vision"
+# Native bindings for other platforms and Node versions would only be dead weight (about 100 MB):
+# the package targets Node 20 (Depends below).
+find "$LIB/node_modules/@btc-vision/uwebsockets.js" -name 'uws_*.node' ! -name "uws_linux_x64_${NODE_ABI}.node" -delete
+[ -f "$LIB/node_modules/@btc-vision/uwebsockets.js/uws_linux_x64_${NODE_ABI}.node" ] || die "uWebSockets.js has no binding for Node 20 (npm ci)"
 mkdir -p "$LIB/node_modules/@push"
 for w in protocol runtime backend; do ln -s "../../packages/$w" "$LIB/node_modules/@push/$w"; done
 for w in publisher listener cli; do ln -s "../../apps/$w" "$LIB/node_modules/@push/$w"; done
@@ -112,8 +118,9 @@ Description: Bitrix-compatible real-time push server
  to long-poll and WebSocket clients behind nginx. A drop-in for the Bitrix
  push server (same paths, channel signatures, message ids and frames).
  .
- Needs Node.js 20 (the uWebSockets.js binding shipped has no build for later
- Node versions); systemd units per process kind, own nginx instance.
+ Needs Node.js 20 (the package ships uWebSockets.js's binding for Node 20
+ only, with a copy of it for glibc before 2.38); systemd units per process
+ kind, own nginx instance.
 CONTROL
 DEB="$OUT/push-server_${VERSION}_amd64.deb"
 dpkg-deb --root-owner-group -Zgzip --build "$STAGE" "$DEB" >/dev/null

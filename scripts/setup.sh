@@ -12,6 +12,15 @@ command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx)
 # nginx's JavaScript module: the front checks request headers with it (nginx/header-guard.js).
 [ -f /usr/lib/nginx/modules/ngx_http_js_module.so ] || need+=(libnginx-mod-http-js)
+# On glibc older than 2.38 (Debian 12) uWebSockets.js's binding for Node 20 is made loadable by
+# scripts/uws-compat.sh, which needs a C compiler and patchelf.
+glibc="$(getconf GNU_LIBC_VERSION 2>/dev/null | awk '{print $2}')" || true
+if [ "$(uname -m)" = x86_64 ] && [ -n "$glibc" ] && [ "$(printf '%s\n2.38\n' "$glibc" | sort -V | head -1)" != 2.38 ]; then
+  command -v cc >/dev/null 2>&1 || need+=(gcc)
+  [ -f /usr/include/stdio.h ] || need+=(libc6-dev)
+  command -v patchelf >/dev/null 2>&1 || need+=(patchelf)
+  command -v objcopy >/dev/null 2>&1 || need+=(binutils)
+fi
 for p in ${SETUP_PACKAGES:-}; do
   case "$p" in
     php-cli) command -v php >/dev/null 2>&1 || need+=(php-cli) ;;
@@ -51,6 +60,8 @@ if [ ! -d node_modules ] || ! lock_installed; then
   say "npm ci"
   npm ci --no-audit --no-fund --loglevel=error
 fi
+
+bash scripts/uws-compat.sh
 
 say "building (tsc -b)"
 ./node_modules/.bin/tsc -b

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
+import { connect } from 'node:net';
 import { join } from 'node:path';
 import { signChannel } from '@push/protocol';
 import { parseEnvFile } from '@push/runtime';
@@ -61,7 +62,9 @@ describe('Debian package', { skip: canInstall ? false : `needs root, apt-get and
       '/usr/lib/push-server/apps/listener/dist/main.js',
       '/usr/lib/push-server/apps/cli/bin/pushctl.js',
       '/usr/lib/push-server/node_modules/ioredis/package.json',
-      '/usr/lib/push-server/node_modules/uWebSockets.js/binaries/uws_linux_x64_115.node',
+      '/usr/lib/push-server/node_modules/@btc-vision/uwebsockets.js/uws_linux_x64_115.node',
+      '/usr/lib/push-server/packages/runtime/uws-compat/uws_linux_x64_115.node',
+      '/usr/lib/push-server/packages/runtime/uws-compat/libisoc23-compat.so',
       '/usr/lib/push-server/node_modules/@push/protocol',
       '/usr/bin/pushctl',
       '/lib/systemd/system/push-server-publisher@.service',
@@ -159,7 +162,23 @@ describe('Debian package', { skip: canInstall ? false : `needs root, apt-get and
       const poll = await longPoll(front, [minted.signed], '&mid=00000000000000000000000000');
       assert.equal(poll.status, 200);
       assert.equal((poll.messages[0]?.text as { command: string }).command, 'minted');
-      assert.match(readFileSync(`/var/log/push-server/listener-${subPort}.log`, 'utf8'), /"listener ready"/);
+      const listenerLog = readFileSync(`/var/log/push-server/listener-${subPort}.log`, 'utf8');
+      assert.match(listenerLog, /"listener ready"/);
+      // The packaged binding: uWebSockets.js 20.57.0, on glibc before 2.38 the packaged copy.
+      const glibc = (process.report.getReport() as { header?: { glibcVersionRuntime?: string } }).header?.glibcVersionRuntime ?? '';
+      const [major = 0, minor = 0] = glibc.split('.').map(Number);
+      const copy = major === 2 && minor < 38 ? ', copy for glibc before 2\\.38' : '';
+      assert.match(listenerLog, new RegExp(`"detail":"uws_linux_x64_115\\.node from uWebSockets\\.js 20\\.57\\.0 \\(@btc-vision/uwebsockets\\.js${copy}\\)".*"uWebSockets\\.js loaded"`));
+      // Its parser answers a control character in a header at once, on the process itself.
+      const refused = await new Promise<string>((resolve, reject) => {
+        let got = '';
+        const s = connect(subPort, '127.0.0.1', () => s.write('GET /readyz HTTP/1.1\r\nHost: push\r\nMessage-Type: a\x01b\r\n\r\n'));
+        s.on('data', (d: Buffer) => (got += d.toString('latin1')));
+        s.on('close', () => resolve(got));
+        s.on('error', reject);
+        s.setTimeout(30_000, () => s.destroy());
+      });
+      assert.match(refused, /^HTTP\/1\.1 400 /, JSON.stringify(refused));
       // The installed rotation rules work on the live logs.
       const rot = sh('logrotate', ['-f', '-s', join(out, 'logrotate.state'), '/etc/logrotate.d/push-server']);
       assert.equal(rot.code, 0, rot.out);

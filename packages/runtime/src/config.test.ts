@@ -25,12 +25,12 @@ describe('config', () => {
 
   it('lists every problem at once', () => {
     try {
-      loadConfig({ PUSH_PORT: 'abc', PUSH_SIGNATURE_ALGO: 'crc32', REDIS_URL: 'http://x', PUSH_TTL_TABLE: 'a=1', PUSH_ALLOW_UWS_FALLBACK: 'maybe' }, { port: 1 });
+      loadConfig({ PUSH_PORT: 'abc', PUSH_SIGNATURE_ALGO: 'crc32', REDIS_URL: 'http://x', PUSH_TTL_TABLE: 'a=1', PUSH_MODE: 'maybe' }, { port: 1 });
       assert.fail('should throw');
     } catch (err) {
       assert.ok(err instanceof ConfigError);
       const text = err.problems.join('\n');
-      for (const v of ['PUSH_PORT', 'PUSH_SIGNATURE_KEY', 'PUSH_SIGNATURE_ALGO', 'REDIS_URL', 'PUSH_TTL_TABLE', 'PUSH_ALLOW_UWS_FALLBACK']) assert.match(text, new RegExp(v));
+      for (const v of ['PUSH_PORT', 'PUSH_SIGNATURE_KEY', 'PUSH_SIGNATURE_ALGO', 'REDIS_URL', 'PUSH_TTL_TABLE', 'PUSH_MODE']) assert.match(text, new RegExp(v));
       assert.equal(err.problems.length, 6);
     }
   });

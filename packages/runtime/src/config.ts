@@ -57,7 +57,6 @@ export interface Config {
   readonly coalesceMaxMs: number;
   /** A Redis subscriber connection silent this long (no data, no PING answer) is reconnected, ms. */
   readonly pubsubStallMs: number;
-  readonly allowUwsFallback: boolean;
   /** Test only: the Node ABI to look the native uWS binding up for ('' = this Node's). */
   readonly testUwsAbi: string;
   readonly shutdownGraceMs: number;
@@ -135,7 +134,6 @@ export const CONFIG_VARS: readonly VarSpec[] = [
   { name: 'PUSH_UNSUBSCRIBE_DELAY_MS', def: '5000' },
   { name: 'PUSH_COALESCE_MAX_MS', def: '250' },
   { name: 'PUSH_PUBSUB_STALL_MS', def: '2000' },
-  { name: 'PUSH_ALLOW_UWS_FALLBACK', def: 'false' },
   { name: 'PUSH_TEST_UWS_ABI', def: '' },
   { name: 'PUSH_SHUTDOWN_GRACE_S', def: '10' },
   { name: 'PUSH_STANDALONE_PUBLISHER_PORT', def: '9010' },
@@ -218,13 +216,6 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
       return min;
     }
     return Number(raw);
-  };
-  const bool = (name: string): boolean => {
-    const raw = (get(name) ?? '').toLowerCase();
-    if (['1', 'true', 'yes', 'on'].includes(raw)) return true;
-    if (['0', 'false', 'no', 'off'].includes(raw)) return false;
-    problems.push(`${name}: expected true or false, got ${JSON.stringify(raw)}`);
-    return false;
   };
 
   const redisUrl = get('REDIS_URL') ?? '';
@@ -321,7 +312,6 @@ export function loadConfig(env: Env, defaults: ConfigDefaults): Readonly<Config>
     unsubscribeDelayMs: int('PUSH_UNSUBSCRIBE_DELAY_MS', 0, 600000),
     coalesceMaxMs: int('PUSH_COALESCE_MAX_MS', 0, 1000),
     pubsubStallMs: int('PUSH_PUBSUB_STALL_MS', 200, 600000),
-    allowUwsFallback: bool('PUSH_ALLOW_UWS_FALLBACK'),
     testUwsAbi,
     shutdownGraceMs: int('PUSH_SHUTDOWN_GRACE_S', 1, 600) * 1000,
     standalonePublisherPort: int('PUSH_STANDALONE_PUBLISHER_PORT', 0, 65535),

@@ -26,10 +26,10 @@ export function runMain(name: string, defaultPort: number, start: (uws: Uws, con
   }
   const log = createRootLogger(config.logLevel, name);
   (async () => {
-    const loaded = loadUws(config.allowUwsFallback, config.testUwsAbi, { maxHeaderBytes: uwsMaxHeaderBytes(config.maxChannels) });
-    // `skipped` says why a preferred distribution did not load (e.g. Node 20 on glibc 2.36).
-    if (loaded.binding === 'native') log.info({ binding: loaded.binding, detail: loaded.detail, skipped: loaded.skipped }, 'uWebSockets.js loaded');
-    else log.warn({ binding: loaded.binding, detail: loaded.detail }, 'uWebSockets.js runs on its slow pure-JS fallback (PUSH_ALLOW_UWS_FALLBACK=true); the native binding did not load');
+    const loaded = loadUws(config.testUwsAbi, { maxHeaderBytes: uwsMaxHeaderBytes(config.maxChannels) });
+    // `skipped` says why a preferred distribution did not load (e.g. the published binding on
+    // glibc 2.36, where the copy for older systems loads).
+    log.info({ detail: loaded.detail, skipped: loaded.skipped }, 'uWebSockets.js loaded');
     const service = await start(loaded.uws, config, log);
     log.info({ host: config.host, port: service.port, processUniqueId: service.processUniqueId }, `${name} ready`);
     onShutdownSignal(log, config.shutdownGraceMs, () => service.stop());
