@@ -28,7 +28,7 @@ interface Sock {
 const IDLE_TIMEOUT_S = 120;
 const ANSWER = Buffer.from('{"status":"ok"}');
 
-const { uws } = loadUws(false, process.versions.modules, { maxHeaderBytes: uwsMaxHeaderBytes(100) });
+const { uws } = loadUws(process.versions.modules, { maxHeaderBytes: uwsMaxHeaderBytes(100) });
 let app: TemplatedApp | null = null;
 let listenSocket: unknown = null;
 /** Sockets per channel index. */
