@@ -42,7 +42,8 @@ export interface Run {
 export interface FaultRunner {
   /** Open subscriber connections on one listener host, from its own /metrics. */
   connectionsOn(h: Host): Promise<{ ws: number; lp: number }>;
-  streamAcross(what: string, fault: (browserOn: number) => Promise<void>, opts?: { deliveryTimeoutMs?: number }): Promise<Run>;
+  /** `channels`: the stream's channels (default three new ones), e.g. chosen for the Cluster slots they live in. */
+  streamAcross(what: string, fault: (browserOn: number) => Promise<void>, opts?: { deliveryTimeoutMs?: number; channels?: readonly string[] }): Promise<Run>;
   /** Nothing acknowledged lost (unless `lossless` is false), nothing twice, in order, every client resumed. */
   guarantees(r: StreamOutcome, opts?: { lossless?: boolean }): void;
   ms(v: number): string;
@@ -92,9 +93,9 @@ export function faultRunner(inst: Installation): FaultRunner {
    * that drop a socket silent for SILENCE_MS, long polls with the SDK's abort), waits until every one
    * is held by a listener, then streams publishes through nginx across `fault`.
    */
-  const streamAcross = async (what: string, fault: (browserOn: number) => Promise<void>, opts: { deliveryTimeoutMs?: number } = {}): Promise<Run> => {
+  const streamAcross = async (what: string, fault: (browserOn: number) => Promise<void>, opts: { deliveryTimeoutMs?: number; channels?: readonly string[] } = {}): Promise<Run> => {
     await everyListenerInRotation();
-    const chans = [channelId(), channelId(), channelId()];
+    const chans = opts.channels !== undefined ? [...opts.channels] : [channelId(), channelId(), channelId()];
     const base = await settledCounts();
     const browser = new ResumingClient(inst.front, chans);
     const clients: StreamClient[] = [browser];
@@ -142,9 +143,14 @@ export function faultRunner(inst: Installation): FaultRunner {
       `connection given up after the fault: ${dropped.map((o) => `${o.kind} ${o.droppedMs} ms`).join(', ') || 'none'}`,
     ].join('; ');
   };
+  /** The apps' last warnings and errors (pino levels 40 and 50), for failure messages. */
+  const appWarnings = (): string => {
+    const last = (o: string): string => o.split('\n').filter((l) => /"level":(40|50)/.test(l)).slice(-6).map((l) => l.slice(0, 300)).join('\n');
+    return [inst.publisher, ...inst.listeners].map((a) => `${a.name} ${a.url}:\n${last(a.output())}`).join('\n');
+  };
   const guarantees = (r: StreamOutcome, { lossless = true } = {}): void => {
     const why = summary(r);
-    assert.ok(r.ackedAfterFault >= 30, `publishing resumed (${why})`);
+    if (r.ackedAfterFault < 30) assert.fail(`publishing resumed (${why})\n${appWarnings()}`);
     if (lossless && r.lost.length > 0) {
       // What nginx said besides refused connections (a host restarting), for the failure message.
       const nginx = inst.nginxErrors().split('\n').filter((l) => l !== '' && !l.includes('(111: Connection refused)')).slice(-15).map((l) => l.slice(0, 220)).join('\n');

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createTestNetwork, type Host, type TestNetwork } from './netns.js';
 import { startRedisSentinel, type RedisSentinelHandle } from './redis-sentinel.js';
+import { startRedisCluster, type RedisClusterHandle } from './redis-cluster.js';
 import { startApp, type AppProcess } from './apps.js';
 import { eventually } from './ports.js';
 import { run } from '../ops/stack-helpers.js';
@@ -21,11 +22,18 @@ export interface InstallationOptions {
   readonly env?: Record<string, string>;
   /** Extra options for scripts/lib/render-nginx.mjs (e.g. --fail-timeout-s). */
   readonly nginxArgs?: readonly string[];
+  /**
+   * What runs on the three Redis hosts: a Sentinel group (default; a data node and a sentinel
+   * each) or a Redis Cluster of three masters with two replicas each (three nodes per host, each
+   * host holding one master and a replica of each other host's master).
+   */
+  readonly redis?: 'sentinel' | 'cluster';
 }
 
 /**
  * One installation as separate machines, each a network namespace on 198.18.0.0/15 (netns.ts):
- * three Redis hosts (a data node and a sentinel each; the first node starts as master), listener
+ * three Redis hosts (a data node and a sentinel each, the first node starting as master; or a
+ * Redis Cluster, InstallationOptions.redis), listener
  * hosts, a publisher host and an nginx host whose config is the project's own template rendered by
  * scripts/lib/render-nginx.mjs with the remote upstreams, as docs/operations.md tells operators.
  * The test process is the client host: it reaches the installation only through nginx (and each
@@ -33,7 +41,10 @@ export interface InstallationOptions {
  */
 export interface Installation {
   readonly net: TestNetwork;
-  readonly group: RedisSentinelHandle;
+  /** The Sentinel group (null with `redis: 'cluster'`). */
+  readonly group: RedisSentinelHandle | null;
+  /** The Redis Cluster (null unless `redis: 'cluster'`). */
+  readonly cluster: RedisClusterHandle | null;
   readonly redisHosts: readonly Host[];
   readonly listenerHosts: readonly Host[];
   readonly publisherHost: Host;
@@ -61,6 +72,7 @@ export async function startInstallation(opts: InstallationOptions = {}): Promise
   const dir = mkdtempSync(join(tmpdir(), 'push-hosts-'));
   let nginx: ChildProcess | null = null;
   let group: RedisSentinelHandle | null = null;
+  let cluster: RedisClusterHandle | null = null;
   const apps: AppProcess[] = [];
   try {
     const redisHosts = [await net.addHost(), await net.addHost(), await net.addHost()];
@@ -68,9 +80,18 @@ export async function startInstallation(opts: InstallationOptions = {}): Promise
     for (let i = 0; i < (opts.listeners ?? 2); i++) listenerHosts.push(await net.addHost());
     const publisherHost = await net.addHost();
     const nginxHost = await net.addHost();
-    group = await startRedisSentinel({ replicas: 2, dataHosts: redisHosts, sentinelHosts: redisHosts });
+    let url: string;
+    if (opts.redis === 'cluster') {
+      // Two replicas per master: with one host cut off, every master still has a replica on
+      // another host, so replicated publishing goes on for every slot.
+      cluster = await startRedisCluster({ masters: 3, replicas: 2, hosts: redisHosts });
+      url = cluster.url;
+    } else {
+      group = await startRedisSentinel({ replicas: 2, dataHosts: redisHosts, sentinelHosts: redisHosts });
+      url = group.url;
+    }
     const env: Record<string, string> = {
-      REDIS_URL: group.url,
+      REDIS_URL: url,
       PUSH_PUBLISH_DURABILITY: 'replicated',
       PUSH_HISTORY_LIMIT: '1000',
       // The processes see clients through nginx: X-Real-IP is believed from the nginx host only,
@@ -108,6 +129,7 @@ export async function startInstallation(opts: InstallationOptions = {}): Promise
     const inst: Installation = {
       net,
       group,
+      cluster,
       redisHosts,
       listenerHosts,
       publisherHost,
@@ -164,6 +186,7 @@ export async function startInstallation(opts: InstallationOptions = {}): Promise
     }
     await Promise.all(apps.map((a) => a.stop('SIGKILL')));
     await group?.stop();
+    await cluster?.stop();
     await net.destroy();
     rmSync(dir, { recursive: true, force: true });
   }

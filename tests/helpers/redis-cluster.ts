@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { Cluster } from 'ioredis';
 import { eventually, freePort } from './ports.js';
 import { RedisNode, nodeCall } from './redis-node.js';
+import type { Host } from './netns.js';
 
 const run = promisify(execFile);
 
@@ -41,8 +42,16 @@ export interface RedisClusterHandle {
 
 export interface ClusterOptions {
   readonly masters?: number;
+  /** Replicas per master (default 1). */
+  readonly replicas?: number;
   /** CLUSTER node timeout: how long a silent master takes to be failed over. */
   readonly nodeTimeoutMs?: number;
+  /**
+   * Run node i on hosts[i % hosts.length] (network namespaces of tests/helpers/netns.ts) instead of
+   * loopback. redis-cli places replicas on other addresses than their master where it can, so with
+   * as many hosts as masters every host holds one master and replicas of the others.
+   */
+  readonly hosts?: readonly Host[];
 }
 
 /**
@@ -54,7 +63,8 @@ export interface ClusterOptions {
  */
 export async function startRedisCluster(opts: ClusterOptions = {}): Promise<RedisClusterHandle> {
   const masters = opts.masters ?? 3;
-  const count = masters * 2;
+  const replicas = opts.replicas ?? 1;
+  const count = masters * (1 + replicas);
   const dir = mkdtempSync(join(tmpdir(), 'push-cluster-'));
   const nodes: RedisNode[] = [];
   const clients: Cluster[] = [];
@@ -71,29 +81,33 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       const bus = await port();
       const d = join(dir, String(p));
       mkdirSync(d);
+      const h = opts.hosts?.[i % opts.hosts.length];
+      const where = h === undefined ? { host: '127.0.0.1' } : { host: h.addr, netns: h.ns };
       nodes.push(
         new RedisNode(p, [
-          '--port', String(p), '--cluster-port', String(bus), '--bind', '127.0.0.1', '--dir', d,
+          // Off loopback Redis refuses unauthenticated peers (protected mode); the test network is private.
+          '--port', String(p), '--cluster-port', String(bus), '--bind', where.host, '--protected-mode', h === undefined ? 'yes' : 'no', '--dir', d,
           '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf',
           '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 1500), '--cluster-replica-validity-factor', '0',
           '--appendonly', 'yes', '--save', '', '--logfile', join(d, 'redis.log'),
-        ]),
+        ], where),
       );
     }
     await Promise.all(nodes.map((n) => n.start()));
-    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '1', '--cluster-yes'], { timeout: 30_000 });
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
   } catch (err) {
     for (const n of nodes) await n.kill();
     rmSync(dir, { recursive: true, force: true });
     throw err;
   }
 
+  const at = (n: RedisNode): { host: string; port: number } => ({ host: n.host, port: n.port });
   const topology = async (): Promise<ClusterNodeInfo[]> => {
     let text = '';
     for (const n of nodes) {
       if (!n.running) continue;
       try {
-        text = String(await nodeCall(n.port, 'CLUSTER', 'NODES'));
+        text = String(await nodeCall(at(n), 'CLUSTER', 'NODES'));
         break;
       } catch {
         /* try the next node */
@@ -102,7 +116,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
     return parseClusterNodes(text);
   };
   const handle: RedisClusterHandle = {
-    url: `redis+cluster://${nodes.map((n) => `127.0.0.1:${n.port}`).join(',')}`,
+    url: `redis+cluster://${nodes.map((n) => `${n.host}:${n.port}`).join(',')}`,
     nodes,
     dir,
     topology,
@@ -117,13 +131,13 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       await eventually(async () => {
         for (const n of nodes) {
           if (!n.running) continue;
-          const info = String(await nodeCall(n.port, 'CLUSTER', 'INFO'));
+          const info = String(await nodeCall(at(n), 'CLUSTER', 'INFO'));
           if (!/cluster_state:ok/.test(info) || !/cluster_slots_ok:16384/.test(info)) return false;
         }
         // Every slot's master is a running node, as seen by every running node.
         for (const n of nodes) {
           if (!n.running) continue;
-          const t = parseClusterNodes(String(await nodeCall(n.port, 'CLUSTER', 'NODES')));
+          const t = parseClusterNodes(String(await nodeCall(at(n), 'CLUSTER', 'NODES')));
           const served = t.filter((x) => x.role === 'master' && x.slots.length > 0);
           if (served.some((m) => !nodes.find((y) => y.port === m.port)?.running)) return false;
           if (served.reduce((s, m) => s + m.slots.reduce((k, [a, b]) => k + b - a + 1, 0), 0) !== 16384) return false;
@@ -136,11 +150,12 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       const from = t.find((x) => x.port === fromPort && x.role === 'master');
       const to = t.find((x) => x.port === toPort && x.role === 'master');
       if (from === undefined || to === undefined) throw new Error(`reshard: ${fromPort} and ${toPort} must both be masters`);
-      await run('redis-cli', ['--cluster', 'reshard', `127.0.0.1:${toPort}`, '--cluster-from', from.id, '--cluster-to', to.id, '--cluster-slots', String(slots), '--cluster-yes'], { timeout: 60_000 });
+      const target = nodes.find((n) => n.port === toPort) as RedisNode;
+      await run('redis-cli', ['--cluster', 'reshard', `${target.host}:${toPort}`, '--cluster-from', from.id, '--cluster-to', to.id, '--cluster-slots', String(slots), '--cluster-yes'], { timeout: 60_000 });
       await handle.healthy();
     },
     client(): Cluster {
-      const c = new Cluster(nodes.map((n) => ({ host: '127.0.0.1', port: n.port })), { redisOptions: { maxRetriesPerRequest: 3 } });
+      const c = new Cluster(nodes.map((n) => ({ host: n.host, port: n.port })), { redisOptions: { maxRetriesPerRequest: 3 } });
       c.on('error', () => {});
       clients.push(c);
       return c;
@@ -156,7 +171,7 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
   // hold the data nor be promoted).
   await eventually(async () => {
     for (const m of (await topology()).filter((x) => x.role === 'master')) {
-      const info = String(await nodeCall(m.port, 'INFO', 'replication'));
+      const info = String(await nodeCall(at(nodes.find((n) => n.port === m.port) as RedisNode), 'INFO', 'replication'));
       if (!/state=online/.test(info)) return false;
     }
     return true;

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { netnsUnavailable, type Host } from '../helpers/netns.js';
 import { startInstallation, type Installation } from '../helpers/hosts.js';
+import type { RedisSentinelHandle } from '../helpers/redis-sentinel.js';
 import { faultRunner, SUITE_OPTIONS, type FaultRunner } from '../helpers/host-faults.js';
 
 /**
@@ -20,6 +21,10 @@ const reason = await netnsUnavailable();
 describe('several hosts, Redis faults: a Sentinel group on three hosts under listeners and a publisher behind nginx', { skip: reason ?? false }, () => {
   let inst: Installation;
   let run: FaultRunner;
+  const group = (): RedisSentinelHandle => {
+    assert.ok(inst.group, 'a Sentinel installation');
+    return inst.group;
+  };
   before(async () => {
     inst = await startInstallation(SUITE_OPTIONS);
     run = faultRunner(inst);
@@ -31,21 +36,21 @@ describe('several hosts, Redis faults: a Sentinel group on three hosts under lis
   const restartedAsReplica = async (node: { start(): Promise<void> }): Promise<void> => {
     // The host's Redis comes back; the sentinels make it a replica of the new master.
     await node.start();
-    await inst.group.settled({ replicas: 2, peers: true, timeoutMs: 60_000 });
+    await group().settled({ replicas: 2, peers: true, timeoutMs: 60_000 });
   };
 
   it('kill -9 of the Redis master (replicated durability): nothing acknowledged lost, every client resumes', async () => {
-    const old = await inst.group.master();
+    const old = await group().master();
     const { r } = await run.streamAcross('kill -9 of the master, replicated', () => old.kill(true));
     run.guarantees(r);
-    assert.notEqual((await inst.group.master()).port, old.port, 'a new master');
+    assert.notEqual((await group().master()).port, old.port, 'a new master');
     await restartedAsReplica(old);
   });
 
   it('kill -9 of the Redis master with local durability: losses measured, never a duplicate or a reordering', async () => {
     await (await inst.restartHost(inst.publisherHost, { PUSH_PUBLISH_DURABILITY: 'local' })).up;
     try {
-      const old = await inst.group.master();
+      const old = await group().master();
       const { r } = await run.streamAcross('kill -9 of the master, local', () => old.kill(true));
       // Replication is asynchronous with `local`: what the master acknowledged but no replica held
       // is gone with it. Counted and printed, not assumed zero.
@@ -58,16 +63,16 @@ describe('several hosts, Redis faults: a Sentinel group on three hosts under lis
   });
 
   it('the Redis master host cut off the network (partition): the others promote a replica, nothing acknowledged lost', async () => {
-    const old = await inst.group.master();
+    const old = await group().master();
     const oldHost = inst.redisHosts.find((h) => h.addr === old.host) as Host;
     try {
       const { r } = await run.streamAcross('partition of the master host', () => oldHost.link(false));
       run.guarantees(r);
-      assert.notEqual((await inst.group.master()).port, old.port, 'a new master');
+      assert.notEqual((await group().master()).port, old.port, 'a new master');
     } finally {
       await oldHost.link(true);
     }
     // The old master comes back as a replica of the new one (the sentinels reconfigure it).
-    await inst.group.settled({ replicas: 2, peers: true, timeoutMs: 60_000 });
+    await group().settled({ replicas: 2, peers: true, timeoutMs: 60_000 });
   });
 });
