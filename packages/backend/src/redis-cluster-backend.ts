@@ -38,8 +38,8 @@ type PartReply = ['ok', ...string[]] | ['dup', string] | ['err', string];
 
 /** Answers that send a command elsewhere or ask for it again: the command did not run. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
-/** The client library refuses a pipeline whose keys its slot map puts on several nodes: nothing was sent. */
-const NOT_ONE_NODE = /should belong to the same slots allocation group/;
+/** A part group that could not be sent (no connection to that master yet): nothing was sent. */
+const NOT_ONE_NODE = /^no connection to master /;
 /** Part groups on the wire per node at once (group commit, as PUBLISH_IN_FLIGHT on one Redis). */
 const PARTS_IN_FLIGHT = 2;
 /** Most parts in one group: one pipeline, and the Redis pause it causes, stays short. */
@@ -144,6 +144,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const stallCounts: Record<'push-cmd' | 'push-pub', number> = { 'push-cmd': 0, 'push-pub': 0 };
   const nodeProbes = new Set<ConnectionProbe>();
   let closing = false;
+  const poolOf = (c: Cluster): { getInstanceByKey(key: string): Redis | undefined } => (c as unknown as { connectionPool: { getInstanceByKey(key: string): Redis | undefined } }).connectionPool;
   const nodeKey = (r: Redis): string => `${r.options.host ?? ''}:${r.options.port ?? ''}`;
   const watchNodes = (cluster: Cluster, role: 'push-cmd' | 'push-pub'): void => {
     const seen = new WeakSet<Redis>();
@@ -165,6 +166,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         },
       );
       nodeProbes.add(probe);
+      // Publish parts go straight to the node's connection (sendParts).
+      if (role === 'push-pub') node.defineCommand('pushPart', { lua: CLUSTER_PART_SCRIPT });
       const onReady = (): void => {
         if (closing) return;
         clientId = null;
@@ -196,7 +199,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     const keys = new Set<string>();
     for (const owners of (cluster as unknown as { slots: Array<string[] | undefined> }).slots) if (owners !== undefined && owners[0] !== undefined) keys.add(owners[0]);
     if (keys.size === 0) throw new Error(`the Redis ${what} (${role}) knows no master yet`);
-    const pool = (cluster as unknown as { connectionPool: { getInstanceByKey(key: string): Redis | undefined } }).connectionPool;
+    const pool = poolOf(cluster);
     await Promise.all(
       [...keys].map(async (key) => {
         const node = pool.getInstanceByKey(key);
@@ -206,7 +209,10 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           cluster.refreshSlotsCache();
           throw new Error(`the Redis ${what} (${role}) to master ${key} is down`);
         }
-        await withTimeout(node.ping(), stallMs, `the Redis ${what} (${role}) to master ${key} did not answer within ${stallMs} ms`);
+        const named = node.ping().catch((err: Error) => {
+          throw new Error(`the Redis ${what} (${role}) to master ${key} failed: ${err.message}`);
+        });
+        await withTimeout(named, stallMs, `the Redis ${what} (${role}) to master ${key} did not answer within ${stallMs} ms`);
       }),
     );
   };
@@ -239,8 +245,20 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   }
   type PartOutcome = { readonly reply: PartReply } | { readonly error: Error };
   type PartPipeline = { pushPart(...a: Array<string | number>): PartPipeline; wait(n: number, ms: number): PartPipeline; exec(): Promise<Array<[Error | null, unknown]> | null> };
-  const sendParts = async (calls: readonly PartCall[]): Promise<PartOutcome[]> => {
-    const pipe = pub.pipeline() as unknown as PartPipeline;
+  /**
+   * One group, as a pipeline on the master's own connection (the client library's connection to
+   * that node), not through the Cluster object: its pipelines send again, on their own, a group
+   * whose connection closed with it on the wire ("Connection is closed."), which could run a part
+   * twice. Here such a group fails, and its parts' outcome is unknown (504 4134), as on one Redis.
+   */
+  const sendParts = (key: string) => async (calls: readonly PartCall[]): Promise<PartOutcome[]> => {
+    const node = poolOf(pub).getInstanceByKey(key);
+    if (node === undefined || node.status === 'end') {
+      // Nothing was sent: the caller reads the slot map again and sends the parts where it says.
+      pub.refreshSlotsCache();
+      throw new Error(`no connection to master ${key || '(slot map not read yet)'}`);
+    }
+    const pipe = node.pipeline() as unknown as PartPipeline;
     for (const c of calls) pipe.pushPart(c.keys.length, ...c.keys, ...c.args);
     const replicated = opts.durability === 'replicated';
     if (replicated) pipe.wait(wanted, replicaTimeout);
@@ -260,7 +278,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const groupFor = (node: string): GroupCommit<PartCall, PartOutcome> => {
     let g = partGroups.get(node);
     if (g === undefined) {
-      g = createGroupCommit(sendParts, { maxInFlight: PARTS_IN_FLIGHT, maxItems: MAX_GROUP_PARTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (c) => c.weight, timeoutMs: publishTimeout });
+      g = createGroupCommit(sendParts(node), { maxInFlight: PARTS_IN_FLIGHT, maxItems: MAX_GROUP_PARTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (c) => c.weight, timeoutMs: publishTimeout });
       partGroups.set(node, g);
     }
     return g;
@@ -269,8 +287,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
    * Runs one part on its slot's master. The client library follows redirections for single
    * commands but not inside a pipeline: a redirection or TRYAGAIN means the script did not run,
    * so the part is sent again on a refreshed slot map (a slot that moved, or one in the middle of
-   * moving), for up to about 3 s. So is a part whose group the library refused because the map
-   * changed under it (it then holds parts of another node's slots): nothing of it was sent.
+   * moving), for up to about 3 s. So is a part whose master has no connection (gone from the map,
+   * or torn down after a stall): nothing of it was sent.
    */
   const runPart = async (slot: number, keys: readonly string[], args: ReadonlyArray<string | number>, weight: number): Promise<PartReply> => {
     for (let attempt = 0; ; attempt++) {
@@ -831,7 +849,10 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     },
 
     async ping(): Promise<void> {
-      await Promise.all([connected().then(() => mastersAnswer(cmd, 'push-cmd', 'command connection')), pubConnected().then(() => mastersAnswer(pub, 'push-pub', 'publish connection'))]);
+      // Every connection is checked and every one that fails is named, not only the first.
+      const checks = await Promise.allSettled([connected().then(() => mastersAnswer(cmd, 'push-cmd', 'command connection')), pubConnected().then(() => mastersAnswer(pub, 'push-pub', 'publish connection'))]);
+      const failed = checks.flatMap((c) => (c.status === 'rejected' ? [(c.reason as Error).message] : []));
+      if (failed.length > 0) throw new Error(failed.join('; '));
     },
   };
 
