@@ -198,7 +198,6 @@ describe('a publisher and a listener on a Redis Cluster (REDIS_URL=redis+cluster
         // 4109 (a connection to a master does not answer) or 4136 (a subscription is not back yet).
         for (const d of down) assert.match(d.body, /^(4109|4136)/, `${name}: ${d.body}`);
         assert.ok(down.some((d) => d.body.startsWith('4136') || d.body.includes(String(victimPort)) || /did not answer|is down|knows no master/.test(d.body)), `${name}: the reason names what is down: ${down.map((d) => d.body).join(' | ')}`);
-        assert.equal(seen[name].at(-1)?.status, 200, `${name}: ready at the end`);
       }
       console.log(`cluster /readyz across kill -9 of a master: publisher first 503 ${(seen.pub.find((x) => x.status === 503)?.at ?? 0) - killedAt} ms after the kill, listener ${(seen.sub.find((x) => x.status === 503)?.at ?? 0) - killedAt} ms; promotion seen ${promotedAt - killedAt} ms after the kill; both ready ${readyAt - killedAt} ms after it`);
       // Publishing resumes on the shard that failed over, and the subscribed client gets it.
