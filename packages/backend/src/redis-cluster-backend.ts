@@ -4,7 +4,7 @@ import { BACKEND_SENDER, Errors, type EarlierPart, PushError, decodeRecord, enco
 import type { Logger, RedisHostPort, RedisTarget } from '@push/runtime';
 import { checkHeld, redisOptions, retryStrategy, tearDownStalled } from './redis-connect.js';
 import { CLAIM_NONCE_SCRIPT, CHANNEL_TIMES_SCRIPT, PRESENCE_TOUCH_SCRIPT } from './redis-scripts.js';
-import { CLUSTER_CLAIM_PUBLISH_SCRIPT, CLUSTER_EXPIRE_NOTICE_SCRIPT, CLUSTER_HISTORY_SCRIPT, CLUSTER_PART_SCRIPT, CLUSTER_RELEASE_CLAIM_SCRIPT } from './redis-cluster-scripts.js';
+import { CLUSTER_CLAIM_PUBLISH_SCRIPT, CLUSTER_EXPIRE_NOTICE_SCRIPT, CLUSTER_HISTORY_SCRIPT, CLUSTER_NODE_PART_SCRIPT, CLUSTER_RELEASE_CLAIM_SCRIPT } from './redis-cluster-scripts.js';
 import { CONFLICT_REPLY, EXPIRED_REPLY, NOT_REPLICATED, outcomeUnknown, toTimes, withTimeout, type RedisBackendOptions } from './redis-backend.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
 import { historyGap } from './history-gap.js';
@@ -34,10 +34,17 @@ function bySlot<T>(items: readonly T[], channelOf: (item: T) => string): Map<num
   return out;
 }
 
-type PartReply = ['ok', ...string[]] | ['dup', string] | ['err', string];
+/** CLUSTER_NODE_PART_SCRIPT's reply: per slot part 'ran' or 'dup' and its mids, or why nothing was written. */
+type PartReply = ['ok', ...string[]] | ['err', string];
 
 /** Answers that send a command elsewhere or ask for it again: the command did not run. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
+/**
+ * What Redis answers when a script touches a key of a slot the node does not serve, or one missing
+ * from a slot being migrated, or runs while the cluster is down: the part script reads every key
+ * before it writes any, so nothing of the call ran.
+ */
+const NOT_LOCAL = /Script attempted to (access a non local key|execute a command while the cluster is down)/;
 /** A part group that could not be sent (no connection to that master yet): nothing was sent. */
 const NOT_ONE_NODE = /^no connection to master /;
 /** Part groups on the wire per node at once (group commit, as PUBLISH_IN_FLIGHT on one Redis). */
@@ -54,7 +61,6 @@ const WATERMARK_PROBE_GAP_MS = 4;
 const WRITABLE_CACHE_MAX = 100_000;
 
 type ScriptCluster = Cluster & {
-  pushPart(numKeys: number, ...args: Array<string | number>): Promise<PartReply>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
   pushPresenceTouch(numKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -115,7 +121,6 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const pub = new Cluster(seedNodes(target), clusterOptions(target, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false }, opts.natMap)) as ScriptCluster;
   pub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis cluster publish connection error'));
   for (const c of [cmd, pub]) {
-    c.defineCommand('pushPart', { lua: CLUSTER_PART_SCRIPT });
     c.defineCommand('pushExpireNotice', { lua: CLUSTER_EXPIRE_NOTICE_SCRIPT });
     c.defineCommand('pushClaimPublish', { lua: CLUSTER_CLAIM_PUBLISH_SCRIPT });
     c.defineCommand('pushReleaseClaim', { lua: CLUSTER_RELEASE_CLAIM_SCRIPT });
@@ -167,7 +172,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       );
       nodeProbes.add(probe);
       // Publish parts go straight to the node's connection (sendParts).
-      if (role === 'push-pub') node.defineCommand('pushPart', { lua: CLUSTER_PART_SCRIPT });
+      if (role === 'push-pub') node.defineCommand('pushNodePart', { lua: CLUSTER_NODE_PART_SCRIPT });
       const onReady = (): void => {
         if (closing) return;
         clientId = null;
@@ -244,7 +249,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     readonly weight: number;
   }
   type PartOutcome = { readonly reply: PartReply } | { readonly error: Error };
-  type PartPipeline = { pushPart(...a: Array<string | number>): PartPipeline; wait(n: number, ms: number): PartPipeline; exec(): Promise<Array<[Error | null, unknown]> | null> };
+  type PartPipeline = { pushNodePart(...a: Array<string | number>): PartPipeline; wait(n: number, ms: number): PartPipeline; exec(): Promise<Array<[Error | null, unknown]> | null> };
   /**
    * One group, as a pipeline on the master's own connection (the client library's connection to
    * that node), not through the Cluster object: its pipelines send again, on their own, a group
@@ -259,7 +264,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       throw new Error(`no connection to master ${key || '(slot map not read yet)'}`);
     }
     const pipe = node.pipeline() as unknown as PartPipeline;
-    for (const c of calls) pipe.pushPart(c.keys.length, ...c.keys, ...c.args);
+    for (const c of calls) pipe.pushNodePart(c.keys.length, ...c.keys, ...c.args);
     const replicated = opts.durability === 'replicated';
     if (replicated) pipe.wait(wanted, replicaTimeout);
     const res = (await pipe.exec()) ?? [];
@@ -284,29 +289,27 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     return g;
   };
   /**
-   * Runs one part on its slot's master. The client library follows redirections for single
-   * commands but not inside a pipeline: a redirection or TRYAGAIN means the script did not run,
-   * so the part is sent again on a refreshed slot map (a slot that moved, or one in the middle of
-   * moving), for up to about 3 s. So is a part whose master has no connection (gone from the map,
-   * or torn down after a stall): nothing of it was sent.
+   * Runs one call on a master (its slot parts). The client library follows redirections for single
+   * commands but not inside a pipeline: a redirection, TRYAGAIN, a key of a slot the node no
+   * longer serves (or is migrating) or a master without a connection means nothing of the call ran,
+   * so it answers 'moved' after reading the slot map again (the caller regroups and sends again),
+   * for up to 30 attempts (about 3 s).
    */
-  const runPart = async (slot: number, keys: readonly string[], args: ReadonlyArray<string | number>, weight: number): Promise<PartReply> => {
-    for (let attempt = 0; ; attempt++) {
-      let out: PartOutcome;
-      try {
-        out = await groupFor(slotMaster(slot)).submit({ keys, args, weight });
-      } catch (err) {
-        if (err instanceof NotSentError || err instanceof UnansweredError || !NOT_ONE_NODE.test((err as Error).message)) throw err;
-        out = { error: err as Error };
-      }
-      if ('reply' in out) return out.reply;
-      if (attempt < 30 && (REDIRECTED.test(out.error.message) || NOT_ONE_NODE.test(out.error.message))) {
-        await new Promise<void>((resolve) => pub.refreshSlotsCache(() => resolve()));
-        await new Promise((r) => setTimeout(r, attempt === 0 ? 0 : 100));
-        continue;
-      }
-      throw out.error;
+  const runPart = async (node: string, keys: readonly string[], args: ReadonlyArray<string | number>, weight: number, attempt: number): Promise<PartReply | 'moved'> => {
+    let out: PartOutcome;
+    try {
+      out = await groupFor(node).submit({ keys, args, weight });
+    } catch (err) {
+      if (err instanceof NotSentError || err instanceof UnansweredError || !NOT_ONE_NODE.test((err as Error).message)) throw err;
+      out = { error: err as Error };
     }
+    if ('reply' in out) return out.reply;
+    if (attempt < 30 && (REDIRECTED.test(out.error.message) || NOT_LOCAL.test(out.error.message) || NOT_ONE_NODE.test(out.error.message))) {
+      await new Promise<void>((resolve) => pub.refreshSlotsCache(() => resolve()));
+      await new Promise((r) => setTimeout(r, attempt === 0 ? 0 : 100));
+      return 'moved';
+    }
+    throw out.error;
   };
 
   /** Every subscription broker of this backend (listeners create one). */
@@ -718,10 +721,12 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           else list.push({ index, channels: chans });
         }
       }
-      // Parts are atomic one by one, not together: a channel past its write window on one shard
-      // must refuse the request before another shard stores its part (the part script checks
+      // Calls are atomic one by one, not together: a channel past its write window on one master
+      // must refuse the request before another master stores its part (the part script checks
       // again, atomically, for the rare channel whose window ends in between).
-      if (parts.size > 1) {
+      // One master's slot parts run as one atomic call that checks every channel first; only a
+      // request spanning several masters needs the read ahead of its first call.
+      if (new Set([...parts.keys()].map(slotMaster)).size > 1) {
         const at = performance.now();
         const plain = [...new Set(messages.flatMap((m) => m.channels))].filter((c) => !c.includes(':') && !((writableUntil.get(c) ?? 0) > at));
         const times = plain.length === 0 ? { now: 0, created: [] } : await channelTimes(plain, '0');
@@ -744,7 +749,12 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           idKey = `${p}q:${identity.scope}:${identity.requestId}`;
           windowS = identity.windowS;
         }
-        const claim = await pub.pushClaimPublish(1, idKey, fingerprint, windowS, 'nonce' in identity ? identity.timestamp : '', 'nonce' in identity ? identity.maxSkewS : '');
+        // A claim whose answer was lost may have been recorded: nothing is stored yet, but only a
+        // retry with the same content is sure to be accepted, which is what "outcome unknown" says.
+        const claim = await pub.pushClaimPublish(1, idKey, fingerprint, windowS, 'nonce' in identity ? identity.timestamp : '', 'nonce' in identity ? identity.maxSkewS : '').catch((err: unknown) => {
+          if (outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
+          throw err;
+        });
         if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
         if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
         if (claim === 'conflict') throw new PushError(Errors.REQUEST_ID_CONFLICT);
@@ -752,52 +762,81 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       }
       const ids: Array<Record<string, string>> = messages.map(() => ({}));
       const firstId: string[] = messages.map(() => '');
-      const before: EarlierPart[][] = messages.map(() => []);
+      /** Per message, its slot parts stored so far as "mid=channel,..." (the record's earlier parts). */
+      const earlier: string[] = messages.map(() => '');
       let bound = '';
       let ran = 0;
       let replayed = 0;
-      for (const [slot, list] of parts) {
-        const first = (list[0] as { channels: string[] }).channels[0] as string;
-        const args: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, slotText(slot), bound, idKey === '' ? '' : partKey(idKey, first), fingerprint, windowS, list.length];
+      // Slot parts still to run, in order; each call takes the first one and every later one its
+      // master serves (one atomic call per master, CLUSTER_NODE_PART_SCRIPT).
+      let remaining = [...parts].map(([slot, list]) => ({ slot, list }));
+      for (let attempt = 0; remaining.length > 0; ) {
+        const node = slotMaster((remaining[0] as { slot: number }).slot);
+        const batch = remaining.filter((sp) => slotMaster(sp.slot) === node);
+        const msgArgs: Array<string | number> = [];
+        const slotArgs: Array<string | number> = [];
+        const position = new Map<number, number>();
         let weight = 0;
-        for (const { index, channels } of list) {
-          const m = messages[index] as NewMessage;
-          const tail = encodeRecordTail(m.ttl, m.type, sender, m.body, before[index]);
-          weight += tail.length * channels.length;
-          args.push(m.ttl, tail, channels.length, ...channels);
+        for (const { slot, list } of batch) {
+          const first = (list[0] as { channels: string[] }).channels[0] as string;
+          slotArgs.push(slotText(slot), idKey === '' ? '' : partKey(idKey, first), list.length);
+          for (const { index, channels } of list) {
+            let at = position.get(index);
+            if (at === undefined) {
+              at = position.size + 1;
+              position.set(index, at);
+              const m = messages[index] as NewMessage;
+              msgArgs.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, '').slice(0, -1), earlier[index] as string, m.body);
+            }
+            weight += (messages[index] as NewMessage).body.length * channels.length;
+            slotArgs.push(at, channels.length, ...channels);
+          }
         }
-        let out: PartReply;
+        const args: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, bound, fingerprint, windowS, position.size, ...msgArgs, batch.length, ...slotArgs];
+        const head = batch[0] as { slot: number; list: Array<{ index: number; channels: string[] }> };
+        const keys = partKeys(
+          head.list.flatMap((x) => x.channels),
+          idKey === '' ? '' : partKey(idKey, (head.list[0] as { channels: string[] }).channels[0] as string),
+        );
+        let out: PartReply | 'moved';
         try {
-          out = await runPart(slot, partKeys(list.flatMap((x) => x.channels), args[6] as string), args, weight);
+          out = await runPart(node, keys, args, weight, attempt);
         } catch (err) {
           if (ran > 0 || replayed > 0 || outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
           // Certainly not run, and nothing before it: the request stored nothing, its identity stays unused.
           if (claimed === 'new') await pub.pushReleaseClaim(1, idKey, fingerprint).catch(() => 0);
           throw err;
         }
-        let mids: string[];
-        if (out[0] === 'ok') mids = out.slice(1);
-        else if (out[0] === 'dup') {
-          mids = out[1].split(' ');
-          replayed++;
-        } else {
-          const reason = out[1];
+        if (out === 'moved') {
+          // Nothing of the call ran: the slot map is read again and the parts grouped anew.
+          attempt++;
+          continue;
+        }
+        if (out[0] !== 'ok') {
+          const reason = out[1] as string;
           if (reason === NOT_REPLICATED) throw new PushError(Errors.NOT_REPLICATED);
-          // Refused before writing: nothing of the request is stored if this was its first part.
+          // Refused before writing: nothing of the request is stored if this was its first call.
           if (ran === 0 && replayed === 0 && claimed === 'new') await pub.pushReleaseClaim(1, idKey, fingerprint).catch(() => 0);
           if (ran > 0 || replayed > 0) throw new PushError(Errors.OUTCOME_UNKNOWN, `Part of the publish was stored, another refused (${reason}).`);
           if (reason === CONFLICT_REPLY) throw new PushError(Errors.REQUEST_ID_CONFLICT);
           if (reason.startsWith(EXPIRED_REPLY)) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${reason.slice(EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
           throw new Error(`publish part script: unexpected reply ${reason}`);
         }
-        if (out[0] === 'ok') ran++;
-        for (const [k, { index, channels }] of list.entries()) {
-          const mid = mids[k] as string;
-          if (firstId[index] === '') firstId[index] = mid;
-          for (const c of channels) (ids[index] as Record<string, string>)[c] = mid;
-          for (const c of channels) (before[index] as EarlierPart[]).push({ channel: c, mid });
-          if (mid > bound) bound = mid;
+        let at = 1;
+        for (const { list } of batch) {
+          if (out[at++] === 'ran') ran++;
+          else replayed++;
+          for (const { index, channels } of list) {
+            const mid = out[at++] as string;
+            if (firstId[index] === '') firstId[index] = mid;
+            for (const c of channels) {
+              (ids[index] as Record<string, string>)[c] = mid;
+              earlier[index] = `${earlier[index] === '' ? '' : `${earlier[index]},`}${mid}=${c}`;
+            }
+            if (mid > bound) bound = mid;
+          }
         }
+        remaining = remaining.filter((sp) => !batch.includes(sp));
       }
       const result = firstId as PublishedIds & { replayed?: true; parts?: ReadonlyArray<Readonly<Record<string, string>>> };
       if (replayed > 0 && ran === 0) Object.assign(result, { replayed: true as const });
