@@ -41,8 +41,8 @@ type PartReply = ['ok', ...string[]] | ['err', string];
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
 /**
  * What Redis answers when a script touches a key of a slot the node does not serve, or one missing
- * from a slot being migrated, or runs while the cluster is down: the part script reads every key
- * before it writes any, so nothing of the call ran.
+ * from a slot being migrated, or runs while the cluster is down: the publish script touches every
+ * key before it writes any, so nothing of the call ran.
  */
 const NOT_LOCAL = /Script attempted to (access a non local key|execute a command while the cluster is down)/;
 /** A part group that could not be sent (no connection to that master yet): nothing was sent. */
@@ -690,10 +690,9 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   }
 
   /**
-   * Every key a part script may touch, declared (the script builds the same names): while its slot
-   * migrates (reshard), Redis then answers ASK or TRYAGAIN for a half-moved key set instead of
-   * letting the script read a missing floor or identity on the old node and write keys there that
-   * the migration would then collide with.
+   * Every key of a slot part, declared for the first slot part of a call (it routes the call; the
+   * script touches the others' keys before it writes, see CLUSTER_NODE_PART_SCRIPT): while that slot
+   * migrates (reshard), Redis answers ASK or TRYAGAIN for a half-moved key set instead of running.
    */
   const channelKeys = (ch: string): string[] => [`${p}h:{${ch}}`, `${p}i:{${ch}}`, `${p}ch:{${ch}}`, `${p}g:{${ch}}`];
   const partKeys = (channels: readonly string[], identityKey: string): string[] => [...[...new Set(channels)].flatMap(channelKeys), ...(identityKey === '' ? [] : [identityKey])];
@@ -702,8 +701,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
 
   const store = {
     /**
-     * Slot by slot, in the order the messages first name each slot. Each part is one script call,
-     * atomic on its shard, whose ids are above those of the request's earlier parts (so a message
+     * Slot by slot, in the order the messages first name each slot, all the slot parts one master
+     * serves in one atomic call; each slot part's ids are above those of the earlier ones (so a message
      * sent to several shards has its smallest id in its first part, and later parts name the
      * channels of the earlier ones: a connection holding both gets it once). The request's
      * identity is claimed first (conflict, replay and staleness are decided once, before anything
@@ -722,7 +721,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         }
       }
       // Calls are atomic one by one, not together: a channel past its write window on one master
-      // must refuse the request before another master stores its part (the part script checks
+      // must refuse the request before another master stores its part (the script checks
       // again, atomically, for the rare channel whose window ends in between).
       // One master's slot parts run as one atomic call that checks every channel first; only a
       // request spanning several masters needs the read ahead of its first call.

@@ -48,8 +48,8 @@ end
 
 /**
  * The parts of a publish that one master serves, carried out as one atomic call: for each slot of
- * the request on that master (a "slot part"), in order, exactly what CLUSTER_PART_SCRIPT does for
- * one slot, each slot part's ids above those of the slot parts before it (in this call and, through
+ * the request on that master (a "slot part"), in order, what one script per slot would do (its
+ * ids, history appends, SPUBLISH and outcome under the identity, in that slot), each slot part's ids above those of the slot parts before it (in this call and, through
  * lowerBound, in earlier calls), and each later slot part's records naming the earlier slot parts of
  * the same message. One call instead of one per slot: one script run, one write and one reply.
  *
