@@ -226,9 +226,9 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
   /**
-   * A publish to several shards first makes sure no channel is past its write window (below); a
+   * A publish to several masters first makes sure no channel is past its write window (below); a
    * channel read once is known to be inside it for a while (learnWritable), so later publishes to
-   * it skip that read: one call per slot per publish saved, about half of a multi-shard publish.
+   * it skip that read (one call per slot per publish saved).
    */
   const writableUntil = new Map<string, number>();
   const writableMarginMs = Math.min(5000, Math.floor(writeMs / 10));
@@ -236,12 +236,13 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const wanted = opts.replicas ?? 1;
 
   /**
-   * Parts travel to their node in groups (group-commit.ts, one group per master): parts of
-   * concurrent requests that arrive while a node's calls are out leave together as one pipeline,
-   * one write and one read for the publisher and for Redis, instead of one of each per part. Each
-   * part is still its own script call, atomic on its own; a part refused or failed in a group
-   * affects only itself. With replicated durability one WAIT closes the pipeline and covers every
-   * part in it (it follows them on the same connection).
+   * Publish calls (each: the slot parts of one request that one master serves) travel to their
+   * master in groups (group-commit.ts, one group per master): calls of concurrent requests that
+   * arrive while a master's groups are out leave together as one pipeline, one write and one read
+   * for the publisher and for Redis, instead of one of each per call. Each call is still its own
+   * script run, atomic on its own; a call refused or failed in a group affects only itself. With
+   * replicated durability one WAIT closes the pipeline and covers every call in it (it follows them
+   * on the same connection).
    */
   interface PartCall {
     readonly keys: readonly string[];
