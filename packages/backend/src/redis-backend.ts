@@ -1,8 +1,7 @@
 import type { Redis } from 'ioredis';
 import { BACKEND_SENDER, Errors, PushError, decodeRecord, encodeRecordTail, fanoutBytes, publishFingerprint, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger, RedisTarget } from '@push/runtime';
-import { connectRedis, toTarget } from './redis-connect.js';
-import type { RedisOptions } from 'ioredis';
+import { checkHeld, connectRedis, tearDownStalled, toTarget } from './redis-connect.js';
 import { createCreationCache } from './creation-cache.js';
 import { CHANNEL_TIMES_SCRIPT, CLAIM_NONCE_SCRIPT, EXPIRE_NOTICE_SCRIPT, HISTORY_SCRIPT, ID_GAP_SCRIPT, PRESENCE_TOUCH_SCRIPT, PUBLISH_SCRIPT } from './redis-scripts.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type BackendOptions, type Broker, type BrokerHealth, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
@@ -47,6 +46,11 @@ export interface RedisBackendOptions extends BackendOptions {
    * (docs/operations.md, "Redis topologies").
    */
   readonly replicas?: number;
+  /**
+   * Redis Cluster only: the address to reach each node at, by the "host:port" the cluster announces
+   * (a cluster behind address translation, say). Tests put a proxy in front of one master with it.
+   */
+  readonly natMap?: Readonly<Record<string, { readonly host: string; readonly port: number }>>;
 }
 
 /**
@@ -169,44 +173,8 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
   /** Set by close() (of the backend, or of a broker for its connection): a connection that ends then stays ended. */
   let closed = false;
   const retired = new WeakSet<Redis>();
-  /**
-   * Is Redis holding a command of connection `id`? Asked over a new, short-lived connection, so
-   * that a write held by CLIENT PAUSE or a WAIT (the command and publish connections run both) is
-   * not taken for a dead path. `stalled`: Redis answers and holds nothing of it (flag b), or does
-   * not know it, or cannot be reached on a new connection either; `held`: it holds a command of
-   * it, or accepts the new connection but answers nobody (Redis itself stalls, not this path).
-   */
   const verifyMs = probeTimings(stallMs).verifyMs;
-  const check = async (id: string | null): Promise<Verdict> => {
-    const extra: RedisOptions = { lazyConnect: true, enableReadyCheck: false, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: verifyMs, commandTimeout: verifyMs };
-    const c = connectRedis(target, extra);
-    c.on('error', () => {});
-    let reached = false;
-    c.once('connect', () => (reached = true));
-    const ask = (async (): Promise<Verdict> => {
-      await c.connect();
-      if (id === null) {
-        await c.ping(); // the id is not known yet: Redis answers a new connection and not that one
-        return 'stalled';
-      }
-      const line = String(await c.call('CLIENT', 'LIST', 'ID', id));
-      if (!line.includes(`id=${id} `)) return 'stalled';
-      return (/\bflags=(\S*)/.exec(line)?.[1] ?? '').includes('b') ? 'held' : 'stalled';
-    })();
-    let timedOut = false;
-    try {
-      return await withTimeout(ask, verifyMs, 'stall check timed out').catch((err: Error) => {
-        timedOut = err.message === 'stall check timed out' || /timed out/i.test(err.message);
-        throw err;
-      });
-    } catch {
-      // A refusal (an ACL without CLIENT LIST) cannot tell held from stalled: reconnecting is the
-      // safe side (what was on the connection is answered "unknown", never "not stored").
-      return reached && timedOut ? 'held' : 'stalled';
-    } finally {
-      c.disconnect();
-    }
-  };
+  const check = (id: string | null): Promise<Verdict> => checkHeld((extra) => connectRedis(target, extra), id, verifyMs);
   /**
    * Probes `conn` whenever it is ready. `verified`: a suspected connection is checked first (the
    * command and publish connections, where Redis may hold a command); a subscriber connection runs
@@ -250,15 +218,7 @@ export function createRedisBackend(opts: RedisBackendOptions): Backend {
     conn.on('close', () => probe.stop());
     return probe;
   };
-  /**
-   * Drops a stalled connection now (not ioredis' disconnect, which half-closes and waits 2 s for a
-   * peer that will not answer). Commands on it fail at once instead of waiting for their timeout:
-   * they were written, so their outcome is unknown (a publish answers 504 4134, never 503).
-   */
-  const tearDown = (conn: Redis, role: ConnectionRole): void => {
-    (conn as unknown as { flushQueue(err: Error): void }).flushQueue(new Error(`the Redis ${role} connection stalled (open but silent) with this command on it`));
-    conn.stream.destroy();
-  };
+  const tearDown = (conn: Redis, role: ConnectionRole): void => tearDownStalled(conn, role);
   watch(redis, 'push-cmd', true, () => tearDown(redis, 'push-cmd'));
   watch(pubConn, 'push-pub', true, () => tearDown(pubConn, 'push-pub'));
   pubConn.defineCommand('pushPublish', { lua: PUBLISH_SCRIPT });

@@ -2,13 +2,14 @@ import { Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis'
 import calculateSlot from 'cluster-key-slot';
 import { BACKEND_SENDER, Errors, type EarlierPart, PushError, decodeRecord, encodeRecordTail, publishFingerprint, type NewMessage, type SenderInfo, type StoredMessage } from '@push/protocol';
 import type { Logger, RedisHostPort, RedisTarget } from '@push/runtime';
-import { redisOptions, retryStrategy } from './redis-connect.js';
+import { checkHeld, redisOptions, retryStrategy, tearDownStalled } from './redis-connect.js';
 import { CLAIM_NONCE_SCRIPT, CHANNEL_TIMES_SCRIPT, PRESENCE_TOUCH_SCRIPT } from './redis-scripts.js';
-import { CLUSTER_CLAIM_PUBLISH_SCRIPT, CLUSTER_EXPIRE_NOTICE_SCRIPT, CLUSTER_HISTORY_SCRIPT, CLUSTER_PART_SCRIPT, CLUSTER_RELEASE_CLAIM_SCRIPT } from './redis-cluster-scripts.js';
+import { CLUSTER_CLAIM_PUBLISH_SCRIPT, CLUSTER_EXPIRE_NOTICE_SCRIPT, CLUSTER_HISTORY_SCRIPT, CLUSTER_NODE_PART_SCRIPT, CLUSTER_RELEASE_CLAIM_SCRIPT } from './redis-cluster-scripts.js';
 import { CONFLICT_REPLY, EXPIRED_REPLY, NOT_REPLICATED, outcomeUnknown, toTimes, withTimeout, type RedisBackendOptions } from './redis-backend.js';
 import { DEFAULT_CHANNEL_READ_MS, DEFAULT_CHANNEL_WRITE_MS, DEFAULT_PUBSUB_STALL_MS, LAST_SEEN_KEEP_S, channelRetentionS, isLastSeenKey, type Backend, type Broker, type BrokerHealth, type HistoryGap, type HistoryResult, type MessageHandler, type PublishedIds, type ResyncHandlers } from './types.js';
 import { historyGap } from './history-gap.js';
-import { ConnectionProbe } from './connection-probe.js';
+import { NotSentError, UnansweredError, createGroupCommit, type GroupCommit } from './group-commit.js';
+import { ConnectionProbe, probeTimings } from './connection-probe.js';
 import { nonceWindowS, type ChannelTimes, type ExpireNotice, type NonceClaim, type PublishIdentity } from './lifecycle-types.js';
 import { redisClientRegistry, redisStatsRegistry } from './redis-registries.js';
 
@@ -33,13 +34,33 @@ function bySlot<T>(items: readonly T[], channelOf: (item: T) => string): Map<num
   return out;
 }
 
-type PartReply = ['ok', ...string[]] | ['dup', string] | ['err', string];
+/** CLUSTER_NODE_PART_SCRIPT's reply: per slot part 'ran' or 'dup' and its mids, or why nothing was written. */
+type PartReply = ['ok', ...string[]] | ['err', string];
 
 /** Answers that send a command elsewhere or ask for it again: the command did not run. */
 const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN)\b/;
+/**
+ * What Redis answers when a script touches a key of a slot the node does not serve, or one missing
+ * from a slot being migrated, or runs while the cluster is down: the publish script touches every
+ * key before it writes any, so nothing of the call ran.
+ */
+const NOT_LOCAL = /Script attempted to (access a non local key|execute a command while the cluster is down)/;
+/** A part group that could not be sent (no connection to that master yet): nothing was sent. */
+const NOT_ONE_NODE = /^no connection to master /;
+/** Part groups on the wire per node at once (group commit, as PUBLISH_IN_FLIGHT on one Redis). */
+const PARTS_IN_FLIGHT = 2;
+/** Most parts in one group: one pipeline, and the Redis pause it causes, stays short. */
+const MAX_GROUP_PARTS = 256;
+const DEFAULT_GROUP_FANOUT_BYTES = 16 * 1024 * 1024;
+/**
+ * Least time between two watermark probes of one node (listener side): bounds their cost under a
+ * steady stream to a few hundred a second per node, for at most this much added delivery delay.
+ */
+const WATERMARK_PROBE_GAP_MS = 4;
+/** Channels whose write window is remembered per process (see learnWritable), at most. */
+const WRITABLE_CACHE_MAX = 100_000;
 
 type ScriptCluster = Cluster & {
-  pushPart(numKeys: number, ...args: Array<string | number>): Promise<PartReply>;
   pushHistory(numKeys: number, ...args: string[]): Promise<string[]>;
   pushChannelTimes(numKeys: number, ...args: string[]): Promise<string[]>;
   pushPresenceTouch(numKeys: number, ...args: Array<string | number>): Promise<number>;
@@ -58,8 +79,9 @@ export function watermarkOf(seconds: string, micros: string): string {
   return `${seconds.padStart(10, '0')}0${micros.padStart(6, '0')}999999999`;
 }
 
-function clusterOptions(target: ClusterTarget, extra: RedisOptions): ClusterOptions {
+function clusterOptions(target: ClusterTarget, extra: RedisOptions, natMap: RedisBackendOptions['natMap']): ClusterOptions {
   return {
+    ...(natMap === undefined ? {} : { natMap: { ...natMap } }),
     redisOptions: { ...redisOptions(extra), ...(target.password === undefined ? {} : { password: target.password }) },
     enableOfflineQueue: false,
     clusterRetryStrategy: retryStrategy,
@@ -93,13 +115,12 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   const target = opts.url;
   const commandTimeout = opts.commandTimeoutMs ?? 3000;
   const publishTimeout = opts.publishTimeoutMs ?? 20_000;
-  const cmd = new Cluster(seedNodes(target), clusterOptions(target, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false })) as ScriptCluster;
+  const cmd = new Cluster(seedNodes(target), clusterOptions(target, { commandTimeout, connectionName: 'push-cmd', autoResendUnfulfilledCommands: false }, opts.natMap)) as ScriptCluster;
   cmd.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis cluster command connection error'));
   // Publishes have their own connections (their timeout is the publish wait), as on one Redis.
-  const pub = new Cluster(seedNodes(target), clusterOptions(target, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false })) as ScriptCluster;
+  const pub = new Cluster(seedNodes(target), clusterOptions(target, { commandTimeout: publishTimeout, connectionName: 'push-pub', autoResendUnfulfilledCommands: false }, opts.natMap)) as ScriptCluster;
   pub.on('error', (err: Error) => log.warn({ err: { message: err.message } }, 'redis cluster publish connection error'));
   for (const c of [cmd, pub]) {
-    c.defineCommand('pushPart', { lua: CLUSTER_PART_SCRIPT });
     c.defineCommand('pushExpireNotice', { lua: CLUSTER_EXPIRE_NOTICE_SCRIPT });
     c.defineCommand('pushClaimPublish', { lua: CLUSTER_CLAIM_PUBLISH_SCRIPT });
     c.defineCommand('pushReleaseClaim', { lua: CLUSTER_RELEASE_CLAIM_SCRIPT });
@@ -117,39 +138,179 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   };
   const connected = readiness(cmd);
   const pubConnected = readiness(pub);
+
+  // Every node connection of the command and publish clients is probed for silent stalls, as on
+  // one Redis (connection-probe.ts): a PING after a quiet spell, a check over a new connection to
+  // the same node before a suspect is torn down (a WAIT or CLIENT PAUSE holds a command there),
+  // and a confirmed stall destroys the connection at once, so what was on it fails now (a publish
+  // part: 504 4134) and the client library connects that node again on the next command.
+  const stallMs = opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS;
+  const verifyMs = probeTimings(stallMs).verifyMs;
+  const stallCounts: Record<'push-cmd' | 'push-pub', number> = { 'push-cmd': 0, 'push-pub': 0 };
+  const nodeProbes = new Set<ConnectionProbe>();
+  let closing = false;
+  const poolOf = (c: Cluster): { getInstanceByKey(key: string): Redis | undefined } => (c as unknown as { connectionPool: { getInstanceByKey(key: string): Redis | undefined } }).connectionPool;
+  const nodeKey = (r: Redis): string => `${r.options.host ?? ''}:${r.options.port ?? ''}`;
+  const watchNodes = (cluster: Cluster, role: 'push-cmd' | 'push-pub'): void => {
+    const seen = new WeakSet<Redis>();
+    const attach = (node: Redis): void => {
+      if (seen.has(node)) return;
+      seen.add(node);
+      const key = nodeKey(node);
+      let clientId: string | null = null;
+      const probe = new ConnectionProbe(
+        { ping: () => node.ping() },
+        {
+          stallMs,
+          verify: () => checkHeld((extra) => new Redis(redisOptions({ host: node.options.host ?? '127.0.0.1', port: node.options.port ?? 6379, ...(target.password === undefined ? {} : { password: target.password }), ...extra })), clientId, verifyMs),
+          onStall: (silentMs) => {
+            stallCounts[role]++;
+            log.warn({ connection: role, node: key, silentMs }, 'redis connection stalled (open but silent); reconnecting');
+            tearDownStalled(node, `${role} (${key})`);
+          },
+        },
+      );
+      nodeProbes.add(probe);
+      // Publish parts go straight to the node's connection (sendParts).
+      if (role === 'push-pub') node.defineCommand('pushNodePart', { lua: CLUSTER_NODE_PART_SCRIPT });
+      const onReady = (): void => {
+        if (closing) return;
+        clientId = null;
+        // Any byte read counts as life: replies and PING answers.
+        node.stream.on('data', () => probe.data());
+        node.client('ID').then((id) => (clientId = String(id)), () => {});
+        probe.start();
+      };
+      node.on('ready', onReady);
+      node.on('close', () => probe.stop());
+      node.once('end', () => {
+        probe.stop();
+        nodeProbes.delete(probe);
+      });
+      if (node.status === 'ready') onReady();
+    };
+    // Nodes the client library created while connecting, and every one it creates later.
+    for (const n of cluster.nodes('all')) attach(n);
+    cluster.on('+node', (n: Redis) => attach(n));
+  };
+  watchNodes(cmd, 'push-cmd');
+  watchNodes(pub, 'push-pub');
+  /**
+   * Readiness of one client: every master its slot map names answers a PING within the stall
+   * budget. A master that is gone (killed, cut off) stays in the map until the cluster has promoted
+   * a replica and the map is read again, so until then this names it and the process is not ready.
+   */
+  const mastersAnswer = async (cluster: Cluster, role: 'push-cmd' | 'push-pub', what: string): Promise<void> => {
+    const keys = new Set<string>();
+    for (const owners of (cluster as unknown as { slots: Array<string[] | undefined> }).slots) if (owners !== undefined && owners[0] !== undefined) keys.add(owners[0]);
+    if (keys.size === 0) throw new Error(`the Redis ${what} (${role}) knows no master yet`);
+    const pool = poolOf(cluster);
+    await Promise.all(
+      [...keys].map(async (key) => {
+        const node = pool.getInstanceByKey(key);
+        if (node === undefined || node.status === 'end') {
+          // A connection torn down (stall) or lost is opened again by the next command for its
+          // slots or the next read of the slot map; read it now rather than wait for either.
+          cluster.refreshSlotsCache();
+          throw new Error(`the Redis ${what} (${role}) to master ${key} is down`);
+        }
+        const named = node.ping().catch((err: Error) => {
+          throw new Error(`the Redis ${what} (${role}) to master ${key} failed: ${err.message}`);
+        });
+        await withTimeout(named, stallMs, `the Redis ${what} (${role}) to master ${key} did not answer within ${stallMs} ms`);
+      }),
+    );
+  };
   const writeMs = opts.channelWriteMs ?? DEFAULT_CHANNEL_WRITE_MS;
   const readMs = opts.channelReadMs ?? DEFAULT_CHANNEL_READ_MS;
   const keepS = channelRetentionS(readMs);
   const createdKey = (ch: string): string => `${p}ch:{${ch}}`;
+  /**
+   * A publish to several masters first makes sure no channel is past its write window (below); a
+   * channel read once is known to be inside it for a while (learnWritable), so later publishes to
+   * it skip that read (one call per slot per publish saved).
+   */
+  const writableUntil = new Map<string, number>();
+  const writableMarginMs = Math.min(5000, Math.floor(writeMs / 10));
   const replicaTimeout = opts.replicaTimeoutMs ?? 1000;
   const wanted = opts.replicas ?? 1;
 
   /**
-   * Runs one part; with replicated durability WAIT follows on the same node connection (one
-   * pipeline). The client library follows redirections for single commands but not for this
-   * pipeline: a redirection or TRYAGAIN means the script did not run, so the part is sent again on
-   * a refreshed slot map (a slot that moved, or one in the middle of moving), for up to about 3 s.
+   * Publish calls (each: the slot parts of one request that one master serves) travel to their
+   * master in groups (group-commit.ts, one group per master): calls of concurrent requests that
+   * arrive while a master's groups are out leave together as one pipeline, one write and one read
+   * for the publisher and for Redis, instead of one of each per call. Each call is still its own
+   * script run, atomic on its own; a call refused or failed in a group affects only itself. With
+   * replicated durability one WAIT closes the pipeline and covers every call in it (it follows them
+   * on the same connection).
    */
-  const runPart = async (keys: readonly string[], args: Array<string | number>): Promise<PartReply> => {
-    if (opts.durability !== 'replicated') return pub.pushPart(keys.length, ...keys, ...args);
-    for (let attempt = 0; ; attempt++) {
-      const res = await (pub.pipeline() as unknown as { pushPart(...a: Array<string | number>): { wait(n: number, ms: number): { exec(): Promise<Array<[Error | null, unknown]> | null> } } })
-        .pushPart(keys.length, ...keys, ...args)
-        .wait(wanted, replicaTimeout)
-        .exec();
-      const [[err1, out] = [null, null], [err2, replicas] = [null, 0]] = res ?? [];
-      if (err1 !== null) {
-        if (attempt < 30 && REDIRECTED.test(err1.message)) {
-          await new Promise<void>((resolve) => pub.refreshSlotsCache(() => resolve()));
-          await new Promise((r) => setTimeout(r, attempt === 0 ? 0 : 100));
-          continue;
-        }
-        throw err1;
-      }
-      if (err2 !== null) throw err2;
-      const reply = out as PartReply;
-      return (replicas as number) >= wanted || reply[0] !== 'ok' ? reply : ['err', NOT_REPLICATED];
+  interface PartCall {
+    readonly keys: readonly string[];
+    readonly args: ReadonlyArray<string | number>;
+    readonly weight: number;
+  }
+  type PartOutcome = { readonly reply: PartReply } | { readonly error: Error };
+  type PartPipeline = { pushNodePart(...a: Array<string | number>): PartPipeline; wait(n: number, ms: number): PartPipeline; exec(): Promise<Array<[Error | null, unknown]> | null> };
+  /**
+   * One group, as a pipeline on the master's own connection (the client library's connection to
+   * that node), not through the Cluster object: its pipelines send again, on their own, a group
+   * whose connection closed with it on the wire ("Connection is closed."), which could run a part
+   * twice. Here such a group fails, and its parts' outcome is unknown (504 4134), as on one Redis.
+   */
+  const sendParts = (key: string) => async (calls: readonly PartCall[]): Promise<PartOutcome[]> => {
+    const node = poolOf(pub).getInstanceByKey(key);
+    if (node === undefined || node.status === 'end') {
+      // Nothing was sent: the caller reads the slot map again and sends the parts where it says.
+      pub.refreshSlotsCache();
+      throw new Error(`no connection to master ${key || '(slot map not read yet)'}`);
     }
+    const pipe = node.pipeline() as unknown as PartPipeline;
+    for (const c of calls) pipe.pushNodePart(c.keys.length, ...c.keys, ...c.args);
+    const replicated = opts.durability === 'replicated';
+    if (replicated) pipe.wait(wanted, replicaTimeout);
+    const res = (await pipe.exec()) ?? [];
+    const [waitErr, replicas] = replicated ? (res[calls.length] ?? [new Error('no WAIT reply'), 0]) : [null, wanted];
+    return calls.map((_, i): PartOutcome => {
+      const [err, out] = res[i] ?? [new Error('no reply for a publish part'), null];
+      if (err !== null) return { error: err };
+      const reply = out as PartReply;
+      if (reply[0] !== 'ok') return { reply };
+      if (waitErr !== null) return { error: waitErr };
+      return { reply: (replicas as number) >= wanted ? reply : ['err', NOT_REPLICATED] };
+    });
+  };
+  const partGroups = new Map<string, GroupCommit<PartCall, PartOutcome>>();
+  const slotMaster = (slot: number): string => (pub as unknown as { slots: Array<string[] | undefined> }).slots[slot]?.[0] ?? '';
+  const groupFor = (node: string): GroupCommit<PartCall, PartOutcome> => {
+    let g = partGroups.get(node);
+    if (g === undefined) {
+      g = createGroupCommit(sendParts(node), { maxInFlight: PARTS_IN_FLIGHT, maxItems: MAX_GROUP_PARTS, maxWeight: opts.maxGroupFanoutBytes ?? DEFAULT_GROUP_FANOUT_BYTES, weight: (c) => c.weight, timeoutMs: publishTimeout });
+      partGroups.set(node, g);
+    }
+    return g;
+  };
+  /**
+   * Runs one call on a master (its slot parts). The client library follows redirections for single
+   * commands but not inside a pipeline: a redirection, TRYAGAIN, a key of a slot the node no
+   * longer serves (or is migrating) or a master without a connection means nothing of the call ran,
+   * so it answers 'moved' after reading the slot map again (the caller regroups and sends again),
+   * for up to 30 attempts (about 3 s).
+   */
+  const runPart = async (node: string, keys: readonly string[], args: ReadonlyArray<string | number>, weight: number, attempt: number): Promise<PartReply | 'moved'> => {
+    let out: PartOutcome;
+    try {
+      out = await groupFor(node).submit({ keys, args, weight });
+    } catch (err) {
+      if (err instanceof NotSentError || err instanceof UnansweredError || !NOT_ONE_NODE.test((err as Error).message)) throw err;
+      out = { error: err as Error };
+    }
+    if ('reply' in out) return out.reply;
+    if (attempt < 30 && (REDIRECTED.test(out.error.message) || NOT_LOCAL.test(out.error.message) || NOT_ONE_NODE.test(out.error.message))) {
+      await new Promise<void>((resolve) => pub.refreshSlotsCache(() => resolve()));
+      await new Promise((r) => setTimeout(r, attempt === 0 ? 0 : 100));
+      return 'moved';
+    }
+    throw out.error;
   };
 
   /** Every subscription broker of this backend (listeners create one). */
@@ -166,6 +327,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     /** Every id at or below it that this node will publish has been received ('' = none yet). */
     watermark: string;
     probing: boolean;
+    /** When the last watermark probe started (performance.now()), for the pacing. */
+    lastProbeAt: number;
     alive: boolean;
   }
 
@@ -215,7 +378,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         if (!existing.alive) throw new Error(`redis cluster node ${key} went away`);
         return existing;
       }
-      const [host, portText] = [key.slice(0, key.lastIndexOf(':')), key.slice(key.lastIndexOf(':') + 1)];
+      const mapped = opts.natMap?.[key];
+      const [host, portText] = mapped !== undefined ? [mapped.host, String(mapped.port)] : [key.slice(0, key.lastIndexOf(':')), key.slice(key.lastIndexOf(':') + 1)];
       // No reconnect of its own: a node that goes away may not come back as a master; the broker
       // asks the cluster where the channels live now and opens what it needs (regroup).
       const base = { host, port: Number(portText), retryStrategy: () => null, autoResubscribe: false, commandTimeout, ...(target.password === undefined ? {} : { password: target.password }) };
@@ -230,6 +394,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
         channels: new Set(),
         watermark: '',
         probing: false,
+        lastProbeAt: -Infinity,
         alive: true,
         ready: Promise.resolve(),
         probe: new ConnectionProbe({ ping: () => this.ping(n) }, { stallMs: this.stallMs, onStall: (silentMs: number) => this.stalled(n, silentMs) }),
@@ -414,6 +579,13 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       void (async () => {
         try {
           do {
+            // Paced: under a steady stream a message always waits above the watermark, and back
+            // to back probes cost every listener two commands per node per round trip (most of
+            // its Redis writes in a profile). One probe per gap covers everything before its TIME.
+            const wait = n.lastProbeAt + WATERMARK_PROBE_GAP_MS - performance.now();
+            if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+            if (!n.alive) return;
+            n.lastProbeAt = performance.now();
             const [s, us] = (await n.time.time()) as unknown as [string, string];
             await this.ping(n);
             n.probe.data();
@@ -519,10 +691,9 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
   }
 
   /**
-   * Every key a part script may touch, declared (the script builds the same names): while its slot
-   * migrates (reshard), Redis then answers ASK or TRYAGAIN for a half-moved key set instead of
-   * letting the script read a missing floor or identity on the old node and write keys there that
-   * the migration would then collide with.
+   * Every key of a slot part, declared for the first slot part of a call (it routes the call; the
+   * script touches the others' keys before it writes, see CLUSTER_NODE_PART_SCRIPT): while that slot
+   * migrates (reshard), Redis answers ASK or TRYAGAIN for a half-moved key set instead of running.
    */
   const channelKeys = (ch: string): string[] => [`${p}h:{${ch}}`, `${p}i:{${ch}}`, `${p}ch:{${ch}}`, `${p}g:{${ch}}`];
   const partKeys = (channels: readonly string[], identityKey: string): string[] => [...[...new Set(channels)].flatMap(channelKeys), ...(identityKey === '' ? [] : [identityKey])];
@@ -531,8 +702,8 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
 
   const store = {
     /**
-     * Slot by slot, in the order the messages first name each slot. Each part is one script call,
-     * atomic on its shard, whose ids are above those of the request's earlier parts (so a message
+     * Slot by slot, in the order the messages first name each slot, all the slot parts one master
+     * serves in one atomic call; each slot part's ids are above those of the earlier ones (so a message
      * sent to several shards has its smallest id in its first part, and later parts name the
      * channels of the earlier ones: a connection holding both gets it once). The request's
      * identity is claimed first (conflict, replay and staleness are decided once, before anything
@@ -550,12 +721,15 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           else list.push({ index, channels: chans });
         }
       }
-      // Parts are atomic one by one, not together: a channel past its write window on one shard
-      // must refuse the request before another shard stores its part (the part script checks
+      // Calls are atomic one by one, not together: a channel past its write window on one master
+      // must refuse the request before another master stores its part (the script checks
       // again, atomically, for the rare channel whose window ends in between).
-      if (parts.size > 1) {
-        const plain = [...new Set(messages.flatMap((m) => m.channels))].filter((c) => !c.includes(':'));
-        const times = await channelTimes(plain, '0');
+      // One master's slot parts run as one atomic call that checks every channel first; only a
+      // request spanning several masters needs the read ahead of its first call.
+      if (new Set([...parts.keys()].map(slotMaster)).size > 1) {
+        const at = performance.now();
+        const plain = [...new Set(messages.flatMap((m) => m.channels))].filter((c) => !c.includes(':') && !((writableUntil.get(c) ?? 0) > at));
+        const times = plain.length === 0 ? { now: 0, created: [] } : await channelTimes(plain, '0');
         const expired = plain.filter((_, i) => {
           const created = times.created[i];
           return created !== null && created !== undefined && times.now - created >= writeMs;
@@ -575,7 +749,12 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           idKey = `${p}q:${identity.scope}:${identity.requestId}`;
           windowS = identity.windowS;
         }
-        const claim = await pub.pushClaimPublish(1, idKey, fingerprint, windowS, 'nonce' in identity ? identity.timestamp : '', 'nonce' in identity ? identity.maxSkewS : '');
+        // A claim whose answer was lost may have been recorded: nothing is stored yet, but only a
+        // retry with the same content is sure to be accepted, which is what "outcome unknown" says.
+        const claim = await pub.pushClaimPublish(1, idKey, fingerprint, windowS, 'nonce' in identity ? identity.timestamp : '', 'nonce' in identity ? identity.maxSkewS : '').catch((err: unknown) => {
+          if (outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
+          throw err;
+        });
         if (claim === 'stale') throw new PushError(Errors.AUTH_STALE);
         if (claim === 'replay') throw new PushError(Errors.AUTH_REPLAY);
         if (claim === 'conflict') throw new PushError(Errors.REQUEST_ID_CONFLICT);
@@ -583,49 +762,81 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       }
       const ids: Array<Record<string, string>> = messages.map(() => ({}));
       const firstId: string[] = messages.map(() => '');
-      const before: EarlierPart[][] = messages.map(() => []);
+      /** Per message, its slot parts stored so far as "mid=channel,..." (the record's earlier parts). */
+      const earlier: string[] = messages.map(() => '');
       let bound = '';
       let ran = 0;
       let replayed = 0;
-      for (const [slot, list] of parts) {
-        const first = (list[0] as { channels: string[] }).channels[0] as string;
-        const args: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, slotText(slot), bound, idKey === '' ? '' : partKey(idKey, first), fingerprint, windowS, list.length];
-        for (const { index, channels } of list) {
-          const m = messages[index] as NewMessage;
-          args.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, m.body, before[index]), channels.length, ...channels);
+      // Slot parts still to run, in order; each call takes the first one and every later one its
+      // master serves (one atomic call per master, CLUSTER_NODE_PART_SCRIPT).
+      let remaining = [...parts].map(([slot, list]) => ({ slot, list }));
+      for (let attempt = 0; remaining.length > 0; ) {
+        const node = slotMaster((remaining[0] as { slot: number }).slot);
+        const batch = remaining.filter((sp) => slotMaster(sp.slot) === node);
+        const msgArgs: Array<string | number> = [];
+        const slotArgs: Array<string | number> = [];
+        const position = new Map<number, number>();
+        let weight = 0;
+        for (const { slot, list } of batch) {
+          const first = (list[0] as { channels: string[] }).channels[0] as string;
+          slotArgs.push(slotText(slot), idKey === '' ? '' : partKey(idKey, first), list.length);
+          for (const { index, channels } of list) {
+            let at = position.get(index);
+            if (at === undefined) {
+              at = position.size + 1;
+              position.set(index, at);
+              const m = messages[index] as NewMessage;
+              msgArgs.push(m.ttl, encodeRecordTail(m.ttl, m.type, sender, '').slice(0, -1), earlier[index] as string, m.body);
+            }
+            weight += (messages[index] as NewMessage).body.length * channels.length;
+            slotArgs.push(at, channels.length, ...channels);
+          }
         }
-        let out: PartReply;
+        const args: Array<string | number> = [p, opts.historyLimit, writeMs, keepS, bound, fingerprint, windowS, position.size, ...msgArgs, batch.length, ...slotArgs];
+        const head = batch[0] as { slot: number; list: Array<{ index: number; channels: string[] }> };
+        const keys = partKeys(
+          head.list.flatMap((x) => x.channels),
+          idKey === '' ? '' : partKey(idKey, (head.list[0] as { channels: string[] }).channels[0] as string),
+        );
+        let out: PartReply | 'moved';
         try {
-          out = await runPart(partKeys(list.flatMap((x) => x.channels), args[6] as string), args);
+          out = await runPart(node, keys, args, weight, attempt);
         } catch (err) {
           if (ran > 0 || replayed > 0 || outcomeUnknown(err)) throw new PushError(Errors.OUTCOME_UNKNOWN, `${(err as Error).message}.`);
           // Certainly not run, and nothing before it: the request stored nothing, its identity stays unused.
           if (claimed === 'new') await pub.pushReleaseClaim(1, idKey, fingerprint).catch(() => 0);
           throw err;
         }
-        let mids: string[];
-        if (out[0] === 'ok') mids = out.slice(1);
-        else if (out[0] === 'dup') {
-          mids = out[1].split(' ');
-          replayed++;
-        } else {
-          const reason = out[1];
+        if (out === 'moved') {
+          // Nothing of the call ran: the slot map is read again and the parts grouped anew.
+          attempt++;
+          continue;
+        }
+        if (out[0] !== 'ok') {
+          const reason = out[1] as string;
           if (reason === NOT_REPLICATED) throw new PushError(Errors.NOT_REPLICATED);
-          // Refused before writing: nothing of the request is stored if this was its first part.
+          // Refused before writing: nothing of the request is stored if this was its first call.
           if (ran === 0 && replayed === 0 && claimed === 'new') await pub.pushReleaseClaim(1, idKey, fingerprint).catch(() => 0);
           if (ran > 0 || replayed > 0) throw new PushError(Errors.OUTCOME_UNKNOWN, `Part of the publish was stored, another refused (${reason}).`);
           if (reason === CONFLICT_REPLY) throw new PushError(Errors.REQUEST_ID_CONFLICT);
           if (reason.startsWith(EXPIRED_REPLY)) throw new PushError(Errors.CHANNEL_EXPIRED, `Expired: ${reason.slice(EXPIRED_REPLY.length).trim().split(' ').join(', ')}.`);
           throw new Error(`publish part script: unexpected reply ${reason}`);
         }
-        if (out[0] === 'ok') ran++;
-        for (const [k, { index, channels }] of list.entries()) {
-          const mid = mids[k] as string;
-          if (firstId[index] === '') firstId[index] = mid;
-          for (const c of channels) (ids[index] as Record<string, string>)[c] = mid;
-          for (const c of channels) (before[index] as EarlierPart[]).push({ channel: c, mid });
-          if (mid > bound) bound = mid;
+        let at = 1;
+        for (const { list } of batch) {
+          if (out[at++] === 'ran') ran++;
+          else replayed++;
+          for (const { index, channels } of list) {
+            const mid = out[at++] as string;
+            if (firstId[index] === '') firstId[index] = mid;
+            for (const c of channels) {
+              (ids[index] as Record<string, string>)[c] = mid;
+              earlier[index] = `${earlier[index] === '' ? '' : `${earlier[index]},`}${mid}=${c}`;
+            }
+            if (mid > bound) bound = mid;
+          }
         }
+        remaining = remaining.filter((sp) => !batch.includes(sp));
       }
       const result = firstId as PublishedIds & { replayed?: true; parts?: ReadonlyArray<Readonly<Record<string, string>>> };
       if (replayed > 0 && ran === 0) Object.assign(result, { replayed: true as const });
@@ -677,15 +888,13 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     },
 
     async ping(): Promise<void> {
-      await connected();
-      await pubConnected();
-      await cmd.ping();
-      await pub.ping();
+      // Every connection is checked and every one that fails is named, not only the first.
+      const checks = await Promise.allSettled([connected().then(() => mastersAnswer(cmd, 'push-cmd', 'command connection')), pubConnected().then(() => mastersAnswer(pub, 'push-pub', 'publish connection'))]);
+      const failed = checks.flatMap((c) => (c.status === 'rejected' ? [(c.reason as Error).message] : []));
+      if (failed.length > 0) throw new Error(failed.join('; '));
     },
   };
 
-  /** Runs `fn` once per slot group of `channels`, in parallel. */
-  const perSlot = async <T>(channels: readonly string[], fn: (group: string[]) => Promise<T>): Promise<T[]> => Promise.all([...bySlot(channels, (c) => c).values()].map(fn));
 
   return {
     kind: 'redis',
@@ -694,10 +903,29 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       async touch(channels: readonly string[]): Promise<void> {
         if (channels.length === 0) return;
         await connected();
-        await perSlot(channels, (g) => {
+        const touchArgs = (g: readonly string[]): Array<string | number> => {
           const seen = g.filter(isLastSeenKey).map((c) => `${p}ls:{${c}}`);
-          return cmd.pushPresenceTouch(g.length + seen.length, ...g.map((c) => `${p}o:{${c}}`), ...seen, opts.onlineTtlSeconds, g.length, LAST_SEEN_KEEP_S);
-        });
+          return [g.length + seen.length, ...g.map((c) => `${p}o:{${c}}`), ...seen, opts.onlineTtlSeconds, g.length, LAST_SEEN_KEEP_S];
+        };
+        // One script per slot, sent as one pipeline per master (a listener refreshes thousands of
+        // channels, mostly one per slot: one write per node instead of one per slot). The library
+        // does not redirect inside a pipeline: a slot that failed there is sent again on its own.
+        const byNode = new Map<string, string[][]>();
+        for (const g of bySlot(channels, (c) => c).values()) {
+          const node = (cmd as unknown as { slots: Array<string[] | undefined> }).slots[channelSlot(g[0] as string)]?.[0] ?? '';
+          const list = byNode.get(node);
+          if (list === undefined) byNode.set(node, [g]);
+          else list.push(g);
+        }
+        await Promise.all(
+          [...byNode.values()].map(async (groups) => {
+            const pipe = cmd.pipeline() as unknown as { pushPresenceTouch(...a: Array<string | number>): unknown; exec(): Promise<Array<[Error | null, unknown]> | null> };
+            for (const g of groups) pipe.pushPresenceTouch(...touchArgs(g));
+            const res = await pipe.exec().catch(() => null);
+            const failed = groups.filter((_, i) => res === null || (res[i]?.[0] ?? new Error('no reply')) !== null);
+            await Promise.all(failed.map((g) => cmd.pushPresenceTouch(...(touchArgs(g) as [number, ...Array<string | number>]))));
+          }),
+        );
       },
       async lastSeen(channels: readonly string[]): Promise<Array<number | null>> {
         if (!channels.some(isLastSeenKey)) return channels.map(() => null);
@@ -744,13 +972,10 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     },
     stats: redisStatsRegistry(cmd, p, connected, opts.statsStaleMs),
     clients: redisClientRegistry(cmd, p, connected),
-    // Only the per-master subscription connections are probed here; the command and publish
-    // connections belong to the client library's Cluster object (a silent one of those shows as
-    // commands timing out, not as a counted stall).
     connectionStalls(): Readonly<Record<string, number>> {
       let sub = 0;
       for (const b of brokers) sub += b.health().stalls;
-      return { 'push-sub': sub };
+      return { ...stallCounts, 'push-sub': sub };
     },
     createBroker(): Broker {
       const b = new ClusterBroker();
@@ -758,17 +983,44 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
       return b;
     },
     async close(): Promise<void> {
+      closing = true;
       for (const b of [...brokers]) await b.close();
+      for (const probe of nodeProbes) probe.stop();
       cmd.disconnect(false);
       pub.disconnect(false);
     },
   };
+
+  /**
+   * Remembers until when (this process's monotonic clock) a channel is certainly inside its write
+   * window, from a read of its creation time: `created + window` on the shard's clock, counted from
+   * when the read was sent (the shard read its clock after that, so this is early, never late),
+   * less a margin for clocks that drift apart. A channel not created yet can only be created later,
+   * so its window ends at least a whole window after the read. A creation time never moves earlier
+   * (ch: is set once, and after it expires a new one is later), so the bound stays true.
+   */
+  function learnWritable(channel: string, sentAt: number, shardNow: number, created: number | null): void {
+    if (channel.includes(':')) return;
+    const until = sentAt + (created === null ? writeMs : created + writeMs - shardNow) - writableMarginMs;
+    if (until <= sentAt) return;
+    writableUntil.delete(channel);
+    writableUntil.set(channel, until);
+    if (writableUntil.size > WRITABLE_CACHE_MAX) {
+      // Oldest learned first (a Map iterates in insertion order): drop a tenth.
+      let drop = Math.ceil(WRITABLE_CACHE_MAX / 10);
+      for (const k of writableUntil.keys()) {
+        if (drop-- <= 0) break;
+        writableUntil.delete(k);
+      }
+    }
+  }
 
   async function channelTimes(channels: readonly string[], create: '0' | '1'): Promise<ChannelTimes> {
     await connected();
     const groups = [...bySlot(channels.map((c, i) => ({ c, i })), (x) => x.c).values()];
     const created: Array<number | null> = channels.map(() => null);
     let now = 0;
+    const sentAt = performance.now();
     const outs = await Promise.all(groups.map((g) => cmd.pushChannelTimes(g.length, ...g.map((x) => createdKey(x.c)), create, String(keepS))));
     if (groups.length === 0) {
       const [s, us] = (await cmd.time()) as unknown as [string, string];
@@ -777,7 +1029,10 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     for (const [gi, g] of groups.entries()) {
       const t = toTimes(outs[gi] as string[]);
       now = Math.max(now, t.now);
-      for (const [k, { i }] of g.entries()) created[i] = t.created[k] ?? null;
+      for (const [k, { c, i }] of g.entries()) {
+        created[i] = t.created[k] ?? null;
+        learnWritable(c, sentAt, t.now, created[i] ?? null);
+      }
     }
     return { now, created };
   }

@@ -47,93 +47,165 @@ end
 `;
 
 /**
- * One part of a publish: the messages (or their channels) of one slot.
- * KEYS: every key the part may touch (h, i, ch, g of each channel, then the part's identity key),
- *       declared so a migrating slot is redirected as a whole; the script builds the names itself
- * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, slot (5 digits), lowerBound ('' or
- *       an id every id here must exceed), identityKey ('' = none), fingerprint, windowS,
- *       messageCount, then per message: ttl, recordTail, channelCount, channels...
- * Returns { 'ok', mid, ... } | { 'dup', 'mid mid ...' } (this part ran before under the identity,
- * with the same fingerprint: nothing written) | { 'err', reason } (PUSH_ID_CONFLICT, or
- * PUSH_CHANNEL_EXPIRED <ids>; nothing written).
+ * The parts of a publish that one master serves, carried out as one atomic call: for each slot of
+ * the request on that master (a "slot part"), in order, what one script per slot would do (its
+ * ids, history appends, SPUBLISH and outcome under the identity, in that slot), each slot part's ids above those of the slot parts before it (in this call and, through
+ * lowerBound, in earlier calls), and each later slot part's records naming the earlier slot parts of
+ * the same message. One call instead of one per slot: one script run, one write and one reply.
+ *
+ * Keys of several slots: the script is flagged allow-cross-slot-keys (Redis 7.0), which lets it
+ * touch keys of any slot this master serves. Only the first slot part's keys are declared (they
+ * route the call); the others are reached by name. Redis checks every key a script touches: a key
+ * of a slot this node does not serve, or one that is missing from a slot being migrated, fails the
+ * script at that command. So the script first touches every key it may write, and only then writes:
+ * a slot that moved or is moving fails the call before anything is written (the caller reads the
+ * slot map again and sends the parts where it now says), never in the middle. Sharded channels
+ * (SPUBLISH) are served by the slot's old master until a migration completes, so they cannot fail.
+ *
+ * KEYS: every key of the first slot part (h, i, ch, g of each channel, its identity key), declared
+ * ARGV: prefix, historyCap, writeWindowMs, createdRetentionS, lowerBound ('' or an id every id here
+ *       must exceed), fingerprint, windowS, messageCount, then per message: ttl, recordHead
+ *       ("expiry \t type \t senderType \t senderId"), earlier ('' or "mid=channel,..." of slot
+ *       parts run before this call), body; then slotPartCount, then per slot part: slot (5 digits),
+ *       identityKey ('' = none), count, then per message of the part: messageIndex (1-based),
+ *       channelCount, channels...
+ * Returns { 'ok', then per slot part: 'ran' | 'dup', then its mids in order } | { 'err', reason }
+ * (PUSH_ID_CONFLICT, or PUSH_CHANNEL_EXPIRED <ids>; nothing written).
  */
-export const CLUSTER_PART_SCRIPT = `${ID_LUA}
+export const CLUSTER_NODE_PART_SCRIPT = `#!lua flags=allow-cross-slot-keys
+${ID_LUA}
 local prefix = ARGV[1]
 local cap = tonumber(ARGV[2])
 local writeMs = tonumber(ARGV[3])
 local keepS = tonumber(ARGV[4])
-local slot = ARGV[5]
-local idKey = ARGV[7]
-if idKey ~= '' then
-  local prev = redis.call('GET', idKey)
-  if prev then
-    local sp = string.find(prev, ' ', 1, true)
-    if sp and string.sub(prev, 1, sp - 1) == ARGV[8] then return { 'dup', string.sub(prev, sp + 1) } end
-    return { 'err', 'PUSH_ID_CONFLICT' }
-  end
+local fingerprint = ARGV[6]
+local nMsg = tonumber(ARGV[8])
+local msgs = {}
+local j = 9
+for m = 1, nMsg do
+  msgs[m] = { ttl = tonumber(ARGV[j]), head = ARGV[j + 1], earlier = ARGV[j + 2], body = ARGV[j + 3] }
+  j = j + 4
 end
+local nParts = tonumber(ARGV[j])
+j = j + 1
+local parts = {}
+for k = 1, nParts do
+  local part = { slot = ARGV[j], idKey = ARGV[j + 1], items = {} }
+  local n = tonumber(ARGV[j + 2])
+  j = j + 3
+  for i = 1, n do
+    local idx = tonumber(ARGV[j])
+    local nch = tonumber(ARGV[j + 1])
+    local chans = {}
+    for c = 1, nch do chans[c] = ARGV[j + 1 + c] end
+    part.items[i] = { msg = idx, channels = chans }
+    j = j + 2 + nch
+  end
+  parts[k] = part
+end
+-- Read phase: every key that may be written is touched here first (see above), and the identity,
+-- write window and floors are read.
 local t = redis.call('TIME')
 local nowS = tonumber(t[1])
 local nowUs = tonumber(t[2])
 local nowNum = nowS * 1000 + math.floor(nowUs / 1000)
 local nowMs = string.format('%d', nowNum)
-local n = tonumber(ARGV[10])
 local expired = {}
 local fresh = {}
-local seen = {}
-local j = 11
-for m = 1, n do
-  local nch = tonumber(ARGV[j + 2])
-  for c = 1, nch do
-    local ch = ARGV[j + 2 + c]
-    if not seen[ch] and not string.find(ch, ':', 1, true) then
-      seen[ch] = true
-      local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
-      if not created then fresh[#fresh + 1] = ch
-      elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+local floors = {}
+for k = 1, nParts do
+  local part = parts[k]
+  if part.idKey ~= '' then
+    local prev = redis.call('GET', part.idKey)
+    if prev then
+      local sp = string.find(prev, ' ', 1, true)
+      if not (sp and string.sub(prev, 1, sp - 1) == fingerprint) then return { 'err', 'PUSH_ID_CONFLICT' } end
+      part.dup = string.sub(prev, sp + 1)
     end
   end
-  j = j + 3 + nch
+  if not part.dup then
+    for _, item in ipairs(part.items) do
+      for _, ch in ipairs(item.channels) do
+        if floors[ch] == nil then
+          floors[ch] = redis.call('GET', prefix .. 'i:{' .. ch .. '}') or ''
+          redis.call('EXISTS', prefix .. 'h:{' .. ch .. '}', prefix .. 'g:{' .. ch .. '}')
+          local created = redis.call('GET', prefix .. 'ch:{' .. ch .. '}')
+          if not string.find(ch, ':', 1, true) then
+            if not created then fresh[#fresh + 1] = ch
+            elseif nowNum - tonumber(created) >= writeMs then expired[#expired + 1] = ch end
+          end
+        end
+      end
+    end
+  end
 end
 if #expired > 0 then return { 'err', 'PUSH_CHANNEL_EXPIRED ' .. table.concat(expired, ' ') } end
+-- Write phase.
 for c = 1, #fresh do redis.call('SET', prefix .. 'ch:{' .. fresh[c] .. '}', nowMs, 'NX', 'EX', keepS) end
-local nowId = fmtId(nowS, nowUs, slot, 0)
-local low = above(ARGV[6], slot)
-local floors = {}
-local keep = keepS
+local bound = ARGV[5]
 local out = { 'ok' }
-j = 11
-for m = 1, n do
-  local ttl = tonumber(ARGV[j])
-  local tail = ARGV[j + 1]
-  local nch = tonumber(ARGV[j + 2])
-  local id = nowId
-  if low > id then id = low end
-  for c = 1, nch do
-    local ch = ARGV[j + 2 + c]
-    local f = floors[ch]
-    if f == nil then
-      f = redis.call('GET', prefix .. 'i:{' .. ch .. '}') or ''
-      floors[ch] = f
+local keep = {}
+for k = 1, nParts do
+  local part = parts[k]
+  local slot = part.slot
+  if part.dup then
+    out[#out + 1] = 'dup'
+    local i = 0
+    for mid in string.gmatch(part.dup, '%S+') do
+      i = i + 1
+      local item = part.items[i]
+      if item then
+        local msg = msgs[item.msg]
+        for _, ch in ipairs(item.channels) do
+          msg.earlier = (msg.earlier == '' and '' or msg.earlier .. ',') .. mid .. '=' .. ch
+        end
+      end
+      if mid > bound then bound = mid end
+      out[#out + 1] = mid
     end
-    local a = above(f, slot)
-    if a > id then id = a end
+  else
+    out[#out + 1] = 'ran'
+    local nowId = fmtId(nowS, nowUs, slot, 0)
+    local low = above(bound, slot)
+    local mids = {}
+    for i, item in ipairs(part.items) do
+      local msg = msgs[item.msg]
+      local id = nowId
+      if low > id then id = low end
+      for _, ch in ipairs(item.channels) do
+        local a = above(floors[ch], slot)
+        if a > id then id = a end
+      end
+      local tail = msg.head
+      if msg.earlier ~= '' then tail = tail .. '\\t' .. msg.earlier end
+      local record = id .. '\\t' .. nowMs .. '\\t' .. tail .. '\\n' .. msg.body
+      for _, ch in ipairs(item.channels) do
+        floors[ch] = id
+        if keep[ch] == nil or msg.ttl > keep[ch] then keep[ch] = msg.ttl end
+        if msg.ttl > 0 then append(prefix, ch, record, msg.ttl, cap) end
+        redis.call('SPUBLISH', prefix .. 'c:{' .. ch .. '}', record)
+      end
+      low = above(id, slot)
+      if id > bound then bound = id end
+      mids[i] = id
+      out[#out + 1] = id
+    end
+    -- Later slot parts of the same message name this one (after its records are built).
+    for i, item in ipairs(part.items) do
+      local msg = msgs[item.msg]
+      for _, ch in ipairs(item.channels) do
+        msg.earlier = (msg.earlier == '' and '' or msg.earlier .. ',') .. mids[i] .. '=' .. ch
+      end
+    end
+    if part.idKey ~= '' then
+      redis.call('SET', part.idKey, fingerprint .. ' ' .. table.concat(mids, ' '), 'EX', tonumber(ARGV[7]))
+    end
   end
-  local record = id .. '\\t' .. nowMs .. '\\t' .. tail
-  for c = 1, nch do
-    local ch = ARGV[j + 2 + c]
-    floors[ch] = id
-    if ttl > 0 then append(prefix, ch, record, ttl, cap) end
-    redis.call('SPUBLISH', prefix .. 'c:{' .. ch .. '}', record)
-  end
-  if ttl > keep then keep = ttl end
-  low = above(id, slot)
-  out[m + 1] = id
-  j = j + 3 + nch
 end
-for ch, f in pairs(floors) do redis.call('SET', prefix .. 'i:{' .. ch .. '}', f, 'EX', keep) end
-if idKey ~= '' then
-  redis.call('SET', idKey, ARGV[8] .. ' ' .. table.concat(out, ' ', 2), 'EX', tonumber(ARGV[9]))
+for ch, ttl in pairs(keep) do
+  local k = keepS
+  if ttl > k then k = ttl end
+  redis.call('SET', prefix .. 'i:{' .. ch .. '}', floors[ch], 'EX', k)
 end
 return out
 `;

@@ -198,7 +198,7 @@ export interface BackendOptions {
   readonly channelReadMs?: number;
   /**
    * A subscriber connection that carries nothing, not even the answer to a PING, for this long is
-   * declared stalled and reconnected (PUSH_PUBSUB_STALL_MS, default 2000; see subscriber-probe.ts).
+   * declared stalled and reconnected (PUSH_PUBSUB_STALL_MS, default 2000; see connection-probe.ts).
    */
   readonly pubsubStallMs?: number;
 }

@@ -8,6 +8,7 @@ import { startRedisCluster, type ClusterNodeInfo, type RedisClusterHandle } from
 import { nodeCall, type RedisNode } from '../../../tests/helpers/redis-node.js';
 import { CONFORMANCE_OPTIONS, backendConformance, ch } from './conformance.js';
 import { publishAcrossFault } from './failover-stream.js';
+import { startTcpProxy, type TcpProxy } from '../../../tests/helpers/tcp-proxy.js';
 
 const log = pino({ level: 'silent' });
 
@@ -195,5 +196,121 @@ describe('Redis Cluster specifics (3 masters, 3 replicas)', () => {
     } finally {
       await stream.close();
     }
+  });
+});
+
+/**
+ * The command and publish connections of a Cluster are probed per node, as on one Redis: one
+ * master is reached through a proxy (natMap) that stalls that process's connections to it without
+ * closing them. The stall is found within the budget and named, what was on the connection fails at
+ * once with a true answer (504 4134 for a publish part, never the 20 s wait), readiness names the
+ * node while it lasts, the other masters keep working, and everything works again once the path does.
+ */
+describe('Redis Cluster: a node connection that stalls silently (3 masters, 3 replicas)', () => {
+  const BUDGET_MS = 1000;
+  let cluster: RedisClusterHandle;
+  let proxy: TcpProxy;
+  let backend: Backend;
+  let onStalled: string;
+  let onOther: string;
+  let stalledPort: number;
+  before(async () => {
+    cluster = await startRedisCluster();
+    const masters = (await cluster.topology()).filter((n) => n.role === 'master' && n.slots.length > 0);
+    stalledPort = (masters[0] as ClusterNodeInfo).port;
+    proxy = await startTcpProxy(stalledPort);
+    backend = createRedisBackend({
+      ...CONFORMANCE_OPTIONS,
+      url: cluster.url,
+      keyPrefix: 'push:',
+      log,
+      pubsubStallMs: BUDGET_MS,
+      publishTimeoutMs: 20_000,
+      natMap: { [`127.0.0.1:${stalledPort}`]: { host: '127.0.0.1', port: proxy.port } },
+    });
+    const pick = async (want: (port: number) => boolean): Promise<string> => {
+      for (;;) {
+        const c = `${ch()}${String(Math.random()).slice(2, 8)}`;
+        if (want((await cluster.masterOf(channelSlot(c))).port)) return c;
+      }
+    };
+    onStalled = await pick((port) => port === stalledPort);
+    onOther = await pick((port) => port !== stalledPort);
+  });
+  after(async () => {
+    await backend?.close();
+    await proxy?.close();
+    await cluster?.stop();
+  });
+  const publishTo = (channel: string, body: string) => backend.store.publish([{ channels: [channel], body, type: 't', ttl: 60 }], BACKEND_SENDER, { scope: 'b', requestId: `s-${body}-${Date.now()}`, windowS: 60 });
+  const readyWithin = async (ms: number): Promise<void> => {
+    const deadline = Date.now() + ms;
+    for (;;) {
+      if (await backend.store.ping().then(() => true, () => false)) return;
+      if (Date.now() > deadline) throw new Error('not ready again');
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  };
+
+  it('the publish connection to one master: a part on it answers 504 4134 within the budget, the stall is counted and named, the other masters keep publishing; ready again once the path is', async () => {
+    await readyWithin(10_000);
+    await publishTo(onStalled, 'warm');
+    await backend.store.history([onStalled], null);
+    assert.deepEqual(backend.connectionStalls(), { 'push-cmd': 0, 'push-pub': 0, 'push-sub': 0 });
+    proxy.stall('push-pub');
+    const started = Date.now();
+    const err = await publishTo(onStalled, 'stalled').then(
+      () => null,
+      (e: unknown) => e,
+    );
+    const tookMs = Date.now() - started;
+    assert.ok(err instanceof PushError, `rejected with a catalogue error (${String(err)})`);
+    assert.equal(err.spec.code, 4134, `outcome unknown: it was written (${err.message})`);
+    assert.match(err.message, /push-pub/, 'the answer names the connection');
+    assert.ok(tookMs <= BUDGET_MS + 1500, `answered after ${tookMs} ms`);
+    assert.equal(backend.connectionStalls()['push-pub'], 1);
+    assert.equal(backend.connectionStalls()['push-cmd'], 0, 'the command connections were not touched');
+    // While the path stays silent: not ready, naming the publish connection and the node.
+    const readyErr = await backend.store.ping().then(() => null, (e: unknown) => e as Error);
+    assert.ok(readyErr !== null, 'not ready while the publish connection to that master carries nothing');
+    assert.match(readyErr.message, new RegExp(`push-pub.*${proxy.port}`), readyErr.message);
+    // The other masters are not held up.
+    assert.equal((await publishTo(onOther, 'elsewhere')).length, 1);
+    proxy.resume();
+    await readyWithin(15_000);
+    assert.equal((await publishTo(onStalled, 'after')).length, 1, 'publishes go through a new connection');
+  });
+
+  it('the command connection to one master: readiness answers within the budget naming it, the stall is counted, and reads work again after', async () => {
+    const before = backend.connectionStalls();
+    await backend.store.history([onStalled], null);
+    proxy.stall('push-cmd');
+    const started = Date.now();
+    const err = await backend.store.ping().then(() => null, (e: unknown) => e as Error);
+    const tookMs = Date.now() - started;
+    assert.ok(err !== null, 'not ready');
+    assert.match(err.message, /push-cmd/, `names the command connection: ${err.message}`);
+    assert.ok(tookMs <= BUDGET_MS + 750, `answered after ${tookMs} ms`);
+    const deadline = Date.now() + BUDGET_MS + 3000;
+    while ((backend.connectionStalls()['push-cmd'] ?? 0) < (before['push-cmd'] ?? 0) + 1) {
+      if (Date.now() > deadline) throw new Error('the command connection was not found stalled');
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.equal(backend.connectionStalls()['push-pub'], before['push-pub'], 'the publish connections were not touched');
+    proxy.resume();
+    await readyWithin(15_000);
+    await backend.store.history([onStalled], null);
+  });
+
+  it('Redis holding the writes on that master (CLIENT PAUSE WRITE, 4 budgets): no connection is taken for stalled, the publish waits and is stored once', async () => {
+    const before = backend.connectionStalls();
+    await publishTo(onStalled, 'before-pause');
+    await nodeCall(stalledPort, 'CLIENT', 'PAUSE', String(BUDGET_MS * 4), 'WRITE');
+    const started = Date.now();
+    const ids = await publishTo(onStalled, 'held');
+    const tookMs = Date.now() - started;
+    assert.equal(ids.length, 1);
+    assert.ok(tookMs >= BUDGET_MS * 3, `the publish really waited for the pause (${tookMs} ms)`);
+    assert.deepEqual(backend.connectionStalls(), before, 'held by Redis is not a stall');
   });
 });
