@@ -35,6 +35,12 @@ export interface RedisClusterHandle {
    * `toPort` (redis-cli takes the source's lowest slots first), keys included, while everything runs.
    */
   reshard(fromPort: number, toPort: number, slots: number): Promise<void>;
+  /**
+   * CLUSTER FAILOVER on the replica on `port`: a planned switch (the master stops taking writes
+   * until the replica has caught up, then the replica takes over its slots), repeated until it
+   * serves slots, e.g. to put a master back on its host after a fault moved it elsewhere.
+   */
+  failover(port: number, timeoutMs?: number): Promise<void>;
   /** An ioredis Cluster client for assertions; disconnected by stop(). */
   client(): Cluster;
   stop(): Promise<void>;
@@ -152,6 +158,19 @@ export async function startRedisCluster(opts: ClusterOptions = {}): Promise<Redi
       if (from === undefined || to === undefined) throw new Error(`reshard: ${fromPort} and ${toPort} must both be masters`);
       const target = nodes.find((n) => n.port === toPort) as RedisNode;
       await run('redis-cli', ['--cluster', 'reshard', `${target.host}:${toPort}`, '--cluster-from', from.id, '--cluster-to', to.id, '--cluster-slots', String(slots), '--cluster-yes'], { timeout: 60_000 });
+      await handle.healthy();
+    },
+    async failover(port: number, timeoutMs = 60_000): Promise<void> {
+      const n = nodes.find((x) => x.port === port);
+      if (n === undefined) throw new Error(`failover: no node on ${port}`);
+      await eventually(async () => {
+        const me = (await topology()).find((x) => x.port === port);
+        if (me?.role === 'master' && me.slots.length > 0) return true;
+        // Refused while the replica is still loading or syncing: asked again on the next round.
+        if (me?.role === 'replica') await nodeCall(at(n), 'CLUSTER', 'FAILOVER').catch(() => '');
+        await new Promise((r) => setTimeout(r, 1000));
+        return false;
+      }, timeoutMs, `node ${port} took over its master's slots`);
       await handle.healthy();
     },
     client(): Cluster {

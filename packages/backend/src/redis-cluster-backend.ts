@@ -361,10 +361,16 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     private readonly topicPrefix = `${p}c:{`;
     private readonly stallMs = opts.pubsubStallMs ?? DEFAULT_PUBSUB_STALL_MS;
 
-    /** Master "host:port" of every slot, from CLUSTER SLOTS on any reachable node. */
+    /**
+     * Master "host:port" of every slot, from CLUSTER SLOTS on any reachable node: asked of every
+     * master the client library knows at once, the first answer taken. The library sends a keyless
+     * command to one node at random, and one cut off the network (a partition: no answer, no close)
+     * would cost a whole command timeout per attempt while the others could answer.
+     */
     private async loadOwners(): Promise<string[]> {
       await connected();
-      const slots = (await cmd.cluster('SLOTS')) as unknown as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>;
+      const masters = cmd.nodes('master');
+      const slots = (await (masters.length === 0 ? cmd.cluster('SLOTS') : Promise.any(masters.map((m) => m.cluster('SLOTS'))))) as unknown as Array<[number, number, [string, number, ...unknown[]], ...unknown[]]>;
       const owners = new Array<string>(16384).fill('');
       for (const [a, b, [host, port]] of slots) for (let s = a; s <= b; s++) owners[s] = `${host}:${port}`;
       this.owners = owners;
@@ -450,7 +456,9 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
     private stalled(n: NodeConn, silentMs: number): void {
       this.stalls++;
       log.warn({ connection: 'push-sub', node: n.key, silentMs, channels: n.channels.size }, 'subscriber connection stalled (open but silent); reconnecting');
-      n.sub.disconnect(false);
+      // Lost now, not on the connection's close: a node cut off the network never acknowledges the
+      // close, and the client library waits 2 s (its disconnect timeout) before it gives up.
+      this.nodeLost(n);
     }
 
     /** A node connection is gone: its channels are lost until regroup subscribes them again. */
@@ -599,7 +607,7 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           // (resubscribe where the cluster serves its channels now, refill from history).
           if (n.alive) {
             log.warn({ err: { message: (err as Error).message }, node: n.key }, 'watermark probe failed; dropping the node connection');
-            n.sub.disconnect(false);
+            this.nodeLost(n);
           }
         } finally {
           n.probing = false;
