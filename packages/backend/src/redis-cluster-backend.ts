@@ -878,13 +878,26 @@ export function createRedisClusterBackend(opts: RedisBackendOptions & { readonly
           created[i] = v === '' ? null : Number(v);
           gaps[i] = historyGap(c, out[2 + n + k] ?? '', out[2 + 2 * n + k] ?? '');
         }
-        // The cursor must be below every later id on every channel: the lowest group floor.
+        // The cursor must be below every later id on every channel: the lowest group floor (every
+        // group reports its floor; it is the cursor only when no group has a newest message).
         const f = out[2 + 3 * n] ?? '';
         if (f !== '' && (floor === '' || f < floor)) floor = f;
         for (let j = 3 + 3 * n; j < out.length; j++) {
           const msg = decodeRecord(out[j] as string);
           if (msg !== null) byMid.set(msg.mid, msg);
         }
+      }
+      // Several slot groups are read by several scripts, not at one instant: a message stored on one
+      // shard after its read can have a smaller id than one another, later read returned. Handing
+      // out the later one would move the reader's cursor past the other, which then arrives live
+      // below the cursor and is dropped (a long poll never sees it). So the result stops at the
+      // lowest group floor: every id at or below it was stored before its group's read (each floor
+      // is below every id issued after that read), so up to it the result is complete; what lies
+      // above was stored after the earliest read began, after the reader subscribed, and arrives
+      // live (or in the next poll's read).
+      if (groups.length > 1 && floor !== '') {
+        for (const mid of [...byMid.keys()]) if (mid > floor) byMid.delete(mid);
+        if (newest > floor) newest = floor;
       }
       // A later part is the same message as its earlier part on a requested channel: drop it when
       // that part is returned too or the reader already had it (at or below the cursor). When the

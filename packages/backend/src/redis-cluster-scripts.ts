@@ -215,10 +215,11 @@ return out
  * ARGV: prefix, after ('' = none)
  * Returns { newestAliveMid or '', nowMs, created or '' per key, gap mark or '' per key, newest
  * expired mid after the cursor or '' per key, floor, record, record, ... } (records unsorted, each
- * once). floor (only without a newest alive mid, else ''): below every id issued on these channels
- * after this read: the shard's TIME one microsecond ago in id form (any later id of any slot has a
- * later U), raised to the lowest channel floor when every channel's floor is above it (a floor
- * ahead of the clock). HistoryResult.floorMid, the long-poll cursor of a client with nothing stored.
+ * once). floor: below every id issued on these channels after this read: the shard's TIME one
+ * microsecond ago in id form (any later id of any slot has a later U), raised to the lowest channel
+ * floor when every channel's floor is above it (a floor ahead of the clock). It is
+ * HistoryResult.floorMid (the long-poll cursor of a client with nothing stored), and the bound up to
+ * which a read of several slot groups is complete (the backend's history()).
  * A record is alive while createdMs + expiry s is in the future (Redis clock).
  */
 export const CLUSTER_HISTORY_SCRIPT = `
@@ -273,7 +274,7 @@ for k = 1, n do
 end
 out[1] = newest
 local floor = ''
-if newest == '' then
+do
   local fs, fu = tonumber(t[1]), tonumber(t[2]) - 1
   if fu < 0 then fs = fs - 1; fu = 999999 end
   floor = string.format('%010d0%06d%05d%04d', fs, fu, 0, 0)

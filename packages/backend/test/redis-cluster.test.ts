@@ -302,6 +302,37 @@ describe('Redis Cluster: a node connection that stalls silently (3 masters, 3 re
     await backend.store.history([onStalled], null);
   });
 
+  it('a history read of several slot groups never hands out a cursor past a message a slower group has not seen', async () => {
+    await readyWithin(15_000);
+    // A cursor on both channels, then the slow master's read held back by its proxy (less than the
+    // probe's budget, so the connection is kept): the other group is read at once.
+    const [cursor] = await publishTo(onOther, 'cursor');
+    proxy.stall('push-cmd');
+    let reading: Promise<Awaited<ReturnType<Backend['store']['history']>>>;
+    let fast: string;
+    let slow: string;
+    try {
+      reading = backend.store.history([onStalled, onOther], cursor as string);
+      await new Promise((r) => setTimeout(r, 150));
+      // Stored after the quick group's read, then one on the held master, before its read runs.
+      [fast] = (await publishTo(onOther, 'after-the-quick-read')) as [string];
+      [slow] = (await publishTo(onStalled, 'before-the-slow-read')) as [string];
+    } finally {
+      proxy.resume();
+    }
+    const h = await reading;
+    assert.ok(fast < slow, `ids follow the publish order across shards (${fast} < ${slow})`);
+    const got = new Set(h.messages.map((m) => m.mid));
+    // Whatever the reader is told it has read up to, it has: nothing at or below the cursor it takes away is missing.
+    const upTo = h.newestMid ?? h.floorMid ?? '';
+    for (const mid of [fast, slow]) if (mid <= upTo) assert.ok(got.has(mid), `${mid} is at or below the cursor ${upTo} but was not returned (got ${[...got].join(', ')})`);
+    for (const m of h.messages) assert.ok(m.mid <= upTo, `a returned message ${m.mid} is above the cursor ${upTo}`);
+    // And what this read left out comes with the next one.
+    const next = await backend.store.history([onStalled, onOther], upTo);
+    const all = new Set([...got, ...next.messages.map((m) => m.mid)]);
+    assert.ok(all.has(fast) && all.has(slow), 'both messages are read by the next read at the latest');
+  });
+
   it('Redis holding the writes on that master (CLIENT PAUSE WRITE, 4 budgets): no connection is taken for stalled, the publish waits and is stored once', async () => {
     const before = backend.connectionStalls();
     await publishTo(onStalled, 'before-pause');
