@@ -44,7 +44,12 @@ describe('resume past the retained history (PUSH_HISTORY_LIMIT 100)', () => {
     await redis?.stop();
   });
 
-  /** A channel with one message the client saw (its cursor), then 150 published while it was away. */
+  /**
+   * A channel with one message the client saw (its cursor), then 150 published while it was away.
+   * Returns once the listener has handed out all 150 live (to another subscriber): otherwise a
+   * resume right after the publish answer can find some of them still on their way through the
+   * listener, and those arrive as live messages older than the gap's bound (a loaded machine).
+   */
   async function away(): Promise<{ ch: string; cursor: string }> {
     const ch = channelId();
     const ws = await WsClient.connect(sub.url, [signed(ch)]);
@@ -52,7 +57,11 @@ describe('resume past the retained history (PUSH_HISTORY_LIMIT 100)', () => {
     const [first] = await ws.waitFor(1);
     ws.close();
     await ws.closed;
+    const watcher = await WsClient.connect(sub.url, [signed(ch)], `&mid=${(first as Frame).mid}`);
     await publishMany(pub.url, ch, 150);
+    await watcher.waitFor(150);
+    watcher.close();
+    await watcher.closed;
     return { ch, cursor: (first as Frame).mid };
   }
 
